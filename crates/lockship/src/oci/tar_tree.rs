@@ -1,0 +1,313 @@
+//! The contents of one layer as a sorted tree of entries, and its deterministic tar encoding:
+//! entries in byte order of their paths, every parent directory present, one fixed mtime,
+//! numeric owners, modes normalised to 0755/0644 unless set on purpose.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+
+/// What an entry is and where its bytes come from.
+#[derive(Clone, Debug)]
+pub enum EntryData {
+    Dir,
+    /// A regular file copied from the host file system when the tar is written.
+    File(PathBuf),
+    /// A regular file whose (small) contents are held in memory.
+    Bytes(Vec<u8>),
+    Symlink(String),
+}
+
+/// One tar entry, minus the path (the tree's key).
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub data: EntryData,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+/// Errors while reading a staged tree or writing a tar.
+#[derive(Debug, thiserror::Error)]
+pub enum TarTreeError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write layer entry {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: not a regular file, directory or symlink")]
+    Unsupported { path: PathBuf },
+}
+
+/// A layer's file tree keyed by relative path (no leading `/`).
+#[derive(Clone, Debug, Default)]
+pub struct TarTree {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl TarTree {
+    pub fn new() -> TarTree {
+        TarTree::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Paths in the order they will be written.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// Adds an entry at `path` (leading `/` ignored), creating missing parents as root-owned 0755
+    /// directories. A later insert at the same path replaces the earlier one.
+    pub fn insert(&mut self, path: &str, entry: Entry) {
+        let path = path.trim_start_matches('/').trim_end_matches('/').to_string();
+        if path.is_empty() {
+            return;
+        }
+        let mut parent = path.as_str();
+        while let Some((dir, _)) = parent.rsplit_once('/') {
+            self.entries.entry(dir.to_string()).or_insert(Entry {
+                data: EntryData::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            });
+            parent = dir;
+        }
+        self.entries.insert(path, entry);
+    }
+
+    /// Adds a root-owned directory.
+    pub fn dir(&mut self, path: &str, mode: u32, uid: u64, gid: u64) {
+        self.insert(
+            path,
+            Entry {
+                data: EntryData::Dir,
+                mode,
+                uid,
+                gid,
+            },
+        );
+    }
+
+    /// Adds a root-owned file with in-memory contents.
+    pub fn bytes(&mut self, path: &str, contents: impl Into<Vec<u8>>, mode: u32) {
+        self.insert(
+            path,
+            Entry {
+                data: EntryData::Bytes(contents.into()),
+                mode,
+                uid: 0,
+                gid: 0,
+            },
+        );
+    }
+
+    /// Adds a root-owned symlink.
+    pub fn symlink(&mut self, path: &str, target: &str) {
+        self.insert(
+            path,
+            Entry {
+                data: EntryData::Symlink(target.to_string()),
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+            },
+        );
+    }
+
+    /// Adds everything under the host directory `root` at `prefix` in the image, root-owned,
+    /// with modes normalised: directories 0755, files 0755 if any execute bit is set, else 0644.
+    pub fn add_host_dir(&mut self, root: &Path, prefix: &str) -> Result<(), TarTreeError> {
+        for item in walkdir::WalkDir::new(root).min_depth(1) {
+            let item = item.map_err(|e| TarTreeError::Read {
+                path: e.path().unwrap_or(root).to_path_buf(),
+                source: e.into(),
+            })?;
+            let rel = item
+                .path()
+                .strip_prefix(root)
+                .expect("walkdir yields paths under its root");
+            let image_path = format!(
+                "{}/{}",
+                prefix.trim_end_matches('/'),
+                rel.to_string_lossy()
+            );
+            self.add_host_path(item.path(), &image_path)?;
+        }
+        Ok(())
+    }
+
+    /// Adds one host file, directory or symlink at `image_path`, with normalised mode.
+    pub fn add_host_path(&mut self, host: &Path, image_path: &str) -> Result<(), TarTreeError> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::symlink_metadata(host).map_err(|e| TarTreeError::Read {
+            path: host.to_path_buf(),
+            source: e.into(),
+        })?;
+        let kind = meta.file_type();
+        let (data, mode) = if kind.is_dir() {
+            (EntryData::Dir, 0o755)
+        } else if kind.is_symlink() {
+            let target = fs::read_link(host).map_err(|e| TarTreeError::Read {
+                path: host.to_path_buf(),
+                source: e.into(),
+            })?;
+            (
+                EntryData::Symlink(target.to_string_lossy().into_owned()),
+                0o777,
+            )
+        } else if kind.is_file() {
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            (
+                EntryData::File(host.to_path_buf()),
+                if exec { 0o755 } else { 0o644 },
+            )
+        } else {
+            return Err(TarTreeError::Unsupported {
+                path: host.to_path_buf(),
+            });
+        };
+        self.insert(
+            image_path,
+            Entry {
+                data,
+                mode,
+                uid: 0,
+                gid: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Writes the tree as a tar stream with every mtime set to `mtime` (seconds since epoch).
+    pub fn write_tar<W: Write>(&self, out: W, mtime: u64) -> Result<W, TarTreeError> {
+        let mut builder = tar::Builder::new(out);
+        builder.mode(tar::HeaderMode::Deterministic);
+        for (path, entry) in &self.entries {
+            let werr = |source| TarTreeError::Write {
+                path: path.clone(),
+                source,
+            };
+            let mut header = tar::Header::new_gnu();
+            header.set_mtime(mtime);
+            header.set_uid(entry.uid);
+            header.set_gid(entry.gid);
+            header.set_mode(entry.mode);
+            match &entry.data {
+                EntryData::Dir => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_size(0);
+                    builder
+                        .append_data(&mut header, format!("{path}/"), io::empty())
+                        .map_err(werr)?;
+                }
+                EntryData::Bytes(bytes) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(bytes.len() as u64);
+                    builder
+                        .append_data(&mut header, path, bytes.as_slice())
+                        .map_err(werr)?;
+                }
+                EntryData::File(host) => {
+                    let file = fs::File::open(host).map_err(|e| TarTreeError::Read {
+                        path: host.clone(),
+                        source: e.into(),
+                    })?;
+                    let size = file
+                        .metadata()
+                        .map_err(|e| TarTreeError::Read {
+                            path: host.clone(),
+                            source: e.into(),
+                        })?
+                        .len();
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(size);
+                    builder
+                        .append_data(&mut header, path, io::BufReader::new(file))
+                        .map_err(werr)?;
+                }
+                EntryData::Symlink(target) => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_size(0);
+                    builder
+                        .append_link(&mut header, path, target)
+                        .map_err(werr)?;
+                }
+            }
+        }
+        builder.into_inner().map_err(|source| TarTreeError::Write {
+            path: "(end of archive)".into(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents_are_created_and_order_is_sorted() {
+        let mut t = TarTree::new();
+        t.bytes("/opt/venv/b.txt", "b", 0o644);
+        t.bytes("opt/venv/a.txt", "a", 0o644);
+        t.symlink("opt/venv/bin/python", "/usr/bin/python3.11");
+        let paths: Vec<_> = t.paths().collect();
+        assert_eq!(
+            paths,
+            [
+                "opt",
+                "opt/venv",
+                "opt/venv/a.txt",
+                "opt/venv/b.txt",
+                "opt/venv/bin",
+                "opt/venv/bin/python"
+            ]
+        );
+    }
+
+    #[test]
+    fn same_tree_same_bytes_and_mtime_is_applied() {
+        let mut t = TarTree::new();
+        t.bytes("x/y", "hello", 0o600);
+        let a = t.write_tar(Vec::new(), 1_700_000_000).unwrap();
+        let b = t.write_tar(Vec::new(), 1_700_000_000).unwrap();
+        assert_eq!(a, b);
+        let mut archive = tar::Archive::new(a.as_slice());
+        let entries: Vec<_> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    h.mtime().unwrap(),
+                    h.mode().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("x/".to_string(), 1_700_000_000, 0o755),
+                ("x/y".to_string(), 1_700_000_000, 0o600)
+            ]
+        );
+    }
+}

@@ -2,3 +2,5 @@
 //! with no Docker daemon. See ARCHITECTURE.md for the data flow and module boundaries.
 
 pub mod oci;
+
+pub mod python;

@@ -1,0 +1,68 @@
+//! Checks that a lock still satisfies pyproject.toml: every dependency the project declares (for
+//! the target) is locked at a version its specifier allows, and, for uv.lock, that the lock was
+//! made from the same list of dependencies.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use uv_pep508::{MarkerEnvironment, Requirement, VerbatimUrl, VersionOrUrl};
+use uv_pep440::Version;
+
+use super::uv_lock::UvLock;
+use super::{normalize_name, LockError, LockFile, LockKind, LockedPackage};
+
+/// Fails with [`LockError::Stale`] listing every declared dependency the lock does not satisfy.
+pub fn check(
+    lock: &LockFile,
+    declared: &[String],
+    root: Option<&str>,
+    locked: &[LockedPackage],
+    env: &MarkerEnvironment,
+) -> Result<(), LockError> {
+    let mut problems = Vec::new();
+    let mut declared_names = BTreeSet::new();
+    for text in declared {
+        let req = Requirement::<VerbatimUrl>::from_str(text).map_err(|e| LockError::Invalid {
+            path: lock.path.with_file_name("pyproject.toml"),
+            message: format!("bad dependency `{text}`: {e}"),
+        })?;
+        let name = normalize_name(req.name.as_ref());
+        declared_names.insert(name.clone());
+        if !req.marker.evaluate(env, &[]) {
+            continue;
+        }
+        match locked.iter().find(|p| p.name == name) {
+            None => problems.push(format!("`{text}` is not in the lock")),
+            Some(p) => {
+                if let Some(VersionOrUrl::VersionSpecifier(spec)) = &req.version_or_url {
+                    let ok = Version::from_str(&p.version)
+                        .map(|v| spec.contains(&v))
+                        .unwrap_or(false);
+                    if !ok {
+                        problems.push(format!("`{text}` does not allow the locked {} {}", p.name, p.version));
+                    }
+                }
+            }
+        }
+    }
+    if lock.kind == LockKind::UvLock {
+        if let Some(recorded) = UvLock::parse(&lock.path, &lock.text)?.root_requires_dist(root) {
+            let recorded: BTreeSet<String> = recorded
+                .iter()
+                .filter(|r| !r.marker.as_deref().unwrap_or("").contains("extra"))
+                .map(|r| normalize_name(&r.name))
+                .collect();
+            for gone in recorded.difference(&declared_names) {
+                problems.push(format!("`{gone}` was removed from pyproject.toml but is still locked"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LockError::Stale {
+            path: lock.path.clone(),
+            problems: problems.join("; "),
+        })
+    }
+}

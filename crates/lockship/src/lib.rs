@@ -1,6 +1,11 @@
 //! lockship: slim, reproducible container images for Python projects, built from their lock file
 //! with no Docker daemon. See ARCHITECTURE.md for the data flow and module boundaries.
 
+pub mod build;
+pub mod error;
 pub mod oci;
-
+pub mod output;
+pub mod plan;
+pub mod project;
 pub mod python;
+pub mod user;

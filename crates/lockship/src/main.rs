@@ -1,1 +1,136 @@
-fn main() {}
+//! The `lockship` binary: parses arguments, runs the command, prints data on stdout and
+//! errors (with a hint) on stderr. All the work lives in the library.
+
+mod cli;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use lockship::build::{self, BuildOptions, BuildReport, Reporter};
+use lockship::error::Error;
+use lockship::oci::platform::Platform;
+use lockship::output::Output;
+use lockship::plan::LayerContent;
+
+use cli::{BuildArgs, Cli, Command, Format};
+
+/// Draws steps as a spinner on a terminal, as plain lines with --verbose, else nothing.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    verbose: bool,
+}
+
+impl Reporter for Progress {
+    fn step(&self, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(message.to_string());
+        } else if self.verbose {
+            eprintln!("lockship: {message}");
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Build(args) => runtime.block_on(run_build(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            if let Some(hint) = err.hint() {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn source_date_epoch() -> Result<u64, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(0),
+        Ok(v) if v.trim().is_empty() => Ok(0),
+        Ok(v) => v.trim().parse().map_err(|_| {
+            Error::Usage(format!("SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds"))
+        }),
+    }
+}
+
+async fn run_build(args: BuildArgs) -> Result<(), Error> {
+    let mut outputs = Vec::new();
+    for spec in &args.output {
+        outputs.push(Output::parse(spec).map_err(Error::Usage)?);
+    }
+    outputs.extend(args.push.iter().cloned().map(Output::Registry));
+    if outputs.is_empty() && !args.dry_run {
+        return Err(Error::Usage(
+            "nothing to do: give --push REF, --output oci:DIR or --output docker:FILE (or --dry-run)".into(),
+        ));
+    }
+    let platform = match &args.platform {
+        None => None,
+        Some(p) => Some(Platform::parse(p).ok_or_else(|| {
+            Error::Usage(format!("--platform `{p}`: expected OS/ARCH[/VARIANT], e.g. linux/arm64"))
+        })?),
+    };
+    let opts = BuildOptions {
+        project_dir: args.project.clone(),
+        base: args.base.clone(),
+        platform,
+        outputs,
+        cache_dir: args.cache_dir.clone().unwrap_or_else(build::default_cache_dir),
+        source_date_epoch: source_date_epoch()?,
+        tag: args.tag.clone(),
+        dry_run: args.dry_run,
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        bar
+    });
+    let progress = Progress {
+        bar,
+        verbose: args.verbose,
+    };
+    let result = build::build(&opts, &progress).await;
+    if let Some(bar) = &progress.bar {
+        bar.finish_and_clear();
+    }
+    let report = result?;
+    match (args.format, args.dry_run) {
+        (Format::Json, true) => println!("{}", serde_json::to_string_pretty(&report.plan).unwrap_or_default()),
+        (Format::Json, false) => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+        (Format::Text, true) => print!("{}", render_plan(&report)),
+        (Format::Text, false) => println!("{}", report.digest),
+    }
+    Ok(())
+}
+
+/// The plan as a human-readable listing.
+fn render_plan(report: &BuildReport) -> String {
+    let t = &report.target;
+    let mut out = format!(
+        "base    {}\ntarget  {} (python {}.{}.{} at {}, venv {})\nlayers\n",
+        report.base, t.describe(), t.version.0, t.version.1, t.version.2, t.interpreter, t.venv
+    );
+    for (i, layer) in report.plan.layers.iter().enumerate() {
+        out.push_str(&format!("  {:>2}  {}\n", i + 1, layer.description.trim_start_matches("lockship: ")));
+        if let LayerContent::Wheels { wheels } = &layer.content {
+            if wheels.len() > 1 {
+                for w in wheels {
+                    out.push_str(&format!("        {}\n", w.filename));
+                }
+            }
+        }
+    }
+    out
+}

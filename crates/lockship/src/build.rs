@@ -1,0 +1,682 @@
+//! Wires a build together: project → base facts → lock → wheels → plan → layers (cached by
+//! inputs) → image → outputs. Each step is a call into `python` or `oci`; this file only decides
+//! the order, what to cache, and what runs in parallel.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::oci::blob_store::BlobStore;
+use crate::oci::digest::{Digest, Hasher};
+use crate::oci::image::{self, BlobOrigin, ConfigSpec, ImageLayer};
+use crate::oci::layer::{self, LayerInfo};
+use crate::oci::platform::Platform;
+use crate::oci::registry::{self, PushReport, Registry, RemoteImage};
+use crate::oci::tar_tree::TarTree;
+use crate::oci::{docker_tar, layout, media_types};
+use crate::output::Output;
+use crate::plan::{self, AppPlan, ChosenWheelSummary, LayerContent, Plan, PlanInputs, PlannedLayer};
+use crate::project::{AppMode, Project};
+use crate::python::lock::{freshness, requirements_txt, Artifacts, LockFile, LockKind, LockedPackage};
+use crate::python::probe::{self, BaseFacts};
+use crate::python::target::PythonTarget;
+use crate::python::{app, fetch, index, install, select};
+use crate::user::{self, User};
+
+/// The default base image when the project names none.
+pub const DEFAULT_BASE: &str = "python:3.12-slim";
+
+/// What the command line asked for.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub project_dir: PathBuf,
+    pub base: Option<String>,
+    pub platform: Option<Platform>,
+    pub outputs: Vec<Output>,
+    pub cache_dir: PathBuf,
+    pub source_date_epoch: u64,
+    /// Name for docker/OCI outputs (`name:tag`); defaults to the project's name and version.
+    pub tag: Option<String>,
+    pub dry_run: bool,
+}
+
+/// Receives progress; the CLI draws it on stderr. Library code never prints.
+pub trait Reporter: Sync {
+    fn step(&self, message: &str);
+}
+
+/// A reporter that drops everything (tests, `--quiet`).
+pub struct Silent;
+impl Reporter for Silent {
+    fn step(&self, _: &str) {}
+}
+
+/// One layer of the result.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerReport {
+    pub digest: String,
+    pub size: u64,
+    pub description: String,
+    /// Whether lockship wrote this layer in this build (false: base layer or cache hit).
+    pub built: bool,
+}
+
+/// The result of a build.
+#[derive(Clone, Debug, Serialize)]
+pub struct BuildReport {
+    /// Manifest digest (empty for a dry run).
+    pub digest: String,
+    pub base: String,
+    pub target: PythonTarget,
+    pub layers: Vec<LayerReport>,
+    pub pushed: Vec<PushedReport>,
+    /// Seconds spent per phase, in order.
+    pub timings: Vec<(String, f64)>,
+    #[serde(skip)]
+    pub plan: Plan,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PushedReport {
+    pub reference: String,
+    #[serde(flatten)]
+    pub report: PushReport,
+}
+
+/// The cache directory: LOCKSHIP_CACHE_DIR, else $XDG_CACHE_HOME/lockship, else ~/.cache/lockship.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LOCKSHIP_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("lockship");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache").join("lockship"))
+        .unwrap_or_else(|| std::env::temp_dir().join("lockship-cache"))
+}
+
+struct Timer {
+    start: Instant,
+    timings: Vec<(String, f64)>,
+}
+
+impl Timer {
+    fn lap(&mut self, phase: &str) {
+        let now = Instant::now();
+        self.timings.push((phase.to_string(), (now - self.start).as_secs_f64()));
+        self.start = now;
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads a small JSON cache entry; a missing or unreadable one is a miss.
+fn read_cached<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Writes a JSON cache entry atomically (temp file + rename), so readers never see half of one.
+fn write_cached<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let dir = path.parent().expect("cache entries live in a directory");
+    fs_err::create_dir_all(dir).map_err(|e| io_err(dir)(e.into()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
+    serde_json::to_writer(&mut tmp, value).map_err(|e| io_err(path)(e.into()))?;
+    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
+    Ok(())
+}
+
+/// Builds the project's image and writes it to every output.
+pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildReport, Error> {
+    let mut timer = Timer {
+        start: Instant::now(),
+        timings: Vec::new(),
+    };
+    let project = Project::load(&opts.project_dir)?;
+    let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
+    let store = BlobStore::open(opts.cache_dir.join("blobs"))?;
+
+    // The base: resolve, then learn its facts (cached by manifest digest).
+    let base_text = match &opts.base {
+        Some(b) => b.clone(),
+        None => project.base()?.unwrap_or_else(|| DEFAULT_BASE.to_string()),
+    };
+    let base_ref = registry::parse_reference(&base_text)?;
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let mut registries = vec![base_ref.resolve_registry().to_string()];
+    let mut push_refs = Vec::new();
+    for out in &opts.outputs {
+        if let Output::Registry(r) = out {
+            let r = registry::parse_reference(r)?;
+            registries.push(r.resolve_registry().to_string());
+            push_refs.push(r);
+        }
+    }
+    let registry = Registry::new(&registries.iter().map(String::as_str).collect::<Vec<_>>())?;
+    reporter.step(&format!("resolving base {base_text} for {platform}"));
+    let base = registry.resolve(&base_ref, &platform).await?;
+    let base_config: serde_json::Value = serde_json::from_slice(&base.config).map_err(|e| {
+        Error::Usage(format!("base image {base_text} has an unreadable config: {e}"))
+    })?;
+    let facts = base_facts(&registry, &base, &base_config, &store, &opts.cache_dir, reporter).await?;
+    timer.lap("base");
+
+    let venv = project.config.venv.clone().unwrap_or_else(|| "/opt/venv".to_string());
+    let target = PythonTarget {
+        version: facts.python_version,
+        interpreter: facts.interpreter.clone(),
+        libc: facts.libc,
+        architecture: base_config
+            .get("architecture")
+            .and_then(|a| a.as_str())
+            .unwrap_or(&platform.architecture)
+            .to_string(),
+        venv,
+    };
+    let env = target.marker_env();
+    let packages = lock.packages(&env, Some(&project.name))?;
+    freshness::check(&lock, &project.dependencies, Some(&project.name), &packages, &env)?;
+    let packages = resolve_index_files(&lock, &project, packages, &opts.cache_dir).await?;
+    let tags = target.tags()?;
+    let chosen = select::choose(&packages, &tags, &target.describe())?;
+    timer.lap("lock");
+
+    // Plan.
+    let user = user::resolve(project.config.user.as_deref(), &facts)?;
+    let workdir = project.config.workdir.clone().unwrap_or_else(|| "/app".to_string());
+    let app_mode = project.app_mode()?;
+    let excluded: Vec<PathBuf> = opts.outputs.iter().filter_map(Output::local_path).cloned().collect();
+    let sources = app::source_files(&project.dir, &excluded)?;
+    let (app_plan, app_key) = match app_mode {
+        AppMode::Wheel => (AppPlan::Wheel, format!("wheel:{}", app::digest_files(&project.dir, &sources)?)),
+        AppMode::Copy => {
+            let globs = project.config.include.clone().unwrap_or_else(|| vec!["**/*.py".to_string()]);
+            let files = app::included(&project.dir, &sources, &globs)?;
+            let key = format!("copy:{workdir}:{}", app::digest_files(&project.dir, &files)?);
+            (AppPlan::Files(files), key)
+        }
+    };
+    let runtime_key = format!("{user:?}\n{workdir}");
+    let plan = plan::plan(
+        PlanInputs {
+            target: &target,
+            runtime_key,
+            app_key,
+            app: app_plan,
+            mtime: opts.source_date_epoch,
+        },
+        &chosen,
+    );
+    timer.lap("plan");
+    if opts.dry_run {
+        return Ok(BuildReport {
+            digest: String::new(),
+            base: format!("{base_text}@{}", base.manifest_digest),
+            target,
+            layers: Vec::new(),
+            pushed: Vec::new(),
+            timings: timer.timings,
+            plan,
+        });
+    }
+
+    // Layers: reuse what the cache has, fetch the wheels of the rest, build those in parallel.
+    let layer_cache = opts.cache_dir.join("layers");
+    let cached: Vec<Option<LayerInfo>> = plan
+        .layers
+        .iter()
+        .map(|l| {
+            read_cached::<LayerInfo>(&layer_cache.join(format!("{}.json", l.key)))
+                .filter(|info| store.contains(&info.digest))
+        })
+        .collect();
+    let needed_wheels: Vec<select::ChosenWheel> = plan
+        .layers
+        .iter()
+        .zip(&cached)
+        .filter(|(_, c)| c.is_none())
+        .flat_map(|(l, _)| match &l.content {
+            LayerContent::Wheels { wheels } => wheels.clone(),
+            _ => Vec::new(),
+        })
+        .filter_map(|w| chosen.iter().find(|c| c.wheel.sha256 == w.sha256).cloned())
+        .collect();
+    if !needed_wheels.is_empty() {
+        reporter.step(&format!("fetching {} wheels", needed_wheels.len()));
+        let http = fetch::http_client();
+        fetch::fetch_all(&http, &needed_wheels, &store, 8, &|w| {
+            reporter.step(&format!("fetched {} {}", w.name, w.version))
+        })
+        .await?;
+    }
+    timer.lap("fetch");
+
+    let to_build: Vec<(usize, PlannedLayer)> = plan
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| cached[*i].is_none())
+        .map(|(i, l)| (i, l.clone()))
+        .collect();
+    if !to_build.is_empty() {
+        reporter.step(&format!("writing {} layers", to_build.len()));
+    }
+    let ctx = Arc::new(LayerContext {
+        target: target.clone(),
+        store: store.clone(),
+        mtime: opts.source_date_epoch,
+        project_dir: project.dir.clone(),
+        user: user.clone(),
+        workdir: workdir.clone(),
+        facts: facts.clone(),
+    });
+    let built: Vec<(usize, LayerInfo)> = tokio::task::spawn_blocking(move || {
+        to_build
+            .into_par_iter()
+            .map(|(i, l)| build_layer(&ctx, &l).map(|info| (i, info)))
+            .collect::<Result<Vec<_>, Error>>()
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("layer writer crashed: {e}")))??;
+    let mut infos = cached;
+    let mut fresh = vec![false; infos.len()];
+    for (i, info) in built {
+        write_cached(&layer_cache.join(format!("{}.json", plan.layers[i].key)), &info)?;
+        infos[i] = Some(info);
+        fresh[i] = true;
+    }
+    timer.lap("layers");
+
+    // The image.
+    let diff_ids: Vec<Digest> = base_config
+        .pointer("/rootfs/diff_ids")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|d| d.as_str().and_then(Digest::parse)).collect())
+        .unwrap_or_default();
+    if diff_ids.len() != base.layers.len() {
+        return Err(Error::Usage(format!(
+            "base image {base_text} lists {} layers but {} diff ids",
+            base.layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let mut layers: Vec<ImageLayer> = base
+        .layers
+        .iter()
+        .zip(&diff_ids)
+        .map(|(l, d)| ImageLayer {
+            info: LayerInfo {
+                media_type: l.media_type.clone(),
+                digest: l.digest.clone(),
+                size: l.size,
+                diff_id: d.clone(),
+                uncompressed_size: 0,
+            },
+            created_by: String::new(),
+            origin: BlobOrigin::Base,
+        })
+        .collect();
+    for (l, info) in plan.layers.iter().zip(infos) {
+        layers.push(ImageLayer {
+            info: info.expect("every planned layer is cached or built"),
+            created_by: l.description.clone(),
+            origin: BlobOrigin::Local,
+        });
+    }
+    let spec = config_spec(&project, &target, &user, &workdir, &base_config, &base_text, &base, &lock, opts.source_date_epoch);
+    let image = image::assemble(&base_config, layers, plan.layers.len(), &spec);
+    timer.lap("image");
+
+    // Outputs: registries first (nothing local depends on them), then files.
+    let mut pushed = Vec::new();
+    for target_ref in &push_refs {
+        reporter.step(&format!("pushing {target_ref}"));
+        let report = registry.push(&image, target_ref, Some(&base.reference), &store).await?;
+        pushed.push(PushedReport {
+            reference: target_ref.to_string(),
+            report,
+        });
+    }
+    let locals: Vec<&Output> = opts.outputs.iter().filter(|o| o.local_path().is_some()).collect();
+    if !locals.is_empty() {
+        // Local outputs carry the base layers too: fetch the ones never pulled.
+        futures::stream::iter(base.layers.iter())
+            .map(|l| registry.fetch_blob(&base.reference, &l.digest, &store))
+            .buffer_unordered(4)
+            .try_collect::<Vec<()>>()
+            .await?;
+    }
+    let name = opts.tag.clone().unwrap_or_else(|| default_tag(&project));
+    for out in locals {
+        match out {
+            Output::OciLayout(dir) => {
+                reporter.step(&format!("writing OCI layout {}", dir.display()));
+                let tag = name.rsplit_once(':').map_or("latest", |(_, t)| t);
+                layout::write(&image, &store, dir, tag)?;
+            }
+            Output::DockerTar(file) => {
+                reporter.step(&format!("writing docker tarball {}", file.display()));
+                docker_tar::write(&image, &store, file, &name)?;
+            }
+            Output::Registry(_) => {}
+        }
+    }
+    timer.lap("output");
+
+    let layers = image
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LayerReport {
+            digest: l.info.digest.to_string(),
+            size: l.info.size,
+            description: if l.origin == BlobOrigin::Base {
+                format!("base layer of {base_text}")
+            } else {
+                l.created_by.clone()
+            },
+            built: i >= base.layers.len() && fresh[i - base.layers.len()],
+        })
+        .collect();
+    Ok(BuildReport {
+        digest: image.manifest_digest.to_string(),
+        base: format!("{base_text}@{}", base.manifest_digest),
+        target,
+        layers,
+        pushed,
+        timings: timer.timings,
+        plan,
+    })
+}
+
+/// `name:version` (or `name:latest`) for local outputs, in the lowercase form Docker accepts.
+fn default_tag(project: &Project) -> String {
+    let name = crate::python::lock::normalize_name(&project.name);
+    format!("{name}:{}", project.version.as_deref().unwrap_or("latest"))
+}
+
+/// The base's facts: from the cache, or by pulling its layers and probing them.
+async fn base_facts(
+    registry: &Registry,
+    base: &RemoteImage,
+    base_config: &serde_json::Value,
+    store: &BlobStore,
+    cache_dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<BaseFacts, Error> {
+    let path = cache_dir.join("bases").join(format!("{}.json", base.manifest_digest.hex()));
+    if let Some(facts) = read_cached::<BaseFacts>(&path) {
+        return Ok(facts);
+    }
+    reporter.step(&format!("pulling {} base layers to inspect them", base.layers.len()));
+    futures::stream::iter(base.layers.iter())
+        .map(|l| registry.fetch_blob(&base.reference, &l.digest, store))
+        .buffer_unordered(4)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let env: Vec<String> = base_config
+        .pointer("/config/Env")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let paths: Vec<(PathBuf, bool)> = base
+        .layers
+        .iter()
+        .map(|l| (store.path(&l.digest), media_types::is_gzip_layer(&l.media_type)))
+        .collect();
+    let name = base.reference.to_string();
+    let facts = tokio::task::spawn_blocking(move || {
+        let files: Vec<probe::LayerFile<'_>> = paths
+            .iter()
+            .map(|(p, gzip)| probe::LayerFile { path: p, gzip: *gzip })
+            .collect();
+        probe::probe(&name, &files, &env)
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("base probe crashed: {e}")))??;
+    write_cached(&path, &facts)?;
+    Ok(facts)
+}
+
+/// Fills in wheel URLs for locks that list only hashes, from the configured index. Answers
+/// are cached by (index, package, version, hashes): the hashes pin the files, so they cannot go
+/// stale in a way that matters.
+async fn resolve_index_files(
+    lock: &LockFile,
+    project: &Project,
+    packages: Vec<LockedPackage>,
+    cache_dir: &Path,
+) -> Result<Vec<LockedPackage>, Error> {
+    if lock.kind != LockKind::RequirementsTxt {
+        return Ok(packages);
+    }
+    let from_lock = requirements_txt::options(&lock.text).index_url;
+    let index_url = index::configured_index(&lock.path, from_lock.as_deref(), project.pyproject.as_ref())?;
+    let http = fetch::http_client();
+    let cache = cache_dir.join("index");
+    futures::stream::iter(packages)
+        .map(|p| {
+            let (http, index_url, cache) = (&http, &index_url, &cache);
+            async move {
+                let Artifacts::FromIndex { hashes } = &p.artifacts else {
+                    return Ok(p);
+                };
+                let mut h = Hasher::default();
+                for part in [index_url.as_str(), &p.name, &p.version] {
+                    h.update(part.as_bytes());
+                    h.update(&[0]);
+                }
+                for d in hashes {
+                    h.update(d.as_str().as_bytes());
+                }
+                let path = cache.join(format!("{}.json", h.finish().hex()));
+                if let Some(files) = read_cached::<CachedFiles>(&path) {
+                    return Ok(LockedPackage {
+                        artifacts: Artifacts::Listed {
+                            wheels: files.wheels.into_iter().map(Into::into).collect(),
+                            has_sdist: files.has_sdist,
+                        },
+                        ..p
+                    });
+                }
+                let resolved = index::resolve_files(http, index_url, p).await?;
+                if let Artifacts::Listed { wheels, has_sdist } = &resolved.artifacts {
+                    write_cached(
+                        &path,
+                        &CachedFiles {
+                            wheels: wheels.iter().cloned().map(Into::into).collect(),
+                            has_sdist: *has_sdist,
+                        },
+                    )?;
+                }
+                Ok::<_, Error>(resolved)
+            }
+        })
+        .buffered(8)
+        .try_collect()
+        .await
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct CachedFiles {
+    wheels: Vec<CachedWheel>,
+    has_sdist: bool,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct CachedWheel {
+    filename: String,
+    url: String,
+    sha256: Digest,
+    size: Option<u64>,
+}
+
+impl From<crate::python::lock::LockedWheel> for CachedWheel {
+    fn from(w: crate::python::lock::LockedWheel) -> Self {
+        CachedWheel {
+            filename: w.filename,
+            url: w.url,
+            sha256: w.sha256,
+            size: w.size,
+        }
+    }
+}
+
+impl From<CachedWheel> for crate::python::lock::LockedWheel {
+    fn from(w: CachedWheel) -> Self {
+        crate::python::lock::LockedWheel {
+            filename: w.filename,
+            url: w.url,
+            sha256: w.sha256,
+            size: w.size,
+        }
+    }
+}
+
+/// What every layer builder needs; shared across the rayon workers.
+struct LayerContext {
+    target: PythonTarget,
+    store: BlobStore,
+    mtime: u64,
+    project_dir: PathBuf,
+    user: User,
+    workdir: String,
+    facts: BaseFacts,
+}
+
+fn build_layer(ctx: &LayerContext, planned: &PlannedLayer) -> Result<LayerInfo, Error> {
+    let scratch = tempfile::tempdir_in(ctx.store.tmp_dir()).map_err(io_err(ctx.store.tmp_dir()))?;
+    let root = scratch.path().join("root");
+    fs_err::create_dir_all(&root).map_err(|e| io_err(&root)(e.into()))?;
+    let mut tree = TarTree::new();
+    match &planned.content {
+        LayerContent::Runtime => {
+            install::venv_skeleton(&ctx.target, &mut tree);
+            user::add_to_tree(&ctx.user, &ctx.facts, &mut tree);
+            tree.dir(&ctx.workdir, 0o755, 0, 0);
+        }
+        LayerContent::Wheels { wheels } => {
+            for w in wheels {
+                install_cached(ctx, w, &root)?;
+            }
+            tree.add_host_dir(&root, "").map_err(crate::oci::layer::LayerError::from)?;
+        }
+        LayerContent::AppWheel => {
+            let out = scratch.path().join("dist");
+            fs_err::create_dir_all(&out).map_err(|e| io_err(&out)(e.into()))?;
+            let wheel = app::build_wheel(&ctx.project_dir, &out, ctx.mtime)?;
+            let filename = wheel
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            install::install(&wheel, &filename, &ctx.target, &root)?;
+            tree.add_host_dir(&root, "").map_err(crate::oci::layer::LayerError::from)?;
+        }
+        LayerContent::AppFiles { files } => {
+            for f in files {
+                let dest = format!("{}/{}", ctx.workdir.trim_end_matches('/'), f.to_string_lossy());
+                tree.add_host_path(&ctx.project_dir.join(f), &dest)
+                    .map_err(crate::oci::layer::LayerError::from)?;
+            }
+        }
+    }
+    Ok(layer::write_layer(&tree, ctx.mtime, &ctx.store)?)
+}
+
+fn install_cached(ctx: &LayerContext, w: &ChosenWheelSummary, root: &Path) -> Result<(), Error> {
+    Ok(install::install(&ctx.store.path(&w.sha256), &w.filename, &ctx.target, root)?)
+}
+
+/// The entrypoint when the config gives none: the project's only console script, else Python.
+fn default_entrypoint(project: &Project, target: &PythonTarget, mode: AppMode) -> Vec<String> {
+    if mode == AppMode::Wheel && project.scripts.len() == 1 {
+        let script = project.scripts.keys().next().expect("one script");
+        return vec![format!("{}/bin/{script}", target.venv)];
+    }
+    vec![format!("{}/bin/python", target.venv)]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn config_spec(
+    project: &Project,
+    target: &PythonTarget,
+    user: &User,
+    workdir: &str,
+    base_config: &serde_json::Value,
+    base_text: &str,
+    base: &RemoteImage,
+    lock: &LockFile,
+    created: u64,
+) -> ConfigSpec {
+    let base_path = base_config
+        .pointer("/config/Env")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.iter().filter_map(|s| s.as_str()).find_map(|s| s.strip_prefix("PATH=")))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .to_string();
+    let mut env = vec![
+        ("PATH".to_string(), format!("{}/bin:{base_path}", target.venv)),
+        ("VIRTUAL_ENV".to_string(), target.venv.clone()),
+        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+        // The image is read-only to its non-root user; writing bytecode would only fail.
+        ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
+    ];
+    env.extend(project.config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mode = project.app_mode().unwrap_or(AppMode::Copy);
+    let mut labels = BTreeMap::new();
+    labels.insert("org.opencontainers.image.created".into(), image::rfc3339(created));
+    labels.insert("org.opencontainers.image.title".into(), project.name.clone());
+    if let Some(v) = &project.version {
+        labels.insert("org.opencontainers.image.version".into(), v.clone());
+    }
+    labels.insert("org.opencontainers.image.base.name".into(), base_text.to_string());
+    labels.insert("org.opencontainers.image.base.digest".into(), base.manifest_digest.to_string());
+    labels.insert("dev.lockship.lock.digest".into(), lock.digest.to_string());
+    let source = project.config.source.clone().or_else(|| git(&project.dir, &["remote", "get-url", "origin"]));
+    if let Some(source) = source {
+        labels.insert("org.opencontainers.image.source".into(), source);
+    }
+    if let Some(rev) = git(&project.dir, &["rev-parse", "HEAD"]) {
+        labels.insert("org.opencontainers.image.revision".into(), rev);
+    }
+    labels.extend(project.config.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    ConfigSpec {
+        entrypoint: Some(
+            project
+                .config
+                .entrypoint
+                .as_ref()
+                .map(|c| c.to_vec())
+                .unwrap_or_else(|| default_entrypoint(project, target, mode)),
+        ),
+        cmd: project.config.cmd.as_ref().map(|c| c.to_vec()),
+        env,
+        workdir: Some(workdir.to_string()),
+        user: Some(user.config_value()),
+        labels,
+        created,
+    }
+}
+
+/// Runs a read-only git query in `dir`; None outside a work tree or without git.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}

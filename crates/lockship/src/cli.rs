@@ -1,0 +1,59 @@
+//! Command-line arguments (clap), kept apart from what they do.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "lockship", version, about = "Build slim, reproducible container images for Python projects from their lock file, with no Docker daemon")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build the project's image and write it to a registry, an OCI layout or a docker tarball.
+    Build(BuildArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// The project directory (with pyproject.toml or lockship.toml).
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// Push the image to this reference (e.g. registry.example.com/team/app:1.2).
+    #[arg(long, value_name = "REF")]
+    pub push: Vec<String>,
+    /// Also write the image here: oci:DIR (OCI layout), docker:FILE (docker load tarball),
+    /// registry:REF.
+    #[arg(long, short, value_name = "SPEC")]
+    pub output: Vec<String>,
+    /// Base image, overriding `base` in [tool.lockship].
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Platform to pick from a multi-platform base (default: this machine's), e.g. linux/arm64.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Name of the image in docker and OCI outputs (default: PROJECT:VERSION).
+    #[arg(long, value_name = "NAME:TAG")]
+    pub tag: Option<String>,
+    /// Print the plan (target, wheels, layers) and stop before fetching or writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Cache directory (default: $LOCKSHIP_CACHE_DIR, else ~/.cache/lockship).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Print each step on stderr even when it is not a terminal.
+    #[arg(long, short)]
+    pub verbose: bool,
+}

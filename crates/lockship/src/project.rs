@@ -1,0 +1,210 @@
+//! A Python project as lockship sees it: pyproject.toml's `[project]` facts and the
+//! `[tool.lockship]` table (or a standalone lockship.toml) that says how to build its image.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How the project's own code goes into the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppMode {
+    /// Build the project with its PEP 517 backend and install the wheel like a dependency.
+    Wheel,
+    /// Copy the files matching `include` into the workdir.
+    Copy,
+}
+
+/// A list of strings, also accepted as one whitespace-separated string.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Command {
+    List(Vec<String>),
+    Line(String),
+}
+
+impl Command {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Command::List(v) => v.clone(),
+            Command::Line(s) => s.split_whitespace().map(String::from).collect(),
+        }
+    }
+}
+
+/// The `[tool.lockship]` table. Unknown keys are errors, so typos do not pass silently.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub base: Option<toml::Value>,
+    pub entrypoint: Option<Command>,
+    pub cmd: Option<Command>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub app: Option<String>,
+    pub include: Option<Vec<String>>,
+    pub lock: Option<PathBuf>,
+    pub venv: Option<String>,
+    pub source: Option<String>,
+}
+
+/// A project directory with its parsed configuration.
+#[derive(Clone, Debug)]
+pub struct Project {
+    pub dir: PathBuf,
+    /// The file the configuration came from (pyproject.toml or lockship.toml).
+    pub config_path: PathBuf,
+    pub name: String,
+    pub version: Option<String>,
+    pub dependencies: Vec<String>,
+    pub scripts: BTreeMap<String, String>,
+    pub has_build_system: bool,
+    pub pyproject: Option<toml::Value>,
+    pub config: Config,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("{dir} is not a Python project (no pyproject.toml or lockship.toml)")]
+    NotAProject { dir: PathBuf },
+    #[error("cannot read {path}: {message}")]
+    Unreadable { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ProjectError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ProjectError::NotAProject { .. } => {
+                Some("pass the project directory, e.g. `lockship build path/to/project`".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn read_toml(path: &Path) -> Result<toml::Value, ProjectError> {
+    let text = fs_err::read_to_string(path).map_err(|e| ProjectError::Unreadable {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ProjectError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("invalid TOML: {}", e.message()),
+    })
+}
+
+impl Project {
+    /// Reads the project in `dir`: lockship.toml wins over `[tool.lockship]` in pyproject.toml.
+    pub fn load(dir: &Path) -> Result<Project, ProjectError> {
+        let pyproject_path = dir.join("pyproject.toml");
+        let standalone = dir.join("lockship.toml");
+        if !pyproject_path.is_file() && !standalone.is_file() {
+            return Err(ProjectError::NotAProject {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let pyproject = if pyproject_path.is_file() {
+            Some(read_toml(&pyproject_path)?)
+        } else {
+            None
+        };
+        let (config_path, table) = if standalone.is_file() {
+            let v = read_toml(&standalone)?;
+            // Accept both a bare table and one nested under [tool.lockship].
+            let t = v
+                .get("tool")
+                .and_then(|t| t.get("lockship"))
+                .cloned()
+                .unwrap_or(v);
+            (standalone, Some(t))
+        } else {
+            let t = pyproject
+                .as_ref()
+                .and_then(|p| p.get("tool")?.get("lockship").cloned());
+            (pyproject_path.clone(), t)
+        };
+        let config: Config = match table {
+            Some(t) => t.try_into().map_err(|e: toml::de::Error| ProjectError::Invalid {
+                path: config_path.clone(),
+                message: format!("[tool.lockship]: {}", e.message()),
+            })?,
+            None => Config::default(),
+        };
+        let project = pyproject.as_ref().and_then(|p| p.get("project"));
+        let str_list = |key: &str| -> Vec<String> {
+            project
+                .and_then(|p| p.get(key))
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                .unwrap_or_default()
+        };
+        let name = project
+            .and_then(|p| p.get("name"))
+            .and_then(|v| v.as_str())
+            .map(String::from)
+            .or_else(|| {
+                std::path::absolute(dir)
+                    .ok()?
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "app".into());
+        let scripts = project
+            .and_then(|p| p.get("scripts"))
+            .and_then(|v| v.as_table())
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let p = Project {
+            dir: dir.to_path_buf(),
+            config_path,
+            version: project
+                .and_then(|p| p.get("version"))
+                .and_then(|v| v.as_str())
+                .map(String::from),
+            dependencies: str_list("dependencies"),
+            scripts,
+            has_build_system: pyproject.as_ref().is_some_and(|p| p.get("build-system").is_some()),
+            name,
+            pyproject,
+            config,
+        };
+        p.app_mode()?;
+        Ok(p)
+    }
+
+    /// `app` from the config; by default `wheel` when the project declares a build system.
+    pub fn app_mode(&self) -> Result<AppMode, ProjectError> {
+        match self.config.app.as_deref() {
+            Some("wheel") => Ok(AppMode::Wheel),
+            Some("copy") => Ok(AppMode::Copy),
+            None if self.has_build_system => Ok(AppMode::Wheel),
+            None => Ok(AppMode::Copy),
+            Some(other) => Err(ProjectError::Invalid {
+                path: self.config_path.clone(),
+                message: format!("[tool.lockship] app = \"{other}\": expected \"wheel\" or \"copy\""),
+            }),
+        }
+    }
+
+    /// The base image reference from the config (string form).
+    pub fn base(&self) -> Result<Option<String>, ProjectError> {
+        match &self.config.base {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ProjectError::Invalid {
+                path: self.config_path.clone(),
+                message: "[tool.lockship] base must be an image reference string (the Debian-package base table is not available yet)".into(),
+            }),
+        }
+    }
+}

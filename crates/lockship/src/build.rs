@@ -21,9 +21,13 @@ use crate::oci::registry::{self, PushReport, Registry, RemoteImage};
 use crate::oci::tar_tree::TarTree;
 use crate::oci::{docker_tar, layout, media_types};
 use crate::output::Output;
-use crate::plan::{self, AppPlan, ChosenWheelSummary, LayerContent, Plan, PlanInputs, PlannedLayer};
+use crate::plan::{
+    self, AppPlan, ChosenWheelSummary, LayerContent, Plan, PlanInputs, PlannedLayer,
+};
 use crate::project::{AppMode, Project};
-use crate::python::lock::{freshness, requirements_txt, Artifacts, LockFile, LockKind, LockedPackage};
+use crate::python::lock::{
+    freshness, requirements_txt, Artifacts, LockFile, LockKind, LockedPackage,
+};
 use crate::python::probe::{self, BaseFacts};
 use crate::python::target::PythonTarget;
 use crate::python::{app, fetch, index, install, select};
@@ -110,7 +114,8 @@ struct Timer {
 impl Timer {
     fn lap(&mut self, phase: &str) {
         let now = Instant::now();
-        self.timings.push((phase.to_string(), (now - self.start).as_secs_f64()));
+        self.timings
+            .push((phase.to_string(), (now - self.start).as_secs_f64()));
         self.start = now;
     }
 }
@@ -130,7 +135,7 @@ fn read_cached<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Option<T> {
 /// Writes a JSON cache entry atomically (temp file + rename), so readers never see half of one.
 fn write_cached<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let dir = path.parent().expect("cache entries live in a directory");
-    fs_err::create_dir_all(dir).map_err(|e| io_err(dir)(e.into()))?;
+    fs_err::create_dir_all(dir).map_err(io_err(dir))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
     serde_json::to_writer(&mut tmp, value).map_err(|e| io_err(path)(e.into()))?;
     tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
@@ -167,12 +172,26 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     reporter.step(&format!("resolving base {base_text} for {platform}"));
     let base = registry.resolve(&base_ref, &platform).await?;
     let base_config: serde_json::Value = serde_json::from_slice(&base.config).map_err(|e| {
-        Error::Usage(format!("base image {base_text} has an unreadable config: {e}"))
+        Error::Usage(format!(
+            "base image {base_text} has an unreadable config: {e}"
+        ))
     })?;
-    let facts = base_facts(&registry, &base, &base_config, &store, &opts.cache_dir, reporter).await?;
+    let facts = base_facts(
+        &registry,
+        &base,
+        &base_config,
+        &store,
+        &opts.cache_dir,
+        reporter,
+    )
+    .await?;
     timer.lap("base");
 
-    let venv = project.config.venv.clone().unwrap_or_else(|| "/opt/venv".to_string());
+    let venv = project
+        .config
+        .venv
+        .clone()
+        .unwrap_or_else(|| "/opt/venv".to_string());
     let target = PythonTarget {
         version: facts.python_version,
         interpreter: facts.interpreter.clone(),
@@ -186,7 +205,13 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     };
     let env = target.marker_env();
     let packages = lock.packages(&env, Some(&project.name))?;
-    freshness::check(&lock, &project.dependencies, Some(&project.name), &packages, &env)?;
+    freshness::check(
+        &lock,
+        &project.dependencies,
+        Some(&project.name),
+        &packages,
+        &env,
+    )?;
     let packages = resolve_index_files(&lock, &project, packages, &opts.cache_dir).await?;
     let tags = target.tags()?;
     let chosen = select::choose(&packages, &tags, &target.describe())?;
@@ -194,16 +219,35 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
 
     // Plan.
     let user = user::resolve(project.config.user.as_deref(), &facts)?;
-    let workdir = project.config.workdir.clone().unwrap_or_else(|| "/app".to_string());
+    let workdir = project
+        .config
+        .workdir
+        .clone()
+        .unwrap_or_else(|| "/app".to_string());
     let app_mode = project.app_mode()?;
-    let excluded: Vec<PathBuf> = opts.outputs.iter().filter_map(Output::local_path).cloned().collect();
+    let excluded: Vec<PathBuf> = opts
+        .outputs
+        .iter()
+        .filter_map(Output::local_path)
+        .cloned()
+        .collect();
     let sources = app::source_files(&project.dir, &excluded)?;
     let (app_plan, app_key) = match app_mode {
-        AppMode::Wheel => (AppPlan::Wheel, format!("wheel:{}", app::digest_files(&project.dir, &sources)?)),
+        AppMode::Wheel => (
+            AppPlan::Wheel,
+            format!("wheel:{}", app::digest_files(&project.dir, &sources)?),
+        ),
         AppMode::Copy => {
-            let globs = project.config.include.clone().unwrap_or_else(|| vec!["**/*.py".to_string()]);
+            let globs = project
+                .config
+                .include
+                .clone()
+                .unwrap_or_else(|| vec!["**/*.py".to_string()]);
             let files = app::included(&project.dir, &sources, &globs)?;
-            let key = format!("copy:{workdir}:{}", app::digest_files(&project.dir, &files)?);
+            let key = format!(
+                "copy:{workdir}:{}",
+                app::digest_files(&project.dir, &files)?
+            );
             (AppPlan::Files(files), key)
         }
     };
@@ -292,7 +336,10 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     let mut infos = cached;
     let mut fresh = vec![false; infos.len()];
     for (i, info) in built {
-        write_cached(&layer_cache.join(format!("{}.json", plan.layers[i].key)), &info)?;
+        write_cached(
+            &layer_cache.join(format!("{}.json", plan.layers[i].key)),
+            &info,
+        )?;
         infos[i] = Some(info);
         fresh[i] = true;
     }
@@ -302,7 +349,11 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     let diff_ids: Vec<Digest> = base_config
         .pointer("/rootfs/diff_ids")
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|d| d.as_str().and_then(Digest::parse)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().and_then(Digest::parse))
+                .collect()
+        })
         .unwrap_or_default();
     if diff_ids.len() != base.layers.len() {
         return Err(Error::Usage(format!(
@@ -334,7 +385,17 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
             origin: BlobOrigin::Local,
         });
     }
-    let spec = config_spec(&project, &target, &user, &workdir, &base_config, &base_text, &base, &lock, opts.source_date_epoch);
+    let spec = config_spec(
+        &project,
+        &target,
+        &user,
+        &workdir,
+        &base_config,
+        &base_text,
+        &base,
+        &lock,
+        opts.source_date_epoch,
+    );
     let image = image::assemble(&base_config, layers, plan.layers.len(), &spec);
     timer.lap("image");
 
@@ -342,13 +403,19 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     let mut pushed = Vec::new();
     for target_ref in &push_refs {
         reporter.step(&format!("pushing {target_ref}"));
-        let report = registry.push(&image, target_ref, Some(&base.reference), &store).await?;
+        let report = registry
+            .push(&image, target_ref, Some(&base.reference), &store)
+            .await?;
         pushed.push(PushedReport {
             reference: target_ref.to_string(),
             report,
         });
     }
-    let locals: Vec<&Output> = opts.outputs.iter().filter(|o| o.local_path().is_some()).collect();
+    let locals: Vec<&Output> = opts
+        .outputs
+        .iter()
+        .filter(|o| o.local_path().is_some())
+        .collect();
     if !locals.is_empty() {
         // Local outputs carry the base layers too: fetch the ones never pulled.
         futures::stream::iter(base.layers.iter())
@@ -415,11 +482,16 @@ async fn base_facts(
     cache_dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<BaseFacts, Error> {
-    let path = cache_dir.join("bases").join(format!("{}.json", base.manifest_digest.hex()));
+    let path = cache_dir
+        .join("bases")
+        .join(format!("{}.json", base.manifest_digest.hex()));
     if let Some(facts) = read_cached::<BaseFacts>(&path) {
         return Ok(facts);
     }
-    reporter.step(&format!("pulling {} base layers to inspect them", base.layers.len()));
+    reporter.step(&format!(
+        "pulling {} base layers to inspect them",
+        base.layers.len()
+    ));
     futures::stream::iter(base.layers.iter())
         .map(|l| registry.fetch_blob(&base.reference, &l.digest, store))
         .buffer_unordered(4)
@@ -428,18 +500,30 @@ async fn base_facts(
     let env: Vec<String> = base_config
         .pointer("/config/Env")
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let paths: Vec<(PathBuf, bool)> = base
         .layers
         .iter()
-        .map(|l| (store.path(&l.digest), media_types::is_gzip_layer(&l.media_type)))
+        .map(|l| {
+            (
+                store.path(&l.digest),
+                media_types::is_gzip_layer(&l.media_type),
+            )
+        })
         .collect();
     let name = base.reference.to_string();
     let facts = tokio::task::spawn_blocking(move || {
         let files: Vec<probe::LayerFile<'_>> = paths
             .iter()
-            .map(|(p, gzip)| probe::LayerFile { path: p, gzip: *gzip })
+            .map(|(p, gzip)| probe::LayerFile {
+                path: p,
+                gzip: *gzip,
+            })
             .collect();
         probe::probe(&name, &files, &env)
     })
@@ -462,7 +546,8 @@ async fn resolve_index_files(
         return Ok(packages);
     }
     let from_lock = requirements_txt::options(&lock.text).index_url;
-    let index_url = index::configured_index(&lock.path, from_lock.as_deref(), project.pyproject.as_ref())?;
+    let index_url =
+        index::configured_index(&lock.path, from_lock.as_deref(), project.pyproject.as_ref())?;
     let http = fetch::http_client();
     let cache = cache_dir.join("index");
     futures::stream::iter(packages)
@@ -558,7 +643,7 @@ struct LayerContext {
 fn build_layer(ctx: &LayerContext, planned: &PlannedLayer) -> Result<LayerInfo, Error> {
     let scratch = tempfile::tempdir_in(ctx.store.tmp_dir()).map_err(io_err(ctx.store.tmp_dir()))?;
     let root = scratch.path().join("root");
-    fs_err::create_dir_all(&root).map_err(|e| io_err(&root)(e.into()))?;
+    fs_err::create_dir_all(&root).map_err(io_err(&root))?;
     let mut tree = TarTree::new();
     match &planned.content {
         LayerContent::Runtime => {
@@ -570,22 +655,28 @@ fn build_layer(ctx: &LayerContext, planned: &PlannedLayer) -> Result<LayerInfo, 
             for w in wheels {
                 install_cached(ctx, w, &root)?;
             }
-            tree.add_host_dir(&root, "").map_err(crate::oci::layer::LayerError::from)?;
+            tree.add_host_dir(&root, "")
+                .map_err(crate::oci::layer::LayerError::from)?;
         }
         LayerContent::AppWheel => {
             let out = scratch.path().join("dist");
-            fs_err::create_dir_all(&out).map_err(|e| io_err(&out)(e.into()))?;
+            fs_err::create_dir_all(&out).map_err(io_err(&out))?;
             let wheel = app::build_wheel(&ctx.project_dir, &out, ctx.mtime)?;
             let filename = wheel
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             install::install(&wheel, &filename, &ctx.target, &root)?;
-            tree.add_host_dir(&root, "").map_err(crate::oci::layer::LayerError::from)?;
+            tree.add_host_dir(&root, "")
+                .map_err(crate::oci::layer::LayerError::from)?;
         }
         LayerContent::AppFiles { files } => {
             for f in files {
-                let dest = format!("{}/{}", ctx.workdir.trim_end_matches('/'), f.to_string_lossy());
+                let dest = format!(
+                    "{}/{}",
+                    ctx.workdir.trim_end_matches('/'),
+                    f.to_string_lossy()
+                );
                 tree.add_host_path(&ctx.project_dir.join(f), &dest)
                     .map_err(crate::oci::layer::LayerError::from)?;
             }
@@ -595,7 +686,12 @@ fn build_layer(ctx: &LayerContext, planned: &PlannedLayer) -> Result<LayerInfo, 
 }
 
 fn install_cached(ctx: &LayerContext, w: &ChosenWheelSummary, root: &Path) -> Result<(), Error> {
-    Ok(install::install(&ctx.store.path(&w.sha256), &w.filename, &ctx.target, root)?)
+    Ok(install::install(
+        &ctx.store.path(&w.sha256),
+        &w.filename,
+        &ctx.target,
+        root,
+    )?)
 }
 
 /// The entrypoint when the config gives none: the project's only console script, else Python.
@@ -622,35 +718,70 @@ fn config_spec(
     let base_path = base_config
         .pointer("/config/Env")
         .and_then(|v| v.as_array())
-        .and_then(|a| a.iter().filter_map(|s| s.as_str()).find_map(|s| s.strip_prefix("PATH=")))
+        .and_then(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .find_map(|s| s.strip_prefix("PATH="))
+        })
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         .to_string();
     let mut env = vec![
-        ("PATH".to_string(), format!("{}/bin:{base_path}", target.venv)),
+        (
+            "PATH".to_string(),
+            format!("{}/bin:{base_path}", target.venv),
+        ),
         ("VIRTUAL_ENV".to_string(), target.venv.clone()),
         ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
         // The image is read-only to its non-root user; writing bytecode would only fail.
         ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
     ];
-    env.extend(project.config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(
+        project
+            .config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     let mode = project.app_mode().unwrap_or(AppMode::Copy);
     let mut labels = BTreeMap::new();
-    labels.insert("org.opencontainers.image.created".into(), image::rfc3339(created));
-    labels.insert("org.opencontainers.image.title".into(), project.name.clone());
+    labels.insert(
+        "org.opencontainers.image.created".into(),
+        image::rfc3339(created),
+    );
+    labels.insert(
+        "org.opencontainers.image.title".into(),
+        project.name.clone(),
+    );
     if let Some(v) = &project.version {
         labels.insert("org.opencontainers.image.version".into(), v.clone());
     }
-    labels.insert("org.opencontainers.image.base.name".into(), base_text.to_string());
-    labels.insert("org.opencontainers.image.base.digest".into(), base.manifest_digest.to_string());
+    labels.insert(
+        "org.opencontainers.image.base.name".into(),
+        base_text.to_string(),
+    );
+    labels.insert(
+        "org.opencontainers.image.base.digest".into(),
+        base.manifest_digest.to_string(),
+    );
     labels.insert("dev.lockship.lock.digest".into(), lock.digest.to_string());
-    let source = project.config.source.clone().or_else(|| git(&project.dir, &["remote", "get-url", "origin"]));
+    let source = project
+        .config
+        .source
+        .clone()
+        .or_else(|| git(&project.dir, &["remote", "get-url", "origin"]));
     if let Some(source) = source {
         labels.insert("org.opencontainers.image.source".into(), source);
     }
     if let Some(rev) = git(&project.dir, &["rev-parse", "HEAD"]) {
         labels.insert("org.opencontainers.image.revision".into(), rev);
     }
-    labels.extend(project.config.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels.extend(
+        project
+            .config
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     ConfigSpec {
         entrypoint: Some(
             project

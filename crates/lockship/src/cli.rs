@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "lockship", version, about = "Build slim, reproducible container images for Python projects from their lock file, with no Docker daemon")]
+#[command(
+    name = "lockship",
+    version,
+    about = "Build slim, reproducible container images for Python projects from their lock file, with no Docker daemon"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

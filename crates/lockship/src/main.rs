@@ -33,7 +33,10 @@ impl Reporter for Progress {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -60,7 +63,9 @@ fn source_date_epoch() -> Result<u64, Error> {
         Err(_) => Ok(0),
         Ok(v) if v.trim().is_empty() => Ok(0),
         Ok(v) => v.trim().parse().map_err(|_| {
-            Error::Usage(format!("SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds"))
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds"
+            ))
         }),
     }
 }
@@ -79,7 +84,9 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
     let platform = match &args.platform {
         None => None,
         Some(p) => Some(Platform::parse(p).ok_or_else(|| {
-            Error::Usage(format!("--platform `{p}`: expected OS/ARCH[/VARIANT], e.g. linux/arm64"))
+            Error::Usage(format!(
+                "--platform `{p}`: expected OS/ARCH[/VARIANT], e.g. linux/arm64"
+            ))
         })?),
     };
     let opts = BuildOptions {
@@ -87,7 +94,10 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         base: args.base.clone(),
         platform,
         outputs,
-        cache_dir: args.cache_dir.clone().unwrap_or_else(build::default_cache_dir),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(build::default_cache_dir),
         source_date_epoch: source_date_epoch()?,
         tag: args.tag.clone(),
         dry_run: args.dry_run,
@@ -107,8 +117,14 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
     }
     let report = result?;
     match (args.format, args.dry_run) {
-        (Format::Json, true) => println!("{}", serde_json::to_string_pretty(&report.plan).unwrap_or_default()),
-        (Format::Json, false) => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+        (Format::Json, true) => println!(
+            "{}",
+            serde_json::to_string_pretty(&report.plan).unwrap_or_default()
+        ),
+        (Format::Json, false) => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
         (Format::Text, true) => print!("{}", render_plan(&report)),
         (Format::Text, false) => println!("{}", report.digest),
     }
@@ -120,10 +136,20 @@ fn render_plan(report: &BuildReport) -> String {
     let t = &report.target;
     let mut out = format!(
         "base    {}\ntarget  {} (python {}.{}.{} at {}, venv {})\nlayers\n",
-        report.base, t.describe(), t.version.0, t.version.1, t.version.2, t.interpreter, t.venv
+        report.base,
+        t.describe(),
+        t.version.0,
+        t.version.1,
+        t.version.2,
+        t.interpreter,
+        t.venv
     );
     for (i, layer) in report.plan.layers.iter().enumerate() {
-        out.push_str(&format!("  {:>2}  {}\n", i + 1, layer.description.trim_start_matches("lockship: ")));
+        out.push_str(&format!(
+            "  {:>2}  {}\n",
+            i + 1,
+            layer.description.trim_start_matches("lockship: ")
+        ));
         if let LayerContent::Wheels { wheels } = &layer.content {
             if wheels.len() > 1 {
                 for w in wheels {

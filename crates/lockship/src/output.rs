@@ -45,12 +45,17 @@ mod tests {
 
     #[test]
     fn parses_specs() {
-        assert_eq!(Output::parse("oci:out/app.oci"), Ok(Output::OciLayout("out/app.oci".into())));
+        assert_eq!(
+            Output::parse("oci:out/app.oci"),
+            Ok(Output::OciLayout("out/app.oci".into()))
+        );
         assert_eq!(
             Output::parse("registry:127.0.0.1:5000/app:1"),
             Ok(Output::Registry("127.0.0.1:5000/app:1".into()))
         );
-        assert!(Output::parse("tar:x").unwrap_err().contains("unknown kind `tar`"));
+        assert!(Output::parse("tar:x")
+            .unwrap_err()
+            .contains("unknown kind `tar`"));
         assert!(Output::parse("out.tar").is_err());
     }
 }

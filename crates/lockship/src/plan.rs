@@ -90,7 +90,10 @@ pub fn plan(inputs: PlanInputs<'_>, wheels: &[ChosenWheel]) -> Plan {
     let mtime = inputs.mtime.to_string();
     let common = [LAYER_FORMAT, target_json.as_str(), mtime.as_str()];
     let mut layers = vec![PlannedLayer {
-        description: format!("lockship: virtual environment {} and user", inputs.target.venv),
+        description: format!(
+            "lockship: virtual environment {} and user",
+            inputs.target.venv
+        ),
         content: LayerContent::Runtime,
         key: key(&[&common[..], &["runtime", &inputs.runtime_key]].concat()),
     }];
@@ -110,8 +113,16 @@ pub fn plan(inputs: PlanInputs<'_>, wheels: &[ChosenWheel]) -> Plan {
         wheels.into_iter().map(|w| vec![w]).collect()
     } else {
         let mut by_size = wheels.clone();
-        by_size.sort_by(|a, b| b.size.unwrap_or(0).cmp(&a.size.unwrap_or(0)).then(a.name.cmp(&b.name)));
-        let big: Vec<String> = by_size[..MAX_DEPENDENCY_LAYERS - 1].iter().map(|w| w.name.clone()).collect();
+        by_size.sort_by(|a, b| {
+            b.size
+                .unwrap_or(0)
+                .cmp(&a.size.unwrap_or(0))
+                .then(a.name.cmp(&b.name))
+        });
+        let big: Vec<String> = by_size[..MAX_DEPENDENCY_LAYERS - 1]
+            .iter()
+            .map(|w| w.name.clone())
+            .collect();
         let (own, rest): (Vec<_>, Vec<_>) = wheels.into_iter().partition(|w| big.contains(&w.name));
         let mut g: Vec<Vec<_>> = own.into_iter().map(|w| vec![w]).collect();
         g.push(rest);
@@ -125,11 +136,18 @@ pub fn plan(inputs: PlanInputs<'_>, wheels: &[ChosenWheel]) -> Plan {
             parts.push(w.sha256.as_str());
         }
         let description = if group.len() == 1 {
-            format!("lockship: {} {} ({})", group[0].name, group[0].version, group[0].filename)
+            format!(
+                "lockship: {} {} ({})",
+                group[0].name, group[0].version, group[0].filename
+            )
         } else {
             format!(
                 "lockship: {}",
-                group.iter().map(|w| format!("{} {}", w.name, w.version)).collect::<Vec<_>>().join(", ")
+                group
+                    .iter()
+                    .map(|w| format!("{} {}", w.name, w.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         let key = key(&parts);

@@ -130,10 +130,12 @@ impl Project {
             (pyproject_path.clone(), t)
         };
         let config: Config = match table {
-            Some(t) => t.try_into().map_err(|e: toml::de::Error| ProjectError::Invalid {
-                path: config_path.clone(),
-                message: format!("[tool.lockship]: {}", e.message()),
-            })?,
+            Some(t) => t
+                .try_into()
+                .map_err(|e: toml::de::Error| ProjectError::Invalid {
+                    path: config_path.clone(),
+                    message: format!("[tool.lockship]: {}", e.message()),
+                })?,
             None => Config::default(),
         };
         let project = pyproject.as_ref().and_then(|p| p.get("project"));
@@ -141,7 +143,11 @@ impl Project {
             project
                 .and_then(|p| p.get(key))
                 .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let name = project
@@ -173,7 +179,9 @@ impl Project {
                 .map(String::from),
             dependencies: str_list("dependencies"),
             scripts,
-            has_build_system: pyproject.as_ref().is_some_and(|p| p.get("build-system").is_some()),
+            has_build_system: pyproject
+                .as_ref()
+                .is_some_and(|p| p.get("build-system").is_some()),
             name,
             pyproject,
             config,
@@ -191,7 +199,9 @@ impl Project {
             None => Ok(AppMode::Copy),
             Some(other) => Err(ProjectError::Invalid {
                 path: self.config_path.clone(),
-                message: format!("[tool.lockship] app = \"{other}\": expected \"wheel\" or \"copy\""),
+                message: format!(
+                    "[tool.lockship] app = \"{other}\": expected \"wheel\" or \"copy\""
+                ),
             }),
         }
     }

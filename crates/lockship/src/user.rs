@@ -46,7 +46,11 @@ fn lookup(passwd: &str, pred: impl Fn(&[&str]) -> bool) -> Option<User> {
 pub fn resolve(spec: Option<&str>, facts: &BaseFacts) -> Result<User, Error> {
     let spec = spec.unwrap_or("nonroot").trim();
     let passwd = facts.passwd.as_deref().unwrap_or("");
-    let bad = || Error::Usage(format!("[tool.lockship] user = \"{spec}\": expected a name, a uid, or uid:gid"));
+    let bad = || {
+        Error::Usage(format!(
+            "[tool.lockship] user = \"{spec}\": expected a name, a uid, or uid:gid"
+        ))
+    };
     if spec.is_empty() || spec.contains(char::is_whitespace) {
         return Err(bad());
     }
@@ -108,7 +112,10 @@ pub fn add_to_tree(user: &User, facts: &BaseFacts, tree: &mut TarTree) {
     if !group.ends_with('\n') {
         group.push('\n');
     }
-    if !group.lines().any(|l| l.split(':').nth(2) == Some(&user.gid.to_string())) {
+    if !group
+        .lines()
+        .any(|l| l.split(':').nth(2) == Some(&user.gid.to_string()))
+    {
         group.push_str(&format!("{}:x:{}:\n", user.name, user.gid));
     }
     tree.bytes("etc/passwd", passwd, 0o644);

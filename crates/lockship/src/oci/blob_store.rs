@@ -150,8 +150,16 @@ mod tests {
         let wrong = Digest::of_bytes(b"xyz");
         let err = store.commit(p, Some(&wrong), "test blob").unwrap_err();
         assert!(err.to_string().contains("test blob"), "{err}");
-        assert_eq!(std::fs::read_dir(dir.path().join("sha256")).unwrap().count(), 0);
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
         let ok = store.put_bytes(b"abc").unwrap();
         assert_eq!(ok, Digest::of_bytes(b"abc"));
         assert_eq!(store.read(&ok).unwrap(), b"abc");

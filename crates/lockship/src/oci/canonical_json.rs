@@ -52,8 +52,8 @@ mod tests {
 
     #[test]
     fn sorts_nested_keys() {
-        let v: Value = serde_json::from_str(r#"{"b":1,"a":{"z":[1,{"y":2,"x":"s"}],"c":null}}"#)
-            .unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"z":[1,{"y":2,"x":"s"}],"c":null}}"#).unwrap();
         assert_eq!(
             String::from_utf8(to_vec(&v)).unwrap(),
             r#"{"a":{"c":null,"z":[1,{"x":"s","y":2}]},"b":1}"#

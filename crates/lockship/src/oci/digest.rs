@@ -6,7 +6,9 @@ use std::io::{self, Write};
 use sha2::{Digest as _, Sha256};
 
 /// A `sha256:<64 hex>` content digest, as used for blobs, diff ids and wheel hashes.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Digest(String);
 

@@ -26,7 +26,7 @@ pub fn write(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| io_err(parent)(e.into()))?;
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
     let tag = repo_tag.rsplit_once(':').map_or("latest", |(_, t)| t);
 
     let mut tree = TarTree::new();

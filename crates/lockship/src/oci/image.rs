@@ -72,7 +72,13 @@ pub fn assemble(
     let created = rfc3339(spec.created);
     config.insert("created".into(), json!(created));
     // Fields describing how the base was built say nothing true about this image.
-    for stale in ["container", "container_config", "docker_version", "id", "parent"] {
+    for stale in [
+        "container",
+        "container_config",
+        "docker_version",
+        "id",
+        "parent",
+    ] {
         config.remove(stale);
     }
 
@@ -83,7 +89,11 @@ pub fn assemble(
     let mut env: Vec<String> = run
         .get("Env")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     for (key, value) in &spec.env {
         let prefix = format!("{key}=");
@@ -252,7 +262,10 @@ mod tests {
         assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
         assert!(cfg.get("container_config").is_none());
         let manifest: Value = serde_json::from_slice(&img.manifest).unwrap();
-        assert_eq!(manifest["layers"][0]["mediaType"], media_types::OCI_LAYER_GZIP);
+        assert_eq!(
+            manifest["layers"][0]["mediaType"],
+            media_types::OCI_LAYER_GZIP
+        );
         assert_eq!(Digest::of_bytes(&img.manifest), img.manifest_digest);
         let again = assemble(&base, vec![layer(1), layer(2)], 1, &spec);
         assert_eq!(again.manifest_digest, img.manifest_digest);

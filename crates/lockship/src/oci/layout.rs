@@ -39,7 +39,7 @@ pub fn write(image: &Image, store: &BlobStore, dest: &Path, tag: &str) -> Result
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| io_err(parent)(e.into()))?;
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
     let staging = tempfile::Builder::new()
         .prefix(".lockship-layout-")
         .tempdir_in(parent)
@@ -47,11 +47,11 @@ pub fn write(image: &Image, store: &BlobStore, dest: &Path, tag: &str) -> Result
     fill(image, store, staging.path(), tag)?;
     if dest.exists() {
         let old = dest.with_extension("lockship-old");
-        fs::rename(dest, &old).map_err(|e| io_err(dest)(e.into()))?;
-        fs::rename(staging.path(), dest).map_err(|e| io_err(dest)(e.into()))?;
+        fs::rename(dest, &old).map_err(io_err(dest))?;
+        fs::rename(staging.path(), dest).map_err(io_err(dest))?;
         let _ = fs::remove_dir_all(&old);
     } else {
-        fs::rename(staging.path(), dest).map_err(|e| io_err(dest)(e.into()))?;
+        fs::rename(staging.path(), dest).map_err(io_err(dest))?;
     }
     // The staging dir was renamed away; forget it instead of deleting `dest`.
     let _ = staging.keep();
@@ -66,7 +66,7 @@ pub(crate) fn fill(
     tag: &str,
 ) -> Result<(), OutputError> {
     let blobs = dir.join("blobs").join("sha256");
-    fs::create_dir_all(&blobs).map_err(|e| io_err(&blobs)(e.into()))?;
+    fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
     for layer in &image.layers {
         let src = store.path(&layer.info.digest);
         if !src.is_file() {
@@ -101,7 +101,7 @@ pub(crate) fn fill(
 }
 
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    fs::write(path, bytes).map_err(|e| io_err(path)(e.into()))
+    fs::write(path, bytes).map_err(io_err(path))
 }
 
 /// Hard-links a cached blob into an output (blobs are immutable), copying across file systems.
@@ -112,7 +112,5 @@ fn link_or_copy(src: &Path, dest: &Path) -> Result<(), OutputError> {
     if std::fs::hard_link(src, dest).is_ok() {
         return Ok(());
     }
-    fs::copy(src, dest)
-        .map(|_| ())
-        .map_err(|e| io_err(dest)(e.into()))
+    fs::copy(src, dest).map(|_| ()).map_err(io_err(dest))
 }

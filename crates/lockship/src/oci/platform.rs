@@ -78,8 +78,14 @@ mod tests {
         let p = Platform::parse("linux/arm64").unwrap();
         assert!(p.matches("linux", "arm64", Some("v8")));
         assert!(!p.matches("linux", "amd64", None));
-        assert_eq!(Platform::parse("linux/x86_64").unwrap().architecture, "amd64");
-        assert_eq!(Platform::parse("linux").is_none(), true);
-        assert_eq!(Platform::parse("linux/arm/v7").unwrap().to_string(), "linux/arm/v7");
+        assert_eq!(
+            Platform::parse("linux/x86_64").unwrap().architecture,
+            "amd64"
+        );
+        assert!(Platform::parse("linux").is_none());
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().to_string(),
+            "linux/arm/v7"
+        );
     }
 }

@@ -54,9 +54,9 @@ impl RegistryError {
             RegistryError::Denied { registry, .. } => Some(format!(
                 "log in with `docker login {registry}` (lockship reads ~/.docker/config.json)"
             )),
-            RegistryError::NotFound { .. } => Some(
-                "check `base` in [tool.lockship] (or --base), and that the tag exists".into(),
-            ),
+            RegistryError::NotFound { .. } => {
+                Some("check `base` in [tool.lockship] (or --base), and that the tag exists".into())
+            }
             RegistryError::Unreachable { .. } => Some(
                 "check the registry address and that it is up; plain-HTTP registries other than \
                  localhost go in LOCKSHIP_INSECURE_REGISTRIES"
@@ -139,9 +139,13 @@ pub struct Registry {
 
 /// Hosts spoken to over plain HTTP: loopback (as Docker does) and LOCKSHIP_INSECURE_REGISTRIES.
 fn is_insecure(registry: &str) -> bool {
-    let host = registry
-        .rsplit_once(':')
-        .map_or(registry, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { registry });
+    let host = registry.rsplit_once(':').map_or(registry, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            registry
+        }
+    });
     if host == "localhost" || host.starts_with("127.") || host == "[::1]" {
         return true;
     }
@@ -220,7 +224,8 @@ impl Registry {
             .await
             .map_err(|e| classify(e, reference, &action))?;
         let mut manifest: ManifestJson = parse_json(&bytes, reference, &action)?;
-        let mut manifest_digest = Digest::parse(&digest).unwrap_or_else(|| Digest::of_bytes(&bytes));
+        let mut manifest_digest =
+            Digest::parse(&digest).unwrap_or_else(|| Digest::of_bytes(&bytes));
         let mut resolved = reference.clone();
         if !manifest.manifests.is_empty()
             || manifest.media_type == media_types::OCI_INDEX
@@ -321,7 +326,11 @@ impl Registry {
                 })
             })?;
         }
-        store.commit(pending, Some(digest), &format!("blob {digest} of {reference}"))?;
+        store.commit(
+            pending,
+            Some(digest),
+            &format!("blob {digest} of {reference}"),
+        )?;
         Ok(())
     }
 
@@ -450,7 +459,12 @@ impl Registry {
         let action = format!("listing tags of {}", reference.repository());
         let tags = self
             .client
-            .list_tags(reference, &auth_for(reference.resolve_registry()), None, None)
+            .list_tags(
+                reference,
+                &auth_for(reference.resolve_registry()),
+                None,
+                None,
+            )
             .await
             .map_err(|e| classify(e, reference, &action))?;
         Ok(tags.tags)
@@ -502,13 +516,15 @@ fn classify(err: OciDistributionError, reference: &Reference, action: &str) -> R
             }
         }
         OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => RegistryError::Denied { registry, action },
+        | OciDistributionError::AuthenticationFailure(_) => {
+            RegistryError::Denied { registry, action }
+        }
         OciDistributionError::ImageManifestNotFoundError(_) => RegistryError::NotFound {
             reference: reference.to_string(),
         },
-        OciDistributionError::ServerError { code: 401 | 403, .. } => {
-            RegistryError::Denied { registry, action }
-        }
+        OciDistributionError::ServerError {
+            code: 401 | 403, ..
+        } => RegistryError::Denied { registry, action },
         OciDistributionError::ServerError { code: 404, .. } => RegistryError::NotFound {
             reference: reference.to_string(),
         },

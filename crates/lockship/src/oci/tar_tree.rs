@@ -74,7 +74,10 @@ impl TarTree {
     /// Adds an entry at `path` (leading `/` ignored), creating missing parents as root-owned 0755
     /// directories. A later insert at the same path replaces the earlier one.
     pub fn insert(&mut self, path: &str, entry: Entry) {
-        let path = path.trim_start_matches('/').trim_end_matches('/').to_string();
+        let path = path
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .to_string();
         if path.is_empty() {
             return;
         }
@@ -142,11 +145,7 @@ impl TarTree {
                 .path()
                 .strip_prefix(root)
                 .expect("walkdir yields paths under its root");
-            let image_path = format!(
-                "{}/{}",
-                prefix.trim_end_matches('/'),
-                rel.to_string_lossy()
-            );
+            let image_path = format!("{}/{}", prefix.trim_end_matches('/'), rel.to_string_lossy());
             self.add_host_path(item.path(), &image_path)?;
         }
         Ok(())
@@ -157,7 +156,7 @@ impl TarTree {
         use std::os::unix::fs::PermissionsExt;
         let meta = fs::symlink_metadata(host).map_err(|e| TarTreeError::Read {
             path: host.to_path_buf(),
-            source: e.into(),
+            source: e,
         })?;
         let kind = meta.file_type();
         let (data, mode) = if kind.is_dir() {
@@ -165,7 +164,7 @@ impl TarTree {
         } else if kind.is_symlink() {
             let target = fs::read_link(host).map_err(|e| TarTreeError::Read {
                 path: host.to_path_buf(),
-                source: e.into(),
+                source: e,
             })?;
             (
                 EntryData::Symlink(target.to_string_lossy().into_owned()),
@@ -226,13 +225,13 @@ impl TarTree {
                 EntryData::File(host) => {
                     let file = fs::File::open(host).map_err(|e| TarTreeError::Read {
                         path: host.clone(),
-                        source: e.into(),
+                        source: e,
                     })?;
                     let size = file
                         .metadata()
                         .map_err(|e| TarTreeError::Read {
                             path: host.clone(),
-                            source: e.into(),
+                            source: e,
                         })?
                         .len();
                     header.set_entry_type(tar::EntryType::Regular);

@@ -19,15 +19,25 @@ pub enum AppError {
     #[error("bad include glob `{glob}` in [tool.lockship]: {message}")]
     BadGlob { glob: String, message: String },
     #[error("the include globs {globs:?} match no file in {project}")]
-    NothingIncluded { project: PathBuf, globs: Vec<String> },
+    NothingIncluded {
+        project: PathBuf,
+        globs: Vec<String>,
+    },
 }
 
 impl AppError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            AppError::NoBuilder { .. } => Some("install uv (`pip install uv`), or set app = \"copy\" in [tool.lockship]".into()),
-            AppError::NothingIncluded { .. } => Some("fix `include` in [tool.lockship]; globs are relative to the project directory".into()),
-            AppError::BuildFailed { .. } => Some("run `uv build --wheel` in the project to see the full output".into()),
+            AppError::NoBuilder { .. } => Some(
+                "install uv (`pip install uv`), or set app = \"copy\" in [tool.lockship]".into(),
+            ),
+            AppError::NothingIncluded { .. } => Some(
+                "fix `include` in [tool.lockship]; globs are relative to the project directory"
+                    .into(),
+            ),
+            AppError::BuildFailed { .. } => {
+                Some("run `uv build --wheel` in the project to see the full output".into())
+            }
             _ => None,
         }
     }
@@ -35,8 +45,18 @@ impl AppError {
 
 /// Directories that never belong to an app's sources.
 const SKIP_DIRS: [&str; 12] = [
-    ".git", ".venv", "venv", "__pycache__", "target", "dist", "build", "node_modules",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox",
+    ".git",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "target",
+    "dist",
+    "build",
+    "node_modules",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".tox",
 ];
 
 /// The project's source files, relative and sorted: git's view (tracked plus untracked, not
@@ -44,7 +64,15 @@ const SKIP_DIRS: [&str; 12] = [
 /// `exclude` (outputs written into the project) are left out.
 pub fn source_files(project: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf>, AppError> {
     let git = Command::new("git")
-        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."])
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            ".",
+        ])
         .current_dir(project)
         .output();
     let mut files: Vec<PathBuf> = match git {
@@ -58,7 +86,10 @@ pub fn source_files(project: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf>,
         _ => walkdir::WalkDir::new(project)
             .into_iter()
             .filter_entry(|e| {
-                !(e.file_type().is_dir() && e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n) || n.ends_with(".egg-info")))
+                !(e.file_type().is_dir()
+                    && e.file_name()
+                        .to_str()
+                        .is_some_and(|n| SKIP_DIRS.contains(&n) || n.ends_with(".egg-info")))
             })
             .filter_map(Result::ok)
             .filter(|e| e.file_type().is_file())
@@ -72,9 +103,13 @@ pub fn source_files(project: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf>,
     let abs_project = std::path::absolute(project).unwrap_or_else(|_| project.to_path_buf());
     files.retain(|f| {
         let abs = abs_project.join(f);
-        !f.extension().is_some_and(|e| e == "pyc")
+        f.extension().is_none_or(|e| e != "pyc")
             && !excluded.iter().any(|x| abs.starts_with(x))
-            && !f.components().any(|c| c.as_os_str().to_str().is_some_and(|n| SKIP_DIRS.contains(&n)))
+            && !f.components().any(|c| {
+                c.as_os_str()
+                    .to_str()
+                    .is_some_and(|n| SKIP_DIRS.contains(&n))
+            })
     });
     files.sort();
     files.dedup();
@@ -100,11 +135,20 @@ pub fn digest_files(project: &Path, files: &[PathBuf]) -> Result<String, AppErro
 
 /// Builds the project's wheel into `out_dir` with its own PEP 517 backend and returns its path.
 /// `uv build` is preferred (isolated, fast); `python3 -m build` is the fallback.
-pub fn build_wheel(project: &Path, out_dir: &Path, source_date_epoch: u64) -> Result<PathBuf, AppError> {
+pub fn build_wheel(
+    project: &Path,
+    out_dir: &Path,
+    source_date_epoch: u64,
+) -> Result<PathBuf, AppError> {
     let uv = std::env::var_os("LOCKSHIP_UV").unwrap_or_else(|| "uv".into());
     let mut cmd = Command::new(&uv);
-    cmd.args(["build", "--wheel", "--quiet", "--out-dir"]).arg(out_dir).arg(project);
-    let output = match cmd.env("SOURCE_DATE_EPOCH", source_date_epoch.to_string()).output() {
+    cmd.args(["build", "--wheel", "--quiet", "--out-dir"])
+        .arg(out_dir)
+        .arg(project);
+    let output = match cmd
+        .env("SOURCE_DATE_EPOCH", source_date_epoch.to_string())
+        .output()
+    {
         Ok(out) => out,
         Err(_) => Command::new("python3")
             .args(["-m", "build", "--wheel", "--outdir"])
@@ -118,7 +162,11 @@ pub fn build_wheel(project: &Path, out_dir: &Path, source_date_epoch: u64) -> Re
     };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no output)");
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("(no output)");
         return Err(AppError::BuildFailed {
             project: project.to_path_buf(),
             message: last.trim().to_string(),
@@ -139,7 +187,11 @@ pub fn build_wheel(project: &Path, out_dir: &Path, source_date_epoch: u64) -> Re
 }
 
 /// The files among `files` that match `globs` (relative to the project).
-pub fn included(project: &Path, files: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>, AppError> {
+pub fn included(
+    project: &Path,
+    files: &[PathBuf],
+    globs: &[String],
+) -> Result<Vec<PathBuf>, AppError> {
     let mut set = GlobSetBuilder::new();
     for g in globs {
         set.add(Glob::new(g).map_err(|e| AppError::BadGlob {

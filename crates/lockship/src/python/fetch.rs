@@ -85,7 +85,11 @@ pub async fn fetch_all(
     Ok(count)
 }
 
-async fn fetch_one(http: &reqwest::Client, w: &ChosenWheel, store: &BlobStore) -> Result<(), FetchError> {
+async fn fetch_one(
+    http: &reqwest::Client,
+    w: &ChosenWheel,
+    store: &BlobStore,
+) -> Result<(), FetchError> {
     let fail = |message: String| FetchError::Download {
         package: w.name.clone(),
         version: w.version.clone(),
@@ -113,7 +117,9 @@ async fn fetch_one(http: &reqwest::Client, w: &ChosenWheel, store: &BlobStore) -
     }
     match store.commit(pending, Some(&w.wheel.sha256), &w.wheel.filename) {
         Ok(_) => Ok(()),
-        Err(BlobStoreError::DigestMismatch { expected, actual, .. }) => Err(FetchError::HashMismatch {
+        Err(BlobStoreError::DigestMismatch {
+            expected, actual, ..
+        }) => Err(FetchError::HashMismatch {
             package: w.name.clone(),
             version: w.version.clone(),
             url: w.wheel.url.clone(),

@@ -69,7 +69,10 @@ pub fn configured_index(
             return Ok(url);
         }
     }
-    let mut pip_confs: Vec<PathBuf> = std::env::var_os("PIP_CONFIG_FILE").map(PathBuf::from).into_iter().collect();
+    let mut pip_confs: Vec<PathBuf> = std::env::var_os("PIP_CONFIG_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     if let Some(dir) = &config_home {
         pip_confs.push(dir.join("pip").join("pip.conf"));
     }
@@ -187,7 +190,10 @@ pub async fn resolve_files(
             has_sdist = true;
             continue;
         }
-        let file_url = base.join(&file.url).map(|u| u.to_string()).unwrap_or(file.url);
+        let file_url = base
+            .join(&file.url)
+            .map(|u| u.to_string())
+            .unwrap_or(file.url);
         wheels.push(LockedWheel {
             filename: file.filename,
             url: file_url,
@@ -216,10 +222,20 @@ mod tests {
     fn reads_pip_conf_and_uv_toml() {
         let dir = tempfile::tempdir().unwrap();
         let pip = dir.path().join("pip.conf");
-        std::fs::write(&pip, "[global]\ncert = /x\nindex-url = https://mirror.example/simple\n").unwrap();
-        assert_eq!(pip_conf_index(&pip).as_deref(), Some("https://mirror.example/simple"));
+        std::fs::write(
+            &pip,
+            "[global]\ncert = /x\nindex-url = https://mirror.example/simple\n",
+        )
+        .unwrap();
+        assert_eq!(
+            pip_conf_index(&pip).as_deref(),
+            Some("https://mirror.example/simple")
+        );
         let uv = dir.path().join("uv.toml");
         std::fs::write(&uv, "[[index]]\nurl = \"https://a.example/simple\"\n\n[[index]]\nurl = \"https://b.example/simple\"\ndefault = true\n").unwrap();
-        assert_eq!(uv_toml_index(&uv).as_deref(), Some("https://b.example/simple"));
+        assert_eq!(
+            uv_toml_index(&uv).as_deref(),
+            Some("https://b.example/simple")
+        );
     }
 }

@@ -30,22 +30,29 @@ pub fn install(
     target: &PythonTarget,
     root: &Path,
 ) -> Result<(), InstallError> {
-    let name: WheelFilename = filename.parse().map_err(|e: uv_distribution_filename::WheelFilenameError| {
-        InstallError::BadName {
+    let name: WheelFilename =
+        filename
+            .parse()
+            .map_err(
+                |e: uv_distribution_filename::WheelFilenameError| InstallError::BadName {
+                    wheel: filename.to_string(),
+                    message: e.to_string(),
+                },
+            )?;
+    let unpacked =
+        tempfile::tempdir_in(root.parent().unwrap_or(root)).map_err(|e| InstallError::Unpack {
             wheel: filename.to_string(),
             message: e.to_string(),
-        }
-    })?;
-    let unpacked = tempfile::tempdir_in(root.parent().unwrap_or(root)).map_err(|e| InstallError::Unpack {
-        wheel: filename.to_string(),
-        message: e.to_string(),
-    })?;
+        })?;
     unzip(wheel_path, unpacked.path()).map_err(|message| InstallError::Unpack {
         wheel: filename.to_string(),
         message,
     })?;
     let venv = root.join(target.venv.trim_start_matches('/'));
-    let site = venv.join("lib").join(target.lib_dir()).join("site-packages");
+    let site = venv
+        .join("lib")
+        .join(target.lib_dir())
+        .join("site-packages");
     let layout = Layout {
         sys_executable: PathBuf::from(format!("{}/bin/python", target.venv)),
         python_version: (target.version.0, target.version.1),
@@ -80,7 +87,8 @@ pub fn install(
 /// Extracts a wheel (a zip) into `dest`, refusing entries that would escape it.
 fn unzip(wheel: &Path, dest: &Path) -> Result<(), String> {
     let file = std::fs::File::open(wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
+    let mut archive =
+        zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
     archive.extract(dest).map_err(|e| e.to_string())
 }
 
@@ -104,7 +112,12 @@ pub fn venv_skeleton(target: &PythonTarget, tree: &mut TarTree) {
     tree.symlink(&format!("{venv}/bin/python"), &format!("{dir}/{exe}"));
     tree.symlink(&format!("{venv}/bin/python3"), "python");
     tree.symlink(&format!("{venv}/bin/python{major}.{minor}"), "python");
-    tree.dir(&format!("{venv}/lib/{}/site-packages", target.lib_dir()), 0o755, 0, 0);
+    tree.dir(
+        &format!("{venv}/lib/{}/site-packages", target.lib_dir()),
+        0o755,
+        0,
+        0,
+    );
     // CPython's venv module adds lib64 on 64-bit POSIX; some tools look there.
     tree.symlink(&format!("{venv}/lib64"), "lib");
 }

@@ -38,9 +38,9 @@ pub enum ProbeError {
 impl ProbeError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            ProbeError::NoPython { .. } => Some(
-                "use a base image with CPython installed, e.g. python:3.12-slim".into(),
-            ),
+            ProbeError::NoPython { .. } => {
+                Some("use a base image with CPython installed, e.g. python:3.12-slim".into())
+            }
             _ => None,
         }
     }
@@ -71,7 +71,11 @@ const CAPTURED: [&str; 4] = [
 
 /// Scans `layers` (base first) and works out the facts; `env` is the base config's Env, which
 /// official Python images use to state the exact version (PYTHON_VERSION).
-pub fn probe(base: &str, layers: &[LayerFile<'_>], env: &[String]) -> Result<BaseFacts, ProbeError> {
+pub fn probe(
+    base: &str,
+    layers: &[LayerFile<'_>],
+    env: &[String],
+) -> Result<BaseFacts, ProbeError> {
     let mut scan = Scan::default();
     for layer in layers {
         scan_layer(layer, &mut scan)?;
@@ -135,11 +139,18 @@ fn scan_layer(layer: &LayerFile<'_>, scan: &mut Scan) -> Result<(), ProbeError> 
     for entry in archive.entries().map_err(err)? {
         let mut entry = entry.map_err(err)?;
         let path = entry.path().map_err(err)?.to_string_lossy().into_owned();
-        let path = path.trim_start_matches("./").trim_start_matches('/').to_string();
+        let path = path
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string();
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
         // Whiteouts delete what lower layers put there.
         if let Some(deleted) = name.strip_prefix(".wh.") {
-            let gone = if dir.is_empty() { deleted.to_string() } else { format!("{dir}/{deleted}") };
+            let gone = if dir.is_empty() {
+                deleted.to_string()
+            } else {
+                format!("{dir}/{deleted}")
+            };
             scan.files.remove(&gone);
             if let Some(minor) = python_minor(deleted) {
                 scan.pythons.insert((dir.to_string(), minor), false);
@@ -157,7 +168,10 @@ fn scan_layer(layer: &LayerFile<'_>, scan: &mut Scan) -> Result<(), ProbeError> 
         if name == "libc.so.6" {
             scan.glibc = true;
         }
-        if let Some(v) = name.strip_prefix("libc-").and_then(|v| v.strip_suffix(".so")) {
+        if let Some(v) = name
+            .strip_prefix("libc-")
+            .and_then(|v| v.strip_suffix(".so"))
+        {
             scan.glibc = true;
             scan.glibc_file_version = major_minor(v);
         }
@@ -183,12 +197,21 @@ fn major_minor(version: &str) -> Option<(u16, u16)> {
 fn python_patch(env: &[String], dpkg: Option<&str>, apk: Option<&str>, minor: u8) -> Option<u8> {
     let from = |version: &str| -> Option<u8> {
         let rest = version.strip_prefix(&format!("3.{minor}."))?;
-        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     };
     env.iter()
         .find_map(|e| e.strip_prefix("PYTHON_VERSION=").and_then(from))
-        .or_else(|| dpkg.and_then(|db| dpkg_version(db, &format!("python3.{minor}"))).and_then(|v| from(&v)))
-        .or_else(|| apk.and_then(|db| apk_version(db, "python3")).and_then(|v| from(&v)))
+        .or_else(|| {
+            dpkg.and_then(|db| dpkg_version(db, &format!("python3.{minor}")))
+                .and_then(|v| from(&v))
+        })
+        .or_else(|| {
+            apk.and_then(|db| apk_version(db, "python3"))
+                .and_then(|v| from(&v))
+        })
 }
 
 /// The Version of an installed package in a dpkg status file.
@@ -203,7 +226,9 @@ pub fn dpkg_version(status: &str, package: &str) -> Option<String> {
                 version = Some(v.trim());
             }
         }
-        (name == Some(package)).then(|| version.map(String::from)).flatten()
+        (name == Some(package))
+            .then(|| version.map(String::from))
+            .flatten()
     })
 }
 
@@ -226,7 +251,10 @@ mod tests {
     #[test]
     fn dpkg_status_versions() {
         let status = "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u4\n\nPackage: python3.11\nVersion: 3.11.2-6+deb12u2\n";
-        assert_eq!(dpkg_version(status, "libc6").as_deref(), Some("2.36-9+deb12u4"));
+        assert_eq!(
+            dpkg_version(status, "libc6").as_deref(),
+            Some("2.36-9+deb12u4")
+        );
         assert_eq!(major_minor("2.36-9+deb12u4"), Some((2, 36)));
         assert_eq!(python_patch(&[], Some(status), None, 11), Some(2));
         assert_eq!(

@@ -123,7 +123,10 @@ mod tests {
         let target = PythonTarget {
             version: (3, 11, 2),
             interpreter: "/usr/bin/python3.11".into(),
-            libc: Libc::Glibc { major: 2, minor: 36 },
+            libc: Libc::Glibc {
+                major: 2,
+                minor: 36,
+            },
             architecture: "amd64".into(),
             venv: "/opt/venv".into(),
         };
@@ -144,7 +147,11 @@ mod tests {
                 true,
             ),
             pkg("old", vec![], true),
-            pkg("mac", vec![wheel("mac-1.0-cp311-cp311-macosx_11_0_arm64.whl")], false),
+            pkg(
+                "mac",
+                vec![wheel("mac-1.0-cp311-cp311-macosx_11_0_arm64.whl")],
+                false,
+            ),
         ];
         let err = choose(&packages, &tags, &target.describe()).unwrap_err();
         assert_eq!(

@@ -159,7 +159,9 @@ mod tests {
                 .compatibility(&tags)
                 .is_compatible()
         };
-        assert!(ok("numpy-2.0.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"));
+        assert!(ok(
+            "numpy-2.0.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+        ));
         assert!(ok("click-8.1.7-py3-none-any.whl"));
         assert!(!ok("numpy-2.0.0-cp312-cp312-manylinux_2_17_x86_64.whl"));
         assert!(!ok("numpy-2.0.0-cp311-cp311-manylinux_2_17_aarch64.whl"));
@@ -169,16 +171,22 @@ mod tests {
         let mut arm = bookworm();
         arm.architecture = "arm64".into();
         let tags = arm.tags().unwrap();
-        assert!(WheelFilename::from_str("numpy-2.0.0-cp311-cp311-manylinux_2_17_aarch64.whl")
-            .unwrap()
-            .compatibility(&tags)
-            .is_compatible());
+        assert!(
+            WheelFilename::from_str("numpy-2.0.0-cp311-cp311-manylinux_2_17_aarch64.whl")
+                .unwrap()
+                .compatibility(&tags)
+                .is_compatible()
+        );
     }
 
     #[test]
     fn markers_use_the_target() {
         let env = bookworm().marker_env();
-        let m = |s: &str| uv_pep508::MarkerTree::from_str(s).unwrap().evaluate(&env, &[]);
+        let m = |s: &str| {
+            uv_pep508::MarkerTree::from_str(s)
+                .unwrap()
+                .evaluate(&env, &[])
+        };
         assert!(m("python_version >= '3.11' and sys_platform == 'linux'"));
         assert!(m("platform_machine == 'x86_64'"));
         assert!(!m("python_version < '3.11'"));

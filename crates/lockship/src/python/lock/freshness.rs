@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
-use uv_pep508::{MarkerEnvironment, Requirement, VerbatimUrl, VersionOrUrl};
 use uv_pep440::Version;
+use uv_pep508::{MarkerEnvironment, Requirement, VerbatimUrl, VersionOrUrl};
 
 use super::uv_lock::UvLock;
 use super::{normalize_name, LockError, LockFile, LockKind, LockedPackage};
@@ -39,7 +39,10 @@ pub fn check(
                         .map(|v| spec.contains(&v))
                         .unwrap_or(false);
                     if !ok {
-                        problems.push(format!("`{text}` does not allow the locked {} {}", p.name, p.version));
+                        problems.push(format!(
+                            "`{text}` does not allow the locked {} {}",
+                            p.name, p.version
+                        ));
                     }
                 }
             }
@@ -53,7 +56,9 @@ pub fn check(
                 .map(|r| normalize_name(&r.name))
                 .collect();
             for gone in recorded.difference(&declared_names) {
-                problems.push(format!("`{gone}` was removed from pyproject.toml but is still locked"));
+                problems.push(format!(
+                    "`{gone}` was removed from pyproject.toml but is still locked"
+                ));
             }
         }
     }

@@ -24,7 +24,10 @@ pub struct LockedWheel {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Artifacts {
     /// The lock lists the wheels (uv.lock).
-    Listed { wheels: Vec<LockedWheel>, has_sdist: bool },
+    Listed {
+        wheels: Vec<LockedWheel>,
+        has_sdist: bool,
+    },
     /// The lock lists only allowed hashes (requirements.txt): files come from a package index.
     FromIndex { hashes: Vec<Digest> },
 }
@@ -67,7 +70,9 @@ pub enum LockError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("{path}: unsupported lock format (lockship reads uv.lock and requirements.txt with --hash)")]
+    #[error(
+        "{path}: unsupported lock format (lockship reads uv.lock and requirements.txt with --hash)"
+    )]
     UnknownFormat { path: PathBuf },
     #[error("{path} is out of date with pyproject.toml: {problems}")]
     Stale { path: PathBuf, problems: String },
@@ -118,7 +123,7 @@ impl LockFile {
         };
         let bytes = fs_err::read(&path).map_err(|e| LockError::Unreadable {
             path: path.clone(),
-            source: e.into(),
+            source: e,
         })?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let kind = if name.ends_with(".lock") && name.starts_with("uv") {
@@ -147,7 +152,8 @@ impl LockFile {
         root: Option<&str>,
     ) -> Result<Vec<LockedPackage>, LockError> {
         let mut packages = match self.kind {
-            LockKind::UvLock => uv_lock::UvLock::parse(&self.path, &self.text)?.packages_for(&self.path, env, root)?,
+            LockKind::UvLock => uv_lock::UvLock::parse(&self.path, &self.text)?
+                .packages_for(&self.path, env, root)?,
             LockKind::RequirementsTxt => requirements_txt::parse(&self.path, &self.text, env)?,
         };
         packages.sort_by(|a, b| a.name.cmp(&b.name));
@@ -178,6 +184,9 @@ mod tests {
     #[test]
     fn normalizes_names() {
         assert_eq!(super::normalize_name("Foo__Bar.baz"), "foo-bar-baz");
-        assert_eq!(super::normalize_name("typing_extensions"), "typing-extensions");
+        assert_eq!(
+            super::normalize_name("typing_extensions"),
+            "typing-extensions"
+        );
     }
 }

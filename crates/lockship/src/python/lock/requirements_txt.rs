@@ -73,7 +73,11 @@ pub fn options(text: &str) -> FileOptions {
 }
 
 /// Parses the pinned requirements whose markers hold for `env`.
-pub fn parse(path: &Path, text: &str, env: &MarkerEnvironment) -> Result<Vec<LockedPackage>, LockError> {
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: &MarkerEnvironment,
+) -> Result<Vec<LockedPackage>, LockError> {
     let mut packages = Vec::new();
     for (number, line) in logical_lines(text) {
         let invalid = |message: String| LockError::Invalid {
@@ -83,10 +87,18 @@ pub fn parse(path: &Path, text: &str, env: &MarkerEnvironment) -> Result<Vec<Loc
         if line.starts_with('-') {
             // File options (--index-url, --extra-index-url, --find-links, …) pin nothing.
             if line.starts_with("-e") || line.starts_with("--editable") {
-                return Err(invalid("editable requirements cannot go into an image".into()));
+                return Err(invalid(
+                    "editable requirements cannot go into an image".into(),
+                ));
             }
-            if line.starts_with("-r") || line.starts_with("-c") || line.starts_with("--requirement") || line.starts_with("--constraint") {
-                return Err(invalid("nested requirement files are not supported; compile to one file".into()));
+            if line.starts_with("-r")
+                || line.starts_with("-c")
+                || line.starts_with("--requirement")
+                || line.starts_with("--constraint")
+            {
+                return Err(invalid(
+                    "nested requirement files are not supported; compile to one file".into(),
+                ));
             }
             continue;
         }
@@ -95,7 +107,8 @@ pub fn parse(path: &Path, text: &str, env: &MarkerEnvironment) -> Result<Vec<Loc
         for word in line.split_whitespace() {
             if let Some(h) = word.strip_prefix("--hash=") {
                 hashes.push(
-                    Digest::parse(h).ok_or_else(|| invalid(format!("unsupported hash `{h}` (need sha256)")))?,
+                    Digest::parse(h)
+                        .ok_or_else(|| invalid(format!("unsupported hash `{h}` (need sha256)")))?,
                 );
             } else if word.starts_with("--") {
                 // Per-requirement options other than --hash do not change what gets installed.
@@ -109,13 +122,16 @@ pub fn parse(path: &Path, text: &str, env: &MarkerEnvironment) -> Result<Vec<Loc
             None => (requirement.trim(), None),
         };
         if let Some(marker) = marker {
-            let tree = MarkerTree::from_str(marker).map_err(|e| invalid(format!("bad marker `{marker}`: {e}")))?;
+            let tree = MarkerTree::from_str(marker)
+                .map_err(|e| invalid(format!("bad marker `{marker}`: {e}")))?;
             if !tree.evaluate(env, &[]) {
                 continue;
             }
         }
         if spec.contains(" @ ") || spec.contains("://") {
-            return Err(invalid(format!("`{spec}` is a direct URL requirement, which lockship cannot install yet")));
+            return Err(invalid(format!(
+                "`{spec}` is a direct URL requirement, which lockship cannot install yet"
+            )));
         }
         let Some((name, version)) = spec.split_once("==") else {
             return Err(invalid(format!("`{spec}` is not pinned with ==")));
@@ -123,7 +139,9 @@ pub fn parse(path: &Path, text: &str, env: &MarkerEnvironment) -> Result<Vec<Loc
         let name = name.split('[').next().unwrap_or(name).trim();
         let version = version.trim();
         if name.is_empty() || version.is_empty() || version.contains(['<', '>', ',', '*', '=']) {
-            return Err(invalid(format!("`{spec}` is not pinned to one exact version")));
+            return Err(invalid(format!(
+                "`{spec}` is not pinned to one exact version"
+            )));
         }
         if hashes.is_empty() {
             return Err(invalid(format!(
@@ -148,7 +166,10 @@ mod tests {
         PythonTarget {
             version: (3, 11, 2),
             interpreter: "/usr/bin/python3.11".into(),
-            libc: Libc::Glibc { major: 2, minor: 36 },
+            libc: Libc::Glibc {
+                major: 2,
+                minor: 36,
+            },
             architecture: "amd64".into(),
             venv: "/opt/venv".into(),
         }
@@ -173,14 +194,24 @@ mod tests {
             }
         );
         assert_eq!(pkgs[1].name, "rich");
-        assert_eq!(options(&text).index_url.as_deref(), Some("https://index.example/simple"));
+        assert_eq!(
+            options(&text).index_url.as_deref(),
+            Some("https://index.example/simple")
+        );
     }
 
     #[test]
     fn unpinned_or_unhashed_lines_name_the_line() {
         let err = parse(Path::new("r.txt"), "click>=8\n", &env()).unwrap_err();
-        assert_eq!(err.to_string(), "r.txt: line 1: `click>=8` is not pinned with ==");
+        assert_eq!(
+            err.to_string(),
+            "r.txt: line 1: `click>=8` is not pinned with =="
+        );
         let err = parse(Path::new("r.txt"), "\nclick==8.1.7\n", &env()).unwrap_err();
-        assert!(err.to_string().starts_with("r.txt: line 2: click==8.1.7 has no --hash"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("r.txt: line 2: click==8.1.7 has no --hash"),
+            "{err}"
+        );
     }
 }

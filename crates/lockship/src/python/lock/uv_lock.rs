@@ -107,7 +107,10 @@ impl UvLock {
         if lock.version != 1 {
             return Err(LockError::Invalid {
                 path: path.to_path_buf(),
-                message: format!("uv.lock version {} is not supported (expected 1)", lock.version),
+                message: format!(
+                    "uv.lock version {} is not supported (expected 1)",
+                    lock.version
+                ),
             });
         }
         Ok(lock)
@@ -123,10 +126,16 @@ impl UvLock {
             .map(|(i, _)| i)
             .collect();
         match &want {
-            Some(name) if roots.iter().any(|&i| normalize_name(&self.packages[i].name) == *name) => roots
-                .into_iter()
-                .filter(|&i| normalize_name(&self.packages[i].name) == *name)
-                .collect(),
+            Some(name)
+                if roots
+                    .iter()
+                    .any(|&i| normalize_name(&self.packages[i].name) == *name) =>
+            {
+                roots
+                    .into_iter()
+                    .filter(|&i| normalize_name(&self.packages[i].name) == *name)
+                    .collect()
+            }
             _ => roots,
         }
     }
@@ -134,7 +143,10 @@ impl UvLock {
     /// The root project's recorded requirements (for the freshness check).
     pub fn root_requires_dist(&self, root: Option<&str>) -> Option<Vec<RequiresDist>> {
         let i = *self.roots(root).first()?;
-        self.packages[i].metadata.as_ref().map(|m| m.requires_dist.clone())
+        self.packages[i]
+            .metadata
+            .as_ref()
+            .map(|m| m.requires_dist.clone())
     }
 
     /// Index of the package a dependency edge points at.
@@ -153,7 +165,9 @@ impl UvLock {
         std::iter::once(first)
             .chain(rest)
             .find(|(_, p)| {
-                dep.version.as_ref().is_none_or(|v| p.version.as_ref() == Some(v))
+                dep.version
+                    .as_ref()
+                    .is_none_or(|v| p.version.as_ref() == Some(v))
                     && dep.source.as_ref().is_none_or(|s| *s == p.source)
             })
             .map(|(i, _)| i)
@@ -170,7 +184,9 @@ impl UvLock {
         if roots.is_empty() {
             return Err(LockError::Invalid {
                 path: path.to_path_buf(),
-                message: "no project package (source = { editable = \".\" } or { virtual = \".\" })".into(),
+                message:
+                    "no project package (source = { editable = \".\" } or { virtual = \".\" })"
+                        .into(),
             });
         }
         let holds = |marker: &Option<String>| -> Result<bool, LockError> {
@@ -186,7 +202,8 @@ impl UvLock {
         };
         // (package index, extra or "") pairs already expanded.
         let mut seen: BTreeSet<(usize, String)> = BTreeSet::new();
-        let mut queue: VecDeque<(usize, String)> = roots.iter().map(|&i| (i, String::new())).collect();
+        let mut queue: VecDeque<(usize, String)> =
+            roots.iter().map(|&i| (i, String::new())).collect();
         let mut needed: BTreeSet<usize> = BTreeSet::new();
         while let Some((i, extra)) = queue.pop_front() {
             if !seen.insert((i, extra.clone())) {
@@ -256,8 +273,9 @@ impl UvLock {
                     .hash
                     .as_deref()
                     .ok_or_else(|| invalid(format!("wheel {filename} has no hash")))?;
-                let sha256 = Digest::parse(hash)
-                    .ok_or_else(|| invalid(format!("wheel {filename}: unsupported hash `{hash}`")))?;
+                let sha256 = Digest::parse(hash).ok_or_else(|| {
+                    invalid(format!("wheel {filename}: unsupported hash `{hash}`"))
+                })?;
                 Ok(LockedWheel {
                     filename,
                     url,
@@ -340,7 +358,10 @@ wheels = [{ url = "https://files.example/ipywidgets-8.0.0-py3-none-any.whl", has
         PythonTarget {
             version: (3, 11, 2),
             interpreter: "/usr/bin/python3.11".into(),
-            libc: Libc::Glibc { major: 2, minor: 36 },
+            libc: Libc::Glibc {
+                major: 2,
+                minor: 36,
+            },
             architecture: "amd64".into(),
             venv: "/opt/venv".into(),
         }
@@ -350,7 +371,9 @@ wheels = [{ url = "https://files.example/ipywidgets-8.0.0-py3-none-any.whl", has
     #[test]
     fn walks_graph_with_target_markers_and_extras() {
         let lock = UvLock::parse(Path::new("uv.lock"), LOCK).unwrap();
-        let pkgs = lock.packages_for(Path::new("uv.lock"), &linux(), Some("app")).unwrap();
+        let pkgs = lock
+            .packages_for(Path::new("uv.lock"), &linux(), Some("app"))
+            .unwrap();
         let names: Vec<_> = pkgs.iter().map(|p| p.name.as_str()).collect();
         // colorama is windows-only; ipywidgets comes in through rich[jupyter].
         assert_eq!(names, ["click", "rich", "pygments", "ipywidgets"]);
@@ -364,7 +387,13 @@ wheels = [{ url = "https://files.example/ipywidgets-8.0.0-py3-none-any.whl", has
 
     #[test]
     fn bad_toml_names_the_file() {
-        let err = UvLock::parse(Path::new("proj/uv.lock"), "version = [").err().unwrap();
-        assert!(err.to_string().starts_with("proj/uv.lock: not a valid uv.lock"), "{err}");
+        let err = UvLock::parse(Path::new("proj/uv.lock"), "version = [")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("proj/uv.lock: not a valid uv.lock"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,210 @@
+//! Bad input gets one clear line naming the thing, a `hint:`, a non-zero exit, and leaves no
+//! output or cache entry behind. Real registry, real index, real uv locks.
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+/// Runs a build that must fail, checks nothing was written to `out`, and returns stderr.
+fn failing_build(project: &Path, cache: &Path, extra: &[&str]) -> String {
+    let out = project.parent().unwrap().join("out.tar");
+    let output = run_err(
+        lockship(cache)
+            .arg("build")
+            .arg(project)
+            .args(extra)
+            .arg("--output")
+            .arg(format!("docker:{}", out.display())),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        !out.exists(),
+        "a failed build left {} behind",
+        out.display()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(project.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial") || n.starts_with(".lockship"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+fn error_line(stderr: &str) -> &str {
+    stderr.lines().next().unwrap()
+}
+
+#[test]
+fn missing_lock() {
+    let env = env();
+    let project = fixture("hello-cli", false);
+    std::fs::remove_file(project.path("requirements.txt")).unwrap();
+    let err = failing_build(&project.dir, &shared_cache(), &["--base", &env.base]);
+    assert_eq!(
+        error_line(&err),
+        format!(
+            "error: no lock file in {} (looked for uv.lock and requirements.txt)",
+            project.dir.display()
+        )
+    );
+    assert!(err.contains("\nhint: create one with `uv lock`"), "{err}");
+}
+
+#[test]
+fn unreadable_lock() {
+    let env = env();
+    let project = fixture("hello-cli", false);
+    std::fs::write(project.path("uv.lock"), "version = 1\n[[package]\nname = ").unwrap();
+    let err = failing_build(&project.dir, &shared_cache(), &["--base", &env.base]);
+    assert!(
+        error_line(&err).starts_with(&format!(
+            "error: {}: not a valid uv.lock",
+            project.path("uv.lock").display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hint: run `uv lock`"), "{err}");
+}
+
+#[test]
+fn lock_out_of_date_with_pyproject() {
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();
+    std::fs::write(
+        project.path("pyproject.toml"),
+        pyproject
+            .replace("\"rich>=13\"]", "\"rich>=13\", \"httpx>=0.27\"]")
+            .replace("click>=8.1", "click>=9"),
+    )
+    .unwrap();
+    let err = failing_build(&project.dir, &shared_cache(), &["--base", &env.base]);
+    assert_eq!(
+        error_line(&err),
+        format!(
+            "error: {} is out of date with pyproject.toml: `click>=9` does not allow the locked click 8.2.1; `httpx>=0.27` is not in the lock",
+            project.path("uv.lock").display()
+        )
+    );
+    assert!(err.contains("hint: run `uv lock` to update it"), "{err}");
+}
+
+#[test]
+fn unknown_base_image() {
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let base = format!("{}/no/such-image:1", env.registry);
+    let err = failing_build(&project.dir, &shared_cache(), &["--base", &base]);
+    assert_eq!(error_line(&err), format!("error: image {base} not found"));
+    assert!(
+        err.contains("hint: check `base` in [tool.lockship]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreachable_registry() {
+    let project = fixture("hello-cli", true);
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let err = failing_build(
+        &project.dir,
+        &shared_cache(),
+        &["--base", "127.0.0.1:1/python:3.11"],
+    );
+    assert!(
+        error_line(&err).starts_with("error: cannot reach registry 127.0.0.1:1 while pulling the manifest of 127.0.0.1:1/python:3.11"),
+        "{err}"
+    );
+    assert!(err.contains("hint: check the registry address"), "{err}");
+}
+
+#[test]
+fn hash_mismatch_aborts_and_caches_nothing() {
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let lock = std::fs::read_to_string(project.path("uv.lock")).unwrap();
+    // Point click's wheel at another (valid) hash: the download cannot match it.
+    let start = lock
+        .find("click-8.2.1-py3-none-any.whl")
+        .expect("click wheel in lock");
+    let hash_at = start + lock[start..].find("sha256:").unwrap() + "sha256:".len();
+    let real = &lock[hash_at..hash_at + 64];
+    let fake = "0".repeat(64);
+    let tampered = format!("{}{}{}", &lock[..hash_at], fake, &lock[hash_at + 64..]);
+    std::fs::write(project.path("uv.lock"), tampered).unwrap();
+
+    let cache = tempfile::tempdir().unwrap();
+    let err = failing_build(&project.dir, cache.path(), &["--base", &env.base]);
+    let line = error_line(&err);
+    assert!(
+        line.starts_with("error: hash mismatch for click 8.2.1 ("),
+        "{err}"
+    );
+    assert!(
+        line.contains(&format!(
+            "the lock says sha256:{fake}, the download is sha256:{real}"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("\nhint: "), "{err}");
+    let blobs = cache.path().join("blobs/sha256");
+    assert!(
+        !blobs.join(real).exists() && !blobs.join(&fake).exists(),
+        "unverified wheel cached"
+    );
+    assert_eq!(
+        std::fs::read_dir(cache.path().join("blobs/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn no_wheel_for_the_target_lists_every_such_package() {
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let lock = std::fs::read_to_string(project.path("uv.lock")).unwrap();
+    std::fs::write(
+        project.path("uv.lock"),
+        without_wheels(&lock, &["click", "mdurl"]),
+    )
+    .unwrap();
+    let err = failing_build(&project.dir, &shared_cache(), &["--base", &env.base]);
+    assert_eq!(
+        error_line(&err),
+        "error: no wheel for cp311-manylinux_2_36_x86_64 in: click 8.2.1 (sdist only), mdurl 0.1.2 (sdist only)"
+    );
+    assert!(
+        err.contains("hint: building from sdists is not supported yet"),
+        "{err}"
+    );
+}
+
+/// The lock with the `wheels = [...]` arrays of `names` emptied, as if they published only sdists.
+fn without_wheels(lock: &str, names: &[&str]) -> String {
+    let mut out = String::new();
+    let (mut in_package, mut skipping) = (false, false);
+    for line in lock.lines() {
+        if let Some(name) = line.strip_prefix("name = ") {
+            in_package = names.iter().any(|n| name == format!("\"{n}\""));
+        }
+        if skipping {
+            skipping = line != "]";
+            continue;
+        }
+        if in_package && line.starts_with("wheels = [") {
+            out.push_str("wheels = []\n");
+            skipping = !line.ends_with(']');
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}

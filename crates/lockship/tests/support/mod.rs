@@ -1,0 +1,194 @@
+//! Test context: real services started by scripts/test (registry, dockerd, a Python base image
+//! in the registry), fixture projects copied into temp dirs with uv.lock made by the real uv,
+//! and helpers to run the lockship binary and docker.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The services scripts/test started, read from the environment.
+pub struct Env {
+    pub registry: String,
+    pub base: String,
+}
+
+pub fn env() -> Env {
+    let get = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: run the suite with scripts/test, which starts the registry, dockerd and the base image")
+        })
+    };
+    Env {
+        registry: get("LOCKSHIP_TEST_REGISTRY"),
+        base: get("LOCKSHIP_TEST_BASE"),
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn test_cache() -> PathBuf {
+    std::env::var_os("LOCKSHIP_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/lockship-test")
+        })
+}
+
+/// A fixture copied into a temp dir.
+pub struct Project {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+impl Project {
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+/// Copies `tests/fixtures/NAME` (without any uv.lock) into a fresh temp dir. With
+/// `with_uv_lock`, adds a uv.lock made by the real uv (`--exclude-newer` keeps it stable),
+/// cached outside the repo by the pyproject's digest.
+pub fn fixture(name: &str, with_uv_lock: bool) -> Project {
+    let src = repo_root().join("tests/fixtures").join(name);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy_dir(&src, &dir);
+    let _ = std::fs::remove_file(dir.join("uv.lock"));
+    if with_uv_lock {
+        let pyproject = std::fs::read(dir.join("pyproject.toml")).unwrap();
+        let key = lockship::oci::digest::Digest::of_bytes(&pyproject);
+        let cached = test_cache()
+            .join("locks")
+            .join(format!("{name}-{}.uv.lock", &key.hex()[..16]));
+        if !cached.is_file() {
+            let status = Command::new("uv")
+                .args([
+                    "lock",
+                    "--quiet",
+                    "--exclude-newer",
+                    "2025-06-01",
+                    "--python",
+                    "3.11",
+                ])
+                .current_dir(&dir)
+                .status()
+                .expect("uv is installed by scripts/test");
+            assert!(status.success(), "uv lock failed for fixture {name}");
+            std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+            // Tests run in parallel threads: a unique temp file, then an atomic rename.
+            let tmp_lock = tempfile::NamedTempFile::new_in(cached.parent().unwrap()).unwrap();
+            std::fs::copy(dir.join("uv.lock"), tmp_lock.path()).unwrap();
+            tmp_lock.persist(&cached).unwrap();
+        } else {
+            std::fs::copy(&cached, dir.join("uv.lock")).unwrap();
+        }
+    }
+    Project { tmp, dir }
+}
+
+fn copy_dir(src: &Path, dest: &Path) {
+    for entry in walkdir::WalkDir::new(src) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(src).unwrap();
+        if rel
+            .components()
+            .any(|c| c.as_os_str() == "__pycache__" || c.as_os_str() == ".venv")
+        {
+            continue;
+        }
+        let to = dest.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+/// The lockship binary with its cache at `cache` and SOURCE_DATE_EPOCH fixed.
+pub fn lockship(cache: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockship"));
+    cmd.env("LOCKSHIP_CACHE_DIR", cache)
+        .env("SOURCE_DATE_EPOCH", "1700000000");
+    cmd
+}
+
+/// A cache shared by tests that do not need a cold one (saves re-downloading wheels).
+pub fn shared_cache() -> PathBuf {
+    test_cache().join("cache")
+}
+
+/// Runs a command, asserting success, and returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail, returning its output.
+pub fn run_err(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} unexpectedly succeeded");
+    out
+}
+
+pub fn docker(args: &[&str]) -> String {
+    run_ok(Command::new("docker").args(args))
+}
+
+/// Loads a docker tarball and returns nothing; panics with docker's message on failure.
+pub fn docker_load(tar: &Path) {
+    docker(&["load", "-q", "-i", tar.to_str().unwrap()]);
+}
+
+/// Runs `image` with no network (optionally with another entrypoint) and returns its stdout.
+pub fn docker_run(image: &str, entrypoint: Option<&str>, args: &[&str]) -> String {
+    let mut all = vec!["run", "--rm", "--network", "none"];
+    if let Some(e) = entrypoint {
+        all.extend(["--entrypoint", e]);
+    }
+    all.push(image);
+    all.extend_from_slice(args);
+    docker(&all)
+}
+
+/// A unique, lowercase image name for this test run.
+pub fn unique(name: &str) -> String {
+    format!("{name}-{}-{}", std::process::id(), rand_suffix())
+}
+
+fn rand_suffix() -> u32 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+/// Parses `--format json` output.
+pub fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// The layer digests of a build report.
+pub fn layer_digests(report: &serde_json::Value) -> Vec<String> {
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -31,6 +31,7 @@ ensure_tools() {
     command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
     command -v skopeo >/dev/null || missing+=(skopeo)
     command -v umoci >/dev/null || missing+=(umoci)
+    command -v htpasswd >/dev/null || missing+=(apache2-utils)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq

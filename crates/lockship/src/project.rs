@@ -218,3 +218,46 @@ impl Project {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standalone_lockship_toml_and_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pyproject.toml"),
+            "[project]\nname = \"demo\"\ndependencies = [\"click\"]\n[project.scripts]\ndemo = \"demo:main\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("lockship.toml"),
+            "base = \"python:3.11-slim\"\ncmd = \"--port 80\"\n",
+        )
+        .unwrap();
+        let p = Project::load(dir.path()).unwrap();
+        assert_eq!(p.base().unwrap().as_deref(), Some("python:3.11-slim"));
+        assert_eq!(p.config.cmd.as_ref().unwrap().to_vec(), ["--port", "80"]);
+        assert_eq!(p.dependencies, ["click"]);
+        assert_eq!(
+            p.app_mode().unwrap(),
+            AppMode::Copy,
+            "no build system: copy"
+        );
+
+        std::fs::write(dir.path().join("lockship.toml"), "entrypont = [\"x\"]\n").unwrap();
+        let err = Project::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("lockship.toml: [tool.lockship]: unknown field `entrypont`"),
+            "{err}"
+        );
+
+        std::fs::write(dir.path().join("lockship.toml"), "app = \"zip\"\n").unwrap();
+        let err = Project::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("app = \"zip\": expected \"wheel\" or \"copy\""),
+            "{err}"
+        );
+    }
+}

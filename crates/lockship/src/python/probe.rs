@@ -265,6 +265,84 @@ mod tests {
         assert_eq!(python_minor("python3.12-config"), None);
     }
 
+    /// A gzip layer holding `files` (path, contents; empty contents for markers like binaries).
+    fn layer(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let mut tree = crate::oci::tar_tree::TarTree::new();
+        for (path, text) in files {
+            tree.bytes(path, text.as_bytes().to_vec(), 0o755);
+        }
+        let path = dir.join(name);
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        tree.write_tar(gz, 0).unwrap().finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn official_python_image_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let debian = layer(
+            dir.path(),
+            "1.tgz",
+            &[
+                ("usr/bin/python3.11", ""),
+                ("lib/x86_64-linux-gnu/libc.so.6", ""),
+                (
+                    "var/lib/dpkg/status",
+                    "Package: libc6\nVersion: 2.36-9+deb12u4\n",
+                ),
+                ("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"),
+            ],
+        );
+        // A later layer removes the Debian python and adds /usr/local's, as python:3.12-slim does.
+        let python = layer(
+            dir.path(),
+            "2.tgz",
+            &[
+                ("usr/local/bin/python3.12", ""),
+                ("usr/bin/.wh.python3.11", ""),
+            ],
+        );
+        let files = [
+            LayerFile {
+                path: &debian,
+                gzip: true,
+            },
+            LayerFile {
+                path: &python,
+                gzip: true,
+            },
+        ];
+        let facts = probe(
+            "python:3.12-slim",
+            &files,
+            &["PYTHON_VERSION=3.12.7".into()],
+        )
+        .unwrap();
+        assert_eq!(facts.python_version, (3, 12, 7));
+        assert_eq!(facts.interpreter, "/usr/local/bin/python3.12");
+        assert_eq!(
+            facts.libc,
+            Libc::Glibc {
+                major: 2,
+                minor: 36
+            }
+        );
+        assert_eq!(
+            facts.passwd.as_deref(),
+            Some("root:x:0:0:root:/root:/bin/bash\n")
+        );
+
+        let err = probe("scratch", &files[..0], &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("base image scratch has no Python interpreter"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn apk_versions() {
         let db = "P:busybox\nV:1.36\n\nP:musl\nV:1.2.4-r2\nA:x86_64\n";

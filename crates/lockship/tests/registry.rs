@@ -1,0 +1,283 @@
+//! lockship against registries as they are: Docker media types, image indexes (platform
+//! choice), cross-repository mounts that spare base-layer downloads, and basic auth read from
+//! the Docker config. Each test uses the reference registry; the auth test starts its own.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command};
+
+use lockship::oci::digest::Digest;
+use support::*;
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// Copies the test base into `repo` with Docker (v2 schema 2) media types and adds an index
+/// `repo:multi` listing it for linux/amd64 after an arm64 entry. Returns (docker-typed ref, index ref).
+fn docker_typed_base_with_index(env: &Env, repo: &str) -> (String, String) {
+    let single = format!("{}/{repo}:3.11", env.registry);
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--format",
+        "v2s2",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{}", env.base),
+        &format!("docker://{single}"),
+    ]));
+    let manifest_url = format!("http://{}/v2/{repo}/manifests/3.11", env.registry);
+    let manifest = Command::new("curl")
+        .args([
+            "-fsS",
+            "-H",
+            &format!("Accept: {DOCKER_MANIFEST}"),
+            &manifest_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(manifest.status.success());
+    let text = String::from_utf8(manifest.stdout.clone()).unwrap();
+    assert!(
+        text.contains(DOCKER_MANIFEST),
+        "skopeo wrote Docker media types: {text}"
+    );
+    let digest = Digest::of_bytes(&manifest.stdout);
+    let entry = |arch: &str| {
+        serde_json::json!({
+            "mediaType": DOCKER_MANIFEST,
+            "digest": digest.to_string(),
+            "size": manifest.stdout.len(),
+            "platform": {"os": "linux", "architecture": arch},
+        })
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry("arm64"), entry("amd64")],
+    });
+    run_ok(Command::new("curl").args([
+        "-fsS",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.index.v1+json",
+        "--data-binary",
+        &index.to_string(),
+        &format!("http://{}/v2/{repo}/manifests/multi", env.registry),
+    ]));
+    (single, format!("{}/{repo}:multi", env.registry))
+}
+
+#[test]
+fn docker_typed_base_through_an_index_builds_a_runnable_image() {
+    let env = env();
+    let repo = unique("docker-typed");
+    let (_, index) = docker_typed_base_with_index(&env, &repo);
+    let project = fixture("hello-cli", true);
+    let tar = project.tmp.path().join("img.tar");
+    let name = unique("indexed");
+    run_ok(
+        lockship(&shared_cache())
+            .arg("build")
+            .arg(&project.dir)
+            .args([
+                "--base",
+                &index,
+                "--platform",
+                "linux/amd64",
+                "--tag",
+                &format!("{name}:1"),
+            ])
+            .arg("--output")
+            .arg(format!("docker:{}", tar.display())),
+    );
+    docker_load(&tar);
+    assert!(docker_run(&format!("{name}:1"), None, &["index"]).contains("Hello, index!"));
+
+    let out = run_err(
+        lockship(&shared_cache())
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &index, "--platform", "linux/s390x", "--dry-run"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().next().unwrap(),
+        format!("error: image {index} has no manifest for linux/s390x (it has: linux/arm64, linux/amd64)")
+    );
+    assert!(stderr.contains("hint: choose one of the listed platforms with --platform"));
+}
+
+#[test]
+fn pushing_next_to_the_base_mounts_it_and_never_downloads_it() {
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let cache = tempfile::tempdir().unwrap();
+    let build = |target: &str| {
+        json(&run_ok(
+            lockship(cache.path())
+                .arg("build")
+                .arg(&project.dir)
+                .args(["--base", &env.base, "--push", target, "--format", "json"]),
+        ))
+    };
+    build(&format!("{}/tests/{}:1", env.registry, unique("first")));
+    // Forget the base layer's bytes: the facts learned from it stay cached.
+    let report = build(&format!("{}/tests/{}:1", env.registry, unique("warmup")));
+    let base_layer = report["layers"][0]["digest"].as_str().unwrap().to_string();
+    let blob = cache
+        .path()
+        .join("blobs/sha256")
+        .join(base_layer.trim_start_matches("sha256:"));
+    std::fs::remove_file(&blob).unwrap();
+
+    let report = build(&format!("{}/tests/{}:1", env.registry, unique("mounted")));
+    let push = &report["pushed"][0];
+    assert_eq!(
+        push["mounted"], 1,
+        "the base layer is mounted from its repository: {push}"
+    );
+    assert!(
+        !blob.exists(),
+        "the base layer was downloaded although the registry had it"
+    );
+}
+
+/// A registry with htpasswd auth on a free loopback port, stopped (by PID) when dropped.
+struct AuthRegistry {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn auth_registry(user: &str, password: &str) -> AuthRegistry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let htpasswd = run_ok(Command::new("htpasswd").args(["-Bbn", user, password]));
+    std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: lockship-test\n    path: {d}/htpasswd\n",
+        d = dir.path().display()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.path().join("config.yml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let registry = AuthRegistry {
+        child,
+        addr,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        let code = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("http://{}/v2/", registry.addr),
+            ])
+            .output()
+            .unwrap();
+        if code.stdout == b"401" {
+            return registry;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("auth registry on {} did not start", registry.addr);
+}
+
+fn docker_config(dir: &Path, registry: &str, auth_b64: Option<&str>) {
+    let auths = match auth_b64 {
+        Some(a) => serde_json::json!({ registry: { "auth": a } }),
+        None => serde_json::json!({}),
+    };
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::json!({ "auths": auths }).to_string(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn basic_auth_comes_from_the_docker_config() {
+    let env = env();
+    let registry = auth_registry("tester", "secret");
+    let base = format!("{}/python:3.11", registry.addr);
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "tester:secret",
+        &format!("docker://{}", env.base),
+        &format!("docker://{base}"),
+    ]));
+    let project = fixture("hello-cli", true);
+    let config_dir = tempfile::tempdir().unwrap();
+    let pushed = format!("{}/team/hello:1", registry.addr);
+
+    // No credentials: a clear 401 error naming the registry, with the login hint.
+    docker_config(config_dir.path(), &registry.addr, None);
+    let out = run_err(
+        lockship(&shared_cache())
+            .env("DOCKER_CONFIG", config_dir.path())
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &base, "--push", &pushed]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().next().unwrap(),
+        format!(
+            "error: registry {} denied access while pulling the manifest of {base}",
+            registry.addr
+        )
+    );
+    assert!(stderr.contains(&format!(
+        "hint: log in with `docker login {}`",
+        registry.addr
+    )));
+
+    // With `docker login`'s entry ("tester:secret" in base64): pull and push both work.
+    docker_config(
+        config_dir.path(),
+        &registry.addr,
+        Some("dGVzdGVyOnNlY3JldA=="),
+    );
+    let digest = run_ok(
+        lockship(&shared_cache())
+            .env("DOCKER_CONFIG", config_dir.path())
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &base, "--push", &pushed]),
+    );
+    let inspect = json(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "tester:secret",
+        &format!("docker://{pushed}"),
+    ])));
+    assert_eq!(inspect["Digest"].as_str().unwrap(), digest.trim());
+}

@@ -100,10 +100,13 @@ start_dockerd() {
 # pulled here) and pushes it to the loopback registry. Exports LOCKSHIP_TEST_BASE.
 make_base() {
     local rootfs="$LOCKSHIP_TEST_CACHE/rootfs-bookworm.tar"
-    if [ ! -s "$rootfs" ]; then
+    if [ ! -f "$rootfs" ]; then
         log "building a bookworm + python3 root file system with mmdebstrap (about a minute)"
-        mmdebstrap --quiet --variant=minbase --include=python3,ca-certificates bookworm "$rootfs.partial"
-        mv "$rootfs.partial" "$rootfs"
+        # mmdebstrap picks the output format from the extension: keep `.tar` last.
+        local partial="$LOCKSHIP_TEST_CACHE/rootfs-bookworm.partial.tar"
+        rm -rf "$partial" "$rootfs"
+        mmdebstrap --quiet --variant=minbase --include=python3,ca-certificates bookworm "$partial"
+        mv "$partial" "$rootfs"
     fi
     local dir
     dir="$(mktemp -d)"

@@ -11,6 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::debian::base::DebianSpec;
 use crate::error::Error;
 use crate::oci::blob_store::BlobStore;
 use crate::oci::digest::{Digest, Hasher};
@@ -24,7 +25,7 @@ use crate::output::Output;
 use crate::plan::{
     self, AppPlan, ChosenWheelSummary, LayerContent, Plan, PlanInputs, PlannedLayer,
 };
-use crate::project::{AppMode, Project};
+use crate::project::{AppMode, BaseSpec, Project};
 use crate::python::lock::{
     freshness, requirements_txt, Artifacts, LockFile, LockKind, LockedPackage,
 };
@@ -32,6 +33,7 @@ use crate::python::probe::{self, BaseFacts};
 use crate::python::target::PythonTarget;
 use crate::python::{app, fetch, index, install, select};
 use crate::user::{self, User};
+use oci_client::Reference;
 
 /// The default base image when the project names none.
 pub const DEFAULT_BASE: &str = "python:3.12-slim";
@@ -48,6 +50,8 @@ pub struct BuildOptions {
     /// Name for docker/OCI outputs (`name:tag`); defaults to the project's name and version.
     pub tag: Option<String>,
     pub dry_run: bool,
+    /// Re-resolve a Debian base even if its lock matches the request.
+    pub upgrade_base: bool,
 }
 
 /// Receives progress; the CLI draws it on stderr. Library code never prints.
@@ -77,6 +81,8 @@ pub struct BuildReport {
     /// Manifest digest (empty for a dry run).
     pub digest: String,
     pub base: String,
+    /// How the Debian base lock changed in this build (`+ pkg ver`, `- pkg ver`, `pkg a → b`).
+    pub base_changes: Vec<String>,
     pub target: PythonTarget,
     pub layers: Vec<LayerReport>,
     pub pushed: Vec<PushedReport>,
@@ -152,14 +158,22 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
     let store = BlobStore::open(opts.cache_dir.join("blobs"))?;
 
-    // The base: resolve, then learn its facts (cached by manifest digest).
-    let base_text = match &opts.base {
-        Some(b) => b.clone(),
-        None => project.base()?.unwrap_or_else(|| DEFAULT_BASE.to_string()),
+    // The base: a registry image (facts probed, cached by manifest digest) or Debian packages.
+    let spec = match &opts.base {
+        Some(b) => BaseSpec::Image(b.clone()),
+        None => project
+            .base()?
+            .unwrap_or_else(|| BaseSpec::Image(DEFAULT_BASE.to_string())),
     };
-    let base_ref = registry::parse_reference(&base_text)?;
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
-    let mut registries = vec![base_ref.resolve_registry().to_string()];
+    let base_ref = match &spec {
+        BaseSpec::Image(text) => Some(registry::parse_reference(text)?),
+        BaseSpec::Debian(_) => None,
+    };
+    let mut registries: Vec<String> = base_ref
+        .iter()
+        .map(|r| r.resolve_registry().to_string())
+        .collect();
     let mut push_refs = Vec::new();
     for out in &opts.outputs {
         if let Output::Registry(r) = out {
@@ -169,22 +183,31 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         }
     }
     let registry = Registry::new(&registries.iter().map(String::as_str).collect::<Vec<_>>())?;
-    reporter.step(&format!("resolving base {base_text} for {platform}"));
-    let base = registry.resolve(&base_ref, &platform).await?;
-    let base_config: serde_json::Value = serde_json::from_slice(&base.config).map_err(|e| {
-        Error::Usage(format!(
-            "base image {base_text} has an unreadable config: {e}"
-        ))
-    })?;
-    let facts = base_facts(
-        &registry,
-        &base,
-        &base_config,
-        &store,
-        &opts.cache_dir,
-        reporter,
-    )
-    .await?;
+    let base = match (&spec, base_ref) {
+        (BaseSpec::Image(text), Some(reference)) => {
+            reporter.step(&format!("resolving base {text} for {platform}"));
+            registry_base(
+                &registry,
+                reference,
+                text,
+                &platform,
+                &store,
+                &opts.cache_dir,
+                reporter,
+            )
+            .await?
+        }
+        (BaseSpec::Debian(debian), _) => {
+            let lock_path = lock
+                .path
+                .parent()
+                .unwrap_or(&project.dir)
+                .join(crate::debian::base_lock::FILE_NAME);
+            debian_base(debian, &platform, &lock_path, &store, opts, reporter).await?
+        }
+        (BaseSpec::Image(_), None) => unreachable!("image bases always have a reference"),
+    };
+    let facts = base.facts.clone();
     timer.lap("base");
 
     let venv = project
@@ -196,7 +219,8 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         version: facts.python_version,
         interpreter: facts.interpreter.clone(),
         libc: facts.libc,
-        architecture: base_config
+        architecture: base
+            .config
             .get("architecture")
             .and_then(|a| a.as_str())
             .unwrap_or(&platform.architecture)
@@ -266,7 +290,8 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     if opts.dry_run {
         return Ok(BuildReport {
             digest: String::new(),
-            base: format!("{base_text}@{}", base.manifest_digest),
+            base: base.pinned.clone(),
+            base_changes: base.changes.clone(),
             target,
             layers: Vec::new(),
             pushed: Vec::new(),
@@ -298,7 +323,7 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         .collect();
     if !needed_wheels.is_empty() {
         reporter.step(&format!("fetching {} wheels", needed_wheels.len()));
-        let http = fetch::http_client();
+        let http = crate::download::http_client();
         fetch::fetch_all(&http, &needed_wheels, &store, 8, &|w| {
             reporter.step(&format!("fetched {} {}", w.name, w.version))
         })
@@ -346,38 +371,7 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     timer.lap("layers");
 
     // The image.
-    let diff_ids: Vec<Digest> = base_config
-        .pointer("/rootfs/diff_ids")
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d.as_str().and_then(Digest::parse))
-                .collect()
-        })
-        .unwrap_or_default();
-    if diff_ids.len() != base.layers.len() {
-        return Err(Error::Usage(format!(
-            "base image {base_text} lists {} layers but {} diff ids",
-            base.layers.len(),
-            diff_ids.len()
-        )));
-    }
-    let mut layers: Vec<ImageLayer> = base
-        .layers
-        .iter()
-        .zip(&diff_ids)
-        .map(|(l, d)| ImageLayer {
-            info: LayerInfo {
-                media_type: l.media_type.clone(),
-                digest: l.digest.clone(),
-                size: l.size,
-                diff_id: d.clone(),
-                uncompressed_size: 0,
-            },
-            created_by: String::new(),
-            origin: BlobOrigin::Base,
-        })
-        .collect();
+    let mut layers: Vec<ImageLayer> = base.layers.clone();
     for (l, info) in plan.layers.iter().zip(infos) {
         layers.push(ImageLayer {
             info: info.expect("every planned layer is cached or built"),
@@ -390,13 +384,11 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         &target,
         &user,
         &workdir,
-        &base_config,
-        &base_text,
         &base,
         &lock,
         opts.source_date_epoch,
     );
-    let image = image::assemble(&base_config, layers, plan.layers.len(), &spec);
+    let image = image::assemble(&base.config, layers, plan.layers.len(), &spec);
     timer.lap("image");
 
     // Outputs: registries first (nothing local depends on them), then files.
@@ -404,7 +396,7 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     for target_ref in &push_refs {
         reporter.step(&format!("pushing {target_ref}"));
         let report = registry
-            .push(&image, target_ref, Some(&base.reference), &store)
+            .push(&image, target_ref, base.reference.as_ref(), &store)
             .await?;
         pushed.push(PushedReport {
             reference: target_ref.to_string(),
@@ -416,10 +408,10 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         .iter()
         .filter(|o| o.local_path().is_some())
         .collect();
-    if !locals.is_empty() {
+    if let (false, Some(reference)) = (locals.is_empty(), &base.reference) {
         // Local outputs carry the base layers too: fetch the ones never pulled.
         futures::stream::iter(base.layers.iter())
-            .map(|l| registry.fetch_blob(&base.reference, &l.digest, &store))
+            .map(|l| registry.fetch_blob(reference, &l.info.digest, &store))
             .buffer_unordered(4)
             .try_collect::<Vec<()>>()
             .await?;
@@ -448,17 +440,22 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         .map(|(i, l)| LayerReport {
             digest: l.info.digest.to_string(),
             size: l.info.size,
-            description: if l.origin == BlobOrigin::Base {
-                format!("base layer of {base_text}")
+            description: if i < base.layers.len() && l.created_by.is_empty() {
+                format!("base layer of {}", base.name)
             } else {
                 l.created_by.clone()
             },
-            built: i >= base.layers.len() && fresh[i - base.layers.len()],
+            built: if i < base.layers.len() {
+                base.built
+            } else {
+                fresh[i - base.layers.len()]
+            },
         })
         .collect();
     Ok(BuildReport {
         digest: image.manifest_digest.to_string(),
-        base: format!("{base_text}@{}", base.manifest_digest),
+        base: base.pinned.clone(),
+        base_changes: base.changes.clone(),
         target,
         layers,
         pushed,
@@ -471,6 +468,176 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
 fn default_tag(project: &Project) -> String {
     let name = crate::python::lock::normalize_name(&project.name);
     format!("{name}:{}", project.version.as_deref().unwrap_or("latest"))
+}
+
+/// The base as the rest of the build needs it, whichever kind it is.
+struct ResolvedBase {
+    /// For messages and the base.name label.
+    name: String,
+    /// The base pinned exactly: `ref@digest`, or the Debian base lock's digest.
+    pinned: String,
+    /// The label recording the exact base.
+    digest_label: (String, String),
+    config: serde_json::Value,
+    layers: Vec<ImageLayer>,
+    facts: BaseFacts,
+    /// Where base layers live, for registry bases (mounts, fetches for local outputs).
+    reference: Option<Reference>,
+    /// Whether this build wrote the base layer (Debian bases only).
+    built: bool,
+    changes: Vec<String>,
+}
+
+/// A base image from a registry: its manifest and config, and its facts.
+async fn registry_base(
+    registry: &Registry,
+    reference: Reference,
+    text: &str,
+    platform: &Platform,
+    store: &BlobStore,
+    cache_dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<ResolvedBase, Error> {
+    let remote = registry.resolve(&reference, platform).await?;
+    let config: serde_json::Value = serde_json::from_slice(&remote.config)
+        .map_err(|e| Error::Usage(format!("base image {text} has an unreadable config: {e}")))?;
+    let facts = base_facts(registry, &remote, &config, store, cache_dir, reporter).await?;
+    let diff_ids: Vec<Digest> = config
+        .pointer("/rootfs/diff_ids")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().and_then(Digest::parse))
+                .collect()
+        })
+        .unwrap_or_default();
+    if diff_ids.len() != remote.layers.len() {
+        return Err(Error::Usage(format!(
+            "base image {text} lists {} layers but {} diff ids",
+            remote.layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let layers = remote
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(l, diff_id)| ImageLayer {
+            info: LayerInfo {
+                media_type: l.media_type.clone(),
+                digest: l.digest.clone(),
+                size: l.size,
+                diff_id,
+                uncompressed_size: 0,
+            },
+            created_by: String::new(),
+            origin: BlobOrigin::Base,
+        })
+        .collect();
+    Ok(ResolvedBase {
+        name: text.to_string(),
+        pinned: format!("{text}@{}", remote.manifest_digest),
+        digest_label: (
+            "org.opencontainers.image.base.digest".into(),
+            remote.manifest_digest.to_string(),
+        ),
+        config,
+        layers,
+        facts,
+        reference: Some(remote.reference),
+        built: false,
+        changes: Vec::new(),
+    })
+}
+
+/// Debian's architecture name for an OCI platform.
+fn debian_arch(platform: &Platform) -> String {
+    match (platform.architecture.as_str(), platform.variant.as_deref()) {
+        ("arm", _) => "armhf".into(),
+        ("386", _) => "i386".into(),
+        ("ppc64le", _) => "ppc64el".into(),
+        (other, _) => other.to_string(),
+    }
+}
+
+/// A base assembled from Debian packages: lock, fetch, one layer (cached by the lock's text).
+async fn debian_base(
+    spec: &DebianSpec,
+    platform: &Platform,
+    lock_path: &Path,
+    store: &BlobStore,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<ResolvedBase, Error> {
+    let arch = debian_arch(platform);
+    let http = crate::download::http_client();
+    reporter.step(&format!("Debian {} base for {arch}", spec.suite));
+    let (base_lock, changes) =
+        crate::debian::base::lock(spec, &arch, lock_path, &http, store, opts.upgrade_base).await?;
+    let text = base_lock.to_text();
+    let lock_digest = Digest::of_bytes(text.as_bytes());
+    let mut h = Hasher::default();
+    for part in [
+        "lockship-debian-base-v1",
+        &text,
+        &opts.source_date_epoch.to_string(),
+    ] {
+        h.update(part.as_bytes());
+        h.update(&[0]);
+    }
+    let cache_entry = opts
+        .cache_dir
+        .join("layers")
+        .join(format!("{}.json", h.finish().hex()));
+    let cached = read_cached::<LayerInfo>(&cache_entry).filter(|info| store.contains(&info.digest));
+    let built = cached.is_none();
+    let info = match cached {
+        Some(info) => info,
+        None => {
+            reporter.step(&format!(
+                "fetching {} Debian packages",
+                base_lock.packages.len()
+            ));
+            crate::debian::base::fetch(spec, &base_lock, &http, store).await?;
+            reporter.step("writing the Debian base layer");
+            let (lock2, store2, mtime) = (base_lock.clone(), store.clone(), opts.source_date_epoch);
+            let info = tokio::task::spawn_blocking(move || {
+                crate::debian::base::write_layer(&lock2, &store2, mtime)
+            })
+            .await
+            .map_err(|e| Error::Usage(format!("base writer crashed: {e}")))??;
+            write_cached(&cache_entry, &info)?;
+            info
+        }
+    };
+    let name = format!(
+        "debian:{} ({} packages)",
+        spec.suite,
+        base_lock.packages.len()
+    );
+    let created_by = format!(
+        "lockship: Debian {} base: {}",
+        spec.suite,
+        spec.packages.join(", ")
+    );
+    Ok(ResolvedBase {
+        facts: crate::debian::base::facts(&base_lock)?,
+        config: crate::debian::base::config(&base_lock, &info, &created_by),
+        layers: vec![ImageLayer {
+            info,
+            created_by,
+            origin: BlobOrigin::Local,
+        }],
+        pinned: format!("{name} lock {lock_digest}"),
+        digest_label: (
+            "dev.lockship.base.lock.digest".into(),
+            lock_digest.to_string(),
+        ),
+        name,
+        reference: None,
+        built,
+        changes,
+    })
 }
 
 /// The base's facts: from the cache, or by pulling its layers and probing them.
@@ -548,7 +715,7 @@ async fn resolve_index_files(
     let from_lock = requirements_txt::options(&lock.text).index_url;
     let index_url =
         index::configured_index(&lock.path, from_lock.as_deref(), project.pyproject.as_ref())?;
-    let http = fetch::http_client();
+    let http = crate::download::http_client();
     let cache = cache_dir.join("index");
     futures::stream::iter(packages)
         .map(|p| {
@@ -703,19 +870,17 @@ fn default_entrypoint(project: &Project, target: &PythonTarget, mode: AppMode) -
     vec![format!("{}/bin/python", target.venv)]
 }
 
-#[allow(clippy::too_many_arguments)]
 fn config_spec(
     project: &Project,
     target: &PythonTarget,
     user: &User,
     workdir: &str,
-    base_config: &serde_json::Value,
-    base_text: &str,
-    base: &RemoteImage,
+    base: &ResolvedBase,
     lock: &LockFile,
     created: u64,
 ) -> ConfigSpec {
-    let base_path = base_config
+    let base_path = base
+        .config
         .pointer("/config/Env")
         .and_then(|v| v.as_array())
         .and_then(|a| {
@@ -757,12 +922,10 @@ fn config_spec(
     }
     labels.insert(
         "org.opencontainers.image.base.name".into(),
-        base_text.to_string(),
+        base.name.clone(),
     );
-    labels.insert(
-        "org.opencontainers.image.base.digest".into(),
-        base.manifest_digest.to_string(),
-    );
+    let (key, value) = &base.digest_label;
+    labels.insert(key.clone(), value.clone());
     labels.insert("dev.lockship.lock.digest".into(), lock.digest.to_string());
     let source = project
         .config

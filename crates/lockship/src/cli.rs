@@ -51,6 +51,10 @@ pub struct BuildArgs {
     /// Print the plan (target, wheels, layers) and stop before fetching or writing anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Re-resolve the Debian-package base (`[tool.lockship.base] debian = …`) against the
+    /// suite's current index and rewrite lockship-base.lock, showing what changed.
+    #[arg(long)]
+    pub upgrade_base: bool,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

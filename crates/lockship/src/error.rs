@@ -45,6 +45,9 @@ pub enum Error {
     Output(#[from] OutputError),
     #[error(transparent)]
     Store(#[from] BlobStoreError),
+    /// Boxed: Debian errors carry download context and would bloat every `Result`.
+    #[error(transparent)]
+    Debian(Box<crate::debian::DebianError>),
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -67,10 +70,17 @@ impl Error {
             Error::NoWheel(e) => e.hint(),
             Error::Fetch(e) => e.hint(),
             Error::App(e) => e.hint(),
+            Error::Debian(e) => e.hint(),
             Error::Store(_) | Error::Io { .. } => {
                 Some("check free space and permissions of the cache (LOCKSHIP_CACHE_DIR) and output paths".into())
             }
             _ => None,
         }
+    }
+}
+
+impl From<crate::debian::DebianError> for Error {
+    fn from(e: crate::debian::DebianError) -> Self {
+        Error::Debian(Box::new(e))
     }
 }

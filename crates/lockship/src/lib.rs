@@ -2,6 +2,8 @@
 //! with no Docker daemon. See ARCHITECTURE.md for the data flow and module boundaries.
 
 pub mod build;
+pub mod debian;
+pub mod download;
 pub mod error;
 pub mod oci;
 pub mod output;

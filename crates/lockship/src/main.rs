@@ -101,6 +101,7 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         source_date_epoch: source_date_epoch()?,
         tag: args.tag.clone(),
         dry_run: args.dry_run,
+        upgrade_base: args.upgrade_base,
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -116,6 +117,15 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         bar.finish_and_clear();
     }
     let report = result?;
+    if !report.base_changes.is_empty() {
+        eprintln!(
+            "lockship: base lock updated ({} changes):",
+            report.base_changes.len()
+        );
+        for change in &report.base_changes {
+            eprintln!("  {change}");
+        }
+    }
     match (args.format, args.dry_run) {
         (Format::Json, true) => println!(
             "{}",

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::debian::base::DebianSpec;
+
 /// How the project's own code goes into the image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppMode {
@@ -206,17 +208,52 @@ impl Project {
         }
     }
 
-    /// The base image reference from the config (string form).
-    pub fn base(&self) -> Result<Option<String>, ProjectError> {
+    /// The base from the config: an image reference (`base = "python:3.12-slim"`), or a
+    /// Debian-package base (`[tool.lockship.base] debian = "bookworm"`).
+    pub fn base(&self) -> Result<Option<BaseSpec>, ProjectError> {
+        let invalid = |message: String| ProjectError::Invalid {
+            path: self.config_path.clone(),
+            message,
+        };
         match &self.config.base {
             None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ProjectError::Invalid {
-                path: self.config_path.clone(),
-                message: "[tool.lockship] base must be an image reference string (the Debian-package base table is not available yet)".into(),
-            }),
+            Some(toml::Value::String(s)) => Ok(Some(BaseSpec::Image(s.clone()))),
+            Some(toml::Value::Table(t)) => {
+                let table: DebianBaseTable = toml::Value::Table(t.clone())
+                    .try_into()
+                    .map_err(|e: toml::de::Error| invalid(format!("[tool.lockship.base]: {}", e.message())))?;
+                if table.packages.is_empty() {
+                    return Err(invalid("[tool.lockship.base] packages is empty (it needs at least python3)".into()));
+                }
+                Ok(Some(BaseSpec::Debian(DebianSpec {
+                    suite: table.debian,
+                    packages: table.packages,
+                    mirror: table.mirror,
+                    keyring: table.keyring.map(|k| self.dir.join(k)),
+                })))
+            }
+            Some(_) => Err(invalid(
+                "[tool.lockship] base must be an image reference or a table with `debian` and `packages`".into(),
+            )),
         }
     }
+}
+
+/// Where the image's base comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BaseSpec {
+    Image(String),
+    Debian(DebianSpec),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DebianBaseTable {
+    debian: String,
+    #[serde(default)]
+    packages: Vec<String>,
+    mirror: Option<String>,
+    keyring: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -237,13 +274,30 @@ mod tests {
         )
         .unwrap();
         let p = Project::load(dir.path()).unwrap();
-        assert_eq!(p.base().unwrap().as_deref(), Some("python:3.11-slim"));
+        assert_eq!(
+            p.base().unwrap(),
+            Some(BaseSpec::Image("python:3.11-slim".into()))
+        );
         assert_eq!(p.config.cmd.as_ref().unwrap().to_vec(), ["--port", "80"]);
         assert_eq!(p.dependencies, ["click"]);
         assert_eq!(
             p.app_mode().unwrap(),
             AppMode::Copy,
             "no build system: copy"
+        );
+
+        std::fs::write(
+            dir.path().join("lockship.toml"),
+            "[base]\ndebian = \"bookworm\"\npackages = [\"python3\", \"libpq5\"]\n",
+        )
+        .unwrap();
+        let p = Project::load(dir.path()).unwrap();
+        let Some(BaseSpec::Debian(spec)) = p.base().unwrap() else {
+            panic!("a Debian base")
+        };
+        assert_eq!(
+            (spec.suite.as_str(), spec.packages.len(), spec.mirror),
+            ("bookworm", 2, None)
         );
 
         std::fs::write(dir.path().join("lockship.toml"), "entrypont = [\"x\"]\n").unwrap();

@@ -136,6 +136,21 @@ impl TarTree {
     /// Adds everything under the host directory `root` at `prefix` in the image, root-owned,
     /// with modes normalised: directories 0755, files 0755 if any execute bit is set, else 0644.
     pub fn add_host_dir(&mut self, root: &Path, prefix: &str) -> Result<(), TarTreeError> {
+        self.walk_host_dir(root, prefix, false)
+    }
+
+    /// Like [`TarTree::add_host_dir`], but keeps each entry's permission bits as they are on disk
+    /// (for trees that were unpacked with deliberate modes, like Debian packages).
+    pub fn add_host_dir_exact(&mut self, root: &Path, prefix: &str) -> Result<(), TarTreeError> {
+        self.walk_host_dir(root, prefix, true)
+    }
+
+    fn walk_host_dir(
+        &mut self,
+        root: &Path,
+        prefix: &str,
+        exact: bool,
+    ) -> Result<(), TarTreeError> {
         for item in walkdir::WalkDir::new(root).min_depth(1) {
             let item = item.map_err(|e| TarTreeError::Read {
                 path: e.path().unwrap_or(root).to_path_buf(),
@@ -146,20 +161,29 @@ impl TarTree {
                 .strip_prefix(root)
                 .expect("walkdir yields paths under its root");
             let image_path = format!("{}/{}", prefix.trim_end_matches('/'), rel.to_string_lossy());
-            self.add_host_path(item.path(), &image_path)?;
+            self.add_host_entry(item.path(), &image_path, exact)?;
         }
         Ok(())
     }
 
     /// Adds one host file, directory or symlink at `image_path`, with normalised mode.
     pub fn add_host_path(&mut self, host: &Path, image_path: &str) -> Result<(), TarTreeError> {
+        self.add_host_entry(host, image_path, false)
+    }
+
+    fn add_host_entry(
+        &mut self,
+        host: &Path,
+        image_path: &str,
+        exact: bool,
+    ) -> Result<(), TarTreeError> {
         use std::os::unix::fs::PermissionsExt;
         let meta = fs::symlink_metadata(host).map_err(|e| TarTreeError::Read {
             path: host.to_path_buf(),
             source: e,
         })?;
         let kind = meta.file_type();
-        let (data, mode) = if kind.is_dir() {
+        let (data, normal_mode) = if kind.is_dir() {
             (EntryData::Dir, 0o755)
         } else if kind.is_symlink() {
             let target = fs::read_link(host).map_err(|e| TarTreeError::Read {
@@ -180,6 +204,11 @@ impl TarTree {
             return Err(TarTreeError::Unsupported {
                 path: host.to_path_buf(),
             });
+        };
+        let mode = if exact && !kind.is_symlink() {
+            meta.permissions().mode() & 0o7777
+        } else {
+            normal_mode
         };
         self.insert(
             image_path,

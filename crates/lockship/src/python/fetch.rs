@@ -4,6 +4,7 @@
 use futures::{StreamExt, TryStreamExt};
 
 use super::select::ChosenWheel;
+use crate::download::{self, DownloadError};
 use crate::oci::blob_store::{BlobStore, BlobStoreError};
 use crate::oci::digest::Digest;
 
@@ -39,27 +40,6 @@ impl FetchError {
     }
 }
 
-/// The HTTP client for package indexes: platform certificate store (so corporate and
-/// TLS-intercepting proxies' CAs are trusted), bounded connect time.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("lockship/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap_or_default()
-}
-
-/// The innermost cause of an HTTP error, which is what tells the user what went wrong.
-pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        message = s.to_string();
-        source = s.source();
-    }
-    message
-}
-
 /// Downloads every wheel not yet cached, `parallel` at a time. Returns how many were fetched.
 pub async fn fetch_all(
     http: &reqwest::Client,
@@ -75,7 +55,9 @@ pub async fn fetch_all(
     let count = missing.len();
     futures::stream::iter(missing)
         .map(|w| async move {
-            fetch_one(http, w, store).await?;
+            download::fetch_verified(http, &w.wheel.url, &w.wheel.sha256, store)
+                .await
+                .map_err(|e| in_context(e, w))?;
             on_done(w);
             Ok::<_, FetchError>(())
         })
@@ -85,47 +67,26 @@ pub async fn fetch_all(
     Ok(count)
 }
 
-async fn fetch_one(
-    http: &reqwest::Client,
-    w: &ChosenWheel,
-    store: &BlobStore,
-) -> Result<(), FetchError> {
-    let fail = |message: String| FetchError::Download {
-        package: w.name.clone(),
-        version: w.version.clone(),
-        url: w.wheel.url.clone(),
-        message,
-    };
-    let response = http
-        .get(&w.wheel.url)
-        .send()
-        .await
-        .map_err(|e| fail(root_cause(&e)))?;
-    if !response.status().is_success() {
-        return Err(fail(format!("HTTP {}", response.status())));
-    }
-    let mut pending = store.begin().map_err(FetchError::Store)?;
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| fail(root_cause(&e)))?;
-        std::io::Write::write_all(&mut pending, &chunk).map_err(|e| {
-            FetchError::Store(BlobStoreError::Io {
-                path: store.tmp_dir().to_path_buf(),
-                source: e,
-            })
-        })?;
-    }
-    match store.commit(pending, Some(&w.wheel.sha256), &w.wheel.filename) {
-        Ok(_) => Ok(()),
-        Err(BlobStoreError::DigestMismatch {
-            expected, actual, ..
-        }) => Err(FetchError::HashMismatch {
-            package: w.name.clone(),
-            version: w.version.clone(),
-            url: w.wheel.url.clone(),
+/// Adds which package a download failure concerns.
+fn in_context(err: DownloadError, w: &ChosenWheel) -> FetchError {
+    match err {
+        DownloadError::Mismatch {
+            url,
             expected,
             actual,
-        }),
-        Err(e) => Err(FetchError::Store(e)),
+        } => FetchError::HashMismatch {
+            package: w.name.clone(),
+            version: w.version.clone(),
+            url,
+            expected,
+            actual,
+        },
+        DownloadError::Failed { url, message } => FetchError::Download {
+            package: w.name.clone(),
+            version: w.version.clone(),
+            url,
+            message,
+        },
+        DownloadError::Store(e) => FetchError::Store(e),
     }
 }

@@ -164,7 +164,7 @@ pub async fn resolve_files(
         .await
         .map_err(|e| IndexError::Unreachable {
             url: url.clone(),
-            message: super::fetch::root_cause(&e),
+            message: crate::download::root_cause(&e),
         })?;
     if !response.status().is_success() {
         return Err(IndexError::Http {

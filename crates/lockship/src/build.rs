@@ -343,6 +343,8 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     }
     let ctx = Arc::new(LayerContext {
         target: target.clone(),
+        build_system: app::BuildSystem::from_pyproject(project.pyproject.as_ref()),
+        build_envs: opts.cache_dir.join("build-envs"),
         store: store.clone(),
         mtime: opts.source_date_epoch,
         project_dir: project.dir.clone(),
@@ -498,7 +500,7 @@ async fn registry_base(
     cache_dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<ResolvedBase, Error> {
-    let remote = registry.resolve(&reference, platform).await?;
+    let remote = registry.resolve(&reference, platform, store).await?;
     let config: serde_json::Value = serde_json::from_slice(&remote.config)
         .map_err(|e| Error::Usage(format!("base image {text} has an unreadable config: {e}")))?;
     let facts = base_facts(registry, &remote, &config, store, cache_dir, reporter).await?;
@@ -799,6 +801,8 @@ impl From<CachedWheel> for crate::python::lock::LockedWheel {
 /// What every layer builder needs; shared across the rayon workers.
 struct LayerContext {
     target: PythonTarget,
+    build_system: app::BuildSystem,
+    build_envs: PathBuf,
     store: BlobStore,
     mtime: u64,
     project_dir: PathBuf,
@@ -828,7 +832,13 @@ fn build_layer(ctx: &LayerContext, planned: &PlannedLayer) -> Result<LayerInfo, 
         LayerContent::AppWheel => {
             let out = scratch.path().join("dist");
             fs_err::create_dir_all(&out).map_err(io_err(&out))?;
-            let wheel = app::build_wheel(&ctx.project_dir, &out, ctx.mtime)?;
+            let wheel = app::build_wheel(
+                &ctx.project_dir,
+                &out,
+                ctx.mtime,
+                &ctx.build_system,
+                &ctx.build_envs,
+            )?;
             let filename = wheel
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -209,6 +209,7 @@ impl Registry {
         &self,
         reference: &Reference,
         platform: &Platform,
+        store: &BlobStore,
     ) -> Result<RemoteImage, RegistryError> {
         self.login(reference).await;
         let accept = [
@@ -269,11 +270,9 @@ impl Registry {
             message: "manifest has no config".into(),
         })?;
         let config_digest = parse_digest(&config_desc.digest, reference, &action)?;
-        let mut config = Vec::new();
-        self.client
-            .pull_blob(&resolved, config_desc.digest.as_str(), &mut config)
-            .await
-            .map_err(|e| classify(e, reference, &format!("pulling the config of {reference}")))?;
+        // Configs are content-addressed: one pulled before never needs pulling again.
+        self.fetch_blob(&resolved, &config_digest, store).await?;
+        let config = store.read(&config_digest)?;
         let layers = manifest
             .layers
             .iter()

@@ -133,43 +133,203 @@ pub fn digest_files(project: &Path, files: &[PathBuf]) -> Result<String, AppErro
     Ok(hasher.finish().hex().to_string())
 }
 
+/// The project's `[build-system]`, with PEP 517's defaults for what it leaves out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildSystem {
+    pub requires: Vec<String>,
+    pub backend: String,
+    pub backend_path: Vec<String>,
+}
+
+impl BuildSystem {
+    /// Reads `[build-system]` from a parsed pyproject.toml.
+    pub fn from_pyproject(pyproject: Option<&toml::Value>) -> BuildSystem {
+        let table = pyproject.and_then(|p| p.get("build-system"));
+        let strings = |key: &str| -> Vec<String> {
+            table
+                .and_then(|t| t.get(key))
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        BuildSystem {
+            requires: match table.and_then(|t| t.get("requires")) {
+                Some(_) => strings("requires"),
+                None => vec!["setuptools>=40.8.0".into()],
+            },
+            backend: table
+                .and_then(|t| t.get("build-backend"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("setuptools.build_meta:__legacy__")
+                .to_string(),
+            backend_path: strings("backend-path"),
+        }
+    }
+}
+
+/// Calls the backend's `build_wheel` hook (PEP 517) and prints the wheel's name; exits 3,
+/// printing them, when the backend asks for more requirements than the environment has.
+const HOOK: &str = r#"
+import importlib, json, sys
+backend_path, backend_name, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+sys.path[:0] = backend_path
+module, _, attr = backend_name.partition(":")
+backend = importlib.import_module(module)
+for part in filter(None, attr.split(".")):
+    backend = getattr(backend, part)
+hook = getattr(backend, "get_requires_for_build_wheel", None)
+extra = hook() if hook else []
+if extra:
+    print("LOCKSHIP_EXTRA=" + json.dumps(extra))
+    sys.exit(3)
+print("LOCKSHIP_WHEEL=" + backend.build_wheel(out))
+"#;
+
 /// Builds the project's wheel into `out_dir` with its own PEP 517 backend and returns its path.
-/// `uv build` is preferred (isolated, fast); `python3 -m build` is the fallback.
+///
+/// The build environment (the backend and its requirements, installed by uv) is cached under
+/// `envs` by the `[build-system]` table, so an app change costs one hook call, not a fresh
+/// isolated environment. Without uv, `python3 -m build` does the whole job.
 pub fn build_wheel(
     project: &Path,
     out_dir: &Path,
     source_date_epoch: u64,
+    system: &BuildSystem,
+    envs: &Path,
 ) -> Result<PathBuf, AppError> {
     let uv = std::env::var_os("LOCKSHIP_UV").unwrap_or_else(|| "uv".into());
-    let mut cmd = Command::new(&uv);
-    cmd.args(["build", "--wheel", "--quiet", "--out-dir"])
-        .arg(out_dir)
-        .arg(project);
-    let output = match cmd
+    if Command::new(&uv).arg("--version").output().is_err() {
+        return build_with_python_build(project, out_dir, source_date_epoch);
+    }
+    let failed = |message: String| AppError::BuildFailed {
+        project: project.to_path_buf(),
+        message,
+    };
+    let env = build_env(&uv, system, envs).map_err(failed)?;
+    let python = env.join("bin").join("python");
+    let backend_path: Vec<String> = system
+        .backend_path
+        .iter()
+        .map(|p| project.join(p).to_string_lossy().into_owned())
+        .collect();
+    let out_abs = std::path::absolute(out_dir).unwrap_or_else(|_| out_dir.to_path_buf());
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(HOOK)
+        .arg(serde_json::to_string(&backend_path).unwrap_or_else(|_| "[]".into()))
+        .arg(&system.backend)
+        .arg(&out_abs)
+        .current_dir(project)
         .env("SOURCE_DATE_EPOCH", source_date_epoch.to_string())
         .output()
-    {
-        Ok(out) => out,
-        Err(_) => Command::new("python3")
-            .args(["-m", "build", "--wheel", "--outdir"])
-            .arg(out_dir)
-            .arg(project)
-            .env("SOURCE_DATE_EPOCH", source_date_epoch.to_string())
-            .output()
-            .map_err(|_| AppError::NoBuilder {
-                project: project.to_path_buf(),
-            })?,
-    };
+        .map_err(|e| failed(format!("cannot run {}: {e}", python.display())))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() == Some(3) && stdout.contains("LOCKSHIP_EXTRA=") {
+        // Dynamic build requirements: let uv's isolated build handle them.
+        return build_with_uv(&uv, project, out_dir, source_date_epoch);
+    }
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("(no output)");
+        return Err(failed(last_line(&output.stderr)));
+    }
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("LOCKSHIP_WHEEL="))
+        .map(|name| out_abs.join(name.trim()))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| failed("the build backend produced no wheel".into()))
+}
+
+/// The cached environment with the build requirements installed, created atomically.
+fn build_env(uv: &std::ffi::OsStr, system: &BuildSystem, envs: &Path) -> Result<PathBuf, String> {
+    let mut hasher = Hasher::default();
+    for part in system.requires.iter().chain([&system.backend]) {
+        hasher.update(part.as_bytes());
+        hasher.update(&[0]);
+    }
+    let dir = envs.join(&hasher.finish().hex()[..32]);
+    if dir.join("bin").join("python").exists() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(envs).map_err(|e| format!("{}: {e}", envs.display()))?;
+    let tmp = tempfile::tempdir_in(envs).map_err(|e| format!("{}: {e}", envs.display()))?;
+    // `uv venv` refuses an existing directory: create the venv just inside the temp dir.
+    let staging = tmp.path().join("env");
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(last_line(&out.stderr))
+        }
+    };
+    run(Command::new(uv).args(["venv", "--quiet"]).arg(&staging))?;
+    if !system.requires.is_empty() {
+        run(Command::new(uv)
+            .args(["pip", "install", "--quiet", "--python"])
+            .arg(staging.join("bin").join("python"))
+            .args(&system.requires))?;
+    }
+    // A venv records its own path; renaming keeps it usable for running the backend, which is
+    // all it is for (no scripts from it are run).
+    match std::fs::rename(&staging, &dir) {
+        Ok(()) => Ok(dir),
+        Err(_) if dir.join("bin").join("python").exists() => Ok(dir), // another build won
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
+}
+
+fn build_with_uv(
+    uv: &std::ffi::OsStr,
+    project: &Path,
+    out_dir: &Path,
+    sde: u64,
+) -> Result<PathBuf, AppError> {
+    let output = Command::new(uv)
+        .args(["build", "--wheel", "--quiet", "--out-dir"])
+        .arg(out_dir)
+        .arg(project)
+        .env("SOURCE_DATE_EPOCH", sde.to_string())
+        .output()
+        .map_err(|_| AppError::NoBuilder {
+            project: project.to_path_buf(),
+        })?;
+    finish_frontend_build(project, out_dir, &output)
+}
+
+fn build_with_python_build(project: &Path, out_dir: &Path, sde: u64) -> Result<PathBuf, AppError> {
+    let output = Command::new("python3")
+        .args(["-m", "build", "--wheel", "--outdir"])
+        .arg(out_dir)
+        .arg(project)
+        .env("SOURCE_DATE_EPOCH", sde.to_string())
+        .output()
+        .map_err(|_| AppError::NoBuilder {
+            project: project.to_path_buf(),
+        })?;
+    if !output.status.success()
+        && String::from_utf8_lossy(&output.stderr).contains("No module named build")
+    {
+        return Err(AppError::NoBuilder {
+            project: project.to_path_buf(),
+        });
+    }
+    finish_frontend_build(project, out_dir, &output)
+}
+
+fn finish_frontend_build(
+    project: &Path,
+    out_dir: &Path,
+    output: &std::process::Output,
+) -> Result<PathBuf, AppError> {
+    if !output.status.success() {
         return Err(AppError::BuildFailed {
             project: project.to_path_buf(),
-            message: last.trim().to_string(),
+            message: last_line(&output.stderr),
         });
     }
     std::fs::read_dir(out_dir)
@@ -184,6 +344,16 @@ pub fn build_wheel(
             project: project.to_path_buf(),
             message: "the build backend produced no wheel".into(),
         })
+}
+
+fn last_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no output)")
+        .trim()
+        .to_string()
 }
 
 /// The files among `files` that match `globs` (relative to the project).
@@ -211,4 +381,47 @@ pub fn included(
         });
     }
     Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_system_defaults_follow_pep_517() {
+        let none = BuildSystem::from_pyproject(None);
+        assert_eq!(none.backend, "setuptools.build_meta:__legacy__");
+        assert_eq!(none.requires, ["setuptools>=40.8.0"]);
+        let p: toml::Value = toml::from_str(
+            "[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\nbackend-path = [\".\"]\n",
+        )
+        .unwrap();
+        let hatch = BuildSystem::from_pyproject(Some(&p));
+        assert_eq!(
+            (hatch.requires.as_slice(), hatch.backend.as_str()),
+            (&["hatchling".to_string()][..], "hatchling.build")
+        );
+        assert_eq!(hatch.backend_path, ["."]);
+    }
+
+    #[test]
+    fn include_globs_must_match() {
+        let files = vec![
+            PathBuf::from("main.py"),
+            PathBuf::from("pkg/a.py"),
+            PathBuf::from("README.md"),
+        ];
+        let got = included(
+            Path::new("p"),
+            &files,
+            &["pkg/**/*.py".into(), "main.py".into()],
+        )
+        .unwrap();
+        assert_eq!(got, [PathBuf::from("main.py"), PathBuf::from("pkg/a.py")]);
+        let err = included(Path::new("p"), &files, &["src/**".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the include globs [\"src/**\"] match no file in p"
+        );
+    }
 }

@@ -192,9 +192,11 @@ fn an_app_change_rebuilds_and_pushes_only_the_app_layer() {
     let env = env();
     let project = fixture("hello-cli", true);
     let target = format!("{}/tests/{}:1", env.registry, unique("change"));
+    // Its own cache: the shared one may hold the changed app layer from an earlier run.
+    let cache = tempfile::tempdir().unwrap();
     let build = || {
         json(&run_ok(
-            lockship(&shared_cache())
+            lockship(cache.path())
                 .arg("build")
                 .arg(&project.dir)
                 .args(["--base", &env.base, "--push", &target, "--format", "json"]),

@@ -32,6 +32,10 @@ pub struct DebianSpec {
 /// The keyring apt itself trusts for Debian.
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
+/// Libraries the manylinux policy lets wheels link against without bundling them (libc6 and
+/// libgcc-s1 already come with python3): without these, numpy and friends fail to import.
+pub const MANYLINUX_RUNTIME: [&str; 1] = ["libstdc++6"];
+
 const PASSWD: &str =
     "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
@@ -136,7 +140,13 @@ pub async fn lock(
         .cloned()
         .max_by(|a, b| super::version::compare(&a.version, &b.version));
     let universe = Universe::new(entries, &spec.suite, arch);
-    let closure = universe.resolve(&spec.packages)?;
+    let mut wanted = spec.packages.clone();
+    for lib in MANYLINUX_RUNTIME {
+        if !wanted.iter().any(|w| w == lib) {
+            wanted.push(lib.to_string());
+        }
+    }
+    let closure = universe.resolve(&wanted)?;
     let mut packages: Vec<LockedDeb> = closure
         .iter()
         .map(|e| LockedDeb {

@@ -61,6 +61,7 @@ pub fn fixture(name: &str, with_uv_lock: bool) -> Project {
     let dir = tmp.path().join(name);
     copy_dir(&src, &dir);
     let _ = std::fs::remove_file(dir.join("uv.lock"));
+    let _ = std::fs::remove_file(dir.join("lockship-base.lock"));
     if with_uv_lock {
         let pyproject = std::fs::read(dir.join("pyproject.toml")).unwrap();
         let key = lockship::oci::digest::Digest::of_bytes(&pyproject);
@@ -191,4 +192,18 @@ pub fn layer_digests(report: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|l| l["digest"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// Rewrites the fixture's `[tool.lockship.base]` table (the text after its header line).
+pub fn set_debian_base(project: &Project, table: &str) {
+    let path = project.path("pyproject.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text
+        .find("[tool.lockship.base]\n")
+        .expect("fixture has a Debian base table");
+    std::fs::write(
+        &path,
+        format!("{}[tool.lockship.base]\n{table}", &text[..at]),
+    )
+    .unwrap();
 }

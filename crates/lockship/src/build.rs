@@ -70,6 +70,8 @@ impl Reporter for Silent {
 pub struct LayerReport {
     pub digest: String,
     pub size: u64,
+    /// Size of the uncompressed tar; 0 when unknown (layers of a registry base).
+    pub uncompressed_size: u64,
     pub description: String,
     /// Whether lockship wrote this layer in this build (false: base layer or cache hit).
     pub built: bool,
@@ -442,6 +444,7 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         .map(|(i, l)| LayerReport {
             digest: l.info.digest.to_string(),
             size: l.info.size,
+            uncompressed_size: l.info.uncompressed_size,
             description: if i < base.layers.len() && l.created_by.is_empty() {
                 format!("base layer of {}", base.name)
             } else {

@@ -90,6 +90,19 @@ impl ProjectError {
     }
 }
 
+/// The strings of the array `key` in `table` (non-strings skipped; missing: empty).
+pub(crate) fn string_list(table: Option<&toml::Value>, key: &str) -> Vec<String> {
+    table
+        .and_then(|t| t.get(key))
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn read_toml(path: &Path) -> Result<toml::Value, ProjectError> {
     let text = fs_err::read_to_string(path).map_err(|e| ProjectError::Unreadable {
         path: path.to_path_buf(),
@@ -141,17 +154,6 @@ impl Project {
             None => Config::default(),
         };
         let project = pyproject.as_ref().and_then(|p| p.get("project"));
-        let str_list = |key: &str| -> Vec<String> {
-            project
-                .and_then(|p| p.get(key))
-                .and_then(|v| v.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         let name = project
             .and_then(|p| p.get("name"))
             .and_then(|v| v.as_str())
@@ -179,7 +181,7 @@ impl Project {
                 .and_then(|p| p.get("version"))
                 .and_then(|v| v.as_str())
                 .map(String::from),
-            dependencies: str_list("dependencies"),
+            dependencies: string_list(project, "dependencies"),
             scripts,
             has_build_system: pyproject
                 .as_ref()

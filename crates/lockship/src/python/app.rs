@@ -7,6 +7,7 @@ use std::process::Command;
 use globset::{Glob, GlobSetBuilder};
 
 use crate::oci::digest::Hasher;
+use crate::project::string_list;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -145,20 +146,9 @@ impl BuildSystem {
     /// Reads `[build-system]` from a parsed pyproject.toml.
     pub fn from_pyproject(pyproject: Option<&toml::Value>) -> BuildSystem {
         let table = pyproject.and_then(|p| p.get("build-system"));
-        let strings = |key: &str| -> Vec<String> {
-            table
-                .and_then(|t| t.get(key))
-                .and_then(|v| v.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         BuildSystem {
             requires: match table.and_then(|t| t.get("requires")) {
-                Some(_) => strings("requires"),
+                Some(_) => string_list(table, "requires"),
                 None => vec!["setuptools>=40.8.0".into()],
             },
             backend: table
@@ -166,7 +156,7 @@ impl BuildSystem {
                 .and_then(|v| v.as_str())
                 .unwrap_or("setuptools.build_meta:__legacy__")
                 .to_string(),
-            backend_path: strings("backend-path"),
+            backend_path: string_list(table, "backend-path"),
         }
     }
 }
@@ -289,34 +279,39 @@ fn build_with_uv(
     out_dir: &Path,
     sde: u64,
 ) -> Result<PathBuf, AppError> {
-    let output = Command::new(uv)
-        .args(["build", "--wheel", "--quiet", "--out-dir"])
+    let mut cmd = Command::new(uv);
+    cmd.args(["build", "--wheel", "--quiet", "--out-dir"])
         .arg(out_dir)
-        .arg(project)
-        .env("SOURCE_DATE_EPOCH", sde.to_string())
-        .output()
-        .map_err(|_| AppError::NoBuilder {
-            project: project.to_path_buf(),
-        })?;
-    finish_frontend_build(project, out_dir, &output)
+        .arg(project);
+    run_frontend(cmd, project, out_dir, sde)
 }
 
 fn build_with_python_build(project: &Path, out_dir: &Path, sde: u64) -> Result<PathBuf, AppError> {
-    let output = Command::new("python3")
-        .args(["-m", "build", "--wheel", "--outdir"])
+    let mut cmd = Command::new("python3");
+    cmd.args(["-m", "build", "--wheel", "--outdir"])
         .arg(out_dir)
-        .arg(project)
+        .arg(project);
+    run_frontend(cmd, project, out_dir, sde)
+}
+
+/// Runs a whole build frontend (`uv build`, `python -m build`) and finds the wheel it wrote.
+fn run_frontend(
+    mut cmd: Command,
+    project: &Path,
+    out_dir: &Path,
+    sde: u64,
+) -> Result<PathBuf, AppError> {
+    let no_builder = || AppError::NoBuilder {
+        project: project.to_path_buf(),
+    };
+    let output = cmd
         .env("SOURCE_DATE_EPOCH", sde.to_string())
         .output()
-        .map_err(|_| AppError::NoBuilder {
-            project: project.to_path_buf(),
-        })?;
+        .map_err(|_| no_builder())?;
     if !output.status.success()
         && String::from_utf8_lossy(&output.stderr).contains("No module named build")
     {
-        return Err(AppError::NoBuilder {
-            project: project.to_path_buf(),
-        });
+        return Err(no_builder());
     }
     finish_frontend_build(project, out_dir, &output)
 }

@@ -107,7 +107,6 @@ pub fn choose(
 mod tests {
     use super::*;
     use crate::oci::digest::Digest;
-    use crate::python::target::{Libc, PythonTarget};
 
     fn wheel(filename: &str) -> LockedWheel {
         LockedWheel {
@@ -120,16 +119,7 @@ mod tests {
 
     #[test]
     fn prefers_the_most_specific_wheel_and_lists_all_failures() {
-        let target = PythonTarget {
-            version: (3, 11, 2),
-            interpreter: "/usr/bin/python3.11".into(),
-            libc: Libc::Glibc {
-                major: 2,
-                minor: 36,
-            },
-            architecture: "amd64".into(),
-            venv: "/opt/venv".into(),
-        };
+        let target = crate::python::target::bookworm();
         let tags = target.tags().unwrap();
         let pkg = |name: &str, wheels: Vec<LockedWheel>, has_sdist| LockedPackage {
             name: name.into(),

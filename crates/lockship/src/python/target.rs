@@ -131,24 +131,26 @@ impl PythonTarget {
     }
 }
 
+/// Debian bookworm's CPython on amd64: the target most unit tests reason about.
+#[cfg(test)]
+pub(crate) fn bookworm() -> PythonTarget {
+    PythonTarget {
+        version: (3, 11, 2),
+        interpreter: "/usr/bin/python3.11".into(),
+        libc: Libc::Glibc {
+            major: 2,
+            minor: 36,
+        },
+        architecture: "amd64".into(),
+        venv: "/opt/venv".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::str::FromStr;
     use uv_distribution_filename::WheelFilename;
-
-    fn bookworm() -> PythonTarget {
-        PythonTarget {
-            version: (3, 11, 2),
-            interpreter: "/usr/bin/python3.11".into(),
-            libc: Libc::Glibc {
-                major: 2,
-                minor: 36,
-            },
-            architecture: "amd64".into(),
-            venv: "/opt/venv".into(),
-        }
-    }
 
     #[test]
     fn tags_come_from_the_target_not_the_host() {

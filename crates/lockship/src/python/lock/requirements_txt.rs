@@ -160,20 +160,9 @@ pub fn parse(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::python::target::{Libc, PythonTarget};
 
     fn env() -> MarkerEnvironment {
-        PythonTarget {
-            version: (3, 11, 2),
-            interpreter: "/usr/bin/python3.11".into(),
-            libc: Libc::Glibc {
-                major: 2,
-                minor: 36,
-            },
-            architecture: "amd64".into(),
-            venv: "/opt/venv".into(),
-        }
-        .marker_env()
+        crate::python::target::bookworm().marker_env()
     }
 
     const H1: &str = "sha256:ae74fb96c20a0277a1d615f1e4d73c8414f5a98db8b799a7931d1582f3390c28";

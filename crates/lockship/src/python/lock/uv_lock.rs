@@ -298,7 +298,6 @@ impl UvLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::python::target::{Libc, PythonTarget};
 
     const LOCK: &str = r#"
 version = 1
@@ -355,17 +354,7 @@ wheels = [{ url = "https://files.example/ipywidgets-8.0.0-py3-none-any.whl", has
 "#;
 
     fn linux() -> uv_pep508::MarkerEnvironment {
-        PythonTarget {
-            version: (3, 11, 2),
-            interpreter: "/usr/bin/python3.11".into(),
-            libc: Libc::Glibc {
-                major: 2,
-                minor: 36,
-            },
-            architecture: "amd64".into(),
-            venv: "/opt/venv".into(),
-        }
-        .marker_env()
+        crate::python::target::bookworm().marker_env()
     }
 
     #[test]

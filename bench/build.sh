@@ -45,7 +45,7 @@ for fixture in hello-cli data-app; do
         rm -rf "$work/peer" "$work/uvcache"
         read -r s m < <(timed env UV_CACHE_DIR="$work/uvcache" uv pip install --quiet --target "$work/peer" --python-version 3.11 --python-platform x86_64-manylinux_2_36 -r "$proj/requirements.txt"); peer+=("$s")
     done
-    printf '| %s | cold | %s | %s | %s |\n' "$fixture" "$(median "${cold[@]}")" "$((mem / 1024))" "$(median "${peer[@]}")"
-    printf '| %s | warm, no change | %s | | |\n' "$fixture" "$(median "${warm[@]}")"
-    printf '| %s | app changed | %s | | |\n' "$fixture" "$(median "${change[@]}")"
+    printf '| %s | cold | %.2f | %s | %.2f |\n' "$fixture" "$(median "${cold[@]}")" "$((mem / 1024))" "$(median "${peer[@]}")"
+    printf '| %s | warm, no change | %.2f | | |\n' "$fixture" "$(median "${warm[@]}")"
+    printf '| %s | app changed | %.2f | | |\n' "$fixture" "$(median "${change[@]}")"
 done

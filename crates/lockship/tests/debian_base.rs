@@ -350,3 +350,88 @@ fn tampered_indexes_from_a_mirror_are_refused() {
     );
     assert!(!project.path("lockship-base.lock").exists());
 }
+
+#[test]
+fn arm64_base_and_wheels_without_emulation() {
+    let project = fixture("data-app", true);
+    let oci = project.tmp.path().join("arm.oci");
+    let report = json(&run_ok(
+        lockship(&shared_cache())
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--platform", "linux/arm64", "--format", "json"])
+            .arg("--output")
+            .arg(format!("oci:{}", oci.display())),
+    ));
+    assert_eq!(report["target"]["architecture"], "arm64");
+    let lock = std::fs::read_to_string(project.path("lockship-base.lock")).unwrap();
+    assert!(
+        lock.contains("architecture = \"arm64\"") && lock.contains("libc6_2.36"),
+        "{lock}"
+    );
+    assert!(lock.contains("_arm64.deb\""), "arm64 packages are locked");
+    let numpy = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|l| l["description"].as_str().filter(|d| d.contains("numpy ")))
+        .unwrap()
+        .to_string();
+    assert!(numpy.contains("aarch64.whl"), "{numpy}");
+    let inspect = json(&run_ok(
+        Command::new("skopeo").args(["inspect", &format!("oci:{}:0.1.0", oci.display())]),
+    ));
+    assert_eq!(inspect["Architecture"], "arm64");
+}
+
+#[test]
+fn trixie_base_brings_python_3_13() {
+    let project = fixture("hello-cli", true);
+    set_debian_base(&project, "debian = \"trixie\"\npackages = [\"python3\"]\n");
+    let tag = format!("{}:1", unique("trixie"));
+    let (report, tar) = build_to_tar(&project, &shared_cache(), &["--tag", &tag]);
+    assert_eq!(report["target"]["version"][1], 13, "{}", report["target"]);
+    docker_load(&tar);
+    assert!(docker_run(&tag, None, &["trixie"]).contains("Hello, trixie!"));
+    let version = docker_run(
+        &tag,
+        Some("/opt/venv/bin/python"),
+        &["-c", "import sys, ssl; print(sys.version_info[:2])"],
+    );
+    assert_eq!(version.trim(), "(3, 13)");
+}
+
+#[test]
+fn debs_compressed_with_gzip_zstd_and_xz_unpack() {
+    for compression in ["gzip", "zstd", "xz"] {
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = dir.path().join("pkg");
+        std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+        std::fs::create_dir_all(pkg.join("lib/demo")).unwrap();
+        std::fs::write(
+            pkg.join("DEBIAN/control"),
+            "Package: demo\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: demo\n",
+        )
+        .unwrap();
+        std::fs::write(pkg.join("lib/demo/data.txt"), compression).unwrap();
+        std::os::unix::fs::symlink("data.txt", pkg.join("lib/demo/link")).unwrap();
+        let deb = dir.path().join("demo.deb");
+        run_ok(
+            Command::new("dpkg-deb")
+                .args(["--root-owner-group", &format!("-Z{compression}"), "--build"])
+                .arg(&pkg)
+                .arg(&deb),
+        );
+        let root = dir.path().join("root");
+        lockship::debian::deb::unpack(&deb, "demo", &root, None).unwrap();
+        // Merged /usr: lib/ lands in usr/lib/.
+        assert_eq!(
+            std::fs::read_to_string(root.join("usr/lib/demo/data.txt")).unwrap(),
+            compression
+        );
+        assert_eq!(
+            std::fs::read_link(root.join("usr/lib/demo/link")).unwrap(),
+            Path::new("data.txt")
+        );
+    }
+}

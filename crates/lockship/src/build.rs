@@ -32,6 +32,7 @@ use crate::python::lock::{
 use crate::python::probe::{self, BaseFacts};
 use crate::python::target::PythonTarget;
 use crate::python::{app, fetch, index, install, select};
+use crate::smoke::{self, Runtime, SmokeError, SmokeResult};
 use crate::user::{self, User};
 use oci_client::Reference;
 
@@ -52,11 +53,30 @@ pub struct BuildOptions {
     pub dry_run: bool,
     /// Re-resolve a Debian base even if its lock matches the request.
     pub upgrade_base: bool,
+    /// When the smoke tests run.
+    pub smoke: SmokeMode,
+    /// `docker` or `podman`; auto-detected when None.
+    pub runtime: Option<String>,
+    /// Give smoke commands a network (off by default).
+    pub network: bool,
+}
+
+/// When the smoke commands run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmokeMode {
+    /// Before pushing, unless this image already passed the same commands.
+    BeforePush,
+    /// Always (`lockship test`); no commands is an error.
+    Always,
+    /// Never (`--no-test`).
+    Skip,
 }
 
 /// Receives progress; the CLI draws it on stderr. Library code never prints.
 pub trait Reporter: Sync {
     fn step(&self, message: &str);
+    /// A smoke command finished (its output included).
+    fn smoke(&self, _result: &SmokeResult) {}
 }
 
 /// A reporter that drops everything (tests, `--quiet`).
@@ -88,6 +108,10 @@ pub struct BuildReport {
     pub target: PythonTarget,
     pub layers: Vec<LayerReport>,
     pub pushed: Vec<PushedReport>,
+    /// The smoke commands run in this build.
+    pub smoke: Vec<SmokeResult>,
+    /// The image had already passed these smoke commands: they were not run again.
+    pub smoke_remembered: bool,
     /// Seconds spent per phase, in order.
     pub timings: Vec<(String, f64)>,
     #[serde(skip)]
@@ -297,6 +321,8 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
             target,
             layers: Vec::new(),
             pushed: Vec::new(),
+            smoke: Vec::new(),
+            smoke_remembered: false,
             timings: timer.timings,
             plan,
         });
@@ -395,7 +421,46 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     let image = image::assemble(&base.config, layers, plan.layers.len(), &spec);
     timer.lap("image");
 
-    // Outputs: registries first (nothing local depends on them), then files.
+    // Smoke tests gate every push; local outputs and tests need the base layers on disk.
+    let name = opts.tag.clone().unwrap_or_else(|| default_tag(&project));
+    let commands: Vec<Vec<String>> = project.config.smoke.iter().map(|c| c.to_vec()).collect();
+    let locals: Vec<&Output> = opts
+        .outputs
+        .iter()
+        .filter(|o| o.local_path().is_some())
+        .collect();
+    let must_test = match opts.smoke {
+        SmokeMode::Always => true,
+        SmokeMode::BeforePush => !push_refs.is_empty() && !commands.is_empty(),
+        SmokeMode::Skip => false,
+    };
+    if opts.smoke == SmokeMode::Always && commands.is_empty() {
+        return Err(SmokeError::NoCommands {
+            config: project.config_path.clone(),
+        }
+        .into());
+    }
+    if let (true, Some(reference)) = (!locals.is_empty() || must_test, &base.reference) {
+        futures::stream::iter(base.layers.iter())
+            .map(|l| registry.fetch_blob(reference, &l.info.digest, &store))
+            .buffer_unordered(4)
+            .try_collect::<Vec<()>>()
+            .await?;
+    }
+    let mut smoke_results = Vec::new();
+    let mut smoke_remembered = false;
+    if must_test {
+        let marker = smoke::pass_marker(&opts.cache_dir, &image.manifest_digest, &commands);
+        if opts.smoke == SmokeMode::BeforePush && marker.is_file() {
+            smoke_remembered = true;
+        } else {
+            smoke_results = run_smoke(&image, &store, &commands, &name, opts, reporter)?;
+            write_cached(&marker, &smoke_results.len())?;
+        }
+    }
+    timer.lap("smoke");
+
+    // Outputs: registries, then files.
     let mut pushed = Vec::new();
     for target_ref in &push_refs {
         reporter.step(&format!("pushing {target_ref}"));
@@ -407,20 +472,6 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
             report,
         });
     }
-    let locals: Vec<&Output> = opts
-        .outputs
-        .iter()
-        .filter(|o| o.local_path().is_some())
-        .collect();
-    if let (false, Some(reference)) = (locals.is_empty(), &base.reference) {
-        // Local outputs carry the base layers too: fetch the ones never pulled.
-        futures::stream::iter(base.layers.iter())
-            .map(|l| registry.fetch_blob(reference, &l.info.digest, &store))
-            .buffer_unordered(4)
-            .try_collect::<Vec<()>>()
-            .await?;
-    }
-    let name = opts.tag.clone().unwrap_or_else(|| default_tag(&project));
     for out in locals {
         match out {
             Output::OciLayout(dir) => {
@@ -464,9 +515,55 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         target,
         layers,
         pushed,
+        smoke: smoke_results,
+        smoke_remembered,
         timings: timer.timings,
         plan,
     })
+}
+
+/// Loads the image into the container runtime under a throwaway tag and runs each smoke command;
+/// the first failure stops the build.
+fn run_smoke(
+    image: &image::Image,
+    store: &BlobStore,
+    commands: &[Vec<String>],
+    name: &str,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Vec<SmokeResult>, Error> {
+    let runtime = Runtime::detect(opts.runtime.as_deref())?;
+    let repo = name.split(':').next().unwrap_or("app");
+    let tag = format!(
+        "lockship-smoke/{repo}:{}",
+        &image.manifest_digest.hex()[..16]
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("smoke-")
+        .tempdir_in(store.tmp_dir())
+        .map_err(io_err(store.tmp_dir()))?;
+    let tar = tmp.path().join("image.tar");
+    docker_tar::write(image, store, &tar, &tag)?;
+    reporter.step(&format!(
+        "loading the image into {runtime:?} for {} smoke commands",
+        commands.len()
+    ));
+    runtime.load(&tar)?;
+    let mut results = Vec::new();
+    for argv in commands {
+        reporter.step(&format!("smoke: {}", shell_words::join(argv)));
+        let result = runtime.run(&tag, argv, opts.network);
+        reporter.smoke(&result);
+        let failed = result.exit_code != 0;
+        let (command, code) = (result.command.clone(), result.exit_code);
+        results.push(result);
+        if failed {
+            runtime.untag(&tag);
+            return Err(SmokeError::Failed { command, code }.into());
+        }
+    }
+    runtime.untag(&tag);
+    Ok(results)
 }
 
 /// `name:version` (or `name:latest`) for local outputs, in the lowercase form Docker accepts.

@@ -19,6 +19,44 @@ pub struct Cli {
 pub enum Command {
     /// Build the project's image and write it to a registry, an OCI layout or a docker tarball.
     Build(BuildArgs),
+    /// Build the image and run the smoke commands (`smoke` in [tool.lockship]) inside it.
+    Test(TestArgs),
+}
+
+/// Options of `lockship test`.
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    /// The project directory (with pyproject.toml or lockship.toml).
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// Base image, overriding `base` in [tool.lockship].
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Platform to build for (the runtime must be able to run it).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub smoke: SmokeArgs,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Cache directory (default: $LOCKSHIP_CACHE_DIR, else ~/.cache/lockship).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Print each step on stderr even when it is not a terminal.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// How smoke commands run.
+#[derive(clap::Args, Debug)]
+pub struct SmokeArgs {
+    /// Container runtime for smoke tests: docker or podman (default: whichever answers).
+    #[arg(long, value_name = "NAME")]
+    pub runtime: Option<String>,
+    /// Give smoke commands a network (they run with none by default).
+    #[arg(long)]
+    pub network: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +99,11 @@ pub struct BuildArgs {
     /// Cache directory (default: $LOCKSHIP_CACHE_DIR, else ~/.cache/lockship).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Push without running the smoke tests first.
+    #[arg(long)]
+    pub no_test: bool,
+    #[command(flatten)]
+    pub smoke: SmokeArgs,
     /// Print each step on stderr even when it is not a terminal.
     #[arg(long, short)]
     pub verbose: bool,

@@ -54,6 +54,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Smoke(#[from] crate::smoke::SmokeError),
     #[error("{0}")]
     Usage(String),
 }
@@ -71,6 +73,7 @@ impl Error {
             Error::Fetch(e) => e.hint(),
             Error::App(e) => e.hint(),
             Error::Debian(e) => e.hint(),
+            Error::Smoke(e) => e.hint(),
             Error::Store(_) | Error::Io { .. } => {
                 Some("check free space and permissions of the cache (LOCKSHIP_CACHE_DIR) and output paths".into())
             }

@@ -10,4 +10,5 @@ pub mod output;
 pub mod plan;
 pub mod project;
 pub mod python;
+pub mod smoke;
 pub mod user;

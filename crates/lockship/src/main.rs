@@ -7,13 +7,14 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use lockship::build::{self, BuildOptions, BuildReport, Reporter};
+use lockship::build::{self, BuildOptions, BuildReport, Reporter, SmokeMode};
 use lockship::error::Error;
 use lockship::oci::platform::Platform;
 use lockship::output::Output;
 use lockship::plan::LayerContent;
+use lockship::smoke::SmokeResult;
 
-use cli::{BuildArgs, Cli, Command, Format};
+use cli::{BuildArgs, Cli, Command, Format, TestArgs};
 
 /// Draws steps as a spinner on a terminal, as plain lines with --verbose, else nothing.
 struct Progress {
@@ -27,6 +28,45 @@ impl Reporter for Progress {
             bar.set_message(message.to_string());
         } else if self.verbose {
             eprintln!("lockship: {message}");
+        }
+    }
+
+    fn smoke(&self, result: &SmokeResult) {
+        let verdict = if result.exit_code == 0 {
+            "ok".to_string()
+        } else {
+            format!("FAILED (exit code {})", result.exit_code)
+        };
+        let text = format!(
+            "smoke: {}  {verdict} in {:.1}s\n{}",
+            result.command,
+            result.seconds,
+            result
+                .output
+                .lines()
+                .map(|l| format!("  | {l}\n"))
+                .collect::<String>()
+        );
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprint!("{text}")),
+            None => eprint!("{text}"),
+        }
+    }
+}
+
+impl Progress {
+    fn new(verbose: bool) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        });
+        Progress { bar, verbose }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
@@ -45,6 +85,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Build(args) => runtime.block_on(run_build(args)),
+        Command::Test(args) => runtime.block_on(run_test(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,18 +122,10 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
             "nothing to do: give --push REF, --output oci:DIR or --output docker:FILE (or --dry-run)".into(),
         ));
     }
-    let platform = match &args.platform {
-        None => None,
-        Some(p) => Some(Platform::parse(p).ok_or_else(|| {
-            Error::Usage(format!(
-                "--platform `{p}`: expected OS/ARCH[/VARIANT], e.g. linux/arm64"
-            ))
-        })?),
-    };
     let opts = BuildOptions {
         project_dir: args.project.clone(),
         base: args.base.clone(),
-        platform,
+        platform: parse_platform(args.platform.as_deref())?,
         outputs,
         cache_dir: args
             .cache_dir
@@ -102,20 +135,17 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         tag: args.tag.clone(),
         dry_run: args.dry_run,
         upgrade_base: args.upgrade_base,
+        smoke: if args.no_test {
+            SmokeMode::Skip
+        } else {
+            SmokeMode::BeforePush
+        },
+        runtime: args.smoke.runtime.clone(),
+        network: args.smoke.network,
     };
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.enable_steady_tick(std::time::Duration::from_millis(100));
-        bar
-    });
-    let progress = Progress {
-        bar,
-        verbose: args.verbose,
-    };
+    let progress = Progress::new(args.verbose);
     let result = build::build(&opts, &progress).await;
-    if let Some(bar) = &progress.bar {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     let report = result?;
     if !report.base_changes.is_empty() {
         eprintln!(
@@ -137,6 +167,53 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         ),
         (Format::Text, true) => print!("{}", render_plan(&report)),
         (Format::Text, false) => println!("{}", report.digest),
+    }
+    Ok(())
+}
+
+fn parse_platform(text: Option<&str>) -> Result<Option<Platform>, Error> {
+    text.map(|p| {
+        Platform::parse(p).ok_or_else(|| {
+            Error::Usage(format!(
+                "--platform `{p}`: expected OS/ARCH[/VARIANT], e.g. linux/arm64"
+            ))
+        })
+    })
+    .transpose()
+}
+
+async fn run_test(args: TestArgs) -> Result<(), Error> {
+    let opts = BuildOptions {
+        project_dir: args.project.clone(),
+        base: args.base.clone(),
+        platform: parse_platform(args.platform.as_deref())?,
+        outputs: Vec::new(),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(build::default_cache_dir),
+        source_date_epoch: source_date_epoch()?,
+        tag: None,
+        dry_run: false,
+        upgrade_base: false,
+        smoke: SmokeMode::Always,
+        runtime: args.smoke.runtime.clone(),
+        network: args.smoke.network,
+    };
+    let progress = Progress::new(args.verbose);
+    let result = build::build(&opts, &progress).await;
+    progress.finish();
+    let report = result?;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        Format::Text => println!(
+            "{} passed {} smoke commands",
+            report.digest,
+            report.smoke.len()
+        ),
     }
     Ok(())
 }

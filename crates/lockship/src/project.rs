@@ -26,10 +26,34 @@ pub enum Command {
 }
 
 impl Command {
+    /// The argv: a list as is, a line split with shell quoting rules (no shell runs it).
     pub fn to_vec(&self) -> Vec<String> {
+        self.parse().unwrap_or_else(|_| {
+            self.to_string()
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        })
+    }
+
+    fn parse(&self) -> Result<Vec<String>, String> {
         match self {
-            Command::List(v) => v.clone(),
-            Command::Line(s) => s.split_whitespace().map(String::from).collect(),
+            Command::List(v) if v.is_empty() => Err("empty command".into()),
+            Command::List(v) => Ok(v.clone()),
+            Command::Line(s) => match shell_words::split(s) {
+                Ok(v) if v.is_empty() => Err("empty command".into()),
+                Ok(v) => Ok(v),
+                Err(e) => Err(format!("{e} in `{s}`")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Line(s) => f.write_str(s),
+            Command::List(v) => f.write_str(&shell_words::join(v)),
         }
     }
 }
@@ -52,6 +76,9 @@ pub struct Config {
     pub lock: Option<PathBuf>,
     pub venv: Option<String>,
     pub source: Option<String>,
+    /// Commands run inside the built image before anything is pushed.
+    #[serde(default)]
+    pub smoke: Vec<Command>,
 }
 
 /// A project directory with its parsed configuration.
@@ -191,6 +218,18 @@ impl Project {
             config,
         };
         p.app_mode()?;
+        let commands = p
+            .config
+            .entrypoint
+            .iter()
+            .chain(&p.config.cmd)
+            .chain(&p.config.smoke);
+        for command in commands {
+            command.parse().map_err(|message| ProjectError::Invalid {
+                path: p.config_path.clone(),
+                message: format!("[tool.lockship]: {message}"),
+            })?;
+        }
         Ok(p)
     }
 

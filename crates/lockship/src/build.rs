@@ -25,7 +25,8 @@ use crate::output::Output;
 use crate::plan::{
     self, AppPlan, ChosenWheelSummary, LayerContent, Plan, PlanInputs, PlannedLayer,
 };
-use crate::project::{AppMode, BaseSpec, Project};
+use crate::project::{AppMode, BaseSpec, Project, TargetConfig};
+use crate::python::lock::uv_lock::Selection;
 use crate::python::lock::{
     freshness, requirements_txt, Artifacts, LockFile, LockKind, LockedPackage,
 };
@@ -59,6 +60,8 @@ pub struct BuildOptions {
     pub runtime: Option<String>,
     /// Give smoke commands a network (off by default).
     pub network: bool,
+    /// The `[tool.lockship.targets.NAME]` to build (`production` by default).
+    pub target: String,
 }
 
 /// When the smoke commands run.
@@ -254,7 +257,8 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         venv,
     };
     let env = target.marker_env();
-    let packages = lock.packages(&env, Some(&project.name))?;
+    let target_cfg = project.target(&opts.target)?;
+    let packages = lock.packages(&env, Some(&project.name), &Selection::default())?;
     freshness::check(
         &lock,
         &project.dependencies,
@@ -262,9 +266,29 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         &packages,
         &env,
     )?;
+    // What the target adds: the packages its groups and extras bring beyond production's.
+    let selection = Selection {
+        extras: target_cfg.extras.clone(),
+        groups: target_cfg.groups.clone(),
+    };
+    let target_packages: Vec<LockedPackage> = if selection == Selection::default() {
+        Vec::new()
+    } else {
+        lock.packages(&env, Some(&project.name), &selection)?
+            .into_iter()
+            .filter(|p| {
+                !packages
+                    .iter()
+                    .any(|q| q.name == p.name && q.version == p.version)
+            })
+            .collect()
+    };
     let packages = resolve_index_files(&lock, &project, packages, &opts.cache_dir).await?;
     let tags = target.tags()?;
     let chosen = select::choose(&packages, &tags, &target.describe())?;
+    let target_chosen = select::choose(&target_packages, &tags, &target.describe())?;
+    let all_chosen: Vec<select::ChosenWheel> =
+        chosen.iter().chain(&target_chosen).cloned().collect();
     timer.lap("lock");
 
     // Plan.
@@ -301,6 +325,13 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
             (AppPlan::Files(files), key)
         }
     };
+    let target_files = if target_cfg.include.is_empty() {
+        None
+    } else {
+        let files = app::included(&project.dir, &sources, &target_cfg.include)?;
+        let digest = app::digest_files(&project.dir, &files)?;
+        Some((opts.target.clone(), files, format!("{workdir}:{digest}")))
+    };
     let runtime_key = format!("{user:?}\n{workdir}");
     let plan = plan::plan(
         PlanInputs {
@@ -308,9 +339,11 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
             runtime_key,
             app_key,
             app: app_plan,
+            target_files,
             mtime: opts.source_date_epoch,
         },
         &chosen,
+        &target_chosen,
     );
     timer.lap("plan");
     if opts.dry_run {
@@ -347,7 +380,12 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
             LayerContent::Wheels { wheels } => wheels.clone(),
             _ => Vec::new(),
         })
-        .filter_map(|w| chosen.iter().find(|c| c.wheel.sha256 == w.sha256).cloned())
+        .filter_map(|w| {
+            all_chosen
+                .iter()
+                .find(|c| c.wheel.sha256 == w.sha256)
+                .cloned()
+        })
         .collect();
     if !needed_wheels.is_empty() {
         reporter.step(&format!("fetching {} wheels", needed_wheels.len()));
@@ -409,21 +447,32 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
             origin: BlobOrigin::Local,
         });
     }
-    let spec = config_spec(
-        &project,
-        &target,
-        &user,
-        &workdir,
-        &base,
-        &lock,
-        opts.source_date_epoch,
-    );
+    let spec = config_spec(&ImageSettings {
+        target_cfg: &target_cfg,
+        target_name: &opts.target,
+        project: &project,
+        target: &target,
+        user: &user,
+        workdir: &workdir,
+        base: &base,
+        lock: &lock,
+        created: opts.source_date_epoch,
+    });
     let image = image::assemble(&base.config, layers, plan.layers.len(), &spec);
     timer.lap("image");
 
     // Smoke tests gate every push; local outputs and tests need the base layers on disk.
-    let name = opts.tag.clone().unwrap_or_else(|| default_tag(&project));
-    let commands: Vec<Vec<String>> = project.config.smoke.iter().map(|c| c.to_vec()).collect();
+    let name = opts
+        .tag
+        .clone()
+        .unwrap_or_else(|| default_tag(&project, &opts.target));
+    let commands: Vec<Vec<String>> = project
+        .config
+        .smoke
+        .iter()
+        .chain(&target_cfg.smoke)
+        .map(|c| c.to_vec())
+        .collect();
     let locals: Vec<&Output> = opts
         .outputs
         .iter()
@@ -566,10 +615,16 @@ fn run_smoke(
     Ok(results)
 }
 
-/// `name:version` (or `name:latest`) for local outputs, in the lowercase form Docker accepts.
-fn default_tag(project: &Project) -> String {
+/// `name:version` (or `name:latest`; `-TARGET` appended for other targets) for local outputs,
+/// in the lowercase form Docker accepts.
+fn default_tag(project: &Project, target: &str) -> String {
     let name = crate::python::lock::normalize_name(&project.name);
-    format!("{name}:{}", project.version.as_deref().unwrap_or("latest"))
+    let version = project.version.as_deref().unwrap_or("latest");
+    if target == crate::project::PRODUCTION {
+        format!("{name}:{version}")
+    } else {
+        format!("{name}:{version}-{target}")
+    }
 }
 
 /// The base as the rest of the build needs it, whichever kind it is.
@@ -980,15 +1035,31 @@ fn default_entrypoint(project: &Project, target: &PythonTarget, mode: AppMode) -
     vec![format!("{}/bin/python", target.venv)]
 }
 
-fn config_spec(
-    project: &Project,
-    target: &PythonTarget,
-    user: &User,
-    workdir: &str,
-    base: &ResolvedBase,
-    lock: &LockFile,
+/// Everything the image config is derived from.
+struct ImageSettings<'a> {
+    target_cfg: &'a TargetConfig,
+    target_name: &'a str,
+    project: &'a Project,
+    target: &'a PythonTarget,
+    user: &'a User,
+    workdir: &'a str,
+    base: &'a ResolvedBase,
+    lock: &'a LockFile,
     created: u64,
-) -> ConfigSpec {
+}
+
+fn config_spec(settings: &ImageSettings<'_>) -> ConfigSpec {
+    let ImageSettings {
+        target_cfg,
+        target_name,
+        project,
+        target,
+        user,
+        workdir,
+        base,
+        lock,
+        created,
+    } = *settings;
     let base_path = base
         .config
         .pointer("/config/Env")
@@ -1015,6 +1086,7 @@ fn config_spec(
             .config
             .env
             .iter()
+            .chain(&target_cfg.env)
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     let mode = project.app_mode().unwrap_or(AppMode::Copy);
@@ -1037,6 +1109,7 @@ fn config_spec(
     let (key, value) = &base.digest_label;
     labels.insert(key.clone(), value.clone());
     labels.insert("dev.lockship.lock.digest".into(), lock.digest.to_string());
+    labels.insert("dev.lockship.target".into(), target_name.to_string());
     let source = project
         .config
         .source
@@ -1057,14 +1130,18 @@ fn config_spec(
     );
     ConfigSpec {
         entrypoint: Some(
-            project
-                .config
+            target_cfg
                 .entrypoint
                 .as_ref()
+                .or(project.config.entrypoint.as_ref())
                 .map(|c| c.to_vec())
                 .unwrap_or_else(|| default_entrypoint(project, target, mode)),
         ),
-        cmd: project.config.cmd.as_ref().map(|c| c.to_vec()),
+        cmd: target_cfg
+            .cmd
+            .as_ref()
+            .or(project.config.cmd.as_ref())
+            .map(|c| c.to_vec()),
         env,
         workdir: Some(workdir.to_string()),
         user: Some(user.config_value()),

@@ -29,6 +29,9 @@ pub struct TestArgs {
     /// The project directory (with pyproject.toml or lockship.toml).
     #[arg(default_value = ".")]
     pub project: PathBuf,
+    /// The target to build: `production` (default) or a [tool.lockship.targets.NAME].
+    #[arg(long, default_value = "production", value_name = "NAME")]
+    pub target: String,
     /// Base image, overriding `base` in [tool.lockship].
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
@@ -77,6 +80,9 @@ pub struct BuildArgs {
     /// registry:REF.
     #[arg(long, short, value_name = "SPEC")]
     pub output: Vec<String>,
+    /// The target to build: `production` (default) or a [tool.lockship.targets.NAME].
+    #[arg(long, default_value = "production", value_name = "NAME")]
+    pub target: String,
     /// Base image, overriding `base` in [tool.lockship].
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,

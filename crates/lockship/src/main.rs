@@ -142,6 +142,7 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         },
         runtime: args.smoke.runtime.clone(),
         network: args.smoke.network,
+        target: args.target.clone(),
     };
     let progress = Progress::new(args.verbose);
     let result = build::build(&opts, &progress).await;
@@ -199,6 +200,7 @@ async fn run_test(args: TestArgs) -> Result<(), Error> {
         smoke: SmokeMode::Always,
         runtime: args.smoke.runtime.clone(),
         network: args.smoke.network,
+        target: args.target.clone(),
     };
     let progress = Progress::new(args.verbose);
     let result = build::build(&opts, &progress).await;

@@ -79,7 +79,35 @@ pub struct Config {
     /// Commands run inside the built image before anything is pushed.
     #[serde(default)]
     pub smoke: Vec<Command>,
+    /// Image variants (`dev`, `test`, …) that add to the production image.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
 }
+
+/// A `[tool.lockship.targets.NAME]` table: what a variant adds to the production image.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Dependency groups (`[dependency-groups]`) to install too.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The project's extras to install too.
+    #[serde(default)]
+    pub extras: Vec<String>,
+    /// Project files (globs) copied into the workdir in a layer of their own, e.g. tests.
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub entrypoint: Option<Command>,
+    pub cmd: Option<Command>,
+    /// Smoke commands run after the production ones.
+    #[serde(default)]
+    pub smoke: Vec<Command>,
+}
+
+/// The default target: the image that ships.
+pub const PRODUCTION: &str = "production";
 
 /// A project directory with its parsed configuration.
 #[derive(Clone, Debug)]
@@ -104,6 +132,12 @@ pub enum ProjectError {
     Unreadable { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{path} has no target `{name}` (it has: {known})")]
+    UnknownTarget {
+        path: PathBuf,
+        name: String,
+        known: String,
+    },
 }
 
 impl ProjectError {
@@ -112,6 +146,10 @@ impl ProjectError {
             ProjectError::NotAProject { .. } => {
                 Some("pass the project directory, e.g. `lockship build path/to/project`".into())
             }
+            ProjectError::UnknownTarget { .. } => Some(
+                "declare it as [tool.lockship.targets.NAME], or pick a listed one with --target"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -276,6 +314,27 @@ impl Project {
             Some(_) => Err(invalid(
                 "[tool.lockship] base must be an image reference or a table with `debian` and `packages`".into(),
             )),
+        }
+    }
+}
+
+impl Project {
+    /// The settings of target `name` (`production` need not be declared).
+    pub fn target(&self, name: &str) -> Result<TargetConfig, ProjectError> {
+        match self.config.targets.get(name) {
+            Some(t) => Ok(t.clone()),
+            None if name == PRODUCTION => Ok(TargetConfig::default()),
+            None => {
+                let mut known: Vec<&str> = self.config.targets.keys().map(String::as_str).collect();
+                if !known.contains(&PRODUCTION) {
+                    known.insert(0, PRODUCTION);
+                }
+                Err(ProjectError::UnknownTarget {
+                    path: self.config_path.clone(),
+                    name: name.to_string(),
+                    known: known.join(", "),
+                })
+            }
         }
     }
 }

@@ -150,10 +150,19 @@ impl LockFile {
         &self,
         env: &MarkerEnvironment,
         root: Option<&str>,
+        selection: &uv_lock::Selection,
     ) -> Result<Vec<LockedPackage>, LockError> {
         let mut packages = match self.kind {
             LockKind::UvLock => uv_lock::UvLock::parse(&self.path, &self.text)?
-                .packages_for(&self.path, env, root)?,
+                .packages_for(&self.path, env, root, selection)?,
+            LockKind::RequirementsTxt if *selection != uv_lock::Selection::default() => {
+                return Err(LockError::Invalid {
+                    path: self.path.clone(),
+                    message:
+                        "a requirements file has no extras or dependency groups to add for a target"
+                            .into(),
+                })
+            }
             LockKind::RequirementsTxt => requirements_txt::parse(&self.path, &self.text, env)?,
         };
         packages.sort_by(|a, b| a.name.cmp(&b.name));

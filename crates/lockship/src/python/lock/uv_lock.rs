@@ -28,6 +28,8 @@ struct Package {
     dependencies: Vec<Dependency>,
     #[serde(default, rename = "optional-dependencies")]
     optional_dependencies: BTreeMap<String, Vec<Dependency>>,
+    #[serde(default, rename = "dev-dependencies")]
+    dev_dependencies: BTreeMap<String, Vec<Dependency>>,
     sdist: Option<toml::Value>,
     #[serde(default)]
     wheels: Vec<Wheel>,
@@ -76,6 +78,34 @@ pub struct RequiresDist {
     pub name: String,
     pub specifier: Option<String>,
     pub marker: Option<String>,
+}
+
+/// Which optional parts of the project a target adds: extras and dependency groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub extras: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+fn missing<'a>(
+    path: &Path,
+    project: &str,
+    kind: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a String>,
+) -> LockError {
+    let known: Vec<&str> = known.map(String::as_str).collect();
+    LockError::Invalid {
+        path: path.to_path_buf(),
+        message: format!(
+            "{project} has no {kind} `{name}` in the lock (it has: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ),
+    }
 }
 
 impl Source {
@@ -179,6 +209,7 @@ impl UvLock {
         path: &Path,
         env: &MarkerEnvironment,
         root: Option<&str>,
+        selection: &Selection,
     ) -> Result<Vec<LockedPackage>, LockError> {
         let roots = self.roots(root);
         if roots.is_empty() {
@@ -200,10 +231,37 @@ impl UvLock {
                     }),
             }
         };
-        // (package index, extra or "") pairs already expanded.
+        // (package index, "" | extra | "group:NAME") pairs already expanded.
         let mut seen: BTreeSet<(usize, String)> = BTreeSet::new();
         let mut queue: VecDeque<(usize, String)> =
             roots.iter().map(|&i| (i, String::new())).collect();
+        for &r in &roots {
+            let root = &self.packages[r];
+            for extra in &selection.extras {
+                if !root.optional_dependencies.contains_key(extra) {
+                    return Err(missing(
+                        path,
+                        &root.name,
+                        "extra",
+                        extra,
+                        root.optional_dependencies.keys(),
+                    ));
+                }
+                queue.push_back((r, extra.clone()));
+            }
+            for group in &selection.groups {
+                if !root.dev_dependencies.contains_key(group) {
+                    return Err(missing(
+                        path,
+                        &root.name,
+                        "dependency group",
+                        group,
+                        root.dev_dependencies.keys(),
+                    ));
+                }
+                queue.push_back((r, format!("group:{group}")));
+            }
+        }
         let mut needed: BTreeSet<usize> = BTreeSet::new();
         while let Some((i, extra)) = queue.pop_front() {
             if !seen.insert((i, extra.clone())) {
@@ -215,6 +273,12 @@ impl UvLock {
             }
             let edges: &[Dependency] = if extra.is_empty() {
                 &package.dependencies
+            } else if let Some(group) = extra.strip_prefix("group:") {
+                package
+                    .dev_dependencies
+                    .get(group)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
             } else {
                 package
                     .optional_dependencies
@@ -314,6 +378,9 @@ dependencies = [
     { name = "rich", extra = ["jupyter"] },
 ]
 
+[package.dev-dependencies]
+dev = [{ name = "colorama" }]
+
 [package.metadata]
 requires-dist = [{ name = "click", specifier = ">=8" }, { name = "rich" }]
 
@@ -361,7 +428,12 @@ wheels = [{ url = "https://files.example/ipywidgets-8.0.0-py3-none-any.whl", has
     fn walks_graph_with_target_markers_and_extras() {
         let lock = UvLock::parse(Path::new("uv.lock"), LOCK).unwrap();
         let pkgs = lock
-            .packages_for(Path::new("uv.lock"), &linux(), Some("app"))
+            .packages_for(
+                Path::new("uv.lock"),
+                &linux(),
+                Some("app"),
+                &Selection::default(),
+            )
             .unwrap();
         let names: Vec<_> = pkgs.iter().map(|p| p.name.as_str()).collect();
         // colorama is windows-only; ipywidgets comes in through rich[jupyter].
@@ -372,6 +444,33 @@ wheels = [{ url = "https://files.example/ipywidgets-8.0.0-py3-none-any.whl", has
         assert!(*has_sdist);
         assert_eq!(wheels[0].filename, "click-8.1.7-py3-none-any.whl");
         assert_eq!(wheels[0].size, Some(97941));
+    }
+
+    #[test]
+    fn dependency_groups_add_their_packages() {
+        let lock = UvLock::parse(Path::new("uv.lock"), LOCK).unwrap();
+        let dev = Selection {
+            groups: vec!["dev".into()],
+            ..Default::default()
+        };
+        let pkgs = lock
+            .packages_for(Path::new("uv.lock"), &linux(), Some("app"), &dev)
+            .unwrap();
+        assert!(
+            pkgs.iter().any(|p| p.name == "colorama"),
+            "the dev group brings colorama"
+        );
+        let docs = Selection {
+            groups: vec!["docs".into()],
+            ..Default::default()
+        };
+        let err = lock
+            .packages_for(Path::new("uv.lock"), &linux(), Some("app"), &docs)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "uv.lock: app has no dependency group `docs` in the lock (it has: dev)"
+        );
     }
 
     #[test]

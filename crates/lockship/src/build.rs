@@ -187,75 +187,10 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
     let store = BlobStore::open(opts.cache_dir.join("blobs"))?;
 
-    // The base: a registry image (facts probed, cached by manifest digest) or Debian packages.
-    let spec = match &opts.base {
-        Some(b) => BaseSpec::Image(b.clone()),
-        None => project
-            .base()?
-            .unwrap_or_else(|| BaseSpec::Image(DEFAULT_BASE.to_string())),
-    };
-    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
-    let base_ref = match &spec {
-        BaseSpec::Image(text) => Some(registry::parse_reference(text)?),
-        BaseSpec::Debian(_) => None,
-    };
-    let mut registries: Vec<String> = base_ref
-        .iter()
-        .map(|r| r.resolve_registry().to_string())
-        .collect();
-    let mut push_refs = Vec::new();
-    for out in &opts.outputs {
-        if let Output::Registry(r) = out {
-            let r = registry::parse_reference(r)?;
-            registries.push(r.resolve_registry().to_string());
-            push_refs.push(r);
-        }
-    }
-    let registry = Registry::new(&registries.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let base = match (&spec, base_ref) {
-        (BaseSpec::Image(text), Some(reference)) => {
-            reporter.step(&format!("resolving base {text} for {platform}"));
-            registry_base(
-                &registry,
-                reference,
-                text,
-                &platform,
-                &store,
-                &opts.cache_dir,
-                reporter,
-            )
-            .await?
-        }
-        (BaseSpec::Debian(debian), _) => {
-            let lock_path = lock
-                .path
-                .parent()
-                .unwrap_or(&project.dir)
-                .join(crate::debian::base_lock::FILE_NAME);
-            debian_base(debian, &platform, &lock_path, &store, opts, reporter).await?
-        }
-        (BaseSpec::Image(_), None) => unreachable!("image bases always have a reference"),
-    };
+    let (registry, base, push_refs, target) =
+        open_base(&project, &lock.path, opts, &store, reporter).await?;
     let facts = base.facts.clone();
     timer.lap("base");
-
-    let venv = project
-        .config
-        .venv
-        .clone()
-        .unwrap_or_else(|| "/opt/venv".to_string());
-    let target = PythonTarget {
-        version: facts.python_version,
-        interpreter: facts.interpreter.clone(),
-        libc: facts.libc,
-        architecture: base
-            .config
-            .get("architecture")
-            .and_then(|a| a.as_str())
-            .unwrap_or(&platform.architecture)
-            .to_string(),
-        venv,
-    };
     let env = target.marker_env();
     let target_cfg = project.target(&opts.target)?;
     let packages = lock.packages(&env, Some(&project.name), &Selection::default())?;
@@ -628,7 +563,7 @@ fn default_tag(project: &Project, target: &str) -> String {
 }
 
 /// The base as the rest of the build needs it, whichever kind it is.
-struct ResolvedBase {
+pub(crate) struct ResolvedBase {
     /// For messages and the base.name label.
     name: String,
     /// The base pinned exactly: `ref@digest`, or the Debian base lock's digest.
@@ -643,6 +578,84 @@ struct ResolvedBase {
     /// Whether this build wrote the base layer (Debian bases only).
     built: bool,
     changes: Vec<String>,
+}
+
+/// Resolves the base (registry image or Debian packages) and the Python target it implies, and
+/// opens the registry client for it and for the `--push` references (returned parsed).
+pub(crate) async fn open_base(
+    project: &Project,
+    lock_path: &Path,
+    opts: &BuildOptions,
+    store: &BlobStore,
+    reporter: &dyn Reporter,
+) -> Result<(Registry, ResolvedBase, Vec<Reference>, PythonTarget), Error> {
+    // The base: a registry image (facts probed, cached by manifest digest) or Debian packages.
+    let spec = match &opts.base {
+        Some(b) => BaseSpec::Image(b.clone()),
+        None => project
+            .base()?
+            .unwrap_or_else(|| BaseSpec::Image(DEFAULT_BASE.to_string())),
+    };
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let base_ref = match &spec {
+        BaseSpec::Image(text) => Some(registry::parse_reference(text)?),
+        BaseSpec::Debian(_) => None,
+    };
+    let mut registries: Vec<String> = base_ref
+        .iter()
+        .map(|r| r.resolve_registry().to_string())
+        .collect();
+    let mut push_refs = Vec::new();
+    for out in &opts.outputs {
+        if let Output::Registry(r) = out {
+            let r = registry::parse_reference(r)?;
+            registries.push(r.resolve_registry().to_string());
+            push_refs.push(r);
+        }
+    }
+    let registry = Registry::new(&registries.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let base = match (&spec, base_ref) {
+        (BaseSpec::Image(text), Some(reference)) => {
+            reporter.step(&format!("resolving base {text} for {platform}"));
+            registry_base(
+                &registry,
+                reference,
+                text,
+                &platform,
+                store,
+                &opts.cache_dir,
+                reporter,
+            )
+            .await?
+        }
+        (BaseSpec::Debian(debian), _) => {
+            let lock_path = lock_path
+                .parent()
+                .unwrap_or(&project.dir)
+                .join(crate::debian::base_lock::FILE_NAME);
+            debian_base(debian, &platform, &lock_path, store, opts, reporter).await?
+        }
+        (BaseSpec::Image(_), None) => unreachable!("image bases always have a reference"),
+    };
+
+    let venv = project
+        .config
+        .venv
+        .clone()
+        .unwrap_or_else(|| "/opt/venv".to_string());
+    let target = PythonTarget {
+        version: base.facts.python_version,
+        interpreter: base.facts.interpreter.clone(),
+        libc: base.facts.libc,
+        architecture: base
+            .config
+            .get("architecture")
+            .and_then(|a| a.as_str())
+            .unwrap_or(&platform.architecture)
+            .to_string(),
+        venv,
+    };
+    Ok((registry, base, push_refs, target))
 }
 
 /// A base image from a registry: its manifest and config, and its facts.

@@ -21,6 +21,40 @@ pub enum Command {
     Build(BuildArgs),
     /// Build the image and run the smoke commands (`smoke` in [tool.lockship]) inside it.
     Test(TestArgs),
+    /// Re-resolve the lock (uv.lock or requirements.txt) with uv for the base's Python.
+    Lock(LockArgs),
+}
+
+/// Options of `lockship lock`.
+#[derive(clap::Args, Debug)]
+pub struct LockArgs {
+    /// The project directory (with pyproject.toml or lockship.toml).
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// Upgrade every package to the newest allowed version.
+    #[arg(long)]
+    pub upgrade: bool,
+    /// Upgrade this package (repeatable), keeping the others.
+    #[arg(long, value_name = "NAME")]
+    pub upgrade_package: Vec<String>,
+    /// Change nothing; exit non-zero, naming what differs, when the lock is stale (for CI).
+    #[arg(long, conflicts_with_all = ["upgrade", "upgrade_package"])]
+    pub check: bool,
+    /// Base image, overriding `base` in [tool.lockship] (it decides the Python version).
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Platform of the base to resolve for.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Cache directory (default: $LOCKSHIP_CACHE_DIR, else ~/.cache/lockship).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Print each step on stderr even when it is not a terminal.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 /// Options of `lockship test`.

@@ -56,6 +56,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Smoke(#[from] crate::smoke::SmokeError),
+    #[error(transparent)]
+    Relock(#[from] crate::relock::RelockError),
     #[error("{0}")]
     Usage(String),
 }
@@ -74,6 +76,7 @@ impl Error {
             Error::App(e) => e.hint(),
             Error::Debian(e) => e.hint(),
             Error::Smoke(e) => e.hint(),
+            Error::Relock(e) => e.hint(),
             Error::Store(_) | Error::Io { .. } => {
                 Some("check free space and permissions of the cache (LOCKSHIP_CACHE_DIR) and output paths".into())
             }

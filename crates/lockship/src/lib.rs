@@ -10,5 +10,6 @@ pub mod output;
 pub mod plan;
 pub mod project;
 pub mod python;
+pub mod relock;
 pub mod smoke;
 pub mod user;

@@ -12,9 +12,10 @@ use lockship::error::Error;
 use lockship::oci::platform::Platform;
 use lockship::output::Output;
 use lockship::plan::LayerContent;
+use lockship::relock::{self, LockOptions};
 use lockship::smoke::SmokeResult;
 
-use cli::{BuildArgs, Cli, Command, Format, TestArgs};
+use cli::{BuildArgs, Cli, Command, Format, LockArgs, TestArgs};
 
 /// Draws steps as a spinner on a terminal, as plain lines with --verbose, else nothing.
 struct Progress {
@@ -86,6 +87,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => runtime.block_on(run_build(args)),
         Command::Test(args) => runtime.block_on(run_test(args)),
+        Command::Lock(args) => runtime.block_on(run_lock(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -216,6 +218,45 @@ async fn run_test(args: TestArgs) -> Result<(), Error> {
             report.digest,
             report.smoke.len()
         ),
+    }
+    Ok(())
+}
+
+async fn run_lock(args: LockArgs) -> Result<(), Error> {
+    let opts = BuildOptions {
+        project_dir: args.project.clone(),
+        base: args.base.clone(),
+        platform: parse_platform(args.platform.as_deref())?,
+        outputs: Vec::new(),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(build::default_cache_dir),
+        source_date_epoch: source_date_epoch()?,
+        tag: None,
+        dry_run: true,
+        upgrade_base: false,
+        smoke: SmokeMode::Skip,
+        runtime: None,
+        network: false,
+        target: lockship::project::PRODUCTION.to_string(),
+    };
+    let lock_opts = LockOptions {
+        upgrade: args.upgrade,
+        upgrade_packages: args.upgrade_package.clone(),
+        check: args.check,
+    };
+    let progress = Progress::new(args.verbose);
+    let result = relock::relock(&opts, &lock_opts, &progress).await;
+    progress.finish();
+    let report = result?;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        Format::Text if args.check => println!("{} is up to date", report.lock.display()),
+        Format::Text => print!("{}", relock::render(&report)),
     }
     Ok(())
 }

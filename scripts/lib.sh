@@ -97,15 +97,18 @@ start_dockerd() {
 }
 
 # Makes a Debian bookworm image with python3 (the stand-in for python:3.11-slim, which cannot be
-# pulled here) and pushes it to the loopback registry. Exports LOCKSHIP_TEST_BASE.
+# pulled here) and pushes it to the loopback registry as python:TAG (default 3.11-bookworm).
+# Extra Debian packages come as a comma list (the benchmarks add pip and venv for Dockerfiles).
+# Exports the reference as LOCKSHIP_TEST_BASE (or the variable named by the third argument).
 make_base() {
-    local rootfs="$LOCKSHIP_TEST_CACHE/rootfs-bookworm.tar"
+    local tag="${1:-3.11-bookworm}" packages="${2:-python3,ca-certificates}" var="${3:-LOCKSHIP_TEST_BASE}"
+    local rootfs="$LOCKSHIP_TEST_CACHE/rootfs-$tag.tar"
     if [ ! -f "$rootfs" ]; then
-        log "building a bookworm + python3 root file system with mmdebstrap (about a minute)"
+        log "building a bookworm root file system ($packages) with mmdebstrap (about a minute)"
         # mmdebstrap picks the output format from the extension: keep `.tar` last.
-        local partial="$LOCKSHIP_TEST_CACHE/rootfs-bookworm.partial.tar"
+        local partial="$LOCKSHIP_TEST_CACHE/rootfs-$tag.partial.tar"
         rm -rf "$partial" "$rootfs"
-        mmdebstrap --quiet --variant=minbase --include=python3,ca-certificates bookworm "$partial"
+        mmdebstrap --quiet --variant=minbase --include="$packages" bookworm "$partial"
         mv "$partial" "$rootfs"
     fi
     local dir
@@ -117,9 +120,10 @@ make_base() {
     umoci config --image "$dir/oci:base" --os linux --architecture amd64 \
         --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         --config.env LANG=C.UTF-8 --config.cmd python3
-    export LOCKSHIP_TEST_BASE="$LOCKSHIP_TEST_REGISTRY/python:3.11-bookworm"
-    skopeo copy --quiet --dest-tls-verify=false "oci:$dir/oci:base" "docker://$LOCKSHIP_TEST_BASE"
-    log "base image $LOCKSHIP_TEST_BASE"
+    local ref="$LOCKSHIP_TEST_REGISTRY/python:$tag"
+    skopeo copy --quiet --dest-tls-verify=false "oci:$dir/oci:base" "docker://$ref"
+    export "$var=$ref"
+    log "base image $ref"
 }
 
 # The package index the tests use for locks without URLs: uv's own default, read at run time.

@@ -124,7 +124,9 @@ impl Runtime {
     pub fn run(self, image: &str, argv: &[String], network: bool) -> SmokeResult {
         let start = Instant::now();
         let mut cmd = Command::new(self.program());
-        cmd.args(["run", "--rm"]);
+        // Never fall back to pulling: the image was just loaded, and a missing one must fail here
+        // rather than reach out to a public registry.
+        cmd.args(["run", "--rm", "--pull", "never"]);
         if !network {
             cmd.args(["--network", "none"]);
         }

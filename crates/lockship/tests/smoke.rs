@@ -164,3 +164,30 @@ fn missing_runtime_and_missing_commands_are_clear_errors() {
         )
     );
 }
+
+/// Regression: two runs smoke-testing the same image shared one throwaway tag, and the first to
+/// finish removed it from under the other (whose `docker run` then tried a public registry).
+#[test]
+fn concurrent_runs_on_the_same_image_do_not_untag_each_other() {
+    let env = env();
+    let project = with_smoke(PASSING);
+    let spawn = || {
+        lockship(&shared_cache())
+            .arg("test")
+            .arg(&project.dir)
+            .args(["--base", &env.base])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let runs = [spawn(), spawn(), spawn()];
+    for child in runs {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -157,7 +157,8 @@ pub fn docker_load(tar: &Path) {
 
 /// Runs `image` with no network (optionally with another entrypoint) and returns its stdout.
 pub fn docker_run(image: &str, entrypoint: Option<&str>, args: &[&str]) -> String {
-    let mut all = vec!["run", "--rm", "--network", "none"];
+    // Never pull: every image a test runs was loaded or pulled from the loopback registry first.
+    let mut all = vec!["run", "--rm", "--pull", "never", "--network", "none"];
     if let Some(e) = entrypoint {
         all.extend(["--entrypoint", e]);
     }

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""lockship next to Docker BuildKit on the same fixtures, base image and machine, in one run.
+
+Called by bench/compare.sh, which starts the loopback registry and dockerd and makes the base.
+For each fixture and each of RUNS rounds: cold (every cache empty, base image present), warm
+with no change, one line of app code changed, one small dependency added. Prints and writes a
+markdown table with lockship / BuildKit ratios (against the faster Dockerfile pattern).
+"""
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOCKSHIP = sys.argv[1]
+REGISTRY = os.environ["LOCKSHIP_TEST_REGISTRY"]
+BASE = os.environ["LOCKSHIP_BENCH_BASE"]
+RUNS = int(os.environ.get("RUNS", "3"))
+FIXTURES = os.environ.get("FIXTURES", "small-cli data-pipeline").split()
+DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit without buildx
+CUTOFF = "2025-06-01"
+ADDED = "six>=1.16"
+WORK = tempfile.mkdtemp(prefix="lockship-bench-")
+TOOLS = ["lockship", "uv-pattern", "wheel-pattern"]
+SCENARIOS = ["cold", "warm", "app changed", "dependency added"]
+
+
+def run(cmd, cwd=None, env=None):
+    """Runs cmd; returns (seconds, stdout). Fails loudly with the command's stderr."""
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    secs = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return secs, proc.stdout
+
+
+def prepare(fixture, variant):
+    """A working copy of the fixture, locked (uv.lock and a hashed requirements.txt)."""
+    path = os.path.join(WORK, f"{fixture}-{variant}")
+    shutil.copytree(os.path.join(ROOT, "bench", "fixtures", fixture), path)
+    if variant == "added":
+        text = open(os.path.join(path, "pyproject.toml")).read()
+        open(os.path.join(path, "pyproject.toml"), "w").write(text.replace("dependencies = [", f'dependencies = ["{ADDED}", ', 1))
+    cutoff = {"UV_EXCLUDE_NEWER": CUTOFF}
+    run(["uv", "lock", "--quiet", "--python", "3.11"], cwd=path, env=cutoff)
+    run(["uv", "pip", "compile", "--quiet", "pyproject.toml", "--generate-hashes", "--python-version", "3.11",
+         "--python-platform", "x86_64-manylinux_2_36", "-o", "requirements.txt"], cwd=path, env=cutoff)
+    # The Dockerfiles' index traffic goes through this machine's TLS proxy: they need its CA.
+    shutil.copy("/etc/ssl/certs/ca-certificates.crt", os.path.join(path, "bench-ca.crt"))
+    return path
+
+
+def manifest(repo, tag):
+    req = urllib.request.Request(
+        f"http://{REGISTRY}/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.load(resp), resp.headers.get("Docker-Content-Digest")
+
+
+def build(tool, fixture, src, tag, cache):
+    """Builds and pushes; returns (seconds of the build, peak RSS KiB or None, repo)."""
+    repo = f"bench/{tool}-{fixture}"
+    ref = f"{REGISTRY}/{repo}:{tag}"
+    if tool == "lockship":
+        rss = os.path.join(WORK, "rss")
+        secs, _ = run(["/usr/bin/time", "-f", "%M", "-o", rss, LOCKSHIP, "build", src, "--base", BASE, "--push", ref,
+                       "--no-test"], env={"LOCKSHIP_CACHE_DIR": cache, "SOURCE_DATE_EPOCH": "0"})
+        return secs, int(open(rss).read().split()[-1]), repo
+    dockerfile = os.path.join(ROOT, "bench", "docker", f"{tool.split('-')[0]}.Dockerfile")
+    secs, _ = run([DOCKER, "build", "--quiet", "--network", "host", "-f", dockerfile, "--build-arg", f"BASE={BASE}",
+                   "-t", ref, src], env={"DOCKER_BUILDKIT": "1"})
+    run([DOCKER, "push", "--quiet", ref])
+    return secs, None, repo
+
+
+def reset(tool, cache):
+    if tool == "lockship":
+        shutil.rmtree(cache, ignore_errors=True)
+    else:
+        run([DOCKER, "builder", "prune", "-af"])
+
+
+def one_round(fixture, round_no, results, digests):
+    for tool in TOOLS:
+        src = os.path.join(WORK, f"{fixture}-work")
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.copytree(os.path.join(WORK, f"{fixture}-base"), src)
+        cache = os.path.join(WORK, f"cache-{tool}")
+        reset(tool, cache)
+        previous = None
+        for scenario in SCENARIOS:
+            if scenario == "app changed":
+                main = next(os.path.join(d, f) for d, _, fs in os.walk(os.path.join(src, "src")) for f in fs if f == "main.py")
+                with open(main, "a") as f:
+                    f.write(f"# change {round_no}\n")
+            if scenario == "dependency added":
+                added = os.path.join(WORK, f"{fixture}-added")
+                for name in ("pyproject.toml", "uv.lock", "requirements.txt"):
+                    shutil.copy(os.path.join(added, name), os.path.join(src, name))
+            tag = f"r{round_no}-{SCENARIOS.index(scenario)}"
+            secs, rss, repo = build(tool, fixture, src, tag, cache)
+            m, digest = manifest(repo, tag)
+            layers = {l["digest"]: l["size"] for l in m["layers"]}
+            pushed = sum(s for d, s in layers.items() if previous is None or d not in previous) + m["config"]["size"]
+            cell = results.setdefault((fixture, scenario, tool), {"secs": [], "rss": [], "layers": 0, "compressed": 0, "pushed": []})
+            cell["secs"].append(secs)
+            if rss:
+                cell["rss"].append(rss)
+            cell["layers"] = len(layers)
+            cell["compressed"] = sum(layers.values())
+            cell["pushed"].append(pushed)
+            if scenario == "cold":
+                digests.setdefault((fixture, tool), set()).add(m["config"]["digest"] if tool != "lockship" else digest)
+            previous = layers
+            print(f"bench: {fixture} {tool} {scenario}: {secs:.2f}s", file=sys.stderr)
+
+
+def uncompressed(tool, fixture):
+    ref = f"{REGISTRY}/bench/{tool}-{fixture}:r1-0"
+    run([DOCKER, "pull", "--quiet", ref])
+    _, size = run([DOCKER, "image", "inspect", "--format", "{{.Size}}", ref])
+    return int(size)
+
+
+def ratio(ours, theirs):
+    return f"{ours / theirs:.2f}×" if theirs else "n/a"
+
+
+def table(results, digests, sizes):
+    mib = lambda b: f"{b / 1048576:.1f}"
+    lines = [
+        "| fixture | scenario | lockship (s) | uv pattern (s) | wheel pattern (s) | lockship / faster |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for fixture in FIXTURES:
+        for scenario in SCENARIOS:
+            med = [statistics.median(results[(fixture, scenario, t)]["secs"]) for t in TOOLS]
+            lines.append(f"| {fixture} | {scenario} | {med[0]:.2f} | {med[1]:.2f} | {med[2]:.2f} | {ratio(med[0], min(med[1:]))} |")
+    lines += ["", "| fixture | metric | lockship | uv pattern | wheel pattern | lockship / smaller |", "| --- | --- | --- | --- | --- | --- |"]
+    for fixture in FIXTURES:
+        rows = [
+            ("image, uncompressed (MiB)", [sizes[(fixture, t)] for t in TOOLS], mib),
+            ("image, compressed (MiB)", [results[(fixture, "cold", t)]["compressed"] for t in TOOLS], mib),
+            ("layers", [results[(fixture, "cold", t)]["layers"] for t in TOOLS], str),
+            ("pushed after app change (MiB)", [statistics.median(results[(fixture, "app changed", t)]["pushed"]) for t in TOOLS], mib),
+            ("pushed after dependency added (MiB)", [statistics.median(results[(fixture, "dependency added", t)]["pushed"]) for t in TOOLS], mib),
+        ]
+        for name, values, fmt in rows:
+            lines.append(f"| {fixture} | {name} | {fmt(values[0])} | {fmt(values[1])} | {fmt(values[2])} | {ratio(values[0], min(values[1:]))} |")
+        rss = max(max(results[(fixture, s, "lockship")]["rss"]) for s in SCENARIOS)
+        lines.append(f"| {fixture} | lockship peak RSS (MiB) | {rss / 1024:.0f} | | | |")
+        same = ["yes" if len(digests[(fixture, t)]) == 1 else f"no ({len(digests[(fixture, t)])} digests)" for t in TOOLS]
+        note = "" if RUNS > 1 else " (needs RUNS ≥ 2)"
+        lines.append(f"| {fixture} | same digest across clean builds{note} | {same[0]} | {same[1]} | {same[2]} | |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    results, digests, sizes = {}, {}, {}
+    for fixture in FIXTURES:
+        prepare(fixture, "base")
+        prepare(fixture, "added")
+        for r in range(1, RUNS + 1):
+            one_round(fixture, r, results, digests)
+        for tool in TOOLS:
+            sizes[(fixture, tool)] = uncompressed(tool, fixture)
+    header = (
+        f"lockship vs Docker BuildKit, {datetime.date.today()}, {platform.machine()} Linux, {os.cpu_count()} cores, "
+        f"median of {RUNS} rounds; lockship's times include its push to the loopback registry, BuildKit's do not.\n\n"
+    )
+    text = header + table(results, digests, sizes)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    open(os.path.join(ROOT, "bench", "results", "latest.md"), "w").write(text)
+    print(text)
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+//! Wheel URLs for locks that list only hashes, from the configured index, cached.
+
+use std::path::Path;
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::oci::digest::{Digest, Hasher};
+use crate::project::Project;
+use crate::python::index;
+use crate::python::lock::{requirements_txt, Artifacts, LockFile, LockKind, LockedPackage};
+
+use super::cache::{read_cached, write_cached};
+
+/// Fills in wheel URLs for locks that list only hashes, from the configured index. Answers
+/// are cached by (index, package, version, hashes): the hashes pin the files, so they cannot go
+/// stale in a way that matters.
+pub(super) async fn resolve_index_files(
+    lock: &LockFile,
+    project: &Project,
+    packages: Vec<LockedPackage>,
+    cache_dir: &Path,
+) -> Result<Vec<LockedPackage>, Error> {
+    if lock.kind != LockKind::RequirementsTxt {
+        return Ok(packages);
+    }
+    let from_lock = requirements_txt::options(&lock.text).index_url;
+    let index_url =
+        index::configured_index(&lock.path, from_lock.as_deref(), project.pyproject.as_ref())?;
+    let http = crate::download::http_client();
+    let cache = cache_dir.join("index");
+    futures::stream::iter(packages)
+        .map(|p| {
+            let (http, index_url, cache) = (&http, &index_url, &cache);
+            async move {
+                let Artifacts::FromIndex { hashes } = &p.artifacts else {
+                    return Ok(p);
+                };
+                let mut h = Hasher::default();
+                for part in [index_url.as_str(), &p.name, &p.version] {
+                    h.update(part.as_bytes());
+                    h.update(&[0]);
+                }
+                for d in hashes {
+                    h.update(d.as_str().as_bytes());
+                }
+                let path = cache.join(format!("{}.json", h.finish().hex()));
+                if let Some(files) = read_cached::<CachedFiles>(&path) {
+                    return Ok(LockedPackage {
+                        artifacts: Artifacts::Listed {
+                            wheels: files.wheels.into_iter().map(Into::into).collect(),
+                            has_sdist: files.has_sdist,
+                        },
+                        ..p
+                    });
+                }
+                let resolved = index::resolve_files(http, index_url, p).await?;
+                if let Artifacts::Listed { wheels, has_sdist } = &resolved.artifacts {
+                    write_cached(
+                        &path,
+                        &CachedFiles {
+                            wheels: wheels.iter().cloned().map(Into::into).collect(),
+                            has_sdist: *has_sdist,
+                        },
+                    )?;
+                }
+                Ok::<_, Error>(resolved)
+            }
+        })
+        .buffered(8)
+        .try_collect()
+        .await
+}
+
+#[derive(Serialize, serde::Deserialize)]
+pub(super) struct CachedFiles {
+    wheels: Vec<CachedWheel>,
+    has_sdist: bool,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+pub(super) struct CachedWheel {
+    filename: String,
+    url: String,
+    sha256: Digest,
+    size: Option<u64>,
+}
+
+impl From<crate::python::lock::LockedWheel> for CachedWheel {
+    fn from(w: crate::python::lock::LockedWheel) -> Self {
+        CachedWheel {
+            filename: w.filename,
+            url: w.url,
+            sha256: w.sha256,
+            size: w.size,
+        }
+    }
+}
+
+impl From<CachedWheel> for crate::python::lock::LockedWheel {
+    fn from(w: CachedWheel) -> Self {
+        crate::python::lock::LockedWheel {
+            filename: w.filename,
+            url: w.url,
+            sha256: w.sha256,
+            size: w.size,
+        }
+    }
+}

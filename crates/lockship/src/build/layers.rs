@@ -1,0 +1,92 @@
+//! Writes one planned layer: runtime skeleton, installed wheels, the app, or project files.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::oci::blob_store::BlobStore;
+use crate::oci::layer::{self, LayerInfo};
+use crate::oci::tar_tree::TarTree;
+use crate::plan::{ChosenWheelSummary, LayerContent, PlannedLayer};
+use crate::python::probe::BaseFacts;
+use crate::python::target::PythonTarget;
+use crate::python::{app, install};
+use crate::user::{self, User};
+
+use super::cache::io_err;
+
+/// What every layer builder needs; shared across the rayon workers.
+pub(super) struct LayerContext {
+    pub(super) target: PythonTarget,
+    pub(super) build_system: app::BuildSystem,
+    pub(super) build_envs: PathBuf,
+    pub(super) store: BlobStore,
+    pub(super) mtime: u64,
+    pub(super) project_dir: PathBuf,
+    pub(super) user: User,
+    pub(super) workdir: String,
+    pub(super) facts: BaseFacts,
+}
+
+pub(super) fn build_layer(ctx: &LayerContext, planned: &PlannedLayer) -> Result<LayerInfo, Error> {
+    let scratch = tempfile::tempdir_in(ctx.store.tmp_dir()).map_err(io_err(ctx.store.tmp_dir()))?;
+    let root = scratch.path().join("root");
+    fs_err::create_dir_all(&root).map_err(io_err(&root))?;
+    let mut tree = TarTree::new();
+    match &planned.content {
+        LayerContent::Runtime => {
+            install::venv_skeleton(&ctx.target, &mut tree);
+            user::add_to_tree(&ctx.user, &ctx.facts, &mut tree);
+            tree.dir(&ctx.workdir, 0o755, 0, 0);
+        }
+        LayerContent::Wheels { wheels } => {
+            for w in wheels {
+                install_cached(ctx, w, &root)?;
+            }
+            tree.add_host_dir(&root, "")
+                .map_err(crate::oci::layer::LayerError::from)?;
+        }
+        LayerContent::AppWheel => {
+            let out = scratch.path().join("dist");
+            fs_err::create_dir_all(&out).map_err(io_err(&out))?;
+            let wheel = app::build_wheel(
+                &ctx.project_dir,
+                &out,
+                ctx.mtime,
+                &ctx.build_system,
+                &ctx.build_envs,
+            )?;
+            let filename = wheel
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            install::install(&wheel, &filename, &ctx.target, &root)?;
+            tree.add_host_dir(&root, "")
+                .map_err(crate::oci::layer::LayerError::from)?;
+        }
+        LayerContent::AppFiles { files } => {
+            for f in files {
+                let dest = format!(
+                    "{}/{}",
+                    ctx.workdir.trim_end_matches('/'),
+                    f.to_string_lossy()
+                );
+                tree.add_host_path(&ctx.project_dir.join(f), &dest)
+                    .map_err(crate::oci::layer::LayerError::from)?;
+            }
+        }
+    }
+    Ok(layer::write_layer(&tree, ctx.mtime, &ctx.store)?)
+}
+
+pub(super) fn install_cached(
+    ctx: &LayerContext,
+    w: &ChosenWheelSummary,
+    root: &Path,
+) -> Result<(), Error> {
+    Ok(install::install(
+        &ctx.store.path(&w.sha256),
+        &w.filename,
+        &ctx.target,
+        root,
+    )?)
+}

@@ -1,0 +1,450 @@
+//! Wires a build together: project → base facts → lock → wheels → plan → layers (cached by
+//! inputs) → image → smoke tests → outputs. Each step is a call into `python`, `debian`, `oci` or
+//! `smoke`; this module only decides the order, what to cache, and what runs in parallel. Its
+//! files: `base` (which base, and the Python it implies), `index_files`, `layers`, `config`
+//! (the image config), `smoke_gate`, `cache`, `report`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+use rayon::prelude::*;
+
+use crate::error::Error;
+use crate::oci::blob_store::BlobStore;
+use crate::oci::image::{self, BlobOrigin, ImageLayer};
+use crate::oci::layer::LayerInfo;
+use crate::oci::platform::Platform;
+use crate::oci::{docker_tar, layout};
+use crate::output::Output;
+use crate::plan::{self, AppPlan, LayerContent, PlanInputs, PlannedLayer};
+use crate::project::{AppMode, Project};
+use crate::python::lock::uv_lock::Selection;
+use crate::python::lock::{freshness, LockFile, LockedPackage};
+use crate::python::{app, fetch, select};
+use crate::smoke::{self, SmokeError, SmokeResult};
+use crate::user::{self};
+
+mod base;
+mod cache;
+mod config;
+mod index_files;
+mod layers;
+mod report;
+mod smoke_gate;
+
+pub(crate) use base::open_base;
+use cache::{read_cached, write_cached};
+use config::{config_spec, default_tag, ImageSettings};
+use index_files::resolve_index_files;
+use layers::{build_layer, LayerContext};
+pub use report::{BuildReport, LayerReport, PushedReport};
+use smoke_gate::run_smoke;
+
+/// The default base image when the project names none.
+pub const DEFAULT_BASE: &str = "python:3.12-slim";
+
+/// What the command line asked for.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub project_dir: PathBuf,
+    pub base: Option<String>,
+    pub platform: Option<Platform>,
+    pub outputs: Vec<Output>,
+    pub cache_dir: PathBuf,
+    pub source_date_epoch: u64,
+    /// Name for docker/OCI outputs (`name:tag`); defaults to the project's name and version.
+    pub tag: Option<String>,
+    pub dry_run: bool,
+    /// Re-resolve a Debian base even if its lock matches the request.
+    pub upgrade_base: bool,
+    /// When the smoke tests run.
+    pub smoke: SmokeMode,
+    /// `docker` or `podman`; auto-detected when None.
+    pub runtime: Option<String>,
+    /// Give smoke commands a network (off by default).
+    pub network: bool,
+    /// The `[tool.lockship.targets.NAME]` to build (`production` by default).
+    pub target: String,
+}
+
+/// When the smoke commands run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmokeMode {
+    /// Before pushing, unless this image already passed the same commands.
+    BeforePush,
+    /// Always (`lockship test`); no commands is an error.
+    Always,
+    /// Never (`--no-test`).
+    Skip,
+}
+
+/// Receives progress; the CLI draws it on stderr. Library code never prints.
+pub trait Reporter: Sync {
+    fn step(&self, message: &str);
+    /// A smoke command finished (its output included).
+    fn smoke(&self, _result: &SmokeResult) {}
+}
+
+/// A reporter that drops everything (tests, `--quiet`).
+pub struct Silent;
+impl Reporter for Silent {
+    fn step(&self, _: &str) {}
+}
+
+/// The cache directory: LOCKSHIP_CACHE_DIR, else $XDG_CACHE_HOME/lockship, else ~/.cache/lockship.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LOCKSHIP_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("lockship");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache").join("lockship"))
+        .unwrap_or_else(|| std::env::temp_dir().join("lockship-cache"))
+}
+
+struct Timer {
+    start: Instant,
+    timings: Vec<(String, f64)>,
+}
+
+impl Timer {
+    fn lap(&mut self, phase: &str) {
+        let now = Instant::now();
+        self.timings
+            .push((phase.to_string(), (now - self.start).as_secs_f64()));
+        self.start = now;
+    }
+}
+
+/// Builds the project's image and writes it to every output.
+pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildReport, Error> {
+    let mut timer = Timer {
+        start: Instant::now(),
+        timings: Vec::new(),
+    };
+    let project = Project::load(&opts.project_dir)?;
+    let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
+    let store = BlobStore::open(opts.cache_dir.join("blobs"))?;
+
+    let (registry, base, push_refs, target) =
+        open_base(&project, &lock.path, opts, &store, reporter).await?;
+    let facts = base.facts.clone();
+    timer.lap("base");
+    let env = target.marker_env();
+    let target_cfg = project.target(&opts.target)?;
+    let packages = lock.packages(&env, Some(&project.name), &Selection::default())?;
+    freshness::check(
+        &lock,
+        &project.dependencies,
+        Some(&project.name),
+        &packages,
+        &env,
+    )?;
+    // What the target adds: the packages its groups and extras bring beyond production's.
+    let selection = Selection {
+        extras: target_cfg.extras.clone(),
+        groups: target_cfg.groups.clone(),
+    };
+    let target_packages: Vec<LockedPackage> = if selection == Selection::default() {
+        Vec::new()
+    } else {
+        lock.packages(&env, Some(&project.name), &selection)?
+            .into_iter()
+            .filter(|p| {
+                !packages
+                    .iter()
+                    .any(|q| q.name == p.name && q.version == p.version)
+            })
+            .collect()
+    };
+    let packages = resolve_index_files(&lock, &project, packages, &opts.cache_dir).await?;
+    let tags = target.tags()?;
+    let chosen = select::choose(&packages, &tags, &target.describe())?;
+    let target_chosen = select::choose(&target_packages, &tags, &target.describe())?;
+    let all_chosen: Vec<select::ChosenWheel> =
+        chosen.iter().chain(&target_chosen).cloned().collect();
+    timer.lap("lock");
+
+    // Plan.
+    let user = user::resolve(project.config.user.as_deref(), &facts)?;
+    let workdir = project
+        .config
+        .workdir
+        .clone()
+        .unwrap_or_else(|| "/app".to_string());
+    let app_mode = project.app_mode()?;
+    let excluded: Vec<PathBuf> = opts
+        .outputs
+        .iter()
+        .filter_map(Output::local_path)
+        .cloned()
+        .collect();
+    let sources = app::source_files(&project.dir, &excluded)?;
+    let (app_plan, app_key) = match app_mode {
+        AppMode::Wheel => (
+            AppPlan::Wheel,
+            format!("wheel:{}", app::digest_files(&project.dir, &sources)?),
+        ),
+        AppMode::Copy => {
+            let globs = project
+                .config
+                .include
+                .clone()
+                .unwrap_or_else(|| vec!["**/*.py".to_string()]);
+            let files = app::included(&project.dir, &sources, &globs)?;
+            let key = format!(
+                "copy:{workdir}:{}",
+                app::digest_files(&project.dir, &files)?
+            );
+            (AppPlan::Files(files), key)
+        }
+    };
+    let target_files = if target_cfg.include.is_empty() {
+        None
+    } else {
+        let files = app::included(&project.dir, &sources, &target_cfg.include)?;
+        let digest = app::digest_files(&project.dir, &files)?;
+        Some((opts.target.clone(), files, format!("{workdir}:{digest}")))
+    };
+    let runtime_key = format!("{user:?}\n{workdir}");
+    let plan = plan::plan(
+        PlanInputs {
+            target: &target,
+            runtime_key,
+            app_key,
+            app: app_plan,
+            target_files,
+            mtime: opts.source_date_epoch,
+        },
+        &chosen,
+        &target_chosen,
+    );
+    timer.lap("plan");
+    if opts.dry_run {
+        return Ok(BuildReport {
+            digest: String::new(),
+            base: base.pinned.clone(),
+            base_changes: base.changes.clone(),
+            target,
+            layers: Vec::new(),
+            pushed: Vec::new(),
+            smoke: Vec::new(),
+            smoke_remembered: false,
+            timings: timer.timings,
+            plan,
+        });
+    }
+
+    // Layers: reuse what the cache has, fetch the wheels of the rest, build those in parallel.
+    let layer_cache = opts.cache_dir.join("layers");
+    let cached: Vec<Option<LayerInfo>> = plan
+        .layers
+        .iter()
+        .map(|l| {
+            read_cached::<LayerInfo>(&layer_cache.join(format!("{}.json", l.key)))
+                .filter(|info| store.contains(&info.digest))
+        })
+        .collect();
+    let needed_wheels: Vec<select::ChosenWheel> = plan
+        .layers
+        .iter()
+        .zip(&cached)
+        .filter(|(_, c)| c.is_none())
+        .flat_map(|(l, _)| match &l.content {
+            LayerContent::Wheels { wheels } => wheels.clone(),
+            _ => Vec::new(),
+        })
+        .filter_map(|w| {
+            all_chosen
+                .iter()
+                .find(|c| c.wheel.sha256 == w.sha256)
+                .cloned()
+        })
+        .collect();
+    if !needed_wheels.is_empty() {
+        reporter.step(&format!("fetching {} wheels", needed_wheels.len()));
+        let http = crate::download::http_client();
+        fetch::fetch_all(&http, &needed_wheels, &store, 8, &|w| {
+            reporter.step(&format!("fetched {} {}", w.name, w.version))
+        })
+        .await?;
+    }
+    timer.lap("fetch");
+
+    let to_build: Vec<(usize, PlannedLayer)> = plan
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| cached[*i].is_none())
+        .map(|(i, l)| (i, l.clone()))
+        .collect();
+    if !to_build.is_empty() {
+        reporter.step(&format!("writing {} layers", to_build.len()));
+    }
+    let ctx = Arc::new(LayerContext {
+        target: target.clone(),
+        build_system: app::BuildSystem::from_pyproject(project.pyproject.as_ref()),
+        build_envs: opts.cache_dir.join("build-envs"),
+        store: store.clone(),
+        mtime: opts.source_date_epoch,
+        project_dir: project.dir.clone(),
+        user: user.clone(),
+        workdir: workdir.clone(),
+        facts: facts.clone(),
+    });
+    let built: Vec<(usize, LayerInfo)> = tokio::task::spawn_blocking(move || {
+        to_build
+            .into_par_iter()
+            .map(|(i, l)| build_layer(&ctx, &l).map(|info| (i, info)))
+            .collect::<Result<Vec<_>, Error>>()
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("layer writer crashed: {e}")))??;
+    let mut infos = cached;
+    let mut fresh = vec![false; infos.len()];
+    for (i, info) in built {
+        write_cached(
+            &layer_cache.join(format!("{}.json", plan.layers[i].key)),
+            &info,
+        )?;
+        infos[i] = Some(info);
+        fresh[i] = true;
+    }
+    timer.lap("layers");
+
+    // The image.
+    let mut layers: Vec<ImageLayer> = base.layers.clone();
+    for (l, info) in plan.layers.iter().zip(infos) {
+        layers.push(ImageLayer {
+            info: info.expect("every planned layer is cached or built"),
+            created_by: l.description.clone(),
+            origin: BlobOrigin::Local,
+        });
+    }
+    let spec = config_spec(&ImageSettings {
+        target_cfg: &target_cfg,
+        target_name: &opts.target,
+        project: &project,
+        target: &target,
+        user: &user,
+        workdir: &workdir,
+        base: &base,
+        lock: &lock,
+        created: opts.source_date_epoch,
+    });
+    let image = image::assemble(&base.config, layers, plan.layers.len(), &spec);
+    timer.lap("image");
+
+    // Smoke tests gate every push; local outputs and tests need the base layers on disk.
+    let name = opts
+        .tag
+        .clone()
+        .unwrap_or_else(|| default_tag(&project, &opts.target));
+    let commands: Vec<Vec<String>> = project
+        .config
+        .smoke
+        .iter()
+        .chain(&target_cfg.smoke)
+        .map(|c| c.to_vec())
+        .collect();
+    let locals: Vec<&Output> = opts
+        .outputs
+        .iter()
+        .filter(|o| o.local_path().is_some())
+        .collect();
+    let must_test = match opts.smoke {
+        SmokeMode::Always => true,
+        SmokeMode::BeforePush => !push_refs.is_empty() && !commands.is_empty(),
+        SmokeMode::Skip => false,
+    };
+    if opts.smoke == SmokeMode::Always && commands.is_empty() {
+        return Err(SmokeError::NoCommands {
+            config: project.config_path.clone(),
+        }
+        .into());
+    }
+    if let (true, Some(reference)) = (!locals.is_empty() || must_test, &base.reference) {
+        futures::stream::iter(base.layers.iter())
+            .map(|l| registry.fetch_blob(reference, &l.info.digest, &store))
+            .buffer_unordered(4)
+            .try_collect::<Vec<()>>()
+            .await?;
+    }
+    let mut smoke_results = Vec::new();
+    let mut smoke_remembered = false;
+    if must_test {
+        let marker = smoke::pass_marker(&opts.cache_dir, &image.manifest_digest, &commands);
+        if opts.smoke == SmokeMode::BeforePush && marker.is_file() {
+            smoke_remembered = true;
+        } else {
+            smoke_results = run_smoke(&image, &store, &commands, &name, opts, reporter)?;
+            write_cached(&marker, &smoke_results.len())?;
+        }
+    }
+    timer.lap("smoke");
+
+    // Outputs: registries, then files.
+    let mut pushed = Vec::new();
+    for target_ref in &push_refs {
+        reporter.step(&format!("pushing {target_ref}"));
+        let report = registry
+            .push(&image, target_ref, base.reference.as_ref(), &store)
+            .await?;
+        pushed.push(PushedReport {
+            reference: target_ref.to_string(),
+            report,
+        });
+    }
+    for out in locals {
+        match out {
+            Output::OciLayout(dir) => {
+                reporter.step(&format!("writing OCI layout {}", dir.display()));
+                let tag = name.rsplit_once(':').map_or("latest", |(_, t)| t);
+                layout::write(&image, &store, dir, tag)?;
+            }
+            Output::DockerTar(file) => {
+                reporter.step(&format!("writing docker tarball {}", file.display()));
+                docker_tar::write(&image, &store, file, &name)?;
+            }
+            Output::Registry(_) => {}
+        }
+    }
+    timer.lap("output");
+
+    let layers = image
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LayerReport {
+            digest: l.info.digest.to_string(),
+            size: l.info.size,
+            uncompressed_size: l.info.uncompressed_size,
+            description: if i < base.layers.len() && l.created_by.is_empty() {
+                format!("base layer of {}", base.name)
+            } else {
+                l.created_by.clone()
+            },
+            built: if i < base.layers.len() {
+                base.built
+            } else {
+                fresh[i - base.layers.len()]
+            },
+        })
+        .collect();
+    Ok(BuildReport {
+        digest: image.manifest_digest.to_string(),
+        base: base.pinned.clone(),
+        base_changes: base.changes.clone(),
+        target,
+        layers,
+        pushed,
+        smoke: smoke_results,
+        smoke_remembered,
+        timings: timer.timings,
+        plan,
+    })
+}

@@ -1,0 +1,54 @@
+//! Runs the smoke commands in the built image before anything is published.
+
+use crate::error::Error;
+use crate::oci::blob_store::BlobStore;
+use crate::oci::docker_tar;
+use crate::oci::image::{self};
+use crate::smoke::{Runtime, SmokeError, SmokeResult};
+
+use super::cache::io_err;
+use super::{BuildOptions, Reporter};
+
+/// Loads the image into the container runtime under a throwaway tag and runs each smoke command;
+/// the first failure stops the build.
+pub(super) fn run_smoke(
+    image: &image::Image,
+    store: &BlobStore,
+    commands: &[Vec<String>],
+    name: &str,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Vec<SmokeResult>, Error> {
+    let runtime = Runtime::detect(opts.runtime.as_deref())?;
+    let repo = name.split(':').next().unwrap_or("app");
+    let tag = format!(
+        "lockship-smoke/{repo}:{}",
+        &image.manifest_digest.hex()[..16]
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("smoke-")
+        .tempdir_in(store.tmp_dir())
+        .map_err(io_err(store.tmp_dir()))?;
+    let tar = tmp.path().join("image.tar");
+    docker_tar::write(image, store, &tar, &tag)?;
+    reporter.step(&format!(
+        "loading the image into {runtime:?} for {} smoke commands",
+        commands.len()
+    ));
+    runtime.load(&tar)?;
+    let mut results = Vec::new();
+    for argv in commands {
+        reporter.step(&format!("smoke: {}", shell_words::join(argv)));
+        let result = runtime.run(&tag, argv, opts.network);
+        reporter.smoke(&result);
+        let failed = result.exit_code != 0;
+        let (command, code) = (result.command.clone(), result.exit_code);
+        results.push(result);
+        if failed {
+            runtime.untag(&tag);
+            return Err(SmokeError::Failed { command, code }.into());
+        }
+    }
+    runtime.untag(&tag);
+    Ok(results)
+}

@@ -21,9 +21,15 @@ pub(super) fn run_smoke(
 ) -> Result<Vec<SmokeResult>, Error> {
     let runtime = Runtime::detect(opts.runtime.as_deref())?;
     let repo = name.split(':').next().unwrap_or("app");
+    // Unique per invocation: concurrent builds of the same image must not untag each other's.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let tag = format!(
-        "lockship-smoke/{repo}:{}",
-        &image.manifest_digest.hex()[..16]
+        "lockship-smoke/{repo}:{}-{}-{nonce}",
+        &image.manifest_digest.hex()[..16],
+        std::process::id()
     );
     let tmp = tempfile::Builder::new()
         .prefix("smoke-")

@@ -139,6 +139,7 @@ def ratio(ours, theirs):
 
 def table(results, digests, sizes):
     mib = lambda b: f"{b / 1048576:.1f}"
+    kib = lambda b: f"{b / 1024:.0f}"
     lines = [
         "| fixture | scenario | lockship (s) | uv pattern (s) | wheel pattern (s) | lockship / faster |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -153,8 +154,8 @@ def table(results, digests, sizes):
             ("image, uncompressed (MiB)", [sizes[(fixture, t)] for t in TOOLS], mib),
             ("image, compressed (MiB)", [results[(fixture, "cold", t)]["compressed"] for t in TOOLS], mib),
             ("layers", [results[(fixture, "cold", t)]["layers"] for t in TOOLS], str),
-            ("pushed after app change (MiB)", [statistics.median(results[(fixture, "app changed", t)]["pushed"]) for t in TOOLS], mib),
-            ("pushed after dependency added (MiB)", [statistics.median(results[(fixture, "dependency added", t)]["pushed"]) for t in TOOLS], mib),
+            ("pushed after app change (KiB)", [statistics.median(results[(fixture, "app changed", t)]["pushed"]) for t in TOOLS], kib),
+            ("pushed after dependency added (KiB)", [statistics.median(results[(fixture, "dependency added", t)]["pushed"]) for t in TOOLS], kib),
         ]
         for name, values, fmt in rows:
             lines.append(f"| {fixture} | {name} | {fmt(values[0])} | {fmt(values[1])} | {fmt(values[2])} | {ratio(values[0], min(values[1:]))} |")

@@ -223,7 +223,7 @@ pub fn build_wheel(
         return build_with_uv(&uv, project, out_dir, source_date_epoch);
     }
     if !output.status.success() {
-        return Err(failed(last_line(&output.stderr)));
+        return Err(failed(failure_summary(&output.stderr)));
     }
     stdout
         .lines()
@@ -324,7 +324,7 @@ fn finish_frontend_build(
     if !output.status.success() {
         return Err(AppError::BuildFailed {
             project: project.to_path_buf(),
-            message: last_line(&output.stderr),
+            message: failure_summary(&output.stderr),
         });
     }
     std::fs::read_dir(out_dir)
@@ -339,6 +339,22 @@ fn finish_frontend_build(
             project: project.to_path_buf(),
             message: "the build backend produced no wheel".into(),
         })
+}
+
+/// What went wrong, from a build backend's or frontend's stderr: the exception line of a Python
+/// traceback (`ValueError: …`) when there is one, since the last line is often just advice.
+fn failure_summary(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| {
+            l.split_once(": ").is_some_and(|(kind, _)| {
+                !kind.contains(' ') && (kind.ends_with("Error") || kind.ends_with("Exception"))
+            })
+        })
+        .map(String::from)
+        .unwrap_or_else(|| last_line(stderr))
 }
 
 fn last_line(stderr: &[u8]) -> String {
@@ -397,6 +413,16 @@ mod tests {
             (&["hatchling".to_string()][..], "hatchling.build")
         );
         assert_eq!(hatch.backend_path, ["."]);
+    }
+
+    #[test]
+    fn failure_summary_prefers_the_exception() {
+        let stderr = b"Traceback (most recent call last):\n  File \"x\", line 1\nValueError: Unable to determine which files to ship\n\nAs an example:\n\n[tool.hatch.build.targets.wheel]\npackages = [\"src/foo\"]\n";
+        assert_eq!(
+            failure_summary(stderr),
+            "ValueError: Unable to determine which files to ship"
+        );
+        assert_eq!(failure_summary(b"plain failure\n"), "plain failure");
     }
 
     #[test]

@@ -75,7 +75,9 @@ pub fn install(
         None::<&()>,
         Some("lockship"),
         true,
-        LinkMode::Copy,
+        // The unpacked wheel is a private temp dir on the same file system: hard links install
+        // it without writing every file a second time (measured: half the system time).
+        LinkMode::Hardlink,
         &InstallState::new(uv_preview::Preview::default()),
     )
     .map_err(|e| InstallError::Install {

@@ -25,55 +25,24 @@ pub enum Command {
     Lock(LockArgs),
 }
 
-/// Options of `lockship lock`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// What every command takes: the project, its base, the cache, and how to report.
 #[derive(clap::Args, Debug)]
-pub struct LockArgs {
+pub struct ProjectArgs {
     /// The project directory (with pyproject.toml or lockship.toml).
     #[arg(default_value = ".")]
     pub project: PathBuf,
-    /// Upgrade every package to the newest allowed version.
-    #[arg(long)]
-    pub upgrade: bool,
-    /// Upgrade this package (repeatable), keeping the others.
-    #[arg(long, value_name = "NAME")]
-    pub upgrade_package: Vec<String>,
-    /// Change nothing; exit non-zero, naming what differs, when the lock is stale (for CI).
-    #[arg(long, conflicts_with_all = ["upgrade", "upgrade_package"])]
-    pub check: bool,
     /// Base image, overriding `base` in [tool.lockship] (it decides the Python version).
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
-    /// Platform of the base to resolve for.
+    /// Platform to take from a multi-platform base (default: this machine's), e.g. linux/arm64.
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Cache directory (default: $LOCKSHIP_CACHE_DIR, else ~/.cache/lockship).
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Print each step on stderr even when it is not a terminal.
-    #[arg(long, short)]
-    pub verbose: bool,
-}
-
-/// Options of `lockship test`.
-#[derive(clap::Args, Debug)]
-pub struct TestArgs {
-    /// The project directory (with pyproject.toml or lockship.toml).
-    #[arg(default_value = ".")]
-    pub project: PathBuf,
-    /// The target to build: `production` (default) or a [tool.lockship.targets.NAME].
-    #[arg(long, default_value = "production", value_name = "NAME")]
-    pub target: String,
-    /// Base image, overriding `base` in [tool.lockship].
-    #[arg(long, value_name = "REF")]
-    pub base: Option<String>,
-    /// Platform to build for (the runtime must be able to run it).
-    #[arg(long, value_name = "OS/ARCH")]
-    pub platform: Option<String>,
-    #[command(flatten)]
-    pub smoke: SmokeArgs,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -96,17 +65,11 @@ pub struct SmokeArgs {
     pub network: bool,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Json,
-}
-
+/// Options of `lockship build`.
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
-    /// The project directory (with pyproject.toml or lockship.toml).
-    #[arg(default_value = ".")]
-    pub project: PathBuf,
+    #[command(flatten)]
+    pub common: ProjectArgs,
     /// Push the image to this reference (e.g. registry.example.com/team/app:1.2).
     #[arg(long, value_name = "REF")]
     pub push: Vec<String>,
@@ -117,12 +80,6 @@ pub struct BuildArgs {
     /// The target to build: `production` (default) or a [tool.lockship.targets.NAME].
     #[arg(long, default_value = "production", value_name = "NAME")]
     pub target: String,
-    /// Base image, overriding `base` in [tool.lockship].
-    #[arg(long, value_name = "REF")]
-    pub base: Option<String>,
-    /// Platform to pick from a multi-platform base (default: this machine's), e.g. linux/arm64.
-    #[arg(long, value_name = "OS/ARCH")]
-    pub platform: Option<String>,
     /// Name of the image in docker and OCI outputs (default: PROJECT:VERSION).
     #[arg(long, value_name = "NAME:TAG")]
     pub tag: Option<String>,
@@ -133,18 +90,37 @@ pub struct BuildArgs {
     /// suite's current index and rewrite lockship-base.lock, showing what changed.
     #[arg(long)]
     pub upgrade_base: bool,
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Cache directory (default: $LOCKSHIP_CACHE_DIR, else ~/.cache/lockship).
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
     /// Push without running the smoke tests first.
     #[arg(long)]
     pub no_test: bool,
     #[command(flatten)]
     pub smoke: SmokeArgs,
-    /// Print each step on stderr even when it is not a terminal.
-    #[arg(long, short)]
-    pub verbose: bool,
+}
+
+/// Options of `lockship test`.
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub common: ProjectArgs,
+    /// The target to build: `production` (default) or a [tool.lockship.targets.NAME].
+    #[arg(long, default_value = "production", value_name = "NAME")]
+    pub target: String,
+    #[command(flatten)]
+    pub smoke: SmokeArgs,
+}
+
+/// Options of `lockship lock`.
+#[derive(clap::Args, Debug)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub common: ProjectArgs,
+    /// Upgrade every package to the newest allowed version.
+    #[arg(long)]
+    pub upgrade: bool,
+    /// Upgrade this package (repeatable), keeping the others.
+    #[arg(long, value_name = "NAME")]
+    pub upgrade_package: Vec<String>,
+    /// Change nothing; exit non-zero, naming what differs, when the lock is stale (for CI).
+    #[arg(long, conflicts_with_all = ["upgrade", "upgrade_package"])]
+    pub check: bool,
 }

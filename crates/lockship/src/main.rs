@@ -15,7 +15,7 @@ use lockship::plan::LayerContent;
 use lockship::relock::{self, LockOptions};
 use lockship::smoke::SmokeResult;
 
-use cli::{BuildArgs, Cli, Command, Format, LockArgs, TestArgs};
+use cli::{BuildArgs, Cli, Command, Format, LockArgs, ProjectArgs, TestArgs};
 
 /// Draws steps as a spinner on a terminal, as plain lines with --verbose, else nothing.
 struct Progress {
@@ -113,6 +113,28 @@ fn source_date_epoch() -> Result<u64, Error> {
     }
 }
 
+/// Options with every command's common arguments and defaults for the rest.
+fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
+    Ok(BuildOptions {
+        project_dir: common.project.clone(),
+        base: common.base.clone(),
+        platform: parse_platform(common.platform.as_deref())?,
+        outputs: Vec::new(),
+        cache_dir: common
+            .cache_dir
+            .clone()
+            .unwrap_or_else(build::default_cache_dir),
+        source_date_epoch: source_date_epoch()?,
+        tag: None,
+        dry_run: false,
+        upgrade_base: false,
+        smoke: SmokeMode::Skip,
+        runtime: None,
+        network: false,
+        target: lockship::project::PRODUCTION.to_string(),
+    })
+}
+
 async fn run_build(args: BuildArgs) -> Result<(), Error> {
     let mut outputs = Vec::new();
     for spec in &args.output {
@@ -125,15 +147,7 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         ));
     }
     let opts = BuildOptions {
-        project_dir: args.project.clone(),
-        base: args.base.clone(),
-        platform: parse_platform(args.platform.as_deref())?,
         outputs,
-        cache_dir: args
-            .cache_dir
-            .clone()
-            .unwrap_or_else(build::default_cache_dir),
-        source_date_epoch: source_date_epoch()?,
         tag: args.tag.clone(),
         dry_run: args.dry_run,
         upgrade_base: args.upgrade_base,
@@ -145,8 +159,9 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         runtime: args.smoke.runtime.clone(),
         network: args.smoke.network,
         target: args.target.clone(),
+        ..options(&args.common)?
     };
-    let progress = Progress::new(args.verbose);
+    let progress = Progress::new(args.common.verbose);
     let result = build::build(&opts, &progress).await;
     progress.finish();
     let report = result?;
@@ -159,7 +174,7 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
             eprintln!("  {change}");
         }
     }
-    match (args.format, args.dry_run) {
+    match (args.common.format, args.dry_run) {
         (Format::Json, true) => println!(
             "{}",
             serde_json::to_string_pretty(&report.plan).unwrap_or_default()
@@ -187,28 +202,17 @@ fn parse_platform(text: Option<&str>) -> Result<Option<Platform>, Error> {
 
 async fn run_test(args: TestArgs) -> Result<(), Error> {
     let opts = BuildOptions {
-        project_dir: args.project.clone(),
-        base: args.base.clone(),
-        platform: parse_platform(args.platform.as_deref())?,
-        outputs: Vec::new(),
-        cache_dir: args
-            .cache_dir
-            .clone()
-            .unwrap_or_else(build::default_cache_dir),
-        source_date_epoch: source_date_epoch()?,
-        tag: None,
-        dry_run: false,
-        upgrade_base: false,
         smoke: SmokeMode::Always,
         runtime: args.smoke.runtime.clone(),
         network: args.smoke.network,
         target: args.target.clone(),
+        ..options(&args.common)?
     };
-    let progress = Progress::new(args.verbose);
+    let progress = Progress::new(args.common.verbose);
     let result = build::build(&opts, &progress).await;
     progress.finish();
     let report = result?;
-    match args.format {
+    match args.common.format {
         Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
@@ -224,33 +228,19 @@ async fn run_test(args: TestArgs) -> Result<(), Error> {
 
 async fn run_lock(args: LockArgs) -> Result<(), Error> {
     let opts = BuildOptions {
-        project_dir: args.project.clone(),
-        base: args.base.clone(),
-        platform: parse_platform(args.platform.as_deref())?,
-        outputs: Vec::new(),
-        cache_dir: args
-            .cache_dir
-            .clone()
-            .unwrap_or_else(build::default_cache_dir),
-        source_date_epoch: source_date_epoch()?,
-        tag: None,
         dry_run: true,
-        upgrade_base: false,
-        smoke: SmokeMode::Skip,
-        runtime: None,
-        network: false,
-        target: lockship::project::PRODUCTION.to_string(),
+        ..options(&args.common)?
     };
     let lock_opts = LockOptions {
         upgrade: args.upgrade,
         upgrade_packages: args.upgrade_package.clone(),
         check: args.check,
     };
-    let progress = Progress::new(args.verbose);
+    let progress = Progress::new(args.common.verbose);
     let result = relock::relock(&opts, &lock_opts, &progress).await;
     progress.finish();
     let report = result?;
-    match args.format {
+    match args.common.format {
         Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()

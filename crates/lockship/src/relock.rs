@@ -111,6 +111,14 @@ pub fn find_uv(cache_dir: &Path) -> Result<PathBuf, RelockError> {
     Ok(bin)
 }
 
+/// uv was found but could not be started.
+fn tool_failed(e: std::io::Error) -> RelockError {
+    RelockError::NoTool {
+        version: UV_VERSION.into(),
+        message: e.to_string(),
+    }
+}
+
 fn last_line(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .lines()
@@ -184,23 +192,17 @@ pub async fn relock(
             path: path.clone(),
             message: "there is no lock".into(),
         })?;
-        let packages = lock.packages(&env, Some(&project.name), &Selection::default())?;
-        freshness::check(
-            &lock,
-            &project.dependencies,
-            Some(&project.name),
-            &packages,
-            &env,
-        )
-        .map_err(|e| match e {
-            crate::python::lock::LockError::Stale { path, problems } => {
-                Error::from(RelockError::Stale {
-                    path,
-                    message: problems,
-                })
-            }
-            other => other.into(),
-        })?;
+        freshness::locked_and_fresh(&lock, &project.dependencies, &project.name, &env).map_err(
+            |e| match e {
+                crate::python::lock::LockError::Stale { path, problems } => {
+                    Error::from(RelockError::Stale {
+                        path,
+                        message: problems,
+                    })
+                }
+                other => other.into(),
+            },
+        )?;
         if kind == LockKind::UvLock {
             let uv = find_uv(&opts.cache_dir)?;
             let out = Command::new(&uv)
@@ -214,10 +216,7 @@ pub async fn relock(
                 ])
                 .arg(&project.dir)
                 .output()
-                .map_err(|e| RelockError::NoTool {
-                    version: UV_VERSION.into(),
-                    message: e.to_string(),
-                })?;
+                .map_err(tool_failed)?;
             if !out.status.success() {
                 return Err(RelockError::Stale {
                     path,
@@ -273,10 +272,7 @@ pub async fn relock(
     let out = cmd
         .current_dir(&project.dir)
         .output()
-        .map_err(|e| RelockError::NoTool {
-            version: UV_VERSION.into(),
-            message: e.to_string(),
-        })?;
+        .map_err(tool_failed)?;
     if !out.status.success() {
         let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(RelockError::Resolve {

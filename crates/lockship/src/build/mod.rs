@@ -136,14 +136,7 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     timer.lap("base");
     let env = target.marker_env();
     let target_cfg = project.target(&opts.target)?;
-    let packages = lock.packages(&env, Some(&project.name), &Selection::default())?;
-    freshness::check(
-        &lock,
-        &project.dependencies,
-        Some(&project.name),
-        &packages,
-        &env,
-    )?;
+    let packages = freshness::locked_and_fresh(&lock, &project.dependencies, &project.name, &env)?;
     // What the target adds: the packages its groups and extras bring beyond production's.
     let selection = Selection {
         extras: target_cfg.extras.clone(),

@@ -11,6 +11,19 @@ use uv_pep508::{MarkerEnvironment, Requirement, VerbatimUrl, VersionOrUrl};
 use super::uv_lock::UvLock;
 use super::{normalize_name, LockError, LockFile, LockKind, LockedPackage};
 
+/// The production packages `lock` pins for `env`, after checking the lock still satisfies the
+/// project's `declared` dependencies.
+pub fn locked_and_fresh(
+    lock: &LockFile,
+    declared: &[String],
+    root: &str,
+    env: &MarkerEnvironment,
+) -> Result<Vec<LockedPackage>, LockError> {
+    let packages = lock.packages(env, Some(root), &super::uv_lock::Selection::default())?;
+    check(lock, declared, Some(root), &packages, env)?;
+    Ok(packages)
+}
+
 /// Fails with [`LockError::Stale`] listing every declared dependency the lock does not satisfy.
 pub fn check(
     lock: &LockFile,

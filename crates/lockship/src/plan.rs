@@ -80,12 +80,9 @@ pub enum AppPlan {
 }
 
 fn key(parts: &[&str]) -> String {
-    let mut h = crate::oci::digest::Hasher::default();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update(&[0]);
-    }
-    h.finish().hex().to_string()
+    crate::oci::digest::Digest::of_parts(parts)
+        .hex()
+        .to_string()
 }
 
 /// Lays out the layers: runtime, dependencies (one per package, the smallest grouped past

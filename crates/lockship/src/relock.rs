@@ -12,6 +12,7 @@ use crate::build::{self, BuildOptions, Reporter};
 use crate::error::Error;
 use crate::oci::blob_store::BlobStore;
 use crate::project::Project;
+use crate::python::app::last_line;
 use crate::python::lock::uv_lock::Selection;
 use crate::python::lock::{freshness, LockFile, LockKind};
 use crate::python::target::{Libc, PythonTarget};
@@ -117,16 +118,6 @@ fn tool_failed(e: std::io::Error) -> RelockError {
         version: UV_VERSION.into(),
         message: e.to_string(),
     }
-}
-
-fn last_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("(no output)")
-        .trim()
-        .to_string()
 }
 
 /// Why `uv lock --check` failed, in uv's words: its "due to …" reason when it gives one (a

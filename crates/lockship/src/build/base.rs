@@ -2,12 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use futures::{StreamExt, TryStreamExt};
-
 use crate::debian::base::DebianSpec;
 use crate::error::Error;
 use crate::oci::blob_store::BlobStore;
-use crate::oci::digest::{Digest, Hasher};
+use crate::oci::digest::Digest;
 use crate::oci::image::{BlobOrigin, ImageLayer};
 use crate::oci::layer::LayerInfo;
 use crate::oci::media_types;
@@ -206,19 +204,15 @@ pub(super) async fn debian_base(
         crate::debian::base::lock(spec, &arch, lock_path, &http, store, opts.upgrade_base).await?;
     let text = base_lock.to_text();
     let lock_digest = Digest::of_bytes(text.as_bytes());
-    let mut h = Hasher::default();
-    for part in [
+    let key = Digest::of_parts([
         "lockship-debian-base-v1",
         &text,
         &opts.source_date_epoch.to_string(),
-    ] {
-        h.update(part.as_bytes());
-        h.update(&[0]);
-    }
+    ]);
     let cache_entry = opts
         .cache_dir
         .join("layers")
-        .join(format!("{}.json", h.finish().hex()));
+        .join(format!("{}.json", key.hex()));
     let cached = read_cached::<LayerInfo>(&cache_entry).filter(|info| store.contains(&info.digest));
     let built = cached.is_none();
     let info = match cached {
@@ -289,10 +283,12 @@ pub(super) async fn base_facts(
         "pulling {} base layers to inspect them",
         base.layers.len()
     ));
-    futures::stream::iter(base.layers.iter())
-        .map(|l| registry.fetch_blob(&base.reference, &l.digest, store))
-        .buffer_unordered(4)
-        .try_collect::<Vec<()>>()
+    registry
+        .fetch_blobs(
+            &base.reference,
+            base.layers.iter().map(|l| &l.digest),
+            store,
+        )
         .await?;
     let env: Vec<String> = base_config
         .pointer("/config/Env")

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::{StreamExt, TryStreamExt};
 use rayon::prelude::*;
 
 use crate::error::Error;
@@ -361,10 +360,12 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         .into());
     }
     if let (true, Some(reference)) = (!locals.is_empty() || must_test, &base.reference) {
-        futures::stream::iter(base.layers.iter())
-            .map(|l| registry.fetch_blob(reference, &l.info.digest, &store))
-            .buffer_unordered(4)
-            .try_collect::<Vec<()>>()
+        registry
+            .fetch_blobs(
+                reference,
+                base.layers.iter().map(|l| &l.info.digest),
+                &store,
+            )
             .await?;
     }
     let mut smoke_results = Vec::new();

@@ -46,6 +46,17 @@ impl Digest {
         Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
     }
 
+    /// The digest of `parts`, each followed by a NUL byte: an unambiguous key over several
+    /// strings (cache keys of layers, build environments, the Debian base).
+    pub fn of_parts<S: AsRef<str>>(parts: impl IntoIterator<Item = S>) -> Digest {
+        let mut h = Hasher::default();
+        for part in parts {
+            h.update(part.as_ref().as_bytes());
+            h.update(&[0]);
+        }
+        h.finish()
+    }
+
     /// The 64 hex characters, without the algorithm prefix.
     pub fn hex(&self) -> &str {
         &self.0["sha256:".len()..]
@@ -127,6 +138,12 @@ mod tests {
         assert_eq!(Digest::parse(d.as_str()), Some(d.clone()));
         assert_eq!(Digest::parse("md5:abc"), None);
         assert_eq!(Digest::parse("sha256:zz"), None);
+    }
+
+    #[test]
+    fn parts_are_separated() {
+        assert_eq!(Digest::of_parts(["ab", "c"]), Digest::of_bytes(b"ab\0c\0"));
+        assert_ne!(Digest::of_parts(["ab", "c"]), Digest::of_parts(["a", "bc"]));
     }
 
     #[test]

@@ -333,6 +333,22 @@ impl Registry {
         Ok(())
     }
 
+    /// Downloads the blobs `digests` of `reference`'s repository that `store` lacks, a few at
+    /// a time.
+    pub async fn fetch_blobs(
+        &self,
+        reference: &Reference,
+        digests: impl Iterator<Item = &Digest>,
+        store: &BlobStore,
+    ) -> Result<(), RegistryError> {
+        futures::stream::iter(digests)
+            .map(|d| self.fetch_blob(reference, d, store))
+            .buffer_unordered(4)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
+
     /// Pushes `image` to `target`. Blobs the registry has are skipped, base layers from another
     /// repository of the same registry are mounted, base layers never pulled are fetched from
     /// `base` first. The manifest goes last.

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use globset::{Glob, GlobSetBuilder};
 
-use crate::oci::digest::Hasher;
+use crate::oci::digest::{Digest, Hasher};
 use crate::project::string_list;
 
 #[derive(Debug, thiserror::Error)]
@@ -236,12 +236,8 @@ pub fn build_wheel(
 
 /// The cached environment with the build requirements installed, created atomically.
 fn build_env(uv: &std::ffi::OsStr, system: &BuildSystem, envs: &Path) -> Result<PathBuf, String> {
-    let mut hasher = Hasher::default();
-    for part in system.requires.iter().chain([&system.backend]) {
-        hasher.update(part.as_bytes());
-        hasher.update(&[0]);
-    }
-    let dir = envs.join(&hasher.finish().hex()[..32]);
+    let key = Digest::of_parts(system.requires.iter().chain([&system.backend]));
+    let dir = envs.join(&key.hex()[..32]);
     if dir.join("bin").join("python").exists() {
         return Ok(dir);
     }
@@ -357,7 +353,8 @@ fn failure_summary(stderr: &[u8]) -> String {
         .unwrap_or_else(|| last_line(stderr))
 }
 
-fn last_line(stderr: &[u8]) -> String {
+/// The last non-empty line a tool wrote (what it last complained about).
+pub(crate) fn last_line(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     text.lines()
         .rev()

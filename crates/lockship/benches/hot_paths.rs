@@ -1,6 +1,7 @@
 //! Hot paths of a build, with criterion: writing a layer's tar, compressing it (gzip level 6,
-//! what lockship ships, next to level 1 and zstd 3 as peers), hashing, and installing a wheel.
-//! Inputs are made here, deterministically; nothing touches the network.
+//! what lockship ships, next to level 1 and zstd 3 as peers), hashing, and turning a wheel into a
+//! layer blob (lockship keeps the wheel's deflated members; the peer unzips to disk, tars and
+//! gzips, as lockship did before). Inputs are made here, deterministically; no network.
 
 use std::io::Write;
 
@@ -80,8 +81,12 @@ fn wheel(dir: &std::path::Path, modules: usize) -> std::path::PathBuf {
         zip.write_all(body.as_bytes()).unwrap();
         record.push_str(&format!("{name},,\n"));
     };
+    // Modules of ~24 KB that deflate to ~5 KB, like real library code.
     for i in 0..modules {
-        add(&mut zip, &format!("demo/mod{i}.py"), &"x = 1\n".repeat(200));
+        let body: String = (0..600)
+            .map(|j| format!("v{} = {}\n", (i * 7919 + j * 104_729) % 99_991, j * i))
+            .collect();
+        add(&mut zip, &format!("demo/mod{i}.py"), &body);
     }
     add(&mut zip, "demo/__init__.py", "def main():\n    pass\n");
     add(
@@ -119,24 +124,52 @@ fn bench_install(c: &mut Criterion) {
         architecture: "amd64".into(),
         venv: "/opt/venv".into(),
     };
-    let mut group = c.benchmark_group("install");
+    let store = BlobStore::open(dir.path().join("store")).unwrap();
+    let mut group = c.benchmark_group("wheel to layer");
     group.sample_size(10);
-    group.bench_function("wheel with 500 modules (uv-install-wheel)", |b| {
-        b.iter_with_setup(
-            || tempfile::tempdir_in(dir.path()).unwrap(),
-            |root| {
-                let r = root.path().join("root");
-                std::fs::create_dir_all(&r).unwrap();
-                lockship::python::install::install(
-                    &wheel,
-                    "demo-1.0-py3-none-any.whl",
-                    &target,
-                    &r,
-                )
-                .unwrap();
-            },
-        )
-    });
+    group.bench_function(
+        "500 modules: install + layer, members kept deflated (lockship)",
+        |b| {
+            b.iter_with_setup(
+                || tempfile::tempdir_in(dir.path()).unwrap(),
+                |root| {
+                    let r = root.path().join("root");
+                    std::fs::create_dir_all(&r).unwrap();
+                    let mut tree = TarTree::new();
+                    lockship::python::install::install(
+                        &wheel,
+                        "demo-1.0-py3-none-any.whl",
+                        &target,
+                        &r,
+                        &mut tree,
+                    )
+                    .unwrap();
+                    tree.add_host_dir(&r, "").unwrap();
+                    write_layer(&tree, 0, &store).unwrap();
+                },
+            )
+        },
+    );
+    group.bench_function(
+        "500 modules: unzip to disk, tar, gzip level 6 (peer)",
+        |b| {
+            b.iter_with_setup(
+                || tempfile::tempdir_in(dir.path()).unwrap(),
+                |root| {
+                    let r = root.path().join("site-packages");
+                    let mut archive =
+                        zip::ZipArchive::new(std::fs::File::open(&wheel).unwrap()).unwrap();
+                    archive.extract(&r).unwrap();
+                    let mut tree = TarTree::new();
+                    tree.add_host_dir(&r, "opt/venv/lib/python3.11/site-packages")
+                        .unwrap();
+                    let gz =
+                        flate2::write::GzEncoder::new(std::io::sink(), flate2::Compression::new(6));
+                    tree.write_tar(gz, 0).unwrap().finish().unwrap();
+                },
+            )
+        },
+    );
     group.finish();
 }
 

@@ -40,7 +40,7 @@ pub(super) fn build_layer(ctx: &LayerContext, planned: &PlannedLayer) -> Result<
         }
         LayerContent::Wheels { wheels } => {
             for w in wheels {
-                install_cached(ctx, w, &root)?;
+                install_cached(ctx, w, &root, &mut tree)?;
             }
             tree.add_host_dir(&root, "")
                 .map_err(crate::oci::layer::LayerError::from)?;
@@ -59,7 +59,7 @@ pub(super) fn build_layer(ctx: &LayerContext, planned: &PlannedLayer) -> Result<
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            install::install(&wheel, &filename, &ctx.target, &root)?;
+            install::install(&wheel, &filename, &ctx.target, &root, &mut tree)?;
             tree.add_host_dir(&root, "")
                 .map_err(crate::oci::layer::LayerError::from)?;
         }
@@ -82,11 +82,13 @@ pub(super) fn install_cached(
     ctx: &LayerContext,
     w: &ChosenWheelSummary,
     root: &Path,
+    tree: &mut TarTree,
 ) -> Result<(), Error> {
     Ok(install::install(
         &ctx.store.path(&w.sha256),
         &w.filename,
         &ctx.target,
         root,
+        tree,
     )?)
 }

@@ -121,7 +121,7 @@ pub async fn lock(
             source,
         })?;
     let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(store.path(&digest)).map_err(|e| {
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(store.path(&digest)).map_err(|e| {
         DebianError::BadRelease {
             url: index_url.clone(),
             message: e.to_string(),

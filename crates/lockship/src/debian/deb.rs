@@ -53,7 +53,7 @@ pub fn unpack(
         };
         let reader: Box<dyn Read> = match compression {
             ".xz" => Box::new(liblzma::read::XzDecoder::new(member)),
-            ".gz" => Box::new(flate2::read::GzDecoder::new(member)),
+            ".gz" => Box::new(flate2::read::MultiGzDecoder::new(member)),
             ".zst" => {
                 Box::new(zstd::stream::read::Decoder::new(member).map_err(|e| fail(e.to_string()))?)
             }

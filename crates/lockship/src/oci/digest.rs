@@ -90,6 +90,17 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// Counts and hashes `buf` as if it had been written, without passing it on: for bytes the
+    /// inner writer receives in another form (already compressed).
+    pub fn observe(&mut self, buf: &[u8]) {
+        self.hasher.update(buf);
+        self.bytes += buf.len() as u64;
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// Returns the inner writer, the digest of everything written, and its length.
     pub fn finish(self) -> (W, Digest, u64) {
         let digest = Digest(format!("sha256:{}", hex::encode(self.hasher.finalize())));

@@ -1,13 +1,15 @@
 //! Turns a [`TarTree`] into a gzip-compressed layer blob in the [`BlobStore`], streaming:
 //! tar → hash (diff id) → gzip → hash (digest) → file. Memory stays flat whatever the size.
 
-use flate2::write::GzEncoder;
+use std::io::{self, Write};
+
 use serde::{Deserialize, Serialize};
 
 use super::blob_store::{BlobStore, BlobStoreError};
 use super::digest::{Digest, HashingWriter};
+use super::gzip_members::{inflate_verified, Inflated, MemberWriter};
 use super::media_types;
-use super::tar_tree::{TarTree, TarTreeError};
+use super::tar_tree::{TarSink, TarTree, TarTreeError};
 
 /// What an image needs to know about a layer blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,10 +39,11 @@ pub enum LayerError {
 pub fn write_layer(tree: &TarTree, mtime: u64, store: &BlobStore) -> Result<LayerInfo, LayerError> {
     let pending = store.begin()?;
     // Level 6 is gzip's default: 1 gains ~30% speed but layers grow ~30% (DEPENDENCIES.md),
-    // and layers are pushed and pulled far more often than they are built.
-    let gz = GzEncoder::new(pending, flate2::Compression::new(6));
+    // and layers are pushed and pulled far more often than they are built. Files that arrive
+    // deflated (from wheels) are not compressed again at all: see `TarSink` below.
+    let gz = MemberWriter::new(pending, 6);
     let tar_out = HashingWriter::new(gz);
-    let tar_out = tree.write_tar(tar_out, mtime)?;
+    let tar_out = tree.write_tar_to(tar_out, mtime)?;
     let (gz, diff_id, uncompressed_size) = tar_out.finish();
     let pending = gz.finish().map_err(LayerError::Compress)?;
     let (digest, size) = store.commit(pending, None, "layer")?;
@@ -51,6 +54,25 @@ pub fn write_layer(tree: &TarTree, mtime: u64, store: &BlobStore) -> Result<Laye
         diff_id,
         uncompressed_size,
     })
+}
+
+/// The layer's tar stream: every byte is hashed for the diff id; bytes that arrive deflated
+/// become gzip members as they are, after inflating them once to hash and check them.
+impl<W: Write> TarSink for HashingWriter<MemberWriter<W>> {
+    fn write_deflated(&mut self, deflated: &[u8], len: u64, crc: u32) -> io::Result<()> {
+        let check = inflate_verified(deflated, len, crc, &mut |chunk| {
+            self.observe(chunk);
+            Ok(())
+        })?;
+        let gz = self.get_mut();
+        match check {
+            Inflated::Exact => gz.raw_member(deflated, crc, len),
+            Inflated::TrailingBytes => {
+                inflate_verified(deflated, len, crc, &mut |chunk| gz.write_all(chunk))?;
+                Ok(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -71,11 +93,125 @@ mod tests {
         assert_eq!(Digest::of_bytes(&blob), a.digest);
         assert_eq!(blob.len() as u64, a.size);
         let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(blob.as_slice())
+        flate2::read::MultiGzDecoder::new(blob.as_slice())
             .read_to_end(&mut tar)
             .unwrap();
         assert_eq!(Digest::of_bytes(&tar), a.diff_id);
         let other = write_layer(&tree, 1, &store).unwrap();
         assert_ne!(other.diff_id, a.diff_id, "mtime is part of the layer");
+    }
+
+    /// A zip with one large member (kept deflated in the layer), one small one (compressed
+    /// again with its neighbours) and one stored uncompressed.
+    fn zip_fixture(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+        use zip::write::SimpleFileOptions;
+        let big: Vec<u8> = (0..60_000u32)
+            .flat_map(|i| format!("{} ", i.wrapping_mul(2_654_435_761) % 10_007).into_bytes())
+            .collect();
+        let path = dir.join("pkg.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let deflated = SimpleFileOptions::default();
+        zip.start_file("pkg/big.py", deflated).unwrap();
+        zip.write_all(&big).unwrap();
+        zip.start_file("pkg/small.py", deflated).unwrap();
+        zip.write_all(b"x = 1\n").unwrap();
+        let stored = deflated.compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("pkg/stored.bin", stored).unwrap();
+        zip.write_all(b"stored bytes").unwrap();
+        zip.finish().unwrap();
+        (path, big)
+    }
+
+    fn zip_tree(path: &std::path::Path) -> TarTree {
+        let archive = std::sync::Arc::new(path.to_path_buf());
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+        let mut tree = TarTree::new();
+        for index in 0..zip.len() {
+            let member = zip.by_index(index).unwrap();
+            tree.insert(
+                &format!("site/{}", member.name().unwrap()),
+                crate::oci::tar_tree::Entry {
+                    data: crate::oci::tar_tree::EntryData::ZipMember {
+                        archive: archive.clone(),
+                        index,
+                        size: member.size(),
+                    },
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                },
+            );
+        }
+        tree.bytes("site/after.txt", "a file after the members", 0o644);
+        tree
+    }
+
+    #[test]
+    fn zip_members_keep_their_deflated_bytes_and_the_tar_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, big) = zip_fixture(dir.path());
+        let tree = zip_tree(&path);
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let info = write_layer(&tree, 0, &store).unwrap();
+        let blob = std::fs::read(store.path(&info.digest)).unwrap();
+
+        // The tar inside is exactly what a plain writer produces from the same tree.
+        let plain = tree.write_tar(Vec::new(), 0).unwrap();
+        let mut tar = Vec::new();
+        flate2::read::MultiGzDecoder::new(blob.as_slice())
+            .read_to_end(&mut tar)
+            .unwrap();
+        assert_eq!(tar, plain);
+        assert_eq!(Digest::of_bytes(&tar), info.diff_id);
+        assert_eq!(info.uncompressed_size, plain.len() as u64);
+        let mut archive = tar::Archive::new(plain.as_slice());
+        let big_entry = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().ends_with("big.py"))
+            .map(|mut e| {
+                let mut v = Vec::new();
+                e.read_to_end(&mut v).unwrap();
+                v
+            })
+            .unwrap();
+        assert_eq!(big_entry, big);
+
+        // The big member's deflated bytes sit in the blob verbatim: nothing compressed them again.
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let mut raw = Vec::new();
+        zip.by_index_raw(0).unwrap().read_to_end(&mut raw).unwrap();
+        assert!(
+            raw.len() as u64 >= 4096,
+            "fixture member too small to splice"
+        );
+        assert!(blob.windows(raw.len()).any(|w| w == raw.as_slice()));
+
+        // Same inputs, same blob.
+        assert_eq!(write_layer(&tree, 0, &store).unwrap(), info);
+    }
+
+    #[test]
+    fn a_corrupt_member_fails_the_layer_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = zip_fixture(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Flip a byte inside the big member's deflated data (just past its local header).
+        let at = 30 + "pkg/big.py".len() + 200;
+        bytes[at] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let tree = zip_tree(&path);
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let err = write_layer(&tree, 0, &store).unwrap_err().to_string();
+        assert!(err.contains("pkg.whl"), "{err}");
+        let blobs = std::fs::read_dir(dir.path().join("store/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(blobs, 0, "a failed layer leaves no blob");
+        let tmp = std::fs::read_dir(dir.path().join("store/tmp"))
+            .unwrap()
+            .count();
+        assert_eq!(tmp, 0, "a failed layer leaves no temporary file");
     }
 }

@@ -5,6 +5,7 @@ pub mod blob_store;
 pub mod canonical_json;
 pub mod digest;
 pub mod docker_tar;
+pub mod gzip_members;
 pub mod image;
 pub mod layer;
 pub mod layout;

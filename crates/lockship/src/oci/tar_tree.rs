@@ -2,11 +2,20 @@
 //! entries in byte order of their paths, every parent directory present, one fixed mtime,
 //! numeric owners, modes normalised to 0755/0644 unless set on purpose.
 
-use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fs_err as fs;
+
+use super::gzip_members::inflate_verified;
+
+/// Zip members at least this large (compressed) are handed to the sink still deflated; smaller
+/// ones are inflated and compressed with their neighbours, which shares context and saves the
+/// per-member overhead (measured on numpy, scipy and pyarrow: 95% of the bytes sit in members
+/// of 4 KiB and more).
+const DEFLATED_MIN: u64 = 4096;
 
 /// What an entry is and where its bytes come from.
 #[derive(Clone, Debug)]
@@ -17,6 +26,13 @@ pub enum EntryData {
     /// A regular file whose (small) contents are held in memory.
     Bytes(Vec<u8>),
     Symlink(String),
+    /// A regular file stored in a zip archive (a wheel), `size` bytes once inflated. Its bytes
+    /// are read from the archive when the tar is written, never unpacked to disk.
+    ZipMember {
+        archive: Arc<PathBuf>,
+        index: usize,
+        size: u64,
+    },
 }
 
 /// One tar entry, minus the path (the tree's key).
@@ -45,6 +61,69 @@ pub enum TarTreeError {
     },
     #[error("{path}: not a regular file, directory or symlink")]
     Unsupported { path: PathBuf },
+    #[error("cannot read entry {index} of {archive}: {message}")]
+    Member {
+        archive: PathBuf,
+        index: usize,
+        message: String,
+    },
+}
+
+/// Where a tar stream goes. Layers keep file data that is already deflated as it is (see
+/// [`super::gzip_members`]); any other sink gets the inflated bytes.
+pub trait TarSink: Write {
+    /// Writes one file's contents, given as a raw deflate stream that inflates to `len` bytes
+    /// with CRC-32 `crc`.
+    fn write_deflated(&mut self, deflated: &[u8], len: u64, crc: u32) -> io::Result<()> {
+        inflate_verified(deflated, len, crc, &mut |chunk| self.write_all(chunk))?;
+        Ok(())
+    }
+}
+
+/// A plain writer as a [`TarSink`]: deflated data arrives inflated.
+pub struct Plain<W>(pub W);
+
+impl<W: Write> Write for Plain<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> TarSink for Plain<W> {}
+
+/// Reads exactly `expected` bytes from `inner`, failing if it yields more or fewer, so a
+/// tar header's size always matches the data that follows it.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "entry is longer than its recorded size",
+                )),
+            };
+        }
+        let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..max])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "entry is shorter than its recorded size",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// A layer's file tree keyed by relative path (no leading `/`).
@@ -224,8 +303,16 @@ impl TarTree {
 
     /// Writes the tree as a tar stream with every mtime set to `mtime` (seconds since epoch).
     pub fn write_tar<W: Write>(&self, out: W, mtime: u64) -> Result<W, TarTreeError> {
+        self.write_tar_to(Plain(out), mtime).map(|p| p.0)
+    }
+
+    /// Like [`TarTree::write_tar`], into a sink that may keep zip members' data deflated.
+    pub fn write_tar_to<S: TarSink>(&self, out: S, mtime: u64) -> Result<S, TarTreeError> {
         let mut builder = tar::Builder::new(out);
         builder.mode(tar::HeaderMode::Deterministic);
+        let mut archives: HashMap<Arc<PathBuf>, zip::ZipArchive<io::BufReader<std::fs::File>>> =
+            HashMap::new();
+        let mut deflated = Vec::new();
         for (path, entry) in &self.entries {
             let werr = |source| TarTreeError::Write {
                 path: path.clone(),
@@ -275,6 +362,62 @@ impl TarTree {
                     builder
                         .append_link(&mut header, path, target)
                         .map_err(werr)?;
+                }
+                EntryData::ZipMember {
+                    archive,
+                    index,
+                    size,
+                } => {
+                    let merr = |message: String| TarTreeError::Member {
+                        archive: archive.to_path_buf(),
+                        index: *index,
+                        message,
+                    };
+                    let zip = match archives.entry(archive.clone()) {
+                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            let file = fs::File::open(archive.as_path())
+                                .map_err(|e| merr(e.to_string()))?;
+                            v.insert(
+                                zip::ZipArchive::new(io::BufReader::new(file.into_parts().0))
+                                    .map_err(|e| merr(e.to_string()))?,
+                            )
+                        }
+                    };
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(*size);
+                    let mut raw = zip.by_index_raw(*index).map_err(|e| merr(e.to_string()))?;
+                    let crc = raw.crc32();
+                    if raw.compression() == zip::CompressionMethod::Deflated
+                        && raw.compressed_size() >= DEFLATED_MIN
+                    {
+                        deflated.clear();
+                        raw.read_to_end(&mut deflated)
+                            .map_err(|e| merr(e.to_string()))?;
+                        drop(raw);
+                        // The header alone: tar pads by the bytes it copied, here none.
+                        builder
+                            .append_data(&mut header, path, io::empty())
+                            .map_err(werr)?;
+                        let sink = builder.get_mut();
+                        sink.write_deflated(&deflated, *size, crc)
+                            .map_err(|e| merr(format!("{path}: {e}")))?;
+                        let pad = (512 - size % 512) % 512;
+                        sink.write_all(&[0u8; 512][..pad as usize]).map_err(werr)?;
+                    } else {
+                        drop(raw);
+                        let member = zip.by_index(*index).map_err(|e| merr(e.to_string()))?;
+                        builder
+                            .append_data(
+                                &mut header,
+                                path,
+                                Exact {
+                                    inner: member,
+                                    left: *size,
+                                },
+                            )
+                            .map_err(|e| merr(format!("{path}: {e}")))?;
+                    }
                 }
             }
         }

@@ -2,14 +2,16 @@
 //! `uv-install-wheel`: site-packages, `.data/` scripts/headers/data, entry-point scripts whose
 //! shebang is the venv's Python in the image, RECORD and INSTALLER. No pip, no Python on the host.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use uv_distribution_filename::WheelFilename;
 use uv_install_wheel::{InstallState, Layout, LinkMode};
 use uv_pypi_types::Scheme;
 
 use super::target::PythonTarget;
-use crate::oci::tar_tree::TarTree;
+use crate::oci::tar_tree::{Entry, EntryData, TarTree};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -21,14 +23,25 @@ pub enum InstallError {
     Install { wheel: String, message: String },
 }
 
-/// Installs the wheel at `wheel_path` (named `filename`) into `root`, a host directory that
-/// stands for the image's `/`. The scheme points into `root`; the interpreter recorded in
-/// scripts is the image's.
+/// Installs the wheel at `wheel_path` (named `filename`) for the image, in two parts:
+///
+/// - the package's own files (everything outside `*.dist-info/` and `*.data/`, nearly all of a
+///   wheel's bytes) go into `tree` at their place in site-packages, as references to the zip
+///   members: they are never unpacked to disk, and their deflated bytes can go into the layer
+///   as they are;
+/// - the metadata and `.data/` go through `uv-install-wheel` into `root`, a host directory that
+///   stands for the image's `/`: entry-point scripts whose shebang is the image's venv Python,
+///   `.data/` scripts/headers/data moved into place, RECORD rewritten, INSTALLER.
+///
+/// uv-install-wheel works on whatever it finds unpacked and rewrites RECORD only for the files
+/// it moves or writes, so the files left in the archive keep their RECORD lines unchanged.
+/// Add `root` to the tree after the last wheel of a layer, so that staged files win.
 pub fn install(
     wheel_path: &Path,
     filename: &str,
     target: &PythonTarget,
     root: &Path,
+    tree: &mut TarTree,
 ) -> Result<(), InstallError> {
     let name: WheelFilename =
         filename
@@ -39,15 +52,18 @@ pub fn install(
                     message: e.to_string(),
                 },
             )?;
-    let unpacked =
-        tempfile::tempdir_in(root.parent().unwrap_or(root)).map_err(|e| InstallError::Unpack {
-            wheel: filename.to_string(),
-            message: e.to_string(),
-        })?;
-    unzip(wheel_path, unpacked.path()).map_err(|message| InstallError::Unpack {
+    let unpack_err = |message: String| InstallError::Unpack {
         wheel: filename.to_string(),
         message,
-    })?;
+    };
+    let unpacked = tempfile::tempdir_in(root.parent().unwrap_or(root))
+        .map_err(|e| unpack_err(e.to_string()))?;
+    let site_image = format!(
+        "{}/lib/{}/site-packages",
+        target.venv.trim_matches('/'),
+        target.lib_dir()
+    );
+    split_wheel(wheel_path, unpacked.path(), &site_image, tree).map_err(unpack_err)?;
     let venv = root.join(target.venv.trim_start_matches('/'));
     let site = venv
         .join("lib")
@@ -75,8 +91,8 @@ pub fn install(
         None::<&()>,
         Some("lockship"),
         true,
-        // The unpacked wheel is a private temp dir on the same file system: hard links install
-        // it without writing every file a second time (measured: half the system time).
+        // The unpacked part is a private temp dir on the same file system: hard links install
+        // it without writing every file a second time.
         LinkMode::Hardlink,
         &InstallState::new(uv_preview::Preview::default()),
     )
@@ -86,12 +102,115 @@ pub fn install(
     })
 }
 
-/// Extracts a wheel (a zip) into `dest`, refusing entries that would escape it.
-fn unzip(wheel: &Path, dest: &Path) -> Result<(), String> {
+/// Reads the wheel's directory: `*.dist-info/` and `*.data/` entries are extracted into
+/// `unpacked`; every other entry goes into `tree` under `site_image`. Refuses entries and links
+/// that would escape the wheel.
+fn split_wheel(
+    wheel: &Path,
+    unpacked: &Path,
+    site_image: &str,
+    tree: &mut TarTree,
+) -> Result<(), String> {
     let file = std::fs::File::open(wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
     let mut archive =
         zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
-    archive.extract(dest).map_err(|e| e.to_string())
+    let archive_path = Arc::new(wheel.to_path_buf());
+    for index in 0..archive.len() {
+        // Raw access reads the central directory entry without inflating anything.
+        let entry = archive.by_index_raw(index).map_err(|e| e.to_string())?;
+        let rel = entry
+            .enclosed_name()
+            .ok_or_else(|| format!("entry {:?} points outside the wheel", entry.name()))?;
+        let top = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staged = top.ends_with(".dist-info") || top.ends_with(".data");
+        let is_dir = entry.is_dir();
+        let is_symlink = entry.is_symlink();
+        let exec = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        let size = entry.size();
+        drop(entry);
+        let image_path = format!("{site_image}/{}", rel.to_string_lossy());
+        if staged {
+            extract_one(&mut archive, index, &unpacked.join(&rel), is_dir, exec)?;
+        } else if is_dir {
+            tree.dir(&image_path, 0o755, 0, 0);
+        } else if is_symlink {
+            let mut link = String::new();
+            archive
+                .by_index(index)
+                .and_then(|mut m| Ok(m.read_to_string(&mut link)?))
+                .map_err(|e| e.to_string())?;
+            if !link_stays_inside(&rel, &link) {
+                return Err(format!(
+                    "symlink {} -> {link} points outside the wheel",
+                    rel.display()
+                ));
+            }
+            tree.symlink(&image_path, &link);
+        } else {
+            tree.insert(
+                &image_path,
+                Entry {
+                    data: EntryData::ZipMember {
+                        archive: archive_path.clone(),
+                        index,
+                        size,
+                    },
+                    mode: if exec { 0o755 } else { 0o644 },
+                    uid: 0,
+                    gid: 0,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn extract_one(
+    archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>,
+    index: usize,
+    dest: &Path,
+    is_dir: bool,
+    exec: bool,
+) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", dest.display());
+    if is_dir {
+        return std::fs::create_dir_all(dest).map_err(|e| err(&e));
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| err(&e))?;
+    }
+    let mut member = archive.by_index(index).map_err(|e| err(&e))?;
+    let mut out = std::fs::File::create(dest).map_err(|e| err(&e))?;
+    std::io::copy(&mut member, &mut out).map_err(|e| err(&e))?;
+    if exec {
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| err(&e))?;
+    }
+    Ok(())
+}
+
+/// Whether a symlink at `rel` (inside the wheel) with target `link` resolves inside the wheel.
+fn link_stays_inside(rel: &Path, link: &str) -> bool {
+    if link.starts_with('/') {
+        return false;
+    }
+    let mut depth = rel.components().count() as i64 - 1;
+    for part in link.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
 }
 
 /// Adds the virtual environment's skeleton to `tree`: pyvenv.cfg pointing at the base's
@@ -122,4 +241,102 @@ pub fn venv_skeleton(target: &PythonTarget, tree: &mut TarTree) {
     );
     // CPython's venv module adds lib64 on 64-bit POSIX; some tools look there.
     tree.symlink(&format!("{venv}/lib64"), "lib");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn wheel(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
+        let path = dir.join("demo-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        let mut files = vec![
+            ("demo/__init__.py", "def main():\n    pass\n"),
+            (
+                "demo-1.0.dist-info/METADATA",
+                "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+            ),
+            (
+                "demo-1.0.dist-info/WHEEL",
+                "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            ),
+            (
+                "demo-1.0.dist-info/entry_points.txt",
+                "[console_scripts]\ndemo = demo:main\n",
+            ),
+            ("demo-1.0.data/scripts/tool", "#!python\nprint('tool')\n"),
+        ];
+        files.extend_from_slice(extra);
+        let mut record = String::new();
+        for (name, body) in &files {
+            zip.start_file(*name, opts).unwrap();
+            zip.write_all(body.as_bytes()).unwrap();
+            record.push_str(&format!("{name},,\n"));
+        }
+        record.push_str("demo-1.0.dist-info/RECORD,,\n");
+        zip.start_file("demo-1.0.dist-info/RECORD", opts).unwrap();
+        zip.write_all(record.as_bytes()).unwrap();
+        zip.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn package_files_stay_in_the_archive_and_metadata_is_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let whl = wheel(dir.path(), &[]);
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut tree = TarTree::new();
+        let target = crate::python::target::bookworm();
+        install(&whl, "demo-1.0-py3-none-any.whl", &target, &root, &mut tree).unwrap();
+        let site = "opt/venv/lib/python3.11/site-packages";
+        // The module is a reference into the wheel, not a file on disk.
+        assert!(tree
+            .paths()
+            .any(|p| p == format!("{site}/demo/__init__.py")));
+        assert!(!root.join(format!("{site}/demo/__init__.py")).exists());
+        // Metadata, the entry point and the .data script were installed by uv-install-wheel.
+        let record =
+            std::fs::read_to_string(root.join(format!("{site}/demo-1.0.dist-info/RECORD")))
+                .unwrap();
+        assert!(record.contains("demo/__init__.py,,"), "{record}");
+        assert!(record.contains("../../../bin/tool,sha256="), "{record}");
+        assert!(record.contains("demo-1.0.dist-info/INSTALLER"), "{record}");
+        let script = std::fs::read_to_string(root.join("opt/venv/bin/demo")).unwrap();
+        assert!(script.starts_with("#!/opt/venv/bin/python"), "{script}");
+        let tool = std::fs::read_to_string(root.join("opt/venv/bin/tool")).unwrap();
+        assert!(tool.starts_with("#!/opt/venv/bin/python"), "{tool}");
+        assert!(!root.join(format!("{site}/demo-1.0.data")).exists());
+    }
+
+    #[test]
+    fn entries_outside_the_wheel_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let whl = wheel(dir.path(), &[("../../etc/evil.py", "x")]);
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut tree = TarTree::new();
+        let target = crate::python::target::bookworm();
+        let err = install(&whl, "demo-1.0-py3-none-any.whl", &target, &root, &mut tree)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("demo-1.0-py3-none-any.whl: cannot unpack"),
+            "{err}"
+        );
+        assert!(err.contains("evil.py"), "{err}");
+    }
+
+    #[test]
+    fn links_must_stay_inside() {
+        assert!(link_stays_inside(Path::new("pkg/lib/a.so"), "b.so"));
+        assert!(link_stays_inside(
+            Path::new("pkg/lib/a.so"),
+            "../../other/x"
+        ));
+        assert!(!link_stays_inside(Path::new("pkg/lib/a.so"), "../../../x"));
+        assert!(!link_stays_inside(Path::new("pkg/a"), "/etc/passwd"));
+    }
 }

@@ -131,7 +131,7 @@ fn scan_layer(layer: &LayerFile<'_>, scan: &mut Scan) -> Result<(), ProbeError> 
     };
     let file = std::io::BufReader::new(std::fs::File::open(layer.path).map_err(err)?);
     let reader: Box<dyn Read> = if layer.gzip {
-        Box::new(flate2::read::GzDecoder::new(file))
+        Box::new(flate2::read::MultiGzDecoder::new(file))
     } else {
         Box::new(file)
     };

@@ -2,9 +2,16 @@
 """lockship next to Docker BuildKit on the same fixtures, base image and machine, in one run.
 
 Called by bench/compare.sh, which starts the loopback registry and dockerd and makes the base.
-For each fixture and each of RUNS rounds: cold (every cache empty, base image present), warm
+For each fixture and each of RUNS rounds: cold with the base image not local either (BuildKit
+pulls it, lockship pulls and inspects it), cold (every cache empty, base image present), warm
 with no change, one line of app code changed, one small dependency added. Prints and writes a
 markdown table with lockship / BuildKit ratios (against the faster Dockerfile pattern).
+
+"Base image present" means for BuildKit that the daemon holds the base; for lockship, that its
+cache holds what pulling the base leaves there (its config, layers and the facts read from
+them), primed with `lockship build --dry-run`. Every other cache is emptied: build caches and
+cache mounts for BuildKit; for lockship its whole cache dir, including the uv cache its app
+wheel build uses (UV_CACHE_DIR points inside it).
 """
 
 import datetime
@@ -30,7 +37,7 @@ CUTOFF = "2025-06-01"
 ADDED = "six>=1.16"
 WORK = tempfile.mkdtemp(prefix="lockship-bench-")
 TOOLS = ["lockship", "uv-pattern", "wheel-pattern"]
-SCENARIOS = ["cold", "warm", "app changed", "dependency added"]
+SCENARIOS = ["cold, base not local", "cold", "warm", "app changed", "dependency added"]
 
 
 def run(cmd, cwd=None, env=None):
@@ -75,31 +82,43 @@ def build(tool, fixture, src, tag, cache):
     if tool == "lockship":
         rss = os.path.join(WORK, "rss")
         secs, _ = run(["/usr/bin/time", "-f", "%M", "-o", rss, LOCKSHIP, "build", src, "--base", BASE, "--push", ref,
-                       "--no-test"], env={"LOCKSHIP_CACHE_DIR": cache, "SOURCE_DATE_EPOCH": "0"})
+                       "--no-test"], env=lockship_env(cache))
         return secs, int(open(rss).read().split()[-1]), repo
     dockerfile = os.path.join(ROOT, "bench", "docker", f"{tool.split('-')[0]}.Dockerfile")
     secs, _ = run([DOCKER, "build", "--quiet", "--network", "host", "-f", dockerfile, "--build-arg", f"BASE={BASE}",
                    "-t", ref, src], env={"DOCKER_BUILDKIT": "1"})
-    run([DOCKER, "push", "--quiet", ref])
-    return secs, None, repo
+    push_secs, _ = run([DOCKER, "push", "--quiet", ref])
+    return secs, push_secs, repo
 
 
-def reset(tool, cache):
+def lockship_env(cache):
+    return {"LOCKSHIP_CACHE_DIR": cache, "SOURCE_DATE_EPOCH": "0", "UV_CACHE_DIR": os.path.join(cache, "uv")}
+
+
+def reset(tool, cache, src, keep_base):
+    """Empties every cache; keep_base leaves the base image pulled (see the module doc)."""
     if tool == "lockship":
         shutil.rmtree(cache, ignore_errors=True)
+        if keep_base:
+            run([LOCKSHIP, "build", src, "--base", BASE, "--dry-run"], env=lockship_env(cache))
+            shutil.rmtree(os.path.join(cache, "uv"), ignore_errors=True)
     else:
         run([DOCKER, "builder", "prune", "-af"])
+        if not keep_base:
+            run([DOCKER, "image", "rm", "--force", BASE])
 
 
 def one_round(fixture, round_no, results, digests):
     for tool in TOOLS:
         src = os.path.join(WORK, f"{fixture}-work")
-        shutil.rmtree(src, ignore_errors=True)
-        shutil.copytree(os.path.join(WORK, f"{fixture}-base"), src)
         cache = os.path.join(WORK, f"cache-{tool}")
-        reset(tool, cache)
         previous = None
         for scenario in SCENARIOS:
+            if scenario.startswith("cold"):
+                shutil.rmtree(src, ignore_errors=True)
+                shutil.copytree(os.path.join(WORK, f"{fixture}-base"), src)
+                reset(tool, cache, src, keep_base=scenario == "cold")
+                previous = None
             if scenario == "app changed":
                 main = next(os.path.join(d, f) for d, _, fs in os.walk(os.path.join(src, "src")) for f in fs if f == "main.py")
                 with open(main, "a") as f:
@@ -109,25 +128,25 @@ def one_round(fixture, round_no, results, digests):
                 for name in ("pyproject.toml", "uv.lock", "requirements.txt"):
                     shutil.copy(os.path.join(added, name), os.path.join(src, name))
             tag = f"r{round_no}-{SCENARIOS.index(scenario)}"
-            secs, rss, repo = build(tool, fixture, src, tag, cache)
+            secs, extra, repo = build(tool, fixture, src, tag, cache)
             m, digest = manifest(repo, tag)
             layers = {l["digest"]: l["size"] for l in m["layers"]}
             pushed = sum(s for d, s in layers.items() if previous is None or d not in previous) + m["config"]["size"]
-            cell = results.setdefault((fixture, scenario, tool), {"secs": [], "rss": [], "layers": 0, "compressed": 0, "pushed": []})
+            cell = results.setdefault((fixture, scenario, tool), {"secs": [], "rss": [], "push": [], "layers": 0, "compressed": 0, "pushed": []})
             cell["secs"].append(secs)
-            if rss:
-                cell["rss"].append(rss)
+            # lockship's extra is its peak RSS (its push is inside secs); BuildKit's is its push.
+            cell["rss" if tool == "lockship" else "push"].append(extra)
             cell["layers"] = len(layers)
             cell["compressed"] = sum(layers.values())
             cell["pushed"].append(pushed)
-            if scenario == "cold":
+            if scenario.startswith("cold"):
                 digests.setdefault((fixture, tool), set()).add(m["config"]["digest"] if tool != "lockship" else digest)
             previous = layers
             print(f"bench: {fixture} {tool} {scenario}: {secs:.2f}s", file=sys.stderr)
 
 
 def uncompressed(tool, fixture):
-    ref = f"{REGISTRY}/bench/{tool}-{fixture}:r1-0"
+    ref = f"{REGISTRY}/bench/{tool}-{fixture}:r1-1"
     run([DOCKER, "pull", "--quiet", ref])
     _, size = run([DOCKER, "image", "inspect", "--format", "{{.Size}}", ref])
     return int(size)
@@ -138,8 +157,9 @@ def ratio(ours, theirs):
 
 
 def table(results, digests, sizes):
-    mib = lambda b: f"{b / 1048576:.1f}"
+    mib = lambda b: f"{b / 1048576:.2f}"
     kib = lambda b: f"{b / 1024:.0f}"
+    secs = lambda s: "" if s is None else f"{s:.2f}"
     lines = [
         "| fixture | scenario | lockship (s) | uv pattern (s) | wheel pattern (s) | lockship / faster |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -154,11 +174,13 @@ def table(results, digests, sizes):
             ("image, uncompressed (MiB)", [sizes[(fixture, t)] for t in TOOLS], mib),
             ("image, compressed (MiB)", [results[(fixture, "cold", t)]["compressed"] for t in TOOLS], mib),
             ("layers", [results[(fixture, "cold", t)]["layers"] for t in TOOLS], str),
+            ("BuildKit's untimed `docker push` after cold (s)", [None] + [statistics.median(results[(fixture, "cold", t)]["push"]) for t in TOOLS[1:]], secs),
             ("pushed after app change (KiB)", [statistics.median(results[(fixture, "app changed", t)]["pushed"]) for t in TOOLS], kib),
             ("pushed after dependency added (KiB)", [statistics.median(results[(fixture, "dependency added", t)]["pushed"]) for t in TOOLS], kib),
         ]
         for name, values, fmt in rows:
-            lines.append(f"| {fixture} | {name} | {fmt(values[0])} | {fmt(values[1])} | {fmt(values[2])} | {ratio(values[0], min(values[1:]))} |")
+            cmp = ratio(values[0], min(values[1:])) if values[0] is not None else ""
+            lines.append(f"| {fixture} | {name} | {fmt(values[0])} | {fmt(values[1])} | {fmt(values[2])} | {cmp} |")
         rss = max(max(results[(fixture, s, "lockship")]["rss"]) for s in SCENARIOS)
         lines.append(f"| {fixture} | lockship peak RSS (MiB) | {rss / 1024:.0f} | | | |")
         same = ["yes" if len(digests[(fixture, t)]) == 1 else f"no ({len(digests[(fixture, t)])} digests)" for t in TOOLS]
@@ -178,7 +200,9 @@ def main():
             sizes[(fixture, tool)] = uncompressed(tool, fixture)
     header = (
         f"lockship vs Docker BuildKit, {datetime.date.today()}, {platform.machine()} Linux, {os.cpu_count()} cores, "
-        f"median of {RUNS} rounds; lockship's times include its push to the loopback registry, BuildKit's do not.\n\n"
+        f"median of {RUNS} rounds; lockship's times include its push to the loopback registry, BuildKit's do not "
+        f"(its `docker push` times are listed below). \"cold\": every cache empty, base image present; "
+        f"\"cold, base not local\": BuildKit pulls the base, lockship pulls and inspects it.\n\n"
     )
     text = header + table(results, digests, sizes)
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)

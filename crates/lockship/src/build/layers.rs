@@ -7,18 +7,16 @@ use crate::oci::blob_store::BlobStore;
 use crate::oci::layer::{self, LayerInfo};
 use crate::oci::tar_tree::TarTree;
 use crate::plan::{ChosenWheelSummary, LayerContent, PlannedLayer};
+use crate::python::install;
 use crate::python::probe::BaseFacts;
 use crate::python::target::PythonTarget;
-use crate::python::{app, install};
 use crate::user::{self, User};
 
 use super::cache::io_err;
 
-/// What every layer builder needs; shared across the rayon workers.
+/// What every layer builder needs; shared by the pipeline's blocking workers.
 pub(super) struct LayerContext {
     pub(super) target: PythonTarget,
-    pub(super) build_system: app::BuildSystem,
-    pub(super) build_envs: PathBuf,
     pub(super) store: BlobStore,
     pub(super) mtime: u64,
     pub(super) project_dir: PathBuf,
@@ -27,7 +25,12 @@ pub(super) struct LayerContext {
     pub(super) facts: BaseFacts,
 }
 
-pub(super) fn build_layer(ctx: &LayerContext, planned: &PlannedLayer) -> Result<LayerInfo, Error> {
+/// Writes `planned`; the app layer installs `app_wheel`, built beforehand (see `app_wheel.rs`).
+pub(super) fn build_layer(
+    ctx: &LayerContext,
+    planned: &PlannedLayer,
+    app_wheel: Option<&Path>,
+) -> Result<LayerInfo, Error> {
     let scratch = tempfile::tempdir_in(ctx.store.tmp_dir()).map_err(io_err(ctx.store.tmp_dir()))?;
     let root = scratch.path().join("root");
     fs_err::create_dir_all(&root).map_err(io_err(&root))?;
@@ -46,20 +49,14 @@ pub(super) fn build_layer(ctx: &LayerContext, planned: &PlannedLayer) -> Result<
                 .map_err(crate::oci::layer::LayerError::from)?;
         }
         LayerContent::AppWheel => {
-            let out = scratch.path().join("dist");
-            fs_err::create_dir_all(&out).map_err(io_err(&out))?;
-            let wheel = app::build_wheel(
-                &ctx.project_dir,
-                &out,
-                ctx.mtime,
-                &ctx.build_system,
-                &ctx.build_envs,
-            )?;
+            let wheel = app_wheel.ok_or_else(|| {
+                Error::Usage("the app layer was planned without an app wheel".into())
+            })?;
             let filename = wheel
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            install::install(&wheel, &filename, &ctx.target, &root, &mut tree)?;
+            install::install(wheel, &filename, &ctx.target, &root, &mut tree)?;
             tree.add_host_dir(&root, "")
                 .map_err(crate::oci::layer::LayerError::from)?;
         }

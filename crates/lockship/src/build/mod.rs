@@ -8,8 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use crate::error::Error;
 use crate::oci::blob_store::BlobStore;
 use crate::oci::image::{self, BlobOrigin, ImageLayer};
@@ -17,19 +15,21 @@ use crate::oci::layer::LayerInfo;
 use crate::oci::platform::Platform;
 use crate::oci::{docker_tar, layout};
 use crate::output::Output;
-use crate::plan::{self, AppPlan, LayerContent, PlanInputs, PlannedLayer};
+use crate::plan::{self, AppPlan, PlanInputs, PlannedLayer};
 use crate::project::{AppMode, Project};
 use crate::python::lock::uv_lock::Selection;
 use crate::python::lock::{freshness, LockFile, LockedPackage};
-use crate::python::{app, fetch, select};
+use crate::python::{app, select};
 use crate::smoke::{self, SmokeError, SmokeResult};
 use crate::user::{self};
 
+mod app_wheel;
 mod base;
 mod cache;
 mod config;
 mod index_files;
 mod layers;
+mod pipeline;
 mod report;
 mod smoke_gate;
 
@@ -37,7 +37,7 @@ pub(crate) use base::open_base;
 use cache::{read_cached, write_cached};
 use config::{config_spec, default_tag, ImageSettings};
 use index_files::resolve_index_files;
-use layers::{build_layer, LayerContext};
+use layers::LayerContext;
 pub use report::{BuildReport, LayerReport, PushedReport};
 use smoke_gate::run_smoke;
 
@@ -129,6 +129,50 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
     let store = BlobStore::open(opts.cache_dir.join("blobs"))?;
 
+    // The app's files and key come first: its wheel needs nothing from the base, so its build
+    // starts now and runs alongside everything up to the app layer.
+    let workdir = project
+        .config
+        .workdir
+        .clone()
+        .unwrap_or_else(|| "/app".to_string());
+    let app_mode = project.app_mode()?;
+    let excluded: Vec<PathBuf> = opts
+        .outputs
+        .iter()
+        .filter_map(Output::local_path)
+        .cloned()
+        .collect();
+    let sources = app::source_files(&project.dir, &excluded)?;
+    let (app_plan, app_key) = match app_mode {
+        AppMode::Wheel => (
+            AppPlan::Wheel,
+            format!("wheel:{}", app::digest_files(&project.dir, &sources)?),
+        ),
+        AppMode::Copy => {
+            let globs = project
+                .config
+                .include
+                .clone()
+                .unwrap_or_else(|| vec!["**/*.py".to_string()]);
+            let files = app::included(&project.dir, &sources, &globs)?;
+            let key = format!(
+                "copy:{workdir}:{}",
+                app::digest_files(&project.dir, &files)?
+            );
+            (AppPlan::Files(files), key)
+        }
+    };
+    let app_wheel = (app_mode == AppMode::Wheel && !opts.dry_run).then(|| {
+        app_wheel::start(
+            &project.dir,
+            &app_key,
+            app::BuildSystem::from_pyproject(project.pyproject.as_ref()),
+            &opts.cache_dir,
+            opts.source_date_epoch,
+        )
+    });
+
     let (registry, base, push_refs, target) =
         open_base(&project, &lock.path, opts, &store, reporter).await?;
     let facts = base.facts.clone();
@@ -163,38 +207,6 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
 
     // Plan.
     let user = user::resolve(project.config.user.as_deref(), &facts)?;
-    let workdir = project
-        .config
-        .workdir
-        .clone()
-        .unwrap_or_else(|| "/app".to_string());
-    let app_mode = project.app_mode()?;
-    let excluded: Vec<PathBuf> = opts
-        .outputs
-        .iter()
-        .filter_map(Output::local_path)
-        .cloned()
-        .collect();
-    let sources = app::source_files(&project.dir, &excluded)?;
-    let (app_plan, app_key) = match app_mode {
-        AppMode::Wheel => (
-            AppPlan::Wheel,
-            format!("wheel:{}", app::digest_files(&project.dir, &sources)?),
-        ),
-        AppMode::Copy => {
-            let globs = project
-                .config
-                .include
-                .clone()
-                .unwrap_or_else(|| vec!["**/*.py".to_string()]);
-            let files = app::included(&project.dir, &sources, &globs)?;
-            let key = format!(
-                "copy:{workdir}:{}",
-                app::digest_files(&project.dir, &files)?
-            );
-            (AppPlan::Files(files), key)
-        }
-    };
     let target_files = if target_cfg.include.is_empty() {
         None
     } else {
@@ -241,32 +253,24 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
                 .filter(|info| store.contains(&info.digest))
         })
         .collect();
-    let needed_wheels: Vec<select::ChosenWheel> = plan
-        .layers
+    let commands: Vec<Vec<String>> = project
+        .config
+        .smoke
         .iter()
-        .zip(&cached)
-        .filter(|(_, c)| c.is_none())
-        .flat_map(|(l, _)| match &l.content {
-            LayerContent::Wheels { wheels } => wheels.clone(),
-            _ => Vec::new(),
-        })
-        .filter_map(|w| {
-            all_chosen
-                .iter()
-                .find(|c| c.wheel.sha256 == w.sha256)
-                .cloned()
-        })
+        .chain(&target_cfg.smoke)
+        .map(|c| c.to_vec())
         .collect();
-    if !needed_wheels.is_empty() {
-        reporter.step(&format!("fetching {} wheels", needed_wheels.len()));
-        let http = crate::download::http_client();
-        fetch::fetch_all(&http, &needed_wheels, &store, 8, &|w| {
-            reporter.step(&format!("fetched {} {}", w.name, w.version))
-        })
-        .await?;
+    let must_test = match opts.smoke {
+        SmokeMode::Always => true,
+        SmokeMode::BeforePush => !push_refs.is_empty() && !commands.is_empty(),
+        SmokeMode::Skip => false,
+    };
+    if opts.smoke == SmokeMode::Always && commands.is_empty() {
+        return Err(SmokeError::NoCommands {
+            config: project.config_path.clone(),
+        }
+        .into());
     }
-    timer.lap("fetch");
-
     let to_build: Vec<(usize, PlannedLayer)> = plan
         .layers
         .iter()
@@ -279,8 +283,6 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     }
     let ctx = Arc::new(LayerContext {
         target: target.clone(),
-        build_system: app::BuildSystem::from_pyproject(project.pyproject.as_ref()),
-        build_envs: opts.cache_dir.join("build-envs"),
         store: store.clone(),
         mtime: opts.source_date_epoch,
         project_dir: project.dir.clone(),
@@ -288,21 +290,28 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         workdir: workdir.clone(),
         facts: facts.clone(),
     });
-    let built: Vec<(usize, LayerInfo)> = tokio::task::spawn_blocking(move || {
-        to_build
-            .into_par_iter()
-            .map(|(i, l)| build_layer(&ctx, &l).map(|info| (i, info)))
-            .collect::<Result<Vec<_>, Error>>()
-    })
-    .await
-    .map_err(|e| Error::Usage(format!("layer writer crashed: {e}")))??;
+    // Layers go to the registries as they are written, unless smoke tests must pass first.
+    let early_push: &[_] = if must_test { &[] } else { &push_refs };
+    let built = pipeline::run(
+        pipeline::Jobs {
+            to_build,
+            cache_entries: plan
+                .layers
+                .iter()
+                .map(|l| layer_cache.join(format!("{}.json", l.key)))
+                .collect(),
+            chosen: &all_chosen,
+            ctx,
+            registry: &registry,
+            early_push,
+            app_wheel,
+        },
+        reporter,
+    )
+    .await?;
     let mut infos = cached;
     let mut fresh = vec![false; infos.len()];
-    for (i, info) in built {
-        write_cached(
-            &layer_cache.join(format!("{}.json", plan.layers[i].key)),
-            &info,
-        )?;
+    for (i, info) in built.layers {
         infos[i] = Some(info);
         fresh[i] = true;
     }
@@ -336,29 +345,11 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         .tag
         .clone()
         .unwrap_or_else(|| default_tag(&project, &opts.target));
-    let commands: Vec<Vec<String>> = project
-        .config
-        .smoke
-        .iter()
-        .chain(&target_cfg.smoke)
-        .map(|c| c.to_vec())
-        .collect();
     let locals: Vec<&Output> = opts
         .outputs
         .iter()
         .filter(|o| o.local_path().is_some())
         .collect();
-    let must_test = match opts.smoke {
-        SmokeMode::Always => true,
-        SmokeMode::BeforePush => !push_refs.is_empty() && !commands.is_empty(),
-        SmokeMode::Skip => false,
-    };
-    if opts.smoke == SmokeMode::Always && commands.is_empty() {
-        return Err(SmokeError::NoCommands {
-            config: project.config_path.clone(),
-        }
-        .into());
-    }
     if let (true, Some(reference)) = (!locals.is_empty() || must_test, &base.reference) {
         registry
             .fetch_blobs(
@@ -383,10 +374,20 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
 
     // Outputs: registries, then files.
     let mut pushed = Vec::new();
+    let no_pushes = std::collections::HashMap::new();
     for target_ref in &push_refs {
         reporter.step(&format!("pushing {target_ref}"));
         let report = registry
-            .push(&image, target_ref, base.reference.as_ref(), &store)
+            .push(
+                &image,
+                target_ref,
+                base.reference.as_ref(),
+                &store,
+                built
+                    .pushed
+                    .get(&target_ref.to_string())
+                    .unwrap_or(&no_pushes),
+            )
             .await?;
         pushed.push(PushedReport {
             reference: target_ref.to_string(),

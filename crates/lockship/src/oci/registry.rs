@@ -2,6 +2,7 @@
 //! platform → manifest → config), fetches blobs into the local store, and pushes images sending
 //! only the blobs the registry lacks, with the manifest last so a failed push leaves no tag.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use futures::{StreamExt, TryStreamExt};
@@ -13,7 +14,7 @@ use serde::Deserialize;
 
 use super::blob_store::{BlobStore, BlobStoreError};
 use super::digest::Digest;
-use super::image::{BlobOrigin, Image};
+use super::image::{BlobOrigin, Image, ImageLayer};
 use super::media_types;
 use super::platform::Platform;
 
@@ -349,62 +350,75 @@ impl Registry {
             .map(|_| ())
     }
 
-    /// Pushes `image` to `target`. Blobs the registry has are skipped, base layers from another
-    /// repository of the same registry are mounted, base layers never pulled are fetched from
-    /// `base` first. The manifest goes last.
+    /// Pushes one layer blob to `target`: skipped if the registry has it, mounted from `base`
+    /// when that is another repository of the same registry, else uploaded (a base layer never
+    /// pulled is fetched from `base` first). Builds call this as soon as a layer is written, so
+    /// uploads overlap the rest of the build; the manifest still goes last, in [`Registry::push`].
+    pub async fn push_layer(
+        &self,
+        layer: &ImageLayer,
+        target: &Reference,
+        base: Option<&Reference>,
+        store: &BlobStore,
+    ) -> Result<LayerPush, RegistryError> {
+        self.login(target).await;
+        let digest = &layer.info.digest;
+        let action = format!("pushing layer {digest} to {target}");
+        if self
+            .client
+            .blob_exists(target, digest.as_str())
+            .await
+            .map_err(|e| classify(e, target, &action))?
+        {
+            return Ok(LayerPush::Skipped);
+        }
+        if layer.origin == BlobOrigin::Base {
+            if let Some(base) = base {
+                self.login(base).await;
+                if base.resolve_registry() == target.resolve_registry()
+                    && base.repository() != target.repository()
+                    && self
+                        .client
+                        .mount_blob(target, base, digest.as_str())
+                        .await
+                        .is_ok()
+                {
+                    return Ok(LayerPush::Mounted);
+                }
+                self.fetch_blob(base, digest, store).await?;
+            }
+        }
+        self.upload(target, digest, store, &action).await?;
+        Ok(LayerPush::Uploaded(layer.info.size))
+    }
+
+    /// Pushes `image` to `target`: every layer (see [`Registry::push_layer`]) except those in
+    /// `done`, which were pushed already during the build, then the config, then the manifest.
     pub async fn push(
         &self,
         image: &Image,
         target: &Reference,
         base: Option<&Reference>,
         store: &BlobStore,
+        done: &HashMap<Digest, LayerPush>,
     ) -> Result<PushReport, RegistryError> {
         self.login(target).await;
-        if let Some(base) = base {
-            self.login(base).await;
-        }
-        let registry = target.resolve_registry().to_string();
-        let same_registry_base = base.filter(|b| b.resolve_registry() == registry);
-        let results: Vec<(Outcome, u64)> = futures::stream::iter(image.layers.iter())
+        let results: Vec<LayerPush> = futures::stream::iter(image.layers.iter())
             .map(|layer| async move {
-                let digest = &layer.info.digest;
-                let action = format!("pushing layer {digest} to {target}");
-                if self
-                    .client
-                    .blob_exists(target, digest.as_str())
-                    .await
-                    .map_err(|e| classify(e, target, &action))?
-                {
-                    return Ok::<_, RegistryError>((Outcome::Skipped, 0));
+                match done.get(&layer.info.digest) {
+                    Some(outcome) => Ok(*outcome),
+                    None => self.push_layer(layer, target, base, store).await,
                 }
-                if layer.origin == BlobOrigin::Base {
-                    if let Some(base) = same_registry_base {
-                        if base.repository() != target.repository()
-                            && self
-                                .client
-                                .mount_blob(target, base, digest.as_str())
-                                .await
-                                .is_ok()
-                        {
-                            return Ok((Outcome::Mounted, 0));
-                        }
-                    }
-                    if let Some(base) = base {
-                        self.fetch_blob(base, digest, store).await?;
-                    }
-                }
-                self.upload(target, digest, store, &action).await?;
-                Ok((Outcome::Uploaded, layer.info.size))
             })
             .buffer_unordered(4)
             .try_collect()
             .await?;
         let mut report = PushReport::default();
-        for (outcome, bytes) in results {
+        for outcome in results {
             match outcome {
-                Outcome::Skipped => report.skipped += 1,
-                Outcome::Mounted => report.mounted += 1,
-                Outcome::Uploaded => {
+                LayerPush::Skipped => report.skipped += 1,
+                LayerPush::Mounted => report.mounted += 1,
+                LayerPush::Uploaded(bytes) => {
                     report.uploaded += 1;
                     report.uploaded_bytes += bytes;
                 }
@@ -486,10 +500,15 @@ impl Registry {
     }
 }
 
-enum Outcome {
+/// What pushing one layer came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerPush {
+    /// The registry had it.
     Skipped,
+    /// Mounted from the base's repository.
     Mounted,
-    Uploaded,
+    /// Uploaded, this many bytes.
+    Uploaded(u64),
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(

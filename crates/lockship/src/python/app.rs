@@ -256,7 +256,16 @@ fn build_env(uv: &std::ffi::OsStr, system: &BuildSystem, envs: &Path) -> Result<
     run(Command::new(uv).args(["venv", "--quiet"]).arg(&staging))?;
     if !system.requires.is_empty() {
         run(Command::new(uv)
-            .args(["pip", "install", "--quiet", "--python"])
+            // Bytecode now, once: without it every hook call compiles the backend again
+            // (hatchling: 0.21 s per build instead of 0.09 s), since PYTHONDONTWRITEBYTECODE is
+            // common in CI and containers.
+            .args([
+                "pip",
+                "install",
+                "--quiet",
+                "--compile-bytecode",
+                "--python",
+            ])
             .arg(staging.join("bin").join("python"))
             .args(&system.requires))?;
     }

@@ -1,7 +1,5 @@
-//! Downloads chosen wheels in parallel into the content-addressed cache, verifying each against
+//! Downloads chosen wheels into the content-addressed cache, verifying each against
 //! the lock's SHA-256 as it streams; a mismatch aborts and caches nothing.
-
-use futures::{StreamExt, TryStreamExt};
 
 use super::select::ChosenWheel;
 use crate::download::{self, DownloadError};
@@ -40,31 +38,19 @@ impl FetchError {
     }
 }
 
-/// Downloads every wheel not yet cached, `parallel` at a time. Returns how many were fetched.
-pub async fn fetch_all(
+/// Downloads one wheel unless the store has it. Returns whether it was downloaded.
+pub async fn fetch_one(
     http: &reqwest::Client,
-    wheels: &[ChosenWheel],
+    wheel: &ChosenWheel,
     store: &BlobStore,
-    parallel: usize,
-    on_done: &(dyn Fn(&ChosenWheel) + Sync),
-) -> Result<usize, FetchError> {
-    let missing: Vec<&ChosenWheel> = wheels
-        .iter()
-        .filter(|w| !store.contains(&w.wheel.sha256))
-        .collect();
-    let count = missing.len();
-    futures::stream::iter(missing)
-        .map(|w| async move {
-            download::fetch_verified(http, &w.wheel.url, &w.wheel.sha256, store)
-                .await
-                .map_err(|e| in_context(e, w))?;
-            on_done(w);
-            Ok::<_, FetchError>(())
-        })
-        .buffer_unordered(parallel.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(count)
+) -> Result<bool, FetchError> {
+    if store.contains(&wheel.wheel.sha256) {
+        return Ok(false);
+    }
+    download::fetch_verified(http, &wheel.wheel.url, &wheel.wheel.sha256, store)
+        .await
+        .map_err(|e| in_context(e, wheel))?;
+    Ok(true)
 }
 
 /// Adds which package a download failure concerns.

@@ -1,0 +1,74 @@
+//! The project's own wheel. Building it needs nothing from the base image (the PEP 517 backend
+//! runs on the host), so it starts with the build and overlaps base resolution, downloads and
+//! the other layers. Wheels are kept by the digest of the project's files, the build system and
+//! SOURCE_DATE_EPOCH, so other targets and bases reuse them.
+
+use std::path::{Path, PathBuf};
+
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::oci::digest::Digest;
+use crate::python::app::{self, BuildSystem};
+
+use super::cache::io_err;
+
+/// Starts building the app wheel (or finds it built) on a blocking thread.
+pub(super) fn start(
+    project_dir: &Path,
+    app_key: &str,
+    build_system: BuildSystem,
+    cache_dir: &Path,
+    source_date_epoch: u64,
+) -> JoinHandle<Result<PathBuf, Error>> {
+    let key = Digest::of_parts([
+        "lockship-app-wheel-v1",
+        app_key,
+        &format!("{build_system:?}"),
+        &source_date_epoch.to_string(),
+    ]);
+    let wheels = cache_dir.join("app-wheels");
+    let build_envs = cache_dir.join("build-envs");
+    let project_dir = project_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let dir = wheels.join(&key.hex()[..32]);
+        if let Some(wheel) = find_wheel(&dir) {
+            return Ok(wheel);
+        }
+        fs_err::create_dir_all(&wheels).map_err(io_err(&wheels))?;
+        // Built in a private directory and renamed into place: a failed or concurrent build
+        // never leaves a half-written wheel under the key.
+        let scratch = tempfile::tempdir_in(&wheels).map_err(io_err(&wheels))?;
+        let out = scratch.path().join("dist");
+        fs_err::create_dir_all(&out).map_err(io_err(&out))?;
+        let wheel = app::build_wheel(
+            &project_dir,
+            &out,
+            source_date_epoch,
+            &build_system,
+            &build_envs,
+        )?;
+        let name = wheel
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        if std::fs::rename(&out, &dir).is_err() {
+            // Another build put the same wheel in place first.
+            if let Some(existing) = find_wheel(&dir) {
+                return Ok(existing);
+            }
+            return Err(io_err(&dir)(std::io::Error::other(
+                "cannot move the built wheel into the cache",
+            )));
+        }
+        Ok(dir.join(name))
+    })
+}
+
+fn find_wheel(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+}

@@ -281,3 +281,51 @@ fn basic_auth_comes_from_the_docker_config() {
     ])));
     assert_eq!(inspect["Digest"].as_str().unwrap(), digest.trim());
 }
+
+#[test]
+fn a_build_that_fails_after_pushing_layers_leaves_no_image() {
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();
+    let broken = pyproject.replace(
+        "build-backend = \"hatchling.build\"",
+        "build-backend = \"hatchling.no_such_backend\"",
+    );
+    assert_ne!(broken, pyproject);
+    std::fs::write(project.path("pyproject.toml"), broken).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let target = format!("{}/tests/{}:1", env.registry, unique("failed"));
+    let output = run_err(
+        lockship(cache.path())
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &env.base, "--push", &target]),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: building the wheel of ") && stderr.contains("no_such_backend"),
+        "{stderr}"
+    );
+    // Dependency layers may have gone up while the app wheel was building; the manifest did not,
+    // so there is no image under the tag.
+    let inspect = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{target}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "the failed build left {target}");
+    // Nothing half-built is kept as the app wheel.
+    let kept: Vec<_> = walkdir::WalkDir::new(cache.path().join("app-wheels"))
+        .min_depth(1)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(
+        kept.is_empty(),
+        "app wheel cache after a failed build: {kept:?}"
+    );
+}

@@ -36,6 +36,7 @@ DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit without buildx
 CUTOFF = "2025-06-01"
 ADDED = "six>=1.16"
 WORK = tempfile.mkdtemp(prefix="lockship-bench-")
+PHASES = {}  # (fixture, scenario index) → lockship's --format json timings, one per round
 TOOLS = ["lockship", "uv-pattern", "wheel-pattern"]
 SCENARIOS = ["cold, base not local", "cold", "warm", "app changed", "dependency added"]
 
@@ -81,8 +82,9 @@ def build(tool, fixture, src, tag, cache):
     ref = f"{REGISTRY}/{repo}:{tag}"
     if tool == "lockship":
         rss = os.path.join(WORK, "rss")
-        secs, _ = run(["/usr/bin/time", "-f", "%M", "-o", rss, LOCKSHIP, "build", src, "--base", BASE, "--push", ref,
-                       "--no-test"], env=lockship_env(cache))
+        secs, out = run(["/usr/bin/time", "-f", "%M", "-o", rss, LOCKSHIP, "build", src, "--base", BASE, "--push", ref,
+                         "--no-test", "--format", "json"], env=lockship_env(cache))
+        PHASES.setdefault((fixture, tag.split("-")[1]), []).append(json.loads(out)["timings"])
         return secs, int(open(rss).read().split()[-1]), repo
     dockerfile = os.path.join(ROOT, "bench", "docker", f"{tool.split('-')[0]}.Dockerfile")
     secs, _ = run([DOCKER, "build", "--quiet", "--network", "host", "-f", dockerfile, "--build-arg", f"BASE={BASE}",
@@ -181,6 +183,11 @@ def table(results, digests, sizes):
         for name, values, fmt in rows:
             cmp = ratio(values[0], min(values[1:])) if values[0] is not None else ""
             lines.append(f"| {fixture} | {name} | {fmt(values[0])} | {fmt(values[1])} | {fmt(values[2])} | {cmp} |")
+        for scenario in ("cold", "cold, base not local"):
+            rounds = PHASES[(fixture, str(SCENARIOS.index(scenario)))]
+            names = [name for name, _ in rounds[0]]
+            phases = " · ".join(f"{n} {statistics.median(dict(r)[n] for r in rounds):.2f}" for n in names)
+            lines.append(f"| {fixture} | lockship {scenario}, by phase (s) | {phases} | | | |")
         rss = max(max(results[(fixture, s, "lockship")]["rss"]) for s in SCENARIOS)
         lines.append(f"| {fixture} | lockship peak RSS (MiB) | {rss / 1024:.0f} | | | |")
         same = ["yes" if len(digests[(fixture, t)]) == 1 else f"no ({len(digests[(fixture, t)])} digests)" for t in TOOLS]

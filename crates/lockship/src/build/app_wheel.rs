@@ -32,7 +32,7 @@ pub(super) fn start(
     let project_dir = project_dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let dir = wheels.join(&key.hex()[..32]);
-        if let Some(wheel) = find_wheel(&dir) {
+        if let Some(wheel) = app::wheel_in(&dir) {
             return Ok(wheel);
         }
         fs_err::create_dir_all(&wheels).map_err(io_err(&wheels))?;
@@ -54,7 +54,7 @@ pub(super) fn start(
             .unwrap_or_default();
         if std::fs::rename(&out, &dir).is_err() {
             // Another build put the same wheel in place first.
-            if let Some(existing) = find_wheel(&dir) {
+            if let Some(existing) = app::wheel_in(&dir) {
                 return Ok(existing);
             }
             return Err(io_err(&dir)(std::io::Error::other(
@@ -63,12 +63,4 @@ pub(super) fn start(
         }
         Ok(dir.join(name))
     })
-}
-
-fn find_wheel(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
 }

@@ -243,15 +243,16 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         });
     }
 
-    // Layers: reuse what the cache has, fetch the wheels of the rest, build those in parallel.
+    // Layers: reuse what the cache has; the pipeline fetches, writes and caches the rest.
     let layer_cache = opts.cache_dir.join("layers");
-    let cached: Vec<Option<LayerInfo>> = plan
+    let cache_entries: Vec<PathBuf> = plan
         .layers
         .iter()
-        .map(|l| {
-            read_cached::<LayerInfo>(&layer_cache.join(format!("{}.json", l.key)))
-                .filter(|info| store.contains(&info.digest))
-        })
+        .map(|l| layer_cache.join(format!("{}.json", l.key)))
+        .collect();
+    let cached: Vec<Option<LayerInfo>> = cache_entries
+        .iter()
+        .map(|entry| read_cached::<LayerInfo>(entry).filter(|info| store.contains(&info.digest)))
         .collect();
     let commands: Vec<Vec<String>> = project
         .config
@@ -295,11 +296,7 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     let built = pipeline::run(
         pipeline::Jobs {
             to_build,
-            cache_entries: plan
-                .layers
-                .iter()
-                .map(|l| layer_cache.join(format!("{}.json", l.key)))
-                .collect(),
+            cache_entries,
             chosen: &all_chosen,
             ctx,
             registry: &registry,

@@ -60,7 +60,7 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
         ctx,
         registry,
         early_push,
-        app_wheel,
+        mut app_wheel,
     } = jobs;
     // Biggest first: the longest layer starts earliest and no core idles at the end.
     to_build.sort_by_key(|(i, l)| (std::cmp::Reverse(weight(l)), *i));
@@ -71,7 +71,6 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
             .unwrap_or(2),
     );
     let http = crate::download::http_client();
-    let mut app_wheel = app_wheel;
     let tasks = to_build.into_iter().map(|(index, layer)| {
         let wants_app = matches!(layer.content, LayerContent::AppWheel);
         let app = if wants_app { app_wheel.take() } else { None };

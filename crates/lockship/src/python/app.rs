@@ -321,6 +321,15 @@ fn run_frontend(
     finish_frontend_build(project, out_dir, &output)
 }
 
+/// The wheel in `dir`, if there is one (build outputs hold exactly one).
+pub fn wheel_in(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+}
+
 fn finish_frontend_build(
     project: &Path,
     out_dir: &Path,
@@ -332,18 +341,10 @@ fn finish_frontend_build(
             message: failure_summary(&output.stderr),
         });
     }
-    std::fs::read_dir(out_dir)
-        .ok()
-        .and_then(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        })
-        .ok_or_else(|| AppError::BuildFailed {
-            project: project.to_path_buf(),
-            message: "the build backend produced no wheel".into(),
-        })
+    wheel_in(out_dir).ok_or_else(|| AppError::BuildFailed {
+        project: project.to_path_buf(),
+        message: "the build backend produced no wheel".into(),
+    })
 }
 
 /// What went wrong, from a build backend's or frontend's stderr: the exception line of a Python

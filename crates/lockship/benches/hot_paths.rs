@@ -77,9 +77,14 @@ fn wheel(dir: &std::path::Path, modules: usize) -> std::path::PathBuf {
     let opts = zip::write::SimpleFileOptions::default();
     let mut record = String::new();
     let mut add = |zip: &mut zip::ZipWriter<std::fs::File>, name: &str, body: &str| {
+        use base64::Engine;
+        use sha2::Digest;
         zip.start_file(name, opts).unwrap();
         zip.write_all(body.as_bytes()).unwrap();
-        record.push_str(&format!("{name},,\n"));
+        // RECORD vouches for every file, as lockship requires (PEP 427).
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(body.as_bytes()));
+        record.push_str(&format!("{name},sha256={hash},{}\n", body.len()));
     };
     // Modules of ~120 KB that deflate to ~25 KB, the size of member that makes up most of a
     // data-science wheel's bytes (and above the 16 KiB at which members are kept deflated).

@@ -52,6 +52,32 @@ pub struct ProjectArgs {
     /// Print each step on stderr even when it is not a terminal.
     #[arg(long, short)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// How patient to be with registries, package indexes and mirrors.
+#[derive(clap::Args, Debug)]
+pub struct NetArgs {
+    /// Seconds a request may go without a byte moving before it fails as stalled.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "LOCKSHIP_HTTP_TIMEOUT",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub http_timeout: u64,
+    /// How many times to retry a request that failed for a transient reason (5xx, 429, a
+    /// dropped connection, a stall), with backoff.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "LOCKSHIP_HTTP_RETRIES",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(0..=20)
+    )]
+    pub http_retries: u32,
 }
 
 /// How smoke commands run.

@@ -1,19 +1,21 @@
 //! HTTP downloads into the blob store, verified against an expected SHA-256 while streaming: a
-//! mismatch or a broken transfer leaves nothing in the cache. Shared by wheels and Debian
-//! packages; TLS trusts the platform's certificate store.
+//! mismatch or a broken transfer leaves nothing in the cache. A transfer that breaks or stalls
+//! starts over (up to the retry policy); a mismatch gets one more try, since a flaky proxy can
+//! flip a byte, before it is reported. Shared by wheels and Debian packages.
 
-use futures::StreamExt;
+use std::io::Write;
 
+use crate::net::{self, Attempts, Failure, Http, NetError};
 use crate::oci::blob_store::{BlobStore, BlobStoreError};
 use crate::oci::digest::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
-    #[error("{url}: {message}")]
-    Failed { url: String, message: String },
+    #[error(transparent)]
+    Net(#[from] NetError),
     #[error("{url}: content is {actual}, expected {expected}")]
     Mismatch {
-        url: String,
+        url: net::url::Redacted,
         expected: Digest,
         actual: Digest,
     },
@@ -21,69 +23,63 @@ pub enum DownloadError {
     Store(BlobStoreError),
 }
 
-/// The HTTP client for package indexes and archives: platform certificate store (so corporate
-/// and TLS-intercepting proxies' CAs are trusted), bounded connect time.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("lockship/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap_or_default()
-}
-
-/// The innermost cause of an error, which is what tells the user what went wrong.
-pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        message = s.to_string();
-        source = s.source();
+impl Attempts for DownloadError {
+    fn set_attempts(&mut self, n: u32) {
+        if let DownloadError::Net(e) = self {
+            e.set_attempts(n);
+        }
     }
-    message
 }
 
-/// Downloads `url` into `store` unless the blob `expected` is already there.
+/// Downloads `url` into `store` unless an intact blob `expected` is already there (one damaged
+/// on disk is evicted and downloaded again). `what` names the file in messages.
 pub async fn fetch_verified(
-    http: &reqwest::Client,
+    http: &Http,
     url: &str,
     expected: &Digest,
+    what: &str,
     store: &BlobStore,
 ) -> Result<(), DownloadError> {
-    if store.contains(expected) {
+    if store.verify(expected, what).map_err(DownloadError::Store)? {
         return Ok(());
     }
-    let failed = |message: String| DownloadError::Failed {
-        url: url.to_string(),
-        message,
-    };
-    let response = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| failed(root_cause(&e)))?;
-    if !response.status().is_success() {
-        return Err(failed(format!("HTTP {}", response.status())));
-    }
-    let mut pending = store.begin().map_err(DownloadError::Store)?;
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| failed(root_cause(&e)))?;
-        std::io::Write::write_all(&mut pending, &chunk).map_err(|e| {
-            DownloadError::Store(BlobStoreError::Io {
-                path: store.tmp_dir().to_path_buf(),
-                source: e,
-            })
-        })?;
-    }
-    match store.commit(pending, Some(expected), url) {
-        Ok(_) => Ok(()),
-        Err(BlobStoreError::DigestMismatch {
-            expected, actual, ..
-        }) => Err(DownloadError::Mismatch {
-            url: url.to_string(),
-            expected,
-            actual,
-        }),
-        Err(e) => Err(DownloadError::Store(e)),
-    }
+    http.retry(url, |attempt| async move {
+        let request = http.request(reqwest::Method::GET, url);
+        let response = http.send(url, request).await.map_err(Failure::lift)?;
+        let mut response = http.success(url, response).map_err(Failure::lift)?;
+        let mut pending = store
+            .begin()
+            .map_err(|e| Failure::fatal(DownloadError::Store(e)))?;
+        while let Some(chunk) = http
+            .chunk(url, &mut response)
+            .await
+            .map_err(Failure::lift)?
+        {
+            pending.write_all(&chunk).map_err(|source| {
+                Failure::fatal(DownloadError::Store(BlobStoreError::Io {
+                    path: store.tmp_dir(),
+                    source,
+                }))
+            })?;
+        }
+        match store.commit(pending, Some(expected), what) {
+            Ok(_) => Ok(()),
+            Err(BlobStoreError::DigestMismatch {
+                expected, actual, ..
+            }) => {
+                let error = DownloadError::Mismatch {
+                    url: net::url::redact(url),
+                    expected,
+                    actual,
+                };
+                Err(if attempt == 0 {
+                    Failure::transient(error)
+                } else {
+                    Failure::fatal(error)
+                })
+            }
+            Err(e) => Err(Failure::fatal(DownloadError::Store(e))),
+        }
+    })
+    .await
 }

@@ -23,8 +23,9 @@ pub enum Error {
     Project(#[from] ProjectError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// Boxed: registry errors carry the network error that ended the request.
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(Box<RegistryError>),
     #[error(transparent)]
     Probe(#[from] ProbeError),
     #[error(transparent)]
@@ -58,6 +59,13 @@ pub enum Error {
     Smoke(#[from] crate::smoke::SmokeError),
     #[error(transparent)]
     Relock(#[from] crate::relock::RelockError),
+    #[error("{source} (already pushed: {pushed})")]
+    PartialPush {
+        /// The references whose tags moved before the failure.
+        pushed: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
     #[error("{0}")]
     Usage(String),
 }
@@ -77,11 +85,32 @@ impl Error {
             Error::Debian(e) => e.hint(),
             Error::Smoke(e) => e.hint(),
             Error::Relock(e) => e.hint(),
+            Error::PartialPush { .. } => Some(
+                "the references listed as pushed already point at the new image; run the build again to push the rest (blobs already there are skipped)".into(),
+            ),
             Error::Store(_) | Error::Io { .. } => {
                 Some("check free space and permissions of the cache (LOCKSHIP_CACHE_DIR) and output paths".into())
             }
             _ => None,
         }
+    }
+
+    /// Whether the build failed on a cache entry damaged on disk. The entry is already evicted,
+    /// so building again fetches or builds it afresh.
+    pub fn is_corrupt_cache(&self) -> bool {
+        match self {
+            Error::Store(e) => e.is_corrupt(),
+            Error::Registry(e) => e.is_corrupt_cache(),
+            Error::Output(e) => e.is_corrupt_cache(),
+            Error::Layer(LayerError::Store(e)) => e.is_corrupt(),
+            _ => false,
+        }
+    }
+}
+
+impl From<RegistryError> for Error {
+    fn from(e: RegistryError) -> Self {
+        Error::Registry(Box::new(e))
     }
 }
 

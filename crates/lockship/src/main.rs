@@ -5,17 +5,40 @@ mod cli;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use lockship::build::{self, BuildOptions, BuildReport, Reporter, SmokeMode};
 use lockship::error::Error;
+use lockship::net::retry::RetryPolicy;
+use lockship::net::NetOptions;
 use lockship::oci::platform::Platform;
 use lockship::output::Output;
 use lockship::plan::LayerContent;
 use lockship::relock::{self, LockOptions};
 use lockship::smoke::SmokeResult;
 
-use cli::{BuildArgs, Cli, Command, Format, LockArgs, ProjectArgs, TestArgs};
+use cli::{BuildArgs, Cli, Command, Format, LockArgs, NetArgs, ProjectArgs, TestArgs};
+
+/// Text from outside (wheel and package names, server messages, paths) made safe for a
+/// terminal: control characters and bidirectional overrides are shown as escapes, so a hostile
+/// name can neither recolour nor rewrite the screen, and continuation lines are indented, so
+/// no text can pass itself off as lockship's own `error:` or `hint:` line.
+fn terminal_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\n  "),
+            '\t' => out.push(' '),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                out.push_str(&c.escape_unicode().to_string())
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// Draws steps as a spinner on a terminal, as plain lines with --verbose, else nothing.
 struct Progress {
@@ -23,13 +46,28 @@ struct Progress {
     verbose: bool,
 }
 
+impl Progress {
+    /// Prints a line on stderr without tearing the spinner.
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
 impl Reporter for Progress {
     fn step(&self, message: &str) {
+        let message = terminal_safe(message);
         if let Some(bar) = &self.bar {
-            bar.set_message(message.to_string());
+            bar.set_message(message);
         } else if self.verbose {
             eprintln!("lockship: {message}");
         }
+    }
+
+    fn warn(&self, message: &str) {
+        self.line(&format!("warning: {}", terminal_safe(message)));
     }
 
     fn smoke(&self, result: &SmokeResult) {
@@ -84,6 +122,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    runtime.spawn(stop_on_signal());
     let result = match cli.command {
         Command::Build(args) => runtime.block_on(run_build(args)),
         Command::Test(args) => runtime.block_on(run_test(args)),
@@ -92,13 +131,58 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", terminal_safe(&err.to_string()));
             if let Some(hint) = err.hint() {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", terminal_safe(&hint));
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// On SIGINT or SIGTERM: remove the temporary files still in use, stop child processes, and
+/// exit with 128 + the signal's number, as shells expect. Runs on a runtime worker, so it acts
+/// even while the main thread is busy writing.
+async fn stop_on_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let code = tokio::select! {
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+    };
+    eprintln!("lockship: stopped; removing temporary files and stopping child processes");
+    lockship::interrupt::clean_up();
+    std::process::exit(code);
+}
+
+/// Network settings from the command line (and their environment variables).
+fn net_options(args: &NetArgs) -> NetOptions {
+    NetOptions {
+        stall_timeout: Duration::from_secs(args.http_timeout),
+        retry: RetryPolicy {
+            attempts: args.http_retries + 1,
+            ..RetryPolicy::default()
+        },
+        ..NetOptions::default()
+    }
+}
+
+/// LOCKSHIP_INSECURE_REGISTRIES: registries (host:port) to speak plain HTTP to.
+fn insecure_registries() -> Vec<String> {
+    std::env::var("LOCKSHIP_INSECURE_REGISTRIES")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn source_date_epoch() -> Result<u64, Error> {
@@ -132,6 +216,8 @@ fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
         runtime: None,
         network: false,
         target: lockship::project::PRODUCTION.to_string(),
+        net: net_options(&common.net),
+        insecure_registries: insecure_registries(),
     })
 }
 
@@ -183,7 +269,11 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
-        (Format::Text, true) => print!("{}", render_plan(&report)),
+        (Format::Text, true) => {
+            for line in render_plan(&report).lines() {
+                println!("{}", terminal_safe(line));
+            }
+        }
         (Format::Text, false) => println!("{}", report.digest),
     }
     Ok(())

@@ -128,6 +128,13 @@ pub struct Project {
 pub enum ProjectError {
     #[error("{dir} is not a Python project (no pyproject.toml or lockship.toml)")]
     NotAProject { dir: PathBuf },
+    #[error("{path}: [tool.lockship] {field} = {value:?}: {why}")]
+    BadPath {
+        path: PathBuf,
+        field: String,
+        value: String,
+        why: String,
+    },
     #[error("cannot read {path}: {message}")]
     Unreadable { path: PathBuf, message: String },
     #[error("{path}: {message}")]
@@ -149,6 +156,9 @@ impl ProjectError {
             ProjectError::UnknownTarget { .. } => Some(
                 "declare it as [tool.lockship.targets.NAME], or pick a listed one with --target"
                     .into(),
+            ),
+            ProjectError::BadPath { .. } => Some(
+                "paths in the image are absolute (venv = \"/opt/venv\"); paths in the project are relative to it and stay inside it".into(),
             ),
             _ => None,
         }
@@ -256,6 +266,7 @@ impl Project {
             config,
         };
         p.app_mode()?;
+        p.validate_paths()?;
         let commands = p
             .config
             .entrypoint
@@ -269,6 +280,69 @@ impl Project {
             })?;
         }
         Ok(p)
+    }
+
+    /// Checks every path the config names before anything uses one: image paths (`venv`,
+    /// `workdir`) absolute and plain, project paths (`lock`, `include` globs, targets' `include`,
+    /// the base's `keyring`) relative and inside the project, target names and environment
+    /// variable names usable as such. lockship writes files under the venv on the host while
+    /// staging layers, and writes next to the lock: neither may be steered outside.
+    fn validate_paths(&self) -> Result<(), ProjectError> {
+        let bad = |field: &str, value: &str, why: String| ProjectError::BadPath {
+            path: self.config_path.clone(),
+            field: field.to_string(),
+            value: value.to_string(),
+            why,
+        };
+        for (field, value) in [
+            ("venv", &self.config.venv),
+            ("workdir", &self.config.workdir),
+        ] {
+            if let Some(v) = value {
+                image_path(v).map_err(|why| bad(field, v, why))?;
+            }
+        }
+        if let Some(lock) = &self.config.lock {
+            let text = lock.to_string_lossy();
+            project_path(&text).map_err(|why| bad("lock", &text, why))?;
+        }
+        for glob in self.config.include.iter().flatten() {
+            project_path(glob).map_err(|why| bad("include", glob, why))?;
+        }
+        if let Some(toml::Value::Table(base)) = &self.config.base {
+            if let Some(keyring) = base.get("keyring").and_then(|k| k.as_str()) {
+                // An absolute keyring is a host file lockship only reads (/usr/share/keyrings/…).
+                if !keyring.starts_with('/') {
+                    project_path(keyring).map_err(|why| bad("base.keyring", keyring, why))?;
+                }
+            }
+        }
+        for key in self.config.env.keys() {
+            env_name(key).map_err(|why| bad("env", key, why))?;
+        }
+        for (name, target) in &self.config.targets {
+            let field = format!("targets.{name}");
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+                || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            {
+                return Err(bad(
+                    "targets",
+                    name,
+                    "a target name is lowercase letters, digits, `-`, `_` and `.`, starting with a letter or digit (it becomes part of image tags)".into(),
+                ));
+            }
+            for glob in &target.include {
+                project_path(glob).map_err(|why| bad(&format!("{field}.include"), glob, why))?;
+            }
+            for key in target.env.keys() {
+                env_name(key).map_err(|why| bad(&format!("{field}.env"), key, why))?;
+            }
+        }
+        Ok(())
     }
 
     /// `app` from the config; by default `wheel` when the project declares a build system.
@@ -337,6 +411,47 @@ impl Project {
             }
         }
     }
+}
+
+/// Checks an absolute path in the image: `/`-rooted, no empty, `.` or `..` component, not `/`
+/// itself, and short enough for every runtime.
+pub fn image_path(path: &str) -> Result<(), String> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("must be an absolute path in the image, like /opt/venv".into());
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Err("cannot be the image's root directory".into());
+    }
+    crate::oci::tar_tree::check_path(rest)
+        .map_err(|e| format!("must be a plain absolute path: {e}"))
+}
+
+/// Checks a path (or glob) relative to the project: not absolute, no `..` component, so it
+/// names something inside the project.
+pub fn project_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("is empty".into());
+    }
+    if path.starts_with('/') || path.starts_with('~') {
+        return Err("must be relative to the project directory".into());
+    }
+    if path.split(['/', '\\']).any(|part| part == "..") {
+        return Err("must stay inside the project (no `..`)".into());
+    }
+    if path.contains('\0') {
+        return Err("holds a NUL byte".into());
+    }
+    Ok(())
+}
+
+/// Checks an environment variable name: not empty, no `=` and no NUL (the config's `Env`
+/// entries are `NAME=value`).
+fn env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err("an environment variable name must be non-empty, without `=` or NUL".into());
+    }
+    Ok(())
 }
 
 /// Where the image's base comes from.
@@ -413,5 +528,75 @@ mod tests {
             err.ends_with("app = \"zip\": expected \"wheel\" or \"copy\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn paths_that_leave_the_image_or_the_project_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("lockship.toml");
+        let load = |text: &str| {
+            std::fs::write(&config, text).unwrap();
+            Project::load(dir.path())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        for (text, field, why) in [
+            (
+                "venv = \"../../tmp/x\"\n",
+                "venv",
+                "must be an absolute path in the image",
+            ),
+            (
+                "venv = \"/opt/../../etc\"\n",
+                "venv",
+                "must be a plain absolute path",
+            ),
+            ("venv = \"/\"\n", "venv", "cannot be the image's root"),
+            ("workdir = \"app\"\n", "workdir", "must be an absolute path"),
+            (
+                "lock = \"../other/uv.lock\"\n",
+                "lock",
+                "must stay inside the project",
+            ),
+            (
+                "lock = \"/etc/passwd\"\n",
+                "lock",
+                "must be relative to the project",
+            ),
+            (
+                "include = [\"../**/*.py\"]\n",
+                "include",
+                "must stay inside the project",
+            ),
+            (
+                "[targets.test]\ninclude = [\"/home/**\"]\n",
+                "targets.test.include",
+                "must be relative",
+            ),
+            (
+                "[targets.\"Dev/x\"]\n",
+                "targets",
+                "a target name is lowercase",
+            ),
+            ("env = { \"A=B\" = \"1\" }\n", "env", "without `=`"),
+            (
+                "[base]\ndebian = \"bookworm\"\npackages = [\"python3\"]\nkeyring = \"../k.gpg\"\n",
+                "base.keyring",
+                "must stay inside",
+            ),
+        ] {
+            let err = load(text).unwrap_err();
+            assert!(
+                err.contains(&format!("[tool.lockship] {field} = ")) && err.contains(why),
+                "{text}: {err}"
+            );
+        }
+        for ok in [
+            "venv = \"/opt/venv\"\nworkdir = \"/srv/app/\"\n",
+            "lock = \"locks/requirements.txt\"\ninclude = [\"src/**/*.py\"]\n",
+            "[base]\ndebian = \"bookworm\"\npackages = [\"python3\"]\nkeyring = \"/usr/share/keyrings/x.gpg\"\n",
+        ] {
+            load(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
     }
 }

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::build::{self, BuildOptions, Reporter};
 use crate::error::Error;
-use crate::oci::blob_store::BlobStore;
+use crate::interrupt::Children;
+use crate::net::Http;
 use crate::project::Project;
 use crate::python::app::last_line;
 use crate::python::lock::uv_lock::Selection;
@@ -32,6 +33,10 @@ pub enum RelockError {
     },
     #[error("{path} is out of date with pyproject.toml: {message}")]
     Stale { path: PathBuf, message: String },
+    #[error(
+        "{path} is a symlink: `lockship lock` rewrites the lock in place and does not follow links"
+    )]
+    Symlink { path: PathBuf },
 }
 
 impl RelockError {
@@ -42,6 +47,9 @@ impl RelockError {
                 Some("loosen the conflicting requirements in pyproject.toml, then run `lockship lock` again".into())
             }
             RelockError::Stale { .. } => Some("run `lockship lock` and commit the result".into()),
+            RelockError::Symlink { .. } => {
+                Some("replace the link with the lock file itself, or set `lock` to the file".into())
+            }
         }
     }
 }
@@ -91,24 +99,35 @@ pub fn find_uv(cache_dir: &Path) -> Result<PathBuf, RelockError> {
         message,
     };
     std::fs::create_dir_all(cache_dir.join("tools")).map_err(|e| fail(e.to_string()))?;
-    let staging = tempfile::tempdir_in(cache_dir.join("tools")).map_err(|e| fail(e.to_string()))?;
-    let out = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
-        .arg(staging.path())
-        .arg(format!("uv=={UV_VERSION}"))
-        .output()
+    let staging = crate::scratch::ScratchDir::new_in(&cache_dir.join("tools"))
+        .map_err(|e| fail(e.to_string()))?;
+    // No pip cache: lockship writes only to its own cache.
+    let out = Children::default()
+        .output(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-deps",
+                    "--no-cache-dir",
+                    "--target",
+                ])
+                .arg(staging.path())
+                .arg(format!("uv=={UV_VERSION}")),
+        )
         .map_err(|e| fail(e.to_string()))?;
     if !out.status.success() {
         return Err(fail(last_line(&out.stderr)));
     }
-    std::fs::rename(staging.path(), &dir).or_else(|e| {
+    staging.persist(&dir).or_else(|e| {
         if bin.is_file() {
             Ok(())
         } else {
             Err(fail(e.to_string()))
         }
     })?;
-    let _ = staging.keep();
     Ok(bin)
 }
 
@@ -168,8 +187,10 @@ pub async fn relock(
                 .join(configured.as_deref().unwrap_or(Path::new("uv.lock")))
         });
     let kind = existing.as_ref().map_or(LockKind::UvLock, |l| l.kind);
-    let store = BlobStore::open(opts.cache_dir.join("blobs"))?;
-    let (_, _, _, target) = build::open_base(&project, &path, opts, &store, reporter).await?;
+    let store = build::open_cache(&opts.cache_dir)?;
+    let http = Http::new(&opts.net);
+    let (_, _, _, target) =
+        build::open_base(&project, &path, opts, &http, &store, reporter).await?;
     let env = target.marker_env();
     let python = format!("{}.{}", target.version.0, target.version.1);
     let versions = |lock: &LockFile| -> BTreeMap<String, String> {
@@ -196,17 +217,19 @@ pub async fn relock(
         )?;
         if kind == LockKind::UvLock {
             let uv = find_uv(&opts.cache_dir)?;
-            let out = Command::new(&uv)
-                .args([
-                    "lock",
-                    "--check",
-                    "--quiet",
-                    "--python",
-                    &python,
-                    "--project",
-                ])
-                .arg(&project.dir)
-                .output()
+            let out = Children::default()
+                .output(
+                    Command::new(&uv)
+                        .args([
+                            "lock",
+                            "--check",
+                            "--quiet",
+                            "--python",
+                            &python,
+                            "--project",
+                        ])
+                        .arg(&project.dir),
+                )
                 .map_err(tool_failed)?;
             if !out.status.success() {
                 return Err(RelockError::Stale {
@@ -224,6 +247,9 @@ pub async fn relock(
         });
     }
 
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(RelockError::Symlink { path }.into());
+    }
     let before = existing.as_ref().map(versions).unwrap_or_default();
     let uv = find_uv(&opts.cache_dir)?;
     let mut cmd = Command::new(&uv);
@@ -260,9 +286,9 @@ pub async fn relock(
         "{tool} for Python {python} ({})",
         target.describe()
     ));
-    let out = cmd
-        .current_dir(&project.dir)
-        .output()
+    // uv runs as a child that lockship stops with itself (a lock is written whole or not).
+    let out = Children::default()
+        .output(cmd.current_dir(&project.dir))
         .map_err(tool_failed)?;
     if !out.status.success() {
         let message = String::from_utf8_lossy(&out.stderr).trim().to_string();

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::interrupt::{self, Children};
 use crate::oci::digest::{Digest, Hasher};
 
 /// A container runtime lockship can load images into and run them with.
@@ -102,10 +103,12 @@ impl Runtime {
 
     /// Loads a docker tarball (named `name`) into the runtime.
     pub fn load(self, tar: &Path) -> Result<(), SmokeError> {
-        let out = Command::new(self.program())
-            .args(["load", "-q", "-i"])
-            .arg(tar)
-            .output()
+        let out = Children::default()
+            .output(
+                Command::new(self.program())
+                    .args(["load", "-q", "-i"])
+                    .arg(tar),
+            )
             .map_err(|e| SmokeError::Load {
                 runtime: self.program(),
                 message: e.to_string(),
@@ -121,12 +124,14 @@ impl Runtime {
     }
 
     /// Runs `argv` in `image` (entrypoint replaced by argv[0]); `network` false means none.
-    pub fn run(self, image: &str, argv: &[String], network: bool) -> SmokeResult {
+    /// The container is named `name`, so that a stopped lockship removes it too (killing the
+    /// client does not stop a container).
+    pub fn run(self, image: &str, name: &str, argv: &[String], network: bool) -> SmokeResult {
         let start = Instant::now();
         let mut cmd = Command::new(self.program());
         // Never fall back to pulling: the image was just loaded, and a missing one must fail here
         // rather than reach out to a public registry.
-        cmd.args(["run", "--rm", "--pull", "never"]);
+        cmd.args(["run", "--rm", "--pull", "never", "--name", name]);
         if !network {
             cmd.args(["--network", "none"]);
         }
@@ -134,7 +139,13 @@ impl Runtime {
             .arg(&argv[0])
             .arg(image)
             .args(&argv[1..]);
-        let (exit_code, output) = match cmd.output() {
+        let _remove = interrupt::run_on_stop(vec![
+            self.program().to_string(),
+            "rm".into(),
+            "-f".into(),
+            name.to_string(),
+        ]);
+        let (exit_code, output) = match Children::default().output(&mut cmd) {
             Ok(out) => {
                 let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
                 text.push_str(&String::from_utf8_lossy(&out.stderr));

@@ -1,17 +1,45 @@
 //! The project's own wheel. Building it needs nothing from the base image (the PEP 517 backend
 //! runs on the host), so it starts with the build and overlaps base resolution, downloads and
 //! the other layers. Wheels are kept by the digest of the project's files, the build system and
-//! SOURCE_DATE_EPOCH, so other targets and bases reuse them.
+//! SOURCE_DATE_EPOCH, so other targets and bases reuse them. If the build stops before the app
+//! layer needs the wheel (an error elsewhere), dropping the handle kills the backend.
 
 use std::path::{Path, PathBuf};
 
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
+use crate::interrupt::Children;
 use crate::oci::digest::Digest;
 use crate::python::app::{self, BuildSystem};
+use crate::scratch::ScratchDir;
 
 use super::cache::io_err;
+
+/// The app wheel being built (or found built).
+pub(super) struct AppWheel {
+    handle: Option<JoinHandle<Result<PathBuf, Error>>>,
+    children: Children,
+}
+
+impl AppWheel {
+    /// Waits for the wheel.
+    pub(super) async fn finish(mut self) -> Result<PathBuf, Error> {
+        match self.handle.take() {
+            Some(handle) => handle.await.map_err(super::pipeline::crashed)?,
+            None => Err(Error::Usage("the app wheel was awaited twice".into())),
+        }
+    }
+}
+
+impl Drop for AppWheel {
+    fn drop(&mut self) {
+        // Still building and no longer wanted: stop the backend and whatever it started.
+        if self.handle.is_some() {
+            self.children.kill();
+        }
+    }
+}
 
 /// Starts building the app wheel (or finds it built) on a blocking thread.
 pub(super) fn start(
@@ -20,7 +48,7 @@ pub(super) fn start(
     build_system: BuildSystem,
     cache_dir: &Path,
     source_date_epoch: u64,
-) -> JoinHandle<Result<PathBuf, Error>> {
+) -> AppWheel {
     let key = Digest::of_parts([
         "lockship-app-wheel-v1",
         app_key,
@@ -30,7 +58,9 @@ pub(super) fn start(
     let wheels = cache_dir.join("app-wheels");
     let build_envs = cache_dir.join("build-envs");
     let project_dir = project_dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
+    let children = Children::default();
+    let running = children.clone();
+    let handle = tokio::task::spawn_blocking(move || {
         let dir = wheels.join(&key.hex()[..32]);
         if let Some(wheel) = app::wheel_in(&dir) {
             return Ok(wheel);
@@ -38,7 +68,7 @@ pub(super) fn start(
         fs_err::create_dir_all(&wheels).map_err(io_err(&wheels))?;
         // Built in a private directory and renamed into place: a failed or concurrent build
         // never leaves a half-written wheel under the key.
-        let scratch = tempfile::tempdir_in(&wheels).map_err(io_err(&wheels))?;
+        let scratch = ScratchDir::new_in(&wheels).map_err(io_err(&wheels))?;
         let out = scratch.path().join("dist");
         fs_err::create_dir_all(&out).map_err(io_err(&out))?;
         let wheel = app::build_wheel(
@@ -47,6 +77,7 @@ pub(super) fn start(
             source_date_epoch,
             &build_system,
             &build_envs,
+            &running,
         )?;
         let name = wheel
             .file_name()
@@ -61,6 +92,11 @@ pub(super) fn start(
                 "cannot move the built wheel into the cache",
             )));
         }
+        drop(scratch);
         Ok(dir.join(name))
-    })
+    });
+    AppWheel {
+        handle: Some(handle),
+        children,
+    }
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::debian::base::DebianSpec;
 use crate::error::Error;
+use crate::net::Http;
 use crate::oci::blob_store::BlobStore;
 use crate::oci::digest::Digest;
 use crate::oci::image::{BlobOrigin, ImageLayer};
@@ -15,7 +16,7 @@ use crate::output::Output;
 use crate::project::{BaseSpec, Project};
 use crate::python::probe::{self, BaseFacts};
 use crate::python::target::PythonTarget;
-use oci_client::Reference;
+use oci_spec::distribution::Reference;
 
 use super::cache::{read_cached, write_cached};
 use super::{BuildOptions, Reporter, DEFAULT_BASE};
@@ -44,6 +45,7 @@ pub(crate) async fn open_base(
     project: &Project,
     lock_path: &Path,
     opts: &BuildOptions,
+    http: &Http,
     store: &BlobStore,
     reporter: &dyn Reporter,
 ) -> Result<(Registry, ResolvedBase, Vec<Reference>, PythonTarget), Error> {
@@ -59,27 +61,25 @@ pub(crate) async fn open_base(
         BaseSpec::Image(text) => Some(registry::parse_reference(text)?),
         BaseSpec::Debian(_) => None,
     };
-    let mut registries: Vec<String> = base_ref
-        .iter()
-        .map(|r| r.resolve_registry().to_string())
-        .collect();
     let mut push_refs = Vec::new();
     for out in &opts.outputs {
         if let Output::Registry(r) = out {
-            let r = registry::parse_reference(r)?;
-            registries.push(r.resolve_registry().to_string());
-            push_refs.push(r);
+            push_refs.push(registry::parse_reference(r)?);
         }
     }
-    let registry = Registry::new(&registries.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let registry = Registry::new(http.clone(), opts.insecure_registries.clone());
     let base = match (&spec, base_ref) {
         (BaseSpec::Image(text), Some(reference)) => {
             reporter.step(&format!("resolving base {text} for {platform}"));
+            let choice = PlatformChoice {
+                platform: &platform,
+                required: opts.platform.is_some(),
+            };
             registry_base(
                 &registry,
                 reference,
                 text,
-                &platform,
+                choice,
                 store,
                 &opts.cache_dir,
                 reporter,
@@ -91,7 +91,7 @@ pub(crate) async fn open_base(
                 .parent()
                 .unwrap_or(&project.dir)
                 .join(crate::debian::base_lock::FILE_NAME);
-            debian_base(debian, &platform, &lock_path, store, opts, reporter).await?
+            debian_base(debian, &platform, &lock_path, http, store, opts, reporter).await?
         }
         (BaseSpec::Image(_), None) => unreachable!("image bases always have a reference"),
     };
@@ -116,17 +116,27 @@ pub(crate) async fn open_base(
     Ok((registry, base, push_refs, target))
 }
 
+/// The platform to take from a base, and whether the user asked for it (then a single-platform
+/// base must match it; by default such a base decides the platform itself).
+#[derive(Clone, Copy)]
+pub(super) struct PlatformChoice<'a> {
+    platform: &'a Platform,
+    required: bool,
+}
+
 /// A base image from a registry: its manifest and config, and its facts.
 pub(super) async fn registry_base(
     registry: &Registry,
     reference: Reference,
     text: &str,
-    platform: &Platform,
+    choice: PlatformChoice<'_>,
     store: &BlobStore,
     cache_dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<ResolvedBase, Error> {
-    let remote = registry.resolve(&reference, platform, store).await?;
+    let remote = registry
+        .resolve(&reference, choice.platform, choice.required, store)
+        .await?;
     let config: serde_json::Value = serde_json::from_slice(&remote.config)
         .map_err(|e| Error::Usage(format!("base image {text} has an unreadable config: {e}")))?;
     let facts = base_facts(registry, &remote, &config, store, cache_dir, reporter).await?;
@@ -193,15 +203,15 @@ pub(super) async fn debian_base(
     spec: &DebianSpec,
     platform: &Platform,
     lock_path: &Path,
+    http: &Http,
     store: &BlobStore,
     opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<ResolvedBase, Error> {
     let arch = debian_arch(platform);
-    let http = crate::download::http_client();
     reporter.step(&format!("Debian {} base for {arch}", spec.suite));
     let (base_lock, changes) =
-        crate::debian::base::lock(spec, &arch, lock_path, &http, store, opts.upgrade_base).await?;
+        crate::debian::base::lock(spec, &arch, lock_path, http, store, opts.upgrade_base).await?;
     let text = base_lock.to_text();
     let lock_digest = Digest::of_bytes(text.as_bytes());
     let key = Digest::of_parts([
@@ -222,7 +232,7 @@ pub(super) async fn debian_base(
                 "fetching {} Debian packages",
                 base_lock.packages.len()
             ));
-            crate::debian::base::fetch(spec, &base_lock, &http, store).await?;
+            crate::debian::base::fetch(spec, &base_lock, http, store).await?;
             reporter.step("writing the Debian base layer");
             let (lock2, store2, mtime) = (base_lock.clone(), store.clone(), opts.source_date_epoch);
             let info = tokio::task::spawn_blocking(move || {
@@ -283,10 +293,12 @@ pub(super) async fn base_facts(
         "pulling {} base layers to inspect them",
         base.layers.len()
     ));
+    let what = format!("base layer of {}", base.reference);
     registry
         .fetch_blobs(
             &base.reference,
-            base.layers.iter().map(|l| &l.digest),
+            base.layers.iter().map(|l| (&l.digest, l.size)),
+            &what,
             store,
         )
         .await?;

@@ -111,11 +111,15 @@ pub(super) fn config_spec(settings: &ImageSettings<'_>) -> ConfigSpec {
     labels.insert(key.clone(), value.clone());
     labels.insert("dev.lockship.lock.digest".into(), lock.digest.to_string());
     labels.insert("dev.lockship.target".into(), target_name.to_string());
+    // CI clones carry tokens in the remote URL (https://gitlab-ci-token:…@host/…): the label
+    // keeps only what locates the source, never user info, a query or a fragment.
     let source = project
         .config
         .source
         .clone()
-        .or_else(|| git(&project.dir, &["remote", "get-url", "origin"]));
+        .or_else(|| git(&project.dir, &["remote", "get-url", "origin"]))
+        .map(|url| crate::net::url::source_label(&url))
+        .filter(|url| !url.is_empty());
     if let Some(source) = source {
         labels.insert("org.opencontainers.image.source".into(), source);
     }

@@ -6,7 +6,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::oci::digest::{Digest, Hasher};
+use crate::net::Http;
+use crate::oci::digest::Digest;
 use crate::project::Project;
 use crate::python::index;
 use crate::python::lock::{requirements_txt, Artifacts, LockFile, LockKind, LockedPackage};
@@ -15,20 +16,26 @@ use super::cache::{read_cached, write_cached};
 
 /// Fills in wheel URLs for locks that list only hashes, from the configured index. Answers
 /// are cached by (index, package, version, hashes): the hashes pin the files, so they cannot go
-/// stale in a way that matters.
+/// stale in a way that matters. The index URL's user info goes to `http`'s credential store
+/// (sent to that host only); the URL without it is what is keyed, cached and shown.
 pub(super) async fn resolve_index_files(
     lock: &LockFile,
     project: &Project,
     packages: Vec<LockedPackage>,
+    http: &Http,
     cache_dir: &Path,
 ) -> Result<Vec<LockedPackage>, Error> {
+    let from_lock = requirements_txt::options(&lock.text).index_url;
+    let configured =
+        index::configured_index(&lock.path, from_lock.as_deref(), project.pyproject.as_ref());
     if lock.kind != LockKind::RequirementsTxt {
+        // Locks with URLs need no lookup, but files on the user's index need its credentials.
+        if let Ok(url) = configured {
+            http.add_credentials(&url);
+        }
         return Ok(packages);
     }
-    let from_lock = requirements_txt::options(&lock.text).index_url;
-    let index_url =
-        index::configured_index(&lock.path, from_lock.as_deref(), project.pyproject.as_ref())?;
-    let http = crate::download::http_client();
+    let index_url = http.add_credentials(&configured?);
     let cache = cache_dir.join("index");
     futures::stream::iter(packages)
         .map(|p| {
@@ -37,15 +44,12 @@ pub(super) async fn resolve_index_files(
                 let Artifacts::FromIndex { hashes } = &p.artifacts else {
                     return Ok(p);
                 };
-                let mut h = Hasher::default();
-                for part in [index_url.as_str(), &p.name, &p.version] {
-                    h.update(part.as_bytes());
-                    h.update(&[0]);
-                }
-                for d in hashes {
-                    h.update(d.as_str().as_bytes());
-                }
-                let path = cache.join(format!("{}.json", h.finish().hex()));
+                let key = Digest::of_parts(
+                    [index_url.as_str(), &p.name, &p.version]
+                        .into_iter()
+                        .chain(hashes.iter().map(Digest::as_str)),
+                );
+                let path = cache.join(format!("{}.json", key.hex()));
                 if let Some(files) = read_cached::<CachedFiles>(&path) {
                     return Ok(LockedPackage {
                         artifacts: Artifacts::Listed {

@@ -13,6 +13,7 @@ use crate::python::target::PythonTarget;
 use crate::user::{self, User};
 
 use super::cache::io_err;
+use crate::scratch::ScratchDir;
 
 /// What every layer builder needs; shared by the pipeline's blocking workers.
 pub(super) struct LayerContext {
@@ -31,7 +32,8 @@ pub(super) fn build_layer(
     planned: &PlannedLayer,
     app_wheel: Option<&Path>,
 ) -> Result<LayerInfo, Error> {
-    let scratch = tempfile::tempdir_in(ctx.store.tmp_dir()).map_err(io_err(ctx.store.tmp_dir()))?;
+    let tmp = ctx.store.tmp_dir();
+    let scratch = ScratchDir::new_in(&tmp).map_err(io_err(&tmp))?;
     let root = scratch.path().join("root");
     fs_err::create_dir_all(&root).map_err(io_err(&root))?;
     let mut tree = TarTree::new();

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::Error;
+use crate::net::{Http, NetOptions};
 use crate::oci::blob_store::BlobStore;
 use crate::oci::image::{self, BlobOrigin, ImageLayer};
 use crate::oci::layer::LayerInfo;
 use crate::oci::platform::Platform;
+use crate::oci::registry::Registry;
 use crate::oci::{docker_tar, layout};
 use crate::output::Output;
 use crate::plan::{self, AppPlan, PlanInputs, PlannedLayer};
@@ -22,6 +24,7 @@ use crate::python::lock::{freshness, LockFile, LockedPackage};
 use crate::python::{app, select};
 use crate::smoke::{self, SmokeError, SmokeResult};
 use crate::user::{self};
+use oci_spec::distribution::Reference;
 
 mod app_wheel;
 mod base;
@@ -66,6 +69,10 @@ pub struct BuildOptions {
     pub network: bool,
     /// The `[tool.lockship.targets.NAME]` to build (`production` by default).
     pub target: String,
+    /// Timeouts and retries for every server lockship talks to.
+    pub net: NetOptions,
+    /// Registries spoken to over plain HTTP besides loopback ones (LOCKSHIP_INSECURE_REGISTRIES).
+    pub insecure_registries: Vec<String>,
 }
 
 /// When the smoke commands run.
@@ -82,6 +89,8 @@ pub enum SmokeMode {
 /// Receives progress; the CLI draws it on stderr. Library code never prints.
 pub trait Reporter: Sync {
     fn step(&self, message: &str);
+    /// Something the user should know that does not stop the build (a damaged cache entry).
+    fn warn(&self, _message: &str) {}
     /// A smoke command finished (its output included).
     fn smoke(&self, _result: &SmokeResult) {}
 }
@@ -119,15 +128,113 @@ impl Timer {
     }
 }
 
-/// Builds the project's image and writes it to every output.
+/// The cache's own directories, where interrupted runs may leave temporary entries.
+const CACHE_DIRS: [&str; 7] = [
+    "layers",
+    "bases",
+    "index",
+    "smoke-passed",
+    "app-wheels",
+    "build-envs",
+    "tools",
+];
+
+/// Opens the cache's blob store and removes what killed runs left in the cache.
+pub(crate) fn open_cache(cache_dir: &std::path::Path) -> Result<BlobStore, Error> {
+    let store = BlobStore::open(cache_dir.join("blobs"))?;
+    for dir in CACHE_DIRS {
+        crate::scratch::sweep(&cache_dir.join(dir));
+    }
+    Ok(store)
+}
+
+/// Tells the user about cache entries found damaged (and removed) since the last call.
+fn warn_evictions(store: &BlobStore, reporter: &dyn Reporter) {
+    for e in store.take_evictions() {
+        reporter.warn(&format!(
+            "cached blob {} ({}) was damaged on disk: removed, and fetched or built again",
+            e.digest, e.what
+        ));
+    }
+}
+
+/// Pushes `image` to every target: all blobs to all targets first, then the manifests, one
+/// after another, so that a target that cannot take the blobs stops the push before any tag
+/// moves. A manifest that fails after others went up leaves those tags moved (registries have
+/// no transaction across repositories); the error names them.
+async fn push_all(
+    registry: &Registry,
+    image: &image::Image,
+    targets: &[Reference],
+    base: Option<&Reference>,
+    store: &BlobStore,
+    early: &pipeline::EarlyPushes,
+    reporter: &dyn Reporter,
+) -> Result<Vec<PushedReport>, Error> {
+    let none = std::collections::HashMap::new();
+    let mut reports = Vec::new();
+    for target in targets {
+        reporter.step(&format!("pushing layers to {target}"));
+        let done = early.get(&target.to_string()).unwrap_or(&none);
+        reports.push(
+            registry
+                .push_blobs(image, target, base, store, done)
+                .await?,
+        );
+    }
+    let mut pushed: Vec<PushedReport> = Vec::new();
+    for (target, report) in targets.iter().zip(reports) {
+        reporter.step(&format!("pushing the manifest to {target}"));
+        if let Err(source) = registry.push_manifest(image, target).await {
+            if pushed.is_empty() {
+                return Err(source.into());
+            }
+            return Err(Error::PartialPush {
+                pushed: pushed
+                    .iter()
+                    .map(|p| p.reference.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source: Box::new(source),
+            });
+        }
+        pushed.push(PushedReport {
+            reference: target.to_string(),
+            report,
+        });
+    }
+    Ok(pushed)
+}
+
+/// Builds the project's image and writes it to every output. A damaged cache entry found on
+/// the way is removed, and the build runs once more to fetch or build it again.
 pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<BuildReport, Error> {
+    let store = open_cache(&opts.cache_dir)?;
+    let http = Http::new(&opts.net);
+    let result = match build_once(opts, &http, &store, reporter).await {
+        Err(e) if e.is_corrupt_cache() => {
+            warn_evictions(&store, reporter);
+            build_once(opts, &http, &store, reporter).await
+        }
+        other => other,
+    };
+    warn_evictions(&store, reporter);
+    result
+}
+
+async fn build_once(
+    opts: &BuildOptions,
+    http: &Http,
+    store: &BlobStore,
+    reporter: &dyn Reporter,
+) -> Result<BuildReport, Error> {
     let mut timer = Timer {
         start: Instant::now(),
         timings: Vec::new(),
     };
     let project = Project::load(&opts.project_dir)?;
     let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
-    let store = BlobStore::open(opts.cache_dir.join("blobs"))?;
+    let store = store.clone();
 
     // The app's files and key come first: its wheel needs nothing from the base, so its build
     // starts now and runs alongside everything up to the app layer.
@@ -174,7 +281,7 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     });
 
     let (registry, base, push_refs, target) =
-        open_base(&project, &lock.path, opts, &store, reporter).await?;
+        open_base(&project, &lock.path, opts, http, &store, reporter).await?;
     let facts = base.facts.clone();
     timer.lap("base");
     let env = target.marker_env();
@@ -197,7 +304,7 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
             })
             .collect()
     };
-    let packages = resolve_index_files(&lock, &project, packages, &opts.cache_dir).await?;
+    let packages = resolve_index_files(&lock, &project, packages, http, &opts.cache_dir).await?;
     let tags = target.tags()?;
     let chosen = select::choose(&packages, &tags, &target.describe())?;
     let target_chosen = select::choose(&target_packages, &tags, &target.describe())?;
@@ -244,16 +351,6 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     }
 
     // Layers: reuse what the cache has; the pipeline fetches, writes and caches the rest.
-    let layer_cache = opts.cache_dir.join("layers");
-    let cache_entries: Vec<PathBuf> = plan
-        .layers
-        .iter()
-        .map(|l| layer_cache.join(format!("{}.json", l.key)))
-        .collect();
-    let cached: Vec<Option<LayerInfo>> = cache_entries
-        .iter()
-        .map(|entry| read_cached::<LayerInfo>(entry).filter(|info| store.contains(&info.digest)))
-        .collect();
     let commands: Vec<Vec<String>> = project
         .config
         .smoke
@@ -271,6 +368,31 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
             config: project.config_path.clone(),
         }
         .into());
+    }
+    let locals: Vec<&Output> = opts
+        .outputs
+        .iter()
+        .filter(|o| o.local_path().is_some())
+        .collect();
+    // Layers that outputs or smoke tests will read are checked now, so a damaged one is built
+    // again rather than copied out; a push-only build checks what it uploads as it goes.
+    let reads_layers = !locals.is_empty() || must_test;
+    let layer_cache = opts.cache_dir.join("layers");
+    let cache_entries: Vec<PathBuf> = plan
+        .layers
+        .iter()
+        .map(|l| layer_cache.join(format!("{}.json", l.key)))
+        .collect();
+    let mut cached: Vec<Option<LayerInfo>> = Vec::new();
+    for (entry, layer) in cache_entries.iter().zip(&plan.layers) {
+        let info = match read_cached::<LayerInfo>(entry) {
+            Some(info) if reads_layers => store
+                .verify(&info.digest, &layer.description)?
+                .then_some(info),
+            Some(info) => store.contains(&info.digest).then_some(info),
+            None => None,
+        };
+        cached.push(info);
     }
     let to_build: Vec<(usize, PlannedLayer)> = plan
         .layers
@@ -299,6 +421,7 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
             cache_entries,
             chosen: &all_chosen,
             ctx,
+            http,
             registry: &registry,
             early_push,
             app_wheel,
@@ -342,16 +465,12 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
         .tag
         .clone()
         .unwrap_or_else(|| default_tag(&project, &opts.target));
-    let locals: Vec<&Output> = opts
-        .outputs
-        .iter()
-        .filter(|o| o.local_path().is_some())
-        .collect();
-    if let (true, Some(reference)) = (!locals.is_empty() || must_test, &base.reference) {
+    if let (true, Some(reference)) = (reads_layers, &base.reference) {
         registry
             .fetch_blobs(
                 reference,
-                base.layers.iter().map(|l| &l.info.digest),
+                base.layers.iter().map(|l| (&l.info.digest, l.info.size)),
+                &format!("base layer of {}", base.name),
                 &store,
             )
             .await?;
@@ -369,28 +488,17 @@ pub async fn build(opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Build
     }
     timer.lap("smoke");
 
-    // Outputs: registries, then files.
-    let mut pushed = Vec::new();
-    let no_pushes = std::collections::HashMap::new();
-    for target_ref in &push_refs {
-        reporter.step(&format!("pushing {target_ref}"));
-        let report = registry
-            .push(
-                &image,
-                target_ref,
-                base.reference.as_ref(),
-                &store,
-                built
-                    .pushed
-                    .get(&target_ref.to_string())
-                    .unwrap_or(&no_pushes),
-            )
-            .await?;
-        pushed.push(PushedReport {
-            reference: target_ref.to_string(),
-            report,
-        });
-    }
+    // Outputs: registries (every blob to every target, then the manifests), then files.
+    let pushed = push_all(
+        &registry,
+        &image,
+        &push_refs,
+        base.reference.as_ref(),
+        &store,
+        &built.pushed,
+        reporter,
+    )
+    .await?;
     for out in locals {
         match out {
             Output::OciLayout(dir) => {

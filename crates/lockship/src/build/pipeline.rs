@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use oci_client::Reference;
+use oci_spec::distribution::Reference;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
 use crate::error::Error;
+use crate::net::Http;
 use crate::oci::digest::Digest;
 use crate::oci::image::{BlobOrigin, ImageLayer};
 use crate::oci::layer::LayerInfo;
@@ -20,6 +20,7 @@ use crate::oci::registry::{LayerPush, Registry};
 use crate::plan::{LayerContent, PlannedLayer};
 use crate::python::{fetch, select::ChosenWheel};
 
+use super::app_wheel::AppWheel;
 use super::cache::write_cached;
 use super::layers::{build_layer, LayerContext};
 use super::Reporter;
@@ -36,19 +37,22 @@ pub(super) struct Jobs<'a> {
     /// Every wheel the plan may need, to find download URLs.
     pub chosen: &'a [ChosenWheel],
     pub ctx: Arc<LayerContext>,
+    pub http: &'a Http,
     pub registry: &'a Registry,
     /// Push targets that may receive layers before the image is complete.
     pub early_push: &'a [Reference],
     /// The app wheel being built, for the app layer.
-    pub app_wheel: Option<JoinHandle<Result<PathBuf, Error>>>,
+    pub app_wheel: Option<AppWheel>,
 }
+
+/// Layers pushed during the build, by target reference.
+pub(super) type EarlyPushes = HashMap<String, HashMap<Digest, LayerPush>>;
 
 /// What the pipeline produced.
 pub(super) struct Built {
     /// Layer info by plan index.
     pub layers: Vec<(usize, LayerInfo)>,
-    /// Layers already pushed, by target reference.
-    pub pushed: HashMap<String, HashMap<Digest, LayerPush>>,
+    pub pushed: EarlyPushes,
 }
 
 /// Runs the pipeline to the end, or to the first error.
@@ -58,6 +62,7 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
         cache_entries,
         chosen,
         ctx,
+        http,
         registry,
         early_push,
         mut app_wheel,
@@ -70,17 +75,11 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
             .map(|n| n.get())
             .unwrap_or(2),
     );
-    let http = crate::download::http_client();
     let tasks = to_build.into_iter().map(|(index, layer)| {
         let wants_app = matches!(layer.content, LayerContent::AppWheel);
         let app = if wants_app { app_wheel.take() } else { None };
-        let (ctx, downloads, cores, http, cache_entry) = (
-            ctx.clone(),
-            &downloads,
-            &cores,
-            &http,
-            &cache_entries[index],
-        );
+        let (ctx, downloads, cores, cache_entry) =
+            (ctx.clone(), &downloads, &cores, &cache_entries[index]);
         async move {
             if let LayerContent::Wheels { wheels } = &layer.content {
                 let store = &ctx.store;
@@ -97,7 +96,7 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
                 futures::future::try_join_all(fetches).await?;
             }
             let app_wheel = match app {
-                Some(handle) => Some(handle.await.map_err(crashed)??),
+                Some(wheel) => Some(wheel.finish().await?),
                 None => None,
             };
             let core = cores.acquire().await.expect("never closed");
@@ -150,6 +149,6 @@ fn weight(layer: &PlannedLayer) -> u64 {
     }
 }
 
-fn crashed(e: tokio::task::JoinError) -> Error {
+pub(super) fn crashed(e: tokio::task::JoinError) -> Error {
     Error::Usage(format!("layer writer crashed: {e}"))
 }

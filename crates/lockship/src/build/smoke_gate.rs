@@ -8,6 +8,7 @@ use crate::smoke::{Runtime, SmokeError, SmokeResult};
 
 use super::cache::io_err;
 use super::{BuildOptions, Reporter};
+use crate::scratch::ScratchDir;
 
 /// Loads the image into the container runtime under a throwaway tag and runs each smoke command;
 /// the first failure stops the build.
@@ -31,21 +32,30 @@ pub(super) fn run_smoke(
         &image.manifest_digest.hex()[..16],
         std::process::id()
     );
-    let tmp = tempfile::Builder::new()
-        .prefix("smoke-")
-        .tempdir_in(store.tmp_dir())
-        .map_err(io_err(store.tmp_dir()))?;
+    let scratch = store.tmp_dir();
+    let tmp = ScratchDir::new_in(&scratch).map_err(io_err(&scratch))?;
     let tar = tmp.path().join("image.tar");
     docker_tar::write(image, store, &tar, &tag)?;
     reporter.step(&format!(
         "loading the image into {runtime:?} for {} smoke commands",
         commands.len()
     ));
+    // Untag even if lockship is stopped mid-test.
+    let _untag = crate::interrupt::run_on_stop(vec![
+        format!("{runtime:?}").to_lowercase(),
+        "rmi".into(),
+        tag.clone(),
+    ]);
     runtime.load(&tar)?;
     let mut results = Vec::new();
     for argv in commands {
         reporter.step(&format!("smoke: {}", shell_words::join(argv)));
-        let result = runtime.run(&tag, argv, opts.network);
+        let container = format!(
+            "lockship-smoke-{}-{nonce}-{}",
+            std::process::id(),
+            results.len()
+        );
+        let result = runtime.run(&tag, &container, argv, opts.network);
         reporter.smoke(&result);
         let failed = result.exit_code != 0;
         let (command, code) = (result.command.clone(), result.exit_code);

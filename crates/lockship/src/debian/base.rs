@@ -12,7 +12,9 @@ use super::base_lock::{BaseLock, LockedDeb};
 use super::control::parse_packages;
 use super::resolve::Universe;
 use super::{deb, mirror, release, DebianError};
-use crate::download::{self, DownloadError};
+use crate::download;
+use crate::net::url::redact;
+use crate::net::{Http, NetError};
 use crate::oci::blob_store::BlobStore;
 use crate::oci::digest::Digest;
 use crate::oci::layer::{self, LayerInfo};
@@ -42,12 +44,17 @@ const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 const CA_DIR: &str = "usr/share/ca-certificates";
 const CA_BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
 
+/// The Release file is a few hundred KB; refuse anything absurd.
+const MAX_RELEASE: u64 = 16 << 20;
+
 impl DebianSpec {
-    fn mirror(&self) -> Result<String, DebianError> {
+    /// The mirror's URL, its user info (if any) handed to `http` for that host only.
+    fn mirror(&self, http: &Http) -> Result<String, DebianError> {
         self.mirror
             .clone()
             .map(|m| m.trim_end_matches('/').to_string())
             .or_else(|| mirror::from_apt_sources(Path::new("/"), &self.suite))
+            .map(|m| http.add_credentials(&m))
             .ok_or(DebianError::NoMirror)
     }
 }
@@ -58,7 +65,7 @@ pub async fn lock(
     spec: &DebianSpec,
     arch: &str,
     lock_path: &Path,
-    http: &reqwest::Client,
+    http: &Http,
     store: &BlobStore,
     upgrade: bool,
 ) -> Result<(BaseLock, Vec<String>), DebianError> {
@@ -72,29 +79,27 @@ pub async fn lock(
             return Ok((l.clone(), Vec::new()));
         }
     }
-    let mirror = spec.mirror()?;
+    let mirror = spec.mirror(http)?;
     let url = format!("{mirror}/dists/{}/InRelease", spec.suite);
-    let response = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| DebianError::Download {
-            what: url.clone(),
-            source: DownloadError::Failed {
-                url: url.clone(),
-                message: download::root_cause(&e),
-            },
-        })?;
-    if !response.status().is_success() {
-        return Err(DebianError::UnknownSuite {
-            suite: spec.suite.clone(),
-            mirror,
-            message: format!("HTTP {} for InRelease", response.status()),
-        });
-    }
-    let text = response.text().await.map_err(|e| DebianError::BadRelease {
-        url: url.clone(),
-        message: e.to_string(),
+    let (_, body) = match http.get_bytes(&url, &[], MAX_RELEASE).await {
+        Ok(answer) => answer,
+        Err(NetError::Status { status, .. }) => {
+            return Err(DebianError::UnknownSuite {
+                suite: spec.suite.clone(),
+                mirror: redact(&mirror),
+                message: format!("HTTP {status} for InRelease"),
+            })
+        }
+        Err(source) => {
+            return Err(DebianError::Download {
+                what: format!("the {} release file", spec.suite),
+                source: source.into(),
+            })
+        }
+    };
+    let text = String::from_utf8(body.to_vec()).map_err(|_| DebianError::BadRelease {
+        url: redact(&url),
+        message: "not UTF-8 text".into(),
     })?;
     let keyring = spec
         .keyring
@@ -110,11 +115,11 @@ pub async fn lock(
             .get(&index_path)
             .cloned()
             .ok_or_else(|| DebianError::BadRelease {
-                url: url.clone(),
+                url: redact(&url),
                 message: format!("lists no {index_path} (is {arch} in this suite?)"),
             })?;
     let index_url = format!("{mirror}/dists/{}/{index_path}", spec.suite);
-    download::fetch_verified(http, &index_url, &digest, store)
+    download::fetch_verified(http, &index_url, &digest, &index_path, store)
         .await
         .map_err(|source| DebianError::Download {
             what: format!("the {} package index", spec.suite),
@@ -123,13 +128,15 @@ pub async fn lock(
     let mut text = String::new();
     flate2::read::MultiGzDecoder::new(std::fs::File::open(store.path(&digest)).map_err(|e| {
         DebianError::BadRelease {
-            url: index_url.clone(),
+            url: redact(&index_url),
             message: e.to_string(),
         }
     })?)
+    // Packages.gz of a whole suite is ~50 MB inflated; a bomb stops at 1 GiB.
+    .take(1 << 30)
     .read_to_string(&mut text)
     .map_err(|e| DebianError::BadRelease {
-        url: index_url.clone(),
+        url: redact(&index_url),
         message: format!("cannot decompress: {e}"),
     })?;
     let entries = parse_packages(&text, arch);
@@ -202,7 +209,7 @@ fn deb_digest(p: &LockedDeb) -> Result<Digest, DebianError> {
 pub async fn fetch(
     spec: &DebianSpec,
     lock: &BaseLock,
-    http: &reqwest::Client,
+    http: &Http,
     store: &BlobStore,
 ) -> Result<(), DebianError> {
     let missing: Vec<(&LockedDeb, Digest)> = lock
@@ -211,17 +218,18 @@ pub async fn fetch(
         .map(|p| deb_digest(p).map(|d| (p, d)))
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
-        .filter(|(_, d)| !store.contains(d))
+        // A .deb damaged in the cache is evicted here and fetched again below.
+        .filter(|(p, d)| !store.verify(d, &p.filename).unwrap_or(false))
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let mirror = spec.mirror()?;
+    let mirror = spec.mirror(http)?;
     futures::stream::iter(missing)
         .map(|(p, d)| {
             let url = format!("{mirror}/{}", p.filename);
             async move {
-                download::fetch_verified(http, &url, &d, store)
+                download::fetch_verified(http, &url, &d, &p.filename, store)
                     .await
                     .map_err(|source| DebianError::Download {
                         what: format!("Debian package {} {}", p.name, p.version),

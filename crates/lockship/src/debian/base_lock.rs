@@ -73,10 +73,13 @@ impl BaseLock {
             message,
         };
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| err(e.to_string()))?;
+        // A new file renamed over the old: a symlink planted at `path` is replaced, never
+        // followed to wherever it points.
+        let mut tmp =
+            crate::scratch::ScratchFile::new_in(dir, "").map_err(|e| err(e.to_string()))?;
         std::io::Write::write_all(&mut tmp, self.to_text().as_bytes())
             .map_err(|e| err(e.to_string()))?;
-        tmp.persist(path).map_err(|e| err(e.error.to_string()))?;
+        tmp.persist(path).map_err(|e| err(e.to_string()))?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub mod version;
 use std::path::PathBuf;
 
 use crate::download::DownloadError;
+use crate::net::url::Redacted;
 use crate::oci::blob_store::BlobStoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,15 +31,15 @@ pub enum DebianError {
     #[error("suite `{suite}` not found on {mirror} ({message})")]
     UnknownSuite {
         suite: String,
-        mirror: String,
+        mirror: Redacted,
         message: String,
     },
     #[error("{url}: the OpenPGP signature does not verify against {keyring}")]
-    BadSignature { url: String, keyring: String },
+    BadSignature { url: Redacted, keyring: String },
     #[error("cannot read the Debian archive keyring {path}: {message}")]
     Keyring { path: PathBuf, message: String },
     #[error("{url}: {message}")]
-    BadRelease { url: String, message: String },
+    BadRelease { url: Redacted, message: String },
     #[error(transparent)]
     Resolve(#[from] resolve::ResolveError),
     #[error("{package}: cannot unpack {path}: {message}")]

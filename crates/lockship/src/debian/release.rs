@@ -51,7 +51,7 @@ pub fn verify(
     keyring: &Path,
 ) -> Result<Release, DebianError> {
     let bad = || DebianError::BadSignature {
-        url: url.to_string(),
+        url: crate::net::url::redact(url),
         keyring: keyring.display().to_string(),
     };
     let (message, _) = CleartextSignedMessage::from_string(text).map_err(|_| bad())?;
@@ -65,11 +65,12 @@ pub fn verify(
     parse(&message.signed_text().replace("\r\n", "\n"), url)
 }
 
-fn parse(body: &str, url: &str) -> Result<Release, DebianError> {
+/// Parses the text of a Release file (already verified, or for tests and fuzzing).
+pub fn parse(body: &str, url: &str) -> Result<Release, DebianError> {
     let (fields, _) = stanzas(body)
         .next()
         .ok_or_else(|| DebianError::BadRelease {
-            url: url.to_string(),
+            url: crate::net::url::redact(url),
             message: "empty Release file".into(),
         })?;
     let get = |k: &str| fields.iter().find(|(f, _)| *f == k).map(|(_, v)| v.clone());
@@ -84,7 +85,7 @@ fn parse(body: &str, url: &str) -> Result<Release, DebianError> {
     }
     if files.is_empty() {
         return Err(DebianError::BadRelease {
-            url: url.to_string(),
+            url: crate::net::url::redact(url),
             message: "no SHA256 file list".into(),
         });
     }

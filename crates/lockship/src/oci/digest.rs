@@ -121,6 +121,63 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// An expected content hash in one of the SHA-2 sizes (a wheel's RECORD may use any of them),
+/// checked against bytes as they stream past.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContentCheck {
+    Sha256([u8; 32]),
+    Sha384([u8; 48]),
+    Sha512([u8; 64]),
+}
+
+impl ContentCheck {
+    /// From an algorithm name (`sha256`, `sha384`, `sha512`) and the raw digest bytes.
+    pub fn new(algorithm: &str, digest: &[u8]) -> Option<ContentCheck> {
+        match algorithm {
+            "sha256" => digest.try_into().ok().map(ContentCheck::Sha256),
+            "sha384" => digest.try_into().ok().map(ContentCheck::Sha384),
+            "sha512" => digest.try_into().ok().map(ContentCheck::Sha512),
+            _ => None,
+        }
+    }
+
+    /// A hasher of the same algorithm.
+    pub fn hasher(&self) -> ContentHasher {
+        match self {
+            ContentCheck::Sha256(_) => ContentHasher::Sha256(Sha256::new()),
+            ContentCheck::Sha384(_) => ContentHasher::Sha384(sha2::Sha384::new()),
+            ContentCheck::Sha512(_) => ContentHasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+}
+
+/// Hashes bytes for a [`ContentCheck`].
+pub enum ContentHasher {
+    Sha256(Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl ContentHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            ContentHasher::Sha256(h) => h.update(bytes),
+            ContentHasher::Sha384(h) => h.update(bytes),
+            ContentHasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// Whether the bytes seen hash to what `check` expects.
+    pub fn matches(self, check: &ContentCheck) -> bool {
+        match (self, check) {
+            (ContentHasher::Sha256(h), ContentCheck::Sha256(d)) => h.finalize().as_slice() == d,
+            (ContentHasher::Sha384(h), ContentCheck::Sha384(d)) => h.finalize().as_slice() == d,
+            (ContentHasher::Sha512(h), ContentCheck::Sha512(d)) => h.finalize().as_slice() == d,
+            _ => false,
+        }
+    }
+}
+
 /// Incremental hashing for data that arrives in chunks (downloads).
 #[derive(Default)]
 pub struct Hasher(Sha256);
@@ -155,6 +212,26 @@ mod tests {
     fn parts_are_separated() {
         assert_eq!(Digest::of_parts(["ab", "c"]), Digest::of_bytes(b"ab\0c\0"));
         assert_ne!(Digest::of_parts(["ab", "c"]), Digest::of_parts(["a", "bc"]));
+    }
+
+    #[test]
+    fn content_checks_match_only_their_bytes() {
+        let sha256 = Sha256::digest(b"abc");
+        let check = ContentCheck::new("sha256", &sha256).unwrap();
+        let mut h = check.hasher();
+        h.update(b"a");
+        h.update(b"bc");
+        assert!(h.matches(&check));
+        let mut h = check.hasher();
+        h.update(b"abd");
+        assert!(!h.matches(&check));
+        let sha512 = sha2::Sha512::digest(b"abc");
+        let check = ContentCheck::new("sha512", &sha512).unwrap();
+        let mut h = check.hasher();
+        h.update(b"abc");
+        assert!(h.matches(&check));
+        assert!(ContentCheck::new("md5", &[0; 16]).is_none());
+        assert!(ContentCheck::new("sha256", &[0; 31]).is_none());
     }
 
     #[test]

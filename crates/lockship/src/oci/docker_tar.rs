@@ -2,31 +2,51 @@
 //! `docker-archive:`) accepts: an OCI layout plus Docker's `manifest.json`, the format Docker
 //! itself writes since 25.0 and one older engines read through `manifest.json`.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
-use fs_err as fs;
 use serde_json::json;
 
 use super::blob_store::BlobStore;
 use super::canonical_json;
 use super::image::Image;
-use super::layout::{io_err, OutputError};
+use super::layout::{io_err, prepare_parent, OutputError};
 use super::tar_tree::TarTree;
+use crate::scratch::ScratchFile;
+
+/// Whether an existing `dest` may be replaced: only an empty file or a tar archive (the
+/// `ustar` magic at offset 257 of its first header), never a directory or anything else.
+fn replaceable(dest: &Path) -> Result<bool, OutputError> {
+    let meta = match std::fs::metadata(dest) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(io_err(dest)(e)),
+    };
+    if !meta.is_file() {
+        return Ok(false);
+    }
+    if meta.len() == 0 {
+        return Ok(true);
+    }
+    let mut header = [0u8; 262];
+    let mut file = std::fs::File::open(dest).map_err(io_err(dest))?;
+    Ok(file.read_exact(&mut header).is_ok() && &header[257..262] == b"ustar")
+}
 
 /// Writes `image` to the tar file `dest` with `repo_tag` (e.g. `app:1.0`) as its name.
-/// The file appears only when complete.
+/// The file appears only when complete; an existing file is replaced only if it is a tarball.
 pub fn write(
     image: &Image,
     store: &BlobStore,
     dest: &Path,
     repo_tag: &str,
 ) -> Result<(), OutputError> {
-    let parent = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    let parent = prepare_parent(dest)?;
+    if !replaceable(dest)? {
+        return Err(OutputError::NotATarball {
+            path: dest.to_path_buf(),
+        });
+    }
     let tag = repo_tag.rsplit_once(':').map_or("latest", |(_, t)| t);
 
     let mut tree = TarTree::new();
@@ -72,11 +92,7 @@ pub fn write(
     }]);
     tree.bytes("manifest.json", canonical_json::to_vec(&manifest), 0o644);
 
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".lockship-")
-        .suffix(".tar.partial")
-        .tempfile_in(parent)
-        .map_err(io_err(parent))?;
+    let mut tmp = ScratchFile::new_in(&parent, ".tar.partial").map_err(io_err(&parent))?;
     {
         let out = io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         let mut out = tree
@@ -84,6 +100,6 @@ pub fn write(
             .map_err(|e| io_err(dest)(io::Error::other(e)))?;
         out.flush().map_err(io_err(dest))?;
     }
-    tmp.persist(dest).map_err(|e| io_err(dest)(e.error))?;
+    tmp.persist(dest).map_err(io_err(dest))?;
     Ok(())
 }

@@ -59,8 +59,15 @@ pub fn write_layer(tree: &TarTree, mtime: u64, store: &BlobStore) -> Result<Laye
 /// The layer's tar stream: every byte is hashed for the diff id; bytes that arrive deflated
 /// become gzip members as they are, after inflating them once to hash and check them.
 impl<W: Write> TarSink for HashingWriter<MemberWriter<W>> {
-    fn write_deflated(&mut self, deflated: &[u8], len: u64, crc: u32) -> io::Result<()> {
+    fn write_deflated(
+        &mut self,
+        deflated: &[u8],
+        len: u64,
+        crc: u32,
+        seen: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<()> {
         let check = inflate_verified(deflated, len, crc, &mut |chunk| {
+            seen(chunk);
             self.observe(chunk);
             Ok(())
         })?;
@@ -122,12 +129,21 @@ mod tests {
         (path, big)
     }
 
-    fn zip_tree(path: &std::path::Path) -> TarTree {
-        let archive = std::sync::Arc::new(path.to_path_buf());
+    /// A tree of the zip's members; `check` gives each the hash of `check(contents)`.
+    fn zip_tree_checked(path: &std::path::Path, check: fn(&[u8]) -> Vec<u8>) -> TarTree {
+        use sha2::Digest as _;
+        let archive = std::sync::Arc::new(crate::oci::tar_tree::ZipSource {
+            path: path.to_path_buf(),
+            name: "pkg.whl".into(),
+        });
         let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
         let mut tree = TarTree::new();
         for index in 0..zip.len() {
-            let member = zip.by_index(index).unwrap();
+            let mut member = zip.by_index(index).unwrap();
+            let mut contents = Vec::new();
+            // A member corrupted on purpose cannot be read: it gets no check.
+            let readable = member.read_to_end(&mut contents).is_ok();
+            let hashed = sha2::Sha256::digest(check(&contents));
             tree.insert(
                 &format!("site/{}", member.name().unwrap()),
                 crate::oci::tar_tree::Entry {
@@ -135,6 +151,9 @@ mod tests {
                         archive: archive.clone(),
                         index,
                         size: member.size(),
+                        check: readable
+                            .then(|| crate::oci::digest::ContentCheck::new("sha256", &hashed))
+                            .flatten(),
                     },
                     mode: 0o644,
                     uid: 0,
@@ -144,6 +163,36 @@ mod tests {
         }
         tree.bytes("site/after.txt", "a file after the members", 0o644);
         tree
+    }
+
+    fn zip_tree(path: &std::path::Path) -> TarTree {
+        zip_tree_checked(path, |c| c.to_vec())
+    }
+
+    #[test]
+    fn members_must_match_their_recorded_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = zip_fixture(dir.path());
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        // The big member is kept deflated, the small ones recompressed: both paths check.
+        let tree = zip_tree_checked(&path, |c| {
+            let mut other = c.to_vec();
+            other.push(b'!');
+            other
+        });
+        let err = write_layer(&tree, 0, &store).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "pkg.whl: site/pkg/big.py: its contents do not match the hash RECORD gives"
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("store/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]

@@ -9,7 +9,53 @@ use std::sync::Arc;
 
 use fs_err as fs;
 
+use super::digest::{ContentCheck, ContentHasher};
 use super::gzip_members::inflate_verified;
+
+/// The longest file name (one path component) Linux and every runtime accept: NAME_MAX.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// The longest path (or symlink target) lockship writes: PATH_MAX (4096) less 256 bytes for the
+/// directory a runtime unpacks layers into (Docker's overlay2 and containerd's snapshots sit
+/// some 100 bytes deep; rootless Podman deeper).
+pub const MAX_PATH_BYTES: usize = 3840;
+
+/// Whether `path` (relative, `/`-separated) is a name every runtime can create: no empty, `.`
+/// or `..` component, no NUL, each component at most [`MAX_NAME_BYTES`], the whole at most
+/// [`MAX_PATH_BYTES`].
+pub fn check_path(path: &str) -> Result<(), String> {
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!(
+            "path of {} bytes is longer than the {MAX_PATH_BYTES} runtimes can unpack",
+            path.len()
+        ));
+    }
+    if path.contains('\0') {
+        return Err("a NUL byte in a file name".into());
+    }
+    for part in path.split('/') {
+        match part {
+            "" | "." | ".." => return Err(format!("a `{part}` component in {path:?}")),
+            p if p.len() > MAX_NAME_BYTES => {
+                return Err(format!(
+                    "a file name of {} bytes (at most {MAX_NAME_BYTES}): {}…",
+                    p.len(),
+                    p.chars().take(40).collect::<String>()
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A zip archive that entries are read from: its path and the name to show in messages (a
+/// wheel's file name, not the cache path it is stored under).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ZipSource {
+    pub path: PathBuf,
+    pub name: String,
+}
 
 /// Zip members at least this large (compressed) are handed to the sink still deflated; smaller
 /// ones are inflated and compressed again with their neighbours, which shares context and saves
@@ -29,11 +75,13 @@ pub enum EntryData {
     Bytes(Vec<u8>),
     Symlink(String),
     /// A regular file stored in a zip archive (a wheel), `size` bytes once inflated. Its bytes
-    /// are read from the archive when the tar is written, never unpacked to disk.
+    /// are read from the archive when the tar is written, never unpacked to disk; with a
+    /// `check`, they must hash to it (a wheel's RECORD), or the tar fails.
     ZipMember {
-        archive: Arc<PathBuf>,
+        archive: Arc<ZipSource>,
         index: usize,
         size: u64,
+        check: Option<ContentCheck>,
     },
 }
 
@@ -63,22 +111,45 @@ pub enum TarTreeError {
     },
     #[error("{path}: not a regular file, directory or symlink")]
     Unsupported { path: PathBuf },
-    #[error("cannot read entry {index} of {archive}: {message}")]
-    Member {
-        archive: PathBuf,
-        index: usize,
-        message: String,
-    },
+    #[error("{archive}: {message}")]
+    Member { archive: String, message: String },
+    #[error("layer entry {path}: {message}")]
+    Unpackable { path: String, message: String },
 }
 
 /// Where a tar stream goes. Layers keep file data that is already deflated as it is (see
 /// [`super::gzip_members`]); any other sink gets the inflated bytes.
 pub trait TarSink: Write {
     /// Writes one file's contents, given as a raw deflate stream that inflates to `len` bytes
-    /// with CRC-32 `crc`.
-    fn write_deflated(&mut self, deflated: &[u8], len: u64, crc: u32) -> io::Result<()> {
-        inflate_verified(deflated, len, crc, &mut |chunk| self.write_all(chunk))?;
+    /// with CRC-32 `crc`; `seen` gets the inflated bytes too (to check them against a hash).
+    fn write_deflated(
+        &mut self,
+        deflated: &[u8],
+        len: u64,
+        crc: u32,
+        seen: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<()> {
+        inflate_verified(deflated, len, crc, &mut |chunk| {
+            seen(chunk);
+            self.write_all(chunk)
+        })?;
         Ok(())
+    }
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<'a, R> {
+    inner: R,
+    hasher: &'a mut Option<ContentHasher>,
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
     }
 }
 
@@ -308,11 +379,50 @@ impl TarTree {
         self.write_tar_to(Plain(out), mtime).map(|p| p.0)
     }
 
+    /// Checks that every runtime can unpack the tree: names within the limits (see
+    /// [`check_path`]), and every entry's parent a directory. Entries are never written through
+    /// a symlink or into a file, whatever the order in which they were added.
+    pub fn validate(&self) -> Result<(), TarTreeError> {
+        for (path, entry) in &self.entries {
+            let unpackable = |message: String| TarTreeError::Unpackable {
+                path: path.clone(),
+                message,
+            };
+            check_path(path).map_err(unpackable)?;
+            if let EntryData::Symlink(target) = &entry.data {
+                if target.len() > MAX_PATH_BYTES || target.is_empty() || target.contains('\0') {
+                    return Err(unpackable(format!(
+                        "symlink target of {} bytes is empty, holds a NUL or is longer than {MAX_PATH_BYTES}",
+                        target.len()
+                    )));
+                }
+            }
+            if let Some((parent, _)) = path.rsplit_once('/') {
+                match self.entries.get(parent).map(|e| &e.data) {
+                    Some(EntryData::Dir) => {}
+                    Some(EntryData::Symlink(_)) => {
+                        return Err(unpackable(format!(
+                            "{parent} is a symlink; nothing may be written through one"
+                        )))
+                    }
+                    Some(_) => {
+                        return Err(unpackable(format!(
+                            "{parent} is a file, so it cannot also be a directory"
+                        )))
+                    }
+                    None => return Err(unpackable(format!("{parent} is missing"))),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Like [`TarTree::write_tar`], into a sink that may keep zip members' data deflated.
     pub fn write_tar_to<S: TarSink>(&self, out: S, mtime: u64) -> Result<S, TarTreeError> {
+        self.validate()?;
         let mut builder = tar::Builder::new(out);
         builder.mode(tar::HeaderMode::Deterministic);
-        let mut archives: HashMap<Arc<PathBuf>, zip::ZipArchive<io::BufReader<std::fs::File>>> =
+        let mut archives: HashMap<Arc<ZipSource>, zip::ZipArchive<io::BufReader<std::fs::File>>> =
             HashMap::new();
         let mut deflated = Vec::new();
         for (path, entry) in &self.entries {
@@ -369,17 +479,17 @@ impl TarTree {
                     archive,
                     index,
                     size,
+                    check,
                 } => {
                     let merr = |message: String| TarTreeError::Member {
-                        archive: archive.to_path_buf(),
-                        index: *index,
+                        archive: archive.name.clone(),
                         message,
                     };
                     let zip = match archives.entry(archive.clone()) {
                         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                         std::collections::hash_map::Entry::Vacant(v) => {
-                            let file = fs::File::open(archive.as_path())
-                                .map_err(|e| merr(e.to_string()))?;
+                            let file =
+                                fs::File::open(&archive.path).map_err(|e| merr(e.to_string()))?;
                             v.insert(
                                 zip::ZipArchive::new(io::BufReader::new(file.into_parts().0))
                                     .map_err(|e| merr(e.to_string()))?,
@@ -388,6 +498,7 @@ impl TarTree {
                     };
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_size(*size);
+                    let mut hasher = check.as_ref().map(ContentCheck::hasher);
                     let mut raw = zip.by_index_raw(*index).map_err(|e| merr(e.to_string()))?;
                     let crc = raw.crc32();
                     if raw.compression() == zip::CompressionMethod::Deflated
@@ -402,23 +513,34 @@ impl TarTree {
                             .append_data(&mut header, path, io::empty())
                             .map_err(werr)?;
                         let sink = builder.get_mut();
-                        sink.write_deflated(&deflated, *size, crc)
-                            .map_err(|e| merr(format!("{path}: {e}")))?;
+                        sink.write_deflated(&deflated, *size, crc, &mut |chunk| {
+                            if let Some(h) = hasher.as_mut() {
+                                h.update(chunk);
+                            }
+                        })
+                        .map_err(|e| merr(format!("{path}: {e}")))?;
                         let pad = (512 - size % 512) % 512;
                         sink.write_all(&[0u8; 512][..pad as usize]).map_err(werr)?;
                     } else {
                         drop(raw);
                         let member = zip.by_index(*index).map_err(|e| merr(e.to_string()))?;
+                        let reader = Hashing {
+                            inner: Exact {
+                                inner: member,
+                                left: *size,
+                            },
+                            hasher: &mut hasher,
+                        };
                         builder
-                            .append_data(
-                                &mut header,
-                                path,
-                                Exact {
-                                    inner: member,
-                                    left: *size,
-                                },
-                            )
+                            .append_data(&mut header, path, reader)
                             .map_err(|e| merr(format!("{path}: {e}")))?;
+                    }
+                    if let (Some(h), Some(check)) = (hasher, check) {
+                        if !h.matches(check) {
+                            return Err(merr(format!(
+                                "{path}: its contents do not match the hash RECORD gives for it"
+                            )));
+                        }
                     }
                 }
             }
@@ -452,6 +574,31 @@ mod tests {
                 "opt/venv/bin/python"
             ]
         );
+    }
+
+    #[test]
+    fn trees_runtimes_cannot_unpack_are_refused() {
+        let err = |t: &TarTree| t.write_tar(Vec::new(), 0).unwrap_err().to_string();
+        // A symlink with entries under it: they would be written wherever it points.
+        let mut t = TarTree::new();
+        t.symlink("site/evil", "../../../etc");
+        t.bytes("site/evil/passwd", "root::0:0::/:/bin/sh\n", 0o644);
+        assert!(err(&t).contains("site/evil is a symlink"), "{}", err(&t));
+        // A file and a directory of the same name.
+        let mut t = TarTree::new();
+        t.bytes("pkg/x/y.py", "", 0o644);
+        t.bytes("pkg/x", "file", 0o644);
+        assert!(err(&t).contains("pkg/x is a file"), "{}", err(&t));
+        // Names past NAME_MAX and PATH_MAX.
+        let mut t = TarTree::new();
+        t.bytes(&format!("pkg/{}", "a".repeat(300)), "", 0o644);
+        assert!(err(&t).contains("300 bytes"), "{}", err(&t));
+        let mut t = TarTree::new();
+        let deep = vec!["d".repeat(200); 20].join("/");
+        t.bytes(&deep, "", 0o644);
+        assert!(err(&t).contains("longer than"), "{}", err(&t));
+        assert!(check_path("a/b/c.py").is_ok());
+        assert!(check_path("a/../b").is_err());
     }
 
     #[test]

@@ -6,8 +6,10 @@ use std::process::Command;
 
 use globset::{Glob, GlobSetBuilder};
 
+use crate::interrupt::Children;
 use crate::oci::digest::{Digest, Hasher};
 use crate::project::string_list;
+use crate::scratch::ScratchDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -183,23 +185,25 @@ print("LOCKSHIP_WHEEL=" + backend.build_wheel(out))
 ///
 /// The build environment (the backend and its requirements, installed by uv) is cached under
 /// `envs` by the `[build-system]` table, so an app change costs one hook call, not a fresh
-/// isolated environment. Without uv, `python3 -m build` does the whole job.
+/// isolated environment. Without uv, `python3 -m build` does the whole job. Every process runs
+/// as one of `children`, so stopping the build stops them.
 pub fn build_wheel(
     project: &Path,
     out_dir: &Path,
     source_date_epoch: u64,
     system: &BuildSystem,
     envs: &Path,
+    children: &Children,
 ) -> Result<PathBuf, AppError> {
     let uv = std::env::var_os("LOCKSHIP_UV").unwrap_or_else(|| "uv".into());
-    if Command::new(&uv).arg("--version").output().is_err() {
-        return build_with_python_build(project, out_dir, source_date_epoch);
+    if children.output(Command::new(&uv).arg("--version")).is_err() {
+        return build_with_python_build(project, out_dir, source_date_epoch, children);
     }
     let failed = |message: String| AppError::BuildFailed {
         project: project.to_path_buf(),
         message,
     };
-    let env = build_env(&uv, system, envs).map_err(failed)?;
+    let env = build_env(&uv, system, envs, children).map_err(failed)?;
     let python = env.join("bin").join("python");
     let backend_path: Vec<String> = system
         .backend_path
@@ -207,20 +211,22 @@ pub fn build_wheel(
         .map(|p| project.join(p).to_string_lossy().into_owned())
         .collect();
     let out_abs = std::path::absolute(out_dir).unwrap_or_else(|_| out_dir.to_path_buf());
-    let output = Command::new(&python)
-        .arg("-c")
-        .arg(HOOK)
-        .arg(serde_json::to_string(&backend_path).unwrap_or_else(|_| "[]".into()))
-        .arg(&system.backend)
-        .arg(&out_abs)
-        .current_dir(project)
-        .env("SOURCE_DATE_EPOCH", source_date_epoch.to_string())
-        .output()
+    let output = children
+        .output(
+            Command::new(&python)
+                .arg("-c")
+                .arg(HOOK)
+                .arg(serde_json::to_string(&backend_path).unwrap_or_else(|_| "[]".into()))
+                .arg(&system.backend)
+                .arg(&out_abs)
+                .current_dir(project)
+                .env("SOURCE_DATE_EPOCH", source_date_epoch.to_string()),
+        )
         .map_err(|e| failed(format!("cannot run {}: {e}", python.display())))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if output.status.code() == Some(3) && stdout.contains("LOCKSHIP_EXTRA=") {
         // Dynamic build requirements: let uv's isolated build handle them.
-        return build_with_uv(&uv, project, out_dir, source_date_epoch);
+        return build_with_uv(&uv, project, out_dir, source_date_epoch, children);
     }
     if !output.status.success() {
         return Err(failed(failure_summary(&output.stderr)));
@@ -235,18 +241,23 @@ pub fn build_wheel(
 }
 
 /// The cached environment with the build requirements installed, created atomically.
-fn build_env(uv: &std::ffi::OsStr, system: &BuildSystem, envs: &Path) -> Result<PathBuf, String> {
+fn build_env(
+    uv: &std::ffi::OsStr,
+    system: &BuildSystem,
+    envs: &Path,
+    children: &Children,
+) -> Result<PathBuf, String> {
     let key = Digest::of_parts(system.requires.iter().chain([&system.backend]));
     let dir = envs.join(&key.hex()[..32]);
     if dir.join("bin").join("python").exists() {
         return Ok(dir);
     }
     std::fs::create_dir_all(envs).map_err(|e| format!("{}: {e}", envs.display()))?;
-    let tmp = tempfile::tempdir_in(envs).map_err(|e| format!("{}: {e}", envs.display()))?;
+    let tmp = ScratchDir::new_in(envs).map_err(|e| format!("{}: {e}", envs.display()))?;
     // `uv venv` refuses an existing directory: create the venv just inside the temp dir.
     let staging = tmp.path().join("env");
     let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| e.to_string())?;
+        let out = children.output(cmd).map_err(|e| e.to_string())?;
         if out.status.success() {
             Ok(())
         } else {
@@ -283,20 +294,26 @@ fn build_with_uv(
     project: &Path,
     out_dir: &Path,
     sde: u64,
+    children: &Children,
 ) -> Result<PathBuf, AppError> {
     let mut cmd = Command::new(uv);
     cmd.args(["build", "--wheel", "--quiet", "--out-dir"])
         .arg(out_dir)
         .arg(project);
-    run_frontend(cmd, project, out_dir, sde)
+    run_frontend(cmd, project, out_dir, sde, children)
 }
 
-fn build_with_python_build(project: &Path, out_dir: &Path, sde: u64) -> Result<PathBuf, AppError> {
+fn build_with_python_build(
+    project: &Path,
+    out_dir: &Path,
+    sde: u64,
+    children: &Children,
+) -> Result<PathBuf, AppError> {
     let mut cmd = Command::new("python3");
     cmd.args(["-m", "build", "--wheel", "--outdir"])
         .arg(out_dir)
         .arg(project);
-    run_frontend(cmd, project, out_dir, sde)
+    run_frontend(cmd, project, out_dir, sde, children)
 }
 
 /// Runs a whole build frontend (`uv build`, `python -m build`) and finds the wheel it wrote.
@@ -305,13 +322,13 @@ fn run_frontend(
     project: &Path,
     out_dir: &Path,
     sde: u64,
+    children: &Children,
 ) -> Result<PathBuf, AppError> {
     let no_builder = || AppError::NoBuilder {
         project: project.to_path_buf(),
     };
-    let output = cmd
-        .env("SOURCE_DATE_EPOCH", sde.to_string())
-        .output()
+    let output = children
+        .output(cmd.env("SOURCE_DATE_EPOCH", sde.to_string()))
         .map_err(|_| no_builder())?;
     if !output.status.success()
         && String::from_utf8_lossy(&output.stderr).contains("No module named build")

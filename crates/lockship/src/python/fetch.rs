@@ -3,6 +3,8 @@
 
 use super::select::ChosenWheel;
 use crate::download::{self, DownloadError};
+use crate::net::url::Redacted;
+use crate::net::{Http, NetError};
 use crate::oci::blob_store::{BlobStore, BlobStoreError};
 use crate::oci::digest::Digest;
 
@@ -12,16 +14,16 @@ pub enum FetchError {
     HashMismatch {
         package: String,
         version: String,
-        url: String,
+        url: Redacted,
         expected: Digest,
         actual: Digest,
     },
-    #[error("cannot download {package} {version} from {url}: {message}")]
+    #[error("cannot download {package} {version}: {source}")]
     Download {
         package: String,
         version: String,
-        url: String,
-        message: String,
+        #[source]
+        source: NetError,
     },
     #[error(transparent)]
     Store(BlobStoreError),
@@ -33,21 +35,28 @@ impl FetchError {
             FetchError::HashMismatch { .. } => Some(
                 "the file differs from the one locked: re-lock if the index legitimately changed, otherwise do not trust this index".into(),
             ),
+            FetchError::Download { source, .. } if matches!(source.status(), Some(401 | 403)) => Some(
+                "the file host wants credentials: put them in the index URL or your pip/uv configuration (they are sent only to the index's own host)".into(),
+            ),
             _ => None,
         }
     }
 }
 
-/// Downloads one wheel unless the store has it. Returns whether it was downloaded.
+/// Downloads one wheel unless the store has it intact. Returns whether it was downloaded.
 pub async fn fetch_one(
-    http: &reqwest::Client,
+    http: &Http,
     wheel: &ChosenWheel,
     store: &BlobStore,
 ) -> Result<bool, FetchError> {
-    if store.contains(&wheel.wheel.sha256) {
+    let what = &wheel.wheel.filename;
+    if store
+        .verify(&wheel.wheel.sha256, what)
+        .map_err(FetchError::Store)?
+    {
         return Ok(false);
     }
-    download::fetch_verified(http, &wheel.wheel.url, &wheel.wheel.sha256, store)
+    download::fetch_verified(http, &wheel.wheel.url, &wheel.wheel.sha256, what, store)
         .await
         .map_err(|e| in_context(e, wheel))?;
     Ok(true)
@@ -67,11 +76,10 @@ fn in_context(err: DownloadError, w: &ChosenWheel) -> FetchError {
             expected,
             actual,
         },
-        DownloadError::Failed { url, message } => FetchError::Download {
+        DownloadError::Net(source) => FetchError::Download {
             package: w.name.clone(),
             version: w.version.clone(),
-            url,
-            message,
+            source,
         },
         DownloadError::Store(e) => FetchError::Store(e),
     }

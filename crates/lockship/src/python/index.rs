@@ -7,23 +7,30 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::lock::{Artifacts, LockedPackage, LockedWheel};
+use crate::net::url::{redact, strip_userinfo, Redacted};
+use crate::net::{Http, NetError};
 use crate::oci::digest::Digest;
+
+/// A project page larger than this is refused (the biggest on the public index are a few MB).
+const MAX_PAGE: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("{lock} names no package index, and none is configured")]
     NoIndex { lock: PathBuf },
-    #[error("cannot reach package index {url}: {message}")]
-    Unreachable { url: String, message: String },
-    #[error("package index answered {status} for {url}")]
-    Http { url: String, status: u16 },
+    #[error("cannot look up {package} on the package index: {source}")]
+    Request {
+        package: String,
+        #[source]
+        source: NetError,
+    },
     #[error("package index sent an unreadable answer for {url}: {message}")]
-    BadResponse { url: String, message: String },
+    BadResponse { url: Redacted, message: String },
     #[error("{package} {version}: no file on {index} matches the lock's hashes")]
     NotListed {
         package: String,
         version: String,
-        index: String,
+        index: Redacted,
     },
 }
 
@@ -33,9 +40,15 @@ impl IndexError {
             IndexError::NoIndex { .. } => Some(
                 "set UV_DEFAULT_INDEX (or PIP_INDEX_URL) to your simple index URL, or add --index-url to the requirements file".into(),
             ),
-            IndexError::Http { status: 401 | 403, .. } => Some(
-                "put credentials in the index URL or your pip/uv configuration".into(),
-            ),
+            IndexError::Request { source, .. } => match source.status() {
+                Some(401 | 403) => Some(
+                    "put credentials in the index URL (https://user:password@host/simple) or your pip/uv configuration".into(),
+                ),
+                Some(404) => Some(
+                    "check the index URL: it is the simple API's root (often ending in /simple), and the package must be on it".into(),
+                ),
+                _ => None,
+            },
             IndexError::NotListed { .. } => Some("the lock may be for another index; re-lock against this one".into()),
             _ => None,
         }
@@ -133,8 +146,9 @@ fn pip_conf_index(path: &Path) -> Option<String> {
     None
 }
 
+/// A PEP 691 project page: only what lockship reads.
 #[derive(Deserialize)]
-struct ProjectPage {
+pub struct ProjectPage {
     files: Vec<FileEntry>,
 }
 
@@ -147,9 +161,11 @@ struct FileEntry {
     size: Option<u64>,
 }
 
-/// Replaces `FromIndex` artifacts with the index's wheels whose hash the lock allows.
+/// Replaces `FromIndex` artifacts with the index's wheels whose hash the lock allows. `index`
+/// carries no user info: [`Http`] adds the credentials registered for its origin, to the page
+/// and to files on the same origin, and to nothing else.
 pub async fn resolve_files(
-    http: &reqwest::Client,
+    http: &Http,
     index: &str,
     package: LockedPackage,
 ) -> Result<LockedPackage, IndexError> {
@@ -157,24 +173,23 @@ pub async fn resolve_files(
         return Ok(package);
     };
     let url = format!("{}/{}/", index.trim_end_matches('/'), package.name);
-    let response = http
-        .get(&url)
-        .header("Accept", "application/vnd.pypi.simple.v1+json")
-        .send()
+    let (final_url, body) = http
+        .get_bytes(
+            &url,
+            &[("Accept", "application/vnd.pypi.simple.v1+json")],
+            MAX_PAGE,
+        )
         .await
-        .map_err(|e| IndexError::Unreachable {
-            url: url.clone(),
-            message: crate::download::root_cause(&e),
+        .map_err(|source| IndexError::Request {
+            package: package.name.clone(),
+            source,
         })?;
-    if !response.status().is_success() {
-        return Err(IndexError::Http {
-            url,
-            status: response.status().as_u16(),
-        });
-    }
-    let base = response.url().clone();
-    let page: ProjectPage = response.json().await.map_err(|e| IndexError::BadResponse {
-        url: url.clone(),
+    let page = parse_project_page(&body).map_err(|message| IndexError::BadResponse {
+        url: redact(&url),
+        message,
+    })?;
+    let base = ::url::Url::parse(&final_url).map_err(|e| IndexError::BadResponse {
+        url: redact(&url),
         message: e.to_string(),
     })?;
     let mut has_sdist = false;
@@ -190,10 +205,13 @@ pub async fn resolve_files(
             has_sdist = true;
             continue;
         }
+        // Relative to the page, after redirects. User info in a page's links is dropped: an
+        // index does not get to hand out credentials.
         let file_url = base
             .join(&file.url)
             .map(|u| u.to_string())
             .unwrap_or(file.url);
+        let file_url = strip_userinfo(&file_url);
         wheels.push(LockedWheel {
             filename: file.filename,
             url: file_url,
@@ -205,13 +223,18 @@ pub async fn resolve_files(
         return Err(IndexError::NotListed {
             package: package.name.clone(),
             version: package.version.clone(),
-            index: index.to_string(),
+            index: redact(index),
         });
     }
     Ok(LockedPackage {
         artifacts: Artifacts::Listed { wheels, has_sdist },
         ..package
     })
+}
+
+/// Parses a PEP 691 project page (JSON), keeping the files' names, URLs, hashes and sizes.
+pub fn parse_project_page(body: &[u8]) -> Result<ProjectPage, String> {
+    serde_json::from_slice(body).map_err(|e| format!("not a PEP 691 JSON project page: {e}"))
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use uv_install_wheel::{InstallState, Layout, LinkMode};
 use uv_pypi_types::Scheme;
 
 use super::target::PythonTarget;
-use crate::oci::tar_tree::{Entry, EntryData, TarTree};
+use super::wheel::{self, Kind, WheelEntry};
+use crate::oci::digest::ContentCheck;
+use crate::oci::tar_tree::{Entry, EntryData, TarTree, ZipSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -63,7 +65,7 @@ pub fn install(
         target.venv.trim_matches('/'),
         target.lib_dir()
     );
-    split_wheel(wheel_path, unpacked.path(), &site_image, tree).map_err(unpack_err)?;
+    split_wheel(wheel_path, filename, unpacked.path(), &site_image, tree).map_err(unpack_err)?;
     let venv = root.join(target.venv.trim_start_matches('/'));
     let site = venv
         .join("lib")
@@ -102,115 +104,104 @@ pub fn install(
     })
 }
 
-/// Reads the wheel's directory: `*.dist-info/` and `*.data/` entries are extracted into
-/// `unpacked`; every other entry goes into `tree` under `site_image`. Refuses entries and links
-/// that would escape the wheel.
+/// Reads the wheel's directory (checked by [`wheel::read_entries`]): `*.dist-info/` and
+/// `*.data/` entries are extracted into `unpacked`, hashed against RECORD on the way; every
+/// other entry goes into `tree` under `site_image`, its RECORD hash checked when the layer is
+/// written. Messages name the wheel by `filename`, never by its path in the cache.
 fn split_wheel(
     wheel: &Path,
+    filename: &str,
     unpacked: &Path,
     site_image: &str,
     tree: &mut TarTree,
 ) -> Result<(), String> {
-    let file = std::fs::File::open(wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
+    let file = std::fs::File::open(wheel).map_err(|e| e.to_string())?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
     let mut archive =
         zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
-    let archive_path = Arc::new(wheel.to_path_buf());
-    for index in 0..archive.len() {
-        // Raw access reads the central directory entry without inflating anything.
-        let entry = archive.by_index_raw(index).map_err(|e| e.to_string())?;
-        let rel = entry
-            .enclosed_name()
-            .ok_or_else(|| format!("entry {:?} points outside the wheel", entry.name()))?;
-        let top = rel
-            .components()
-            .next()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let staged = top.ends_with(".dist-info") || top.ends_with(".data");
-        let is_dir = entry.is_dir();
-        let is_symlink = entry.is_symlink();
-        let exec = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
-        let size = entry.size();
-        drop(entry);
-        let image_path = format!("{site_image}/{}", rel.to_string_lossy());
-        if staged {
-            extract_one(&mut archive, index, &unpacked.join(&rel), is_dir, exec)?;
-        } else if is_dir {
-            tree.dir(&image_path, 0o755, 0, 0);
-        } else if is_symlink {
-            let mut link = String::new();
-            archive
-                .by_index(index)
-                .and_then(|mut m| Ok(m.read_to_string(&mut link)?))
-                .map_err(|e| e.to_string())?;
-            if !link_stays_inside(&rel, &link) {
-                return Err(format!(
-                    "symlink {} -> {link} points outside the wheel",
-                    rel.display()
-                ));
-            }
-            tree.symlink(&image_path, &link);
-        } else {
-            tree.insert(
+    let entries = wheel::read_entries(&mut archive, size, &wheel::Limits::default())?;
+    let source = Arc::new(ZipSource {
+        path: wheel.to_path_buf(),
+        name: filename.to_string(),
+    });
+    for entry in entries {
+        if entry.is_staged() {
+            extract_one(&mut archive, &entry, &unpacked.join(&entry.path))?;
+            continue;
+        }
+        let image_path = format!("{site_image}/{}", entry.path);
+        match &entry.kind {
+            Kind::Dir => tree.dir(&image_path, 0o755, 0, 0),
+            Kind::Symlink(target) => tree.symlink(&image_path, target),
+            Kind::File => tree.insert(
                 &image_path,
                 Entry {
                     data: EntryData::ZipMember {
-                        archive: archive_path.clone(),
-                        index,
-                        size,
+                        archive: source.clone(),
+                        index: entry.index,
+                        size: entry.size,
+                        check: entry.check.clone(),
                     },
-                    mode: if exec { 0o755 } else { 0o644 },
+                    mode: if entry.executable { 0o755 } else { 0o644 },
                     uid: 0,
                     gid: 0,
                 },
-            );
+            ),
         }
     }
     Ok(())
 }
 
+/// Extracts one metadata or `.data` entry to `dest`, exactly its recorded size, checked
+/// against its RECORD hash.
 fn extract_one(
     archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>,
-    index: usize,
+    entry: &WheelEntry,
     dest: &Path,
-    is_dir: bool,
-    exec: bool,
 ) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", dest.display());
-    if is_dir {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", entry.path);
+    if entry.kind == Kind::Dir {
         return std::fs::create_dir_all(dest).map_err(|e| err(&e));
     }
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(|e| err(&e))?;
     }
-    let mut member = archive.by_index(index).map_err(|e| err(&e))?;
+    let member = archive.by_index(entry.index).map_err(|e| err(&e))?;
     let mut out = std::fs::File::create(dest).map_err(|e| err(&e))?;
-    std::io::copy(&mut member, &mut out).map_err(|e| err(&e))?;
-    if exec {
+    let mut hasher = entry.check.as_ref().map(ContentCheck::hasher);
+    let mut reader = member.take(entry.size + 1);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| err(&e))?;
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| err(&e))?;
+    }
+    if written != entry.size {
+        return Err(err(&format!(
+            "{written} bytes where the archive records {}",
+            entry.size
+        )));
+    }
+    if let (Some(h), Some(check)) = (hasher, &entry.check) {
+        if !h.matches(check) {
+            return Err(err(
+                &"its contents do not match the hash RECORD gives for it",
+            ));
+        }
+    }
+    if entry.executable {
         std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| err(&e))?;
     }
     Ok(())
-}
-
-/// Whether a symlink at `rel` (inside the wheel) with target `link` resolves inside the wheel.
-fn link_stays_inside(rel: &Path, link: &str) -> bool {
-    if link.starts_with('/') {
-        return false;
-    }
-    let mut depth = rel.components().count() as i64 - 1;
-    for part in link.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => depth -= 1,
-            _ => depth += 1,
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    true
 }
 
 /// Adds the virtual environment's skeleton to `tree`: pyvenv.cfg pointing at the base's
@@ -271,9 +262,13 @@ mod tests {
         files.extend_from_slice(extra);
         let mut record = String::new();
         for (name, body) in &files {
+            use base64::Engine;
+            use sha2::Digest;
             zip.start_file(*name, opts).unwrap();
             zip.write_all(body.as_bytes()).unwrap();
-            record.push_str(&format!("{name},,\n"));
+            let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(body.as_bytes()));
+            record.push_str(&format!("{name},sha256={hash},{}\n", body.len()));
         }
         record.push_str("demo-1.0.dist-info/RECORD,,\n");
         zip.start_file("demo-1.0.dist-info/RECORD", opts).unwrap();
@@ -301,7 +296,7 @@ mod tests {
         let record =
             std::fs::read_to_string(root.join(format!("{site}/demo-1.0.dist-info/RECORD")))
                 .unwrap();
-        assert!(record.contains("demo/__init__.py,,"), "{record}");
+        assert!(record.contains("demo/__init__.py,sha256="), "{record}");
         assert!(record.contains("../../../bin/tool,sha256="), "{record}");
         assert!(record.contains("demo-1.0.dist-info/INSTALLER"), "{record}");
         let script = std::fs::read_to_string(root.join("opt/venv/bin/demo")).unwrap();
@@ -327,16 +322,5 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("evil.py"), "{err}");
-    }
-
-    #[test]
-    fn links_must_stay_inside() {
-        assert!(link_stays_inside(Path::new("pkg/lib/a.so"), "b.so"));
-        assert!(link_stays_inside(
-            Path::new("pkg/lib/a.so"),
-            "../../other/x"
-        ));
-        assert!(!link_stays_inside(Path::new("pkg/lib/a.so"), "../../../x"));
-        assert!(!link_stays_inside(Path::new("pkg/a"), "/etc/passwd"));
     }
 }

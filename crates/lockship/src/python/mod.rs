@@ -10,3 +10,4 @@ pub mod lock;
 pub mod probe;
 pub mod select;
 pub mod target;
+pub mod wheel;

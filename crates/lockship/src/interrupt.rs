@@ -1,0 +1,227 @@
+//! What lockship undoes when it is stopped. Temporary paths and child process groups register
+//! here while they live; on SIGINT or SIGTERM the binary calls [`clean_up`], which removes the
+//! paths, kills the groups (the child and whatever it started) and runs registered undo
+//! commands (removing a smoke-test container). Children also get `PR_SET_PDEATHSIG`, so even a
+//! SIGKILL of lockship takes its direct children down with it.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Something to undo if lockship is stopped before it is done.
+#[derive(Clone, Debug)]
+enum Undo {
+    Path(PathBuf),
+    Group(i32),
+    Command(Vec<String>),
+}
+
+/// A set of undo actions. The binary uses the process-wide one ([`clean_up`]); tests make
+/// their own so they cannot undo each other's work.
+#[derive(Debug, Default)]
+pub struct Stops {
+    next: AtomicU64,
+    pending: Mutex<BTreeMap<u64, Undo>>,
+}
+
+static GLOBAL: Stops = Stops {
+    next: AtomicU64::new(0),
+    pending: Mutex::new(BTreeMap::new()),
+};
+
+/// Keeps an undo action registered; dropping it (the work finished) forgets the action.
+#[derive(Debug)]
+pub struct Registration {
+    stops: &'static Stops,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.stops.lock().remove(&self.id);
+    }
+}
+
+impl Stops {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Undo>> {
+        // A panic while holding the lock leaves plain data behind: keep using it.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn register(&'static self, undo: Undo) -> Registration {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, undo);
+        Registration { stops: self, id }
+    }
+
+    /// Undoes everything registered, children first (they may be writing the paths).
+    pub fn clean_up(&self) {
+        let actions: Vec<Undo> = std::mem::take(&mut *self.lock()).into_values().collect();
+        for action in &actions {
+            if let Undo::Group(pgid) = action {
+                kill_group(*pgid);
+            }
+        }
+        for action in actions {
+            match action {
+                Undo::Path(path) => {
+                    let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+                }
+                Undo::Command(argv) => {
+                    if let Some((program, args)) = argv.split_first() {
+                        let _ = Command::new(program)
+                            .args(args)
+                            .stdout(std::process::Stdio::null())
+                            .stderr(std::process::Stdio::null())
+                            .status();
+                    }
+                }
+                Undo::Group(_) => {}
+            }
+        }
+    }
+}
+
+/// Removes `path` (a file, or a directory and all it holds) if lockship is stopped.
+pub fn remove_on_stop(path: PathBuf) -> Registration {
+    GLOBAL.register(Undo::Path(path))
+}
+
+/// Runs `argv` if lockship is stopped (e.g. `docker rm -f NAME`).
+pub fn run_on_stop(argv: Vec<String>) -> Registration {
+    GLOBAL.register(Undo::Command(argv))
+}
+
+/// Undoes everything registered: called once by the binary when a stop signal arrives.
+pub fn clean_up() {
+    GLOBAL.clean_up();
+}
+
+fn kill_group(pgid: i32) {
+    if pgid > 1 {
+        // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// The child processes of one piece of work (an app build, a smoke run). Each runs in a process
+/// group of its own, so killing it also kills what it started (uv's Python, a build backend's
+/// compilers); [`Children::kill`] stops them all, and dropping the last handle does too.
+#[derive(Clone, Debug, Default)]
+pub struct Children {
+    groups: Arc<Mutex<BTreeMap<i32, ()>>>,
+}
+
+impl Children {
+    /// Runs `cmd` to completion and collects its output, like [`Command::output`], as a child
+    /// that dies with lockship.
+    pub fn output(&self, cmd: &mut Command) -> io::Result<Output> {
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0);
+        // SAFETY: the closure runs between fork and exec and calls only prctl(2), which is
+        // async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        let pgid = child.id() as i32;
+        let _registered = GLOBAL.register(Undo::Group(pgid));
+        self.lock().insert(pgid, ());
+        let output = child.wait_with_output();
+        self.lock().remove(&pgid);
+        output
+    }
+
+    /// Kills every child group still running.
+    pub fn kill(&self) {
+        for pgid in self.lock().keys() {
+            kill_group(*pgid);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<i32, ()>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `pid` is running (a zombie waiting to be reaped is not).
+    fn running(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn killing_the_group_stops_grandchildren() {
+        let children = Children::default();
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        let worker = {
+            let children = children.clone();
+            let pid_file = pid_file.clone();
+            std::thread::spawn(move || {
+                // The shell starts a grandchild (sleep) and waits for it.
+                children.output(
+                    Command::new("sh")
+                        .arg("-c")
+                        .arg(format!("sleep 30 & echo $! > {}; wait", pid_file.display())),
+                )
+            })
+        };
+        let mut grandchild = None;
+        for _ in 0..250 {
+            if let Ok(text) = std::fs::read_to_string(&pid_file) {
+                if let Ok(pid) = text.trim().parse::<i32>() {
+                    grandchild = Some(pid);
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let grandchild = grandchild.expect("the shell started its child");
+        assert!(running(grandchild));
+        children.kill();
+        let output = worker.join().unwrap().unwrap();
+        assert!(!output.status.success(), "the shell was killed");
+        let mut alive = true;
+        for _ in 0..250 {
+            alive = running(grandchild);
+            if !alive {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!alive, "the grandchild outlived its group");
+    }
+
+    #[test]
+    fn registered_paths_are_removed_on_clean_up_and_forgotten_when_done() {
+        let stops: &'static Stops = Box::leak(Box::default());
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("kept");
+        let removed = dir.path().join("removed");
+        std::fs::create_dir_all(removed.join("inside")).unwrap();
+        std::fs::write(&kept, "x").unwrap();
+        drop(stops.register(Undo::Path(kept.clone())));
+        let _live = stops.register(Undo::Path(removed.clone()));
+        stops.clean_up();
+        assert!(kept.exists(), "a finished registration is not undone");
+        assert!(!removed.exists());
+    }
+}

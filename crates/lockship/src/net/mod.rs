@@ -1,0 +1,470 @@
+//! HTTP for every server lockship talks to: package indexes, file hosts, Debian mirrors and
+//! registries. One reqwest client trusting the platform's certificate store (so corporate and
+//! TLS-intercepting proxies work), a connect timeout and a stall timeout on every request and
+//! every body, retries with backoff for what is safe to repeat, and credentials that are sent
+//! only to the origin they came with. Knows nothing of Python or images.
+
+pub mod retry;
+pub mod url;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use self::retry::{RetryPolicy, Verdict};
+use self::url::{Origin, Redacted};
+
+/// How patient to be with servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetOptions {
+    /// How long a request may go without a byte moving either way before it counts as stalled.
+    pub stall_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            stall_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Why a request failed for good. URLs are redacted; `attempts` says how many were made.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("{url}: {message}{}", after(*attempts))]
+    Transport {
+        url: Redacted,
+        message: String,
+        attempts: u32,
+    },
+    #[error("{url}: the server sent nothing for {seconds} s{}", after(*attempts))]
+    Stalled {
+        url: Redacted,
+        seconds: u64,
+        attempts: u32,
+    },
+    #[error("{url}: HTTP {status}{}{}", reason(*status), after(*attempts))]
+    Status {
+        url: Redacted,
+        status: u16,
+        attempts: u32,
+    },
+    #[error("{url}: the server asked to wait {seconds} s before trying again (lockship waits at most {limit} s)")]
+    RetryTooLate {
+        url: Redacted,
+        seconds: u64,
+        limit: u64,
+    },
+    #[error("{url}: the answer is larger than {limit} bytes")]
+    TooLarge { url: Redacted, limit: u64 },
+}
+
+fn after(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+fn reason(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default()
+}
+
+impl NetError {
+    /// The HTTP status, when the server answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            NetError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    fn set_attempts(&mut self, n: u32) {
+        match self {
+            NetError::Transport { attempts, .. }
+            | NetError::Stalled { attempts, .. }
+            | NetError::Status { attempts, .. } => *attempts = n,
+            NetError::RetryTooLate { .. } | NetError::TooLarge { .. } => {}
+        }
+    }
+}
+
+/// One failed attempt and whether it may be repeated.
+#[derive(Debug)]
+pub struct Failure<E = NetError> {
+    pub error: E,
+    pub verdict: Verdict,
+}
+
+impl<E> Failure<E> {
+    pub fn fatal(error: E) -> Self {
+        Failure {
+            error,
+            verdict: Verdict::Fatal,
+        }
+    }
+    pub fn transient(error: E) -> Self {
+        Failure {
+            error,
+            verdict: Verdict::Retry { after: None },
+        }
+    }
+
+    /// The same failure, its error converted (a network failure inside a download, say).
+    pub fn lift<F: From<E>>(self) -> Failure<F> {
+        Failure {
+            error: self.error.into(),
+            verdict: self.verdict,
+        }
+    }
+}
+
+impl From<Failure<NetError>> for NetError {
+    fn from(f: Failure<NetError>) -> Self {
+        f.error
+    }
+}
+
+/// The HTTP client, cheap to clone. Credentials registered with [`Http::add_credentials`] go
+/// with requests to their own origin (scheme, host, port) and nowhere else; reqwest drops them
+/// on redirects to another origin.
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    opts: NetOptions,
+    credentials: Arc<RwLock<HashMap<Origin, (String, String)>>>,
+}
+
+impl Http {
+    pub fn new(opts: &NetOptions) -> Http {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("lockship/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(opts.connect_timeout)
+            // Belt and braces: lockship also times each send and each body chunk itself.
+            .read_timeout(opts.stall_timeout)
+            .build()
+            // The builder fails only on invalid TLS settings, and lockship sets none.
+            .unwrap_or_default();
+        Http {
+            client,
+            opts: opts.clone(),
+            credentials: Arc::default(),
+        }
+    }
+
+    pub fn options(&self) -> &NetOptions {
+        &self.opts
+    }
+
+    /// Takes the user info out of `url`, remembers it for that URL's origin, and returns the
+    /// URL without it (the only form lockship passes around).
+    pub fn add_credentials(&self, url: &str) -> String {
+        let split = url::split_credentials(url);
+        if let (Some(creds), Some(origin)) = (split.credentials, Origin::of(&split.url)) {
+            if let Ok(mut map) = self.credentials.write() {
+                map.insert(origin, creds);
+            }
+        }
+        split.url
+    }
+
+    /// A request to `url` carrying the credentials of its origin, if any were registered.
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let builder = self.client.request(method, url);
+        let creds = Origin::of(url).and_then(|origin| {
+            self.credentials
+                .read()
+                .ok()
+                .and_then(|map| map.get(&origin).cloned())
+        });
+        match creds {
+            Some((user, pass)) => builder.basic_auth(user, Some(pass)),
+            None => builder,
+        }
+    }
+
+    /// A request with no credentials attached (registries authenticate their own way).
+    pub fn bare_request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, url)
+    }
+
+    /// Runs `attempt` (given its number, from 0) until it succeeds or fails for good, waiting
+    /// between attempts as the retry policy says. The final error says how many attempts ran.
+    pub async fn retry<T, E, F, Fut>(&self, _url: &str, mut attempt: F) -> Result<T, E>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, Failure<E>>>,
+        E: Attempts,
+    {
+        let mut waited = Duration::ZERO;
+        let mut n = 0;
+        loop {
+            match attempt(n).await {
+                Ok(value) => return Ok(value),
+                Err(Failure {
+                    mut error, verdict, ..
+                }) => {
+                    n += 1;
+                    let after = match verdict {
+                        Verdict::Fatal => None,
+                        Verdict::Retry { after } => Some(after),
+                    };
+                    let Some(asked) = after else {
+                        error.set_attempts(n);
+                        return Err(error);
+                    };
+                    match self.opts.retry.wait(n, asked, waited) {
+                        Some(wait) => {
+                            tokio::time::sleep(wait).await;
+                            waited += wait;
+                        }
+                        None => {
+                            error.set_attempts(n);
+                            return Err(error);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `request`, failing as stalled if no answer starts within the stall timeout.
+    pub async fn send(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Failure> {
+        match tokio::time::timeout(self.opts.stall_timeout, request.send()).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(transport_failure(url, &e)),
+            Err(_) => Err(self.stalled(url)),
+        }
+    }
+
+    /// Sends a request whose body reports its progress in `progress`: it fails as stalled only
+    /// when neither the body moves nor an answer comes for the stall timeout, so a big upload
+    /// on a slow link is fine and an upload the server stopped reading is not.
+    pub async fn send_with_progress(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+        progress: &Progress,
+    ) -> Result<reqwest::Response, Failure> {
+        let stall = self.opts.stall_timeout;
+        let watchdog = async {
+            loop {
+                let idle = progress.idle();
+                if idle >= stall {
+                    return;
+                }
+                tokio::time::sleep(stall - idle).await;
+            }
+        };
+        tokio::select! {
+            result = request.send() => result.map_err(|e| transport_failure(url, &e)),
+            () = watchdog => Err(self.stalled(url)),
+        }
+    }
+
+    /// The next chunk of a response body, failing as stalled after the stall timeout.
+    pub async fn chunk(
+        &self,
+        url: &str,
+        response: &mut reqwest::Response,
+    ) -> Result<Option<Bytes>, Failure> {
+        match tokio::time::timeout(self.opts.stall_timeout, response.chunk()).await {
+            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Err(e)) => Err(transport_failure(url, &e)),
+            Err(_) => Err(self.stalled(url)),
+        }
+    }
+
+    /// Reads a whole (small) body, refusing more than `limit` bytes.
+    pub async fn body(
+        &self,
+        url: &str,
+        mut response: reqwest::Response,
+        limit: u64,
+    ) -> Result<Bytes, Failure> {
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(Failure::fatal(NetError::TooLarge {
+                url: url::redact(url),
+                limit,
+            }));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = self.chunk(url, &mut response).await? {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(Failure::fatal(NetError::TooLarge {
+                    url: url::redact(url),
+                    limit,
+                }));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(body))
+    }
+
+    /// GETs `url` (with its origin's credentials and the given headers), retrying transient
+    /// failures, and returns the final URL (after redirects) and the body, at most `limit` bytes.
+    pub async fn get_bytes(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        limit: u64,
+    ) -> Result<(String, Bytes), NetError> {
+        self.retry(url, |_| async {
+            let mut request = self.request(reqwest::Method::GET, url);
+            for (k, v) in headers {
+                request = request.header(*k, *v);
+            }
+            let response = self.success(url, self.send(url, request).await?)?;
+            let final_url = response.url().to_string();
+            let body = self.body(url, response, limit).await?;
+            Ok((final_url, body))
+        })
+        .await
+    }
+
+    /// `response` if its status is a success, else the failure it stands for.
+    pub fn success(
+        &self,
+        url: &str,
+        response: reqwest::Response,
+    ) -> Result<reqwest::Response, Failure> {
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(self.status_failure(url, status, response.headers()))
+    }
+
+    /// The failure an unsuccessful status stands for: transient or not, and when to come back.
+    /// A server asking to wait longer than the policy allows gets a fatal error, not a hang.
+    pub fn status_failure(
+        &self,
+        url: &str,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+    ) -> Failure {
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        let limit = self.opts.retry.max_retry_after;
+        let verdict = retry::status_verdict(status, retry_after);
+        if let (Verdict::Retry { .. }, Some(asked)) = (verdict, retry_after) {
+            if asked > limit {
+                return Failure::fatal(NetError::RetryTooLate {
+                    url: url::redact(url),
+                    seconds: asked.as_secs(),
+                    limit: limit.as_secs(),
+                });
+            }
+        }
+        Failure {
+            error: NetError::Status {
+                url: url::redact(url),
+                status,
+                attempts: 1,
+            },
+            verdict,
+        }
+    }
+
+    fn stalled(&self, url: &str) -> Failure {
+        Failure::transient(NetError::Stalled {
+            url: url::redact(url),
+            seconds: self.opts.stall_timeout.as_secs(),
+            attempts: 1,
+        })
+    }
+}
+
+/// Errors that carry an attempt count, so [`Http::retry`] can say how hard it tried.
+pub trait Attempts {
+    fn set_attempts(&mut self, n: u32);
+}
+
+impl Attempts for NetError {
+    fn set_attempts(&mut self, n: u32) {
+        NetError::set_attempts(self, n)
+    }
+}
+
+/// A transport error (connect, reset, timeout, broken body) as a failure worth retrying, with
+/// the innermost cause as the message (reqwest's own text would repeat the URL, credentials
+/// included, which is why it is dropped with `without_url`).
+pub fn transport_failure(url: &str, e: &reqwest::Error) -> Failure {
+    let verdict = if e.is_builder() || e.is_redirect() {
+        Verdict::Fatal
+    } else {
+        Verdict::Retry { after: None }
+    };
+    Failure {
+        error: NetError::Transport {
+            url: url::redact(url),
+            message: root_cause(e),
+            attempts: 1,
+        },
+        verdict,
+    }
+}
+
+/// The innermost cause of a reqwest error, without its URL.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut message = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message = s.to_string();
+        source = s.source();
+    }
+    url::redact(&message).to_string()
+}
+
+/// When the body of a streaming request last moved.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    start: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            start: Instant::now(),
+            last_ms: Arc::default(),
+        }
+    }
+}
+
+impl Progress {
+    /// Notes that bytes moved now.
+    pub fn tick(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+}

@@ -68,7 +68,7 @@ pub async fn fetch_verified(
                 expected, actual, ..
             }) => {
                 let error = DownloadError::Mismatch {
-                    url: net::url::redact(url),
+                    url: http.shown(url),
                     expected,
                     actual,
                 };

@@ -86,7 +86,7 @@ pub async fn lock(
         Err(NetError::Status { status, .. }) => {
             return Err(DebianError::UnknownSuite {
                 suite: spec.suite.clone(),
-                mirror: redact(&mirror),
+                mirror: http.shown(&mirror),
                 message: format!("HTTP {status} for InRelease"),
             })
         }

@@ -154,8 +154,9 @@ impl Http {
         let client = reqwest::Client::builder()
             .user_agent(concat!("lockship/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.connect_timeout)
-            // Belt and braces: lockship also times each send and each body chunk itself.
-            .read_timeout(opts.stall_timeout)
+            // Belt and braces: lockship times each send and each body chunk itself (and says so
+            // more clearly); reqwest's own timeout, a little later, catches any read it misses.
+            .read_timeout(opts.stall_timeout + Duration::from_secs(5))
             .build()
             // The builder fails only on invalid TLS settings, and lockship sets none.
             .unwrap_or_default();
@@ -180,6 +181,23 @@ impl Http {
             }
         }
         split.url
+    }
+
+    /// `url` for a message: with `user:****@` when requests to its origin carry credentials, so
+    /// the reader knows which account was used and never sees its password.
+    pub fn shown(&self, url: &str) -> Redacted {
+        let user = Origin::of(url).and_then(|origin| {
+            self.credentials
+                .read()
+                .ok()
+                .and_then(|map| map.get(&origin).map(|(user, _)| user.clone()))
+        });
+        match user {
+            Some(user) if url::split_credentials(url).credentials.is_none() => {
+                url::redact_with_user(url, &user)
+            }
+            _ => url::redact(url),
+        }
     }
 
     /// A request to `url` carrying the credentials of its origin, if any were registered.
@@ -250,7 +268,7 @@ impl Http {
     ) -> Result<reqwest::Response, Failure> {
         match tokio::time::timeout(self.opts.stall_timeout, request.send()).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(transport_failure(url, &e)),
+            Ok(Err(e)) => Err(self.transport_failure(url, &e)),
             Err(_) => Err(self.stalled(url)),
         }
     }
@@ -275,7 +293,7 @@ impl Http {
             }
         };
         tokio::select! {
-            result = request.send() => result.map_err(|e| transport_failure(url, &e)),
+            result = request.send() => result.map_err(|e| self.transport_failure(url, &e)),
             () = watchdog => Err(self.stalled(url)),
         }
     }
@@ -288,7 +306,7 @@ impl Http {
     ) -> Result<Option<Bytes>, Failure> {
         match tokio::time::timeout(self.opts.stall_timeout, response.chunk()).await {
             Ok(Ok(chunk)) => Ok(chunk),
-            Ok(Err(e)) => Err(transport_failure(url, &e)),
+            Ok(Err(e)) => Err(self.transport_failure(url, &e)),
             Err(_) => Err(self.stalled(url)),
         }
     }
@@ -302,7 +320,7 @@ impl Http {
     ) -> Result<Bytes, Failure> {
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(Failure::fatal(NetError::TooLarge {
-                url: url::redact(url),
+                url: self.shown(url),
                 limit,
             }));
         }
@@ -310,7 +328,7 @@ impl Http {
         while let Some(chunk) = self.chunk(url, &mut response).await? {
             if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(Failure::fatal(NetError::TooLarge {
-                    url: url::redact(url),
+                    url: self.shown(url),
                     limit,
                 }));
             }
@@ -370,7 +388,7 @@ impl Http {
         if let (Verdict::Retry { .. }, Some(asked)) = (verdict, retry_after) {
             if asked > limit {
                 return Failure::fatal(NetError::RetryTooLate {
-                    url: url::redact(url),
+                    url: self.shown(url),
                     seconds: asked.as_secs(),
                     limit: limit.as_secs(),
                 });
@@ -378,8 +396,29 @@ impl Http {
         }
         Failure {
             error: NetError::Status {
-                url: url::redact(url),
+                url: self.shown(url),
                 status,
+                attempts: 1,
+            },
+            verdict,
+        }
+    }
+
+    /// A transport error (connect, reset, timeout, broken body) as a failure worth retrying,
+    /// with the innermost cause as the message (reqwest's own text would repeat the URL).
+    pub fn transport_failure(&self, url: &str, e: &reqwest::Error) -> Failure {
+        if e.is_timeout() && !e.is_connect() {
+            return self.stalled(url);
+        }
+        let verdict = if e.is_builder() || e.is_redirect() {
+            Verdict::Fatal
+        } else {
+            Verdict::Retry { after: None }
+        };
+        Failure {
+            error: NetError::Transport {
+                url: self.shown(url),
+                message: root_cause(e),
                 attempts: 1,
             },
             verdict,
@@ -388,7 +427,7 @@ impl Http {
 
     fn stalled(&self, url: &str) -> Failure {
         Failure::transient(NetError::Stalled {
-            url: url::redact(url),
+            url: self.shown(url),
             seconds: self.opts.stall_timeout.as_secs(),
             attempts: 1,
         })
@@ -403,25 +442,6 @@ pub trait Attempts {
 impl Attempts for NetError {
     fn set_attempts(&mut self, n: u32) {
         NetError::set_attempts(self, n)
-    }
-}
-
-/// A transport error (connect, reset, timeout, broken body) as a failure worth retrying, with
-/// the innermost cause as the message (reqwest's own text would repeat the URL, credentials
-/// included, which is why it is dropped with `without_url`).
-pub fn transport_failure(url: &str, e: &reqwest::Error) -> Failure {
-    let verdict = if e.is_builder() || e.is_redirect() {
-        Verdict::Fatal
-    } else {
-        Verdict::Retry { after: None }
-    };
-    Failure {
-        error: NetError::Transport {
-            url: url::redact(url),
-            message: root_cause(e),
-            attempts: 1,
-        },
-        verdict,
     }
 }
 

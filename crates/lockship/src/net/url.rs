@@ -58,6 +58,26 @@ pub fn redact(url: &str) -> Redacted {
     }
 }
 
+/// `url` (which carries no user info) as shown when requests to it go with `user`'s
+/// credentials: `https://user:****@host/x`.
+pub fn redact_with_user(url: &str, user: &str) -> Redacted {
+    let Some(at) = url.find("://").map(|i| i + 3) else {
+        return redact(url);
+    };
+    let user: String = percent_encoding::utf8_percent_encode(user, USERINFO).to_string();
+    Redacted(format!("{}{user}:****@{}", &url[..at], &url[at..]))
+}
+
+/// Characters that cannot stand in the user part of a URL as they are.
+const USERINFO: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'@')
+    .add(b':')
+    .add(b'/')
+    .add(b'?')
+    .add(b'#')
+    .add(b'%');
+
 /// `url` with no user info at all, for what lockship records: `https://host/x`, `host:path`.
 pub fn strip_userinfo(url: &str) -> String {
     match userinfo_span(url) {

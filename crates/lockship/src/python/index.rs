@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::lock::{Artifacts, LockedPackage, LockedWheel};
-use crate::net::url::{redact, strip_userinfo, Redacted};
+use crate::net::url::{strip_userinfo, Redacted};
 use crate::net::{Http, NetError};
 use crate::oci::digest::Digest;
 
@@ -185,11 +185,11 @@ pub async fn resolve_files(
             source,
         })?;
     let page = parse_project_page(&body).map_err(|message| IndexError::BadResponse {
-        url: redact(&url),
+        url: http.shown(&url),
         message,
     })?;
     let base = ::url::Url::parse(&final_url).map_err(|e| IndexError::BadResponse {
-        url: redact(&url),
+        url: http.shown(&url),
         message: e.to_string(),
     })?;
     let mut has_sdist = false;
@@ -223,7 +223,7 @@ pub async fn resolve_files(
         return Err(IndexError::NotListed {
             package: package.name.clone(),
             version: package.version.clone(),
-            index: redact(index),
+            index: http.shown(index),
         });
     }
     Ok(LockedPackage {

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod servers;
+pub mod wheels;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -207,4 +210,101 @@ pub fn set_debian_base(project: &Project, table: &str) {
         format!("{}[tool.lockship.base]\n{table}", &text[..at]),
     )
     .unwrap();
+}
+
+/// A project that depends on the wheels `served` by the loopback index `index` (their names and
+/// versions), pinned in a requirements.txt whose `--index-url` is `index_url` (so a test can put
+/// credentials in it), with one module copied in as the app (no build backend needed).
+pub fn index_project(
+    index: &servers::StaticServer,
+    index_url: &str,
+    served: &[(&str, &str, Vec<u8>)],
+) -> Project {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("victim");
+    std::fs::create_dir_all(&dir).unwrap();
+    let deps: Vec<String> = served
+        .iter()
+        .map(|(name, version, _)| format!("\"{name}=={version}\""))
+        .collect();
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        format!(
+            "[project]\nname = \"victim\"\nversion = \"1.0\"\ndependencies = [{}]\n\n[tool.lockship]\napp = \"copy\"\ninclude = [\"main.py\"]\nentrypoint = [\"/opt/venv/bin/python\", \"/app/main.py\"]\n",
+            deps.join(", ")
+        ),
+    )
+    .unwrap();
+    let imports: String = served
+        .iter()
+        .map(|(name, _, _)| format!("import {name}; print({name}.GREETING)\n"))
+        .collect();
+    std::fs::write(dir.join("main.py"), imports).unwrap();
+    let mut requirements = format!("--index-url {index_url}\n");
+    for (name, version, bytes) in served {
+        let filename = format!("{name}-{version}-py3-none-any.whl");
+        publish(index, name, &[(filename.as_str(), bytes.as_slice())], None);
+        requirements.push_str(&format!(
+            "{name}=={version} --hash={}\n",
+            lockship::oci::digest::Digest::of_bytes(bytes)
+        ));
+    }
+    std::fs::write(dir.join("requirements.txt"), requirements).unwrap();
+    Project { tmp, dir }
+}
+
+/// Lists `files` (name, bytes) for `package` on `index`, served from `file_host` (another
+/// server) when given, else from the index itself.
+pub fn publish(
+    index: &servers::StaticServer,
+    package: &str,
+    files: &[(&str, &[u8])],
+    file_host: Option<&servers::StaticServer>,
+) {
+    let host = file_host.unwrap_or(index);
+    let mut listed = Vec::new();
+    for (name, bytes) in files {
+        let path = format!("/files/{name}");
+        host.put(&path, "application/octet-stream", bytes.to_vec());
+        let url = if file_host.is_some() {
+            host.url(&path)
+        } else {
+            // Relative, as real indexes often write them.
+            format!("../../files/{name}")
+        };
+        listed.push((name.to_string(), url, bytes.to_vec()));
+    }
+    let page: Vec<(&str, &str, &[u8])> = listed
+        .iter()
+        .map(|(n, u, b)| (n.as_str(), u.as_str(), b.as_slice()))
+        .collect();
+    index.put(
+        &format!("/simple/{package}/"),
+        "application/vnd.pypi.simple.v1+json",
+        servers::project_page(&page),
+    );
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+/// The `.lockship-tmp-*` entries under `dir` (what an interrupted run would leave).
+pub fn temp_leftovers(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".lockship-tmp-")
+        })
+        .map(|e| e.path().to_path_buf())
+        .collect()
 }

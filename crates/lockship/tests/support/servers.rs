@@ -1,0 +1,507 @@
+//! Loopback HTTP servers for tests, all bound to 127.0.0.1 and stopped when dropped:
+//!
+//! - [`FaultProxy`] forwards to a real server (the reference registry, an index) and breaks
+//!   the requests its rules pick: an error status (with `Retry-After`), a connection dropped
+//!   mid-body, a stall, a flipped byte. Faults a real server cannot be made to produce on cue,
+//!   which is the one thing a fake is for here; everything else is the real server's answer.
+//! - [`StaticServer`] serves fixed files (a PEP 691 index and the wheels a test crafted),
+//!   optionally behind basic auth, and logs what reached it (to check where credentials went).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A server thread with its own runtime; dropping it stops both.
+struct Running {
+    addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve<F, Fut>(handler: F) -> Running
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let mut stopped = stopped;
+            loop {
+                let (stream, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(_) => continue,
+                    },
+                    _ = &mut stopped => break,
+                };
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let handler = handler.clone();
+                        async move { Ok::<_, Infallible>(handler(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        runtime.shutdown_background();
+    });
+    Running {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+/// One request as a server saw it.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub authorization: Option<String>,
+    /// The fault injected, if any.
+    pub fault: Option<String>,
+    /// When the request arrived.
+    pub at: std::time::Instant,
+}
+
+/// What to do to a request a rule picks.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer this status instead of forwarding.
+    Status(u16),
+    /// Answer this status with `Retry-After: <value>`.
+    RetryAfter(u16, String),
+    /// Forward, then cut the connection after this many bytes of the answer's body.
+    Drop(usize),
+    /// Forward, send this many bytes of the body, then go silent for this long.
+    Stall(usize, Duration),
+    /// Forward, with the body's byte at this offset flipped.
+    Flip(usize),
+}
+
+/// Which requests a fault hits: those matching `method` and containing `path`, every `every`th
+/// of them (1: all), at most `times` times.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub method: Option<&'static str>,
+    pub path: Option<String>,
+    pub every: usize,
+    pub times: usize,
+    pub fault: Fault,
+}
+
+impl Rule {
+    /// Every `every`th request, whatever it is.
+    pub fn every(every: usize, fault: Fault) -> Rule {
+        Rule {
+            method: None,
+            path: None,
+            every,
+            times: usize::MAX,
+            fault,
+        }
+    }
+
+    /// Requests whose path contains `path`.
+    pub fn on(path: &str, fault: Fault) -> Rule {
+        Rule {
+            method: None,
+            path: Some(path.to_string()),
+            every: 1,
+            times: usize::MAX,
+            fault,
+        }
+    }
+
+    pub fn method(mut self, method: &'static str) -> Rule {
+        self.method = Some(method);
+        self
+    }
+
+    pub fn times(mut self, times: usize) -> Rule {
+        self.times = times;
+        self
+    }
+
+    pub fn every_nth(mut self, every: usize) -> Rule {
+        self.every = every;
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.method.is_none_or(|m| m == method)
+            && self.path.as_deref().is_none_or(|p| path.contains(p))
+    }
+}
+
+#[derive(Default)]
+struct ProxyState {
+    rules: Vec<(Rule, usize, usize)>,
+    log: Vec<Logged>,
+}
+
+/// A fault-injecting proxy in front of `upstream` (host:port, plain HTTP).
+pub struct FaultProxy {
+    running: Running,
+    state: Arc<Mutex<ProxyState>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str) -> FaultProxy {
+        let state: Arc<Mutex<ProxyState>> = Arc::default();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let upstream = upstream.to_string();
+        // The proxy's own address is known once it listens; handlers read it from here.
+        let own: Arc<Mutex<String>> = Arc::default();
+        let running = {
+            let (state, own) = (state.clone(), own.clone());
+            serve(move |req| {
+                let (state, client, upstream, own) =
+                    (state.clone(), client.clone(), upstream.clone(), own.clone());
+                async move { proxy(req, &state, &client, &upstream, &own).await }
+            })
+        };
+        *own.lock().unwrap() = running.addr.clone();
+        FaultProxy { running, state }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.running.addr
+    }
+
+    /// Replaces the rules (counts start over).
+    pub fn set_rules(&self, rules: Vec<Rule>) {
+        self.state.lock().unwrap().rules = rules.into_iter().map(|r| (r, 0, 0)).collect();
+    }
+
+    pub fn log(&self) -> Vec<Logged> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|l| l.fault.is_some())
+            .count()
+    }
+}
+
+async fn proxy(
+    req: Request<Incoming>,
+    state: &Mutex<ProxyState>,
+    client: &reqwest::Client,
+    upstream: &str,
+    own: &Mutex<String>,
+) -> Response<Body> {
+    let arrived = std::time::Instant::now();
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let fault = {
+        let mut s = state.lock().unwrap();
+        let mut picked = None;
+        // Every matching rule counts the request; the first that fires injects its fault.
+        for (rule, seen, injected) in s.rules.iter_mut() {
+            if rule.matches(&method, &path) {
+                *seen += 1;
+                if picked.is_none() && *seen % rule.every == 0 && *injected < rule.times {
+                    *injected += 1;
+                    picked = Some(rule.fault.clone());
+                }
+            }
+        }
+        picked
+    };
+    let log = |status: u16, fault: &Option<Fault>| {
+        state.lock().unwrap().log.push(Logged {
+            method: method.clone(),
+            path: path.clone(),
+            status,
+            authorization: authorization.clone(),
+            fault: fault.as_ref().map(|f| format!("{f:?}")),
+            at: arrived,
+        });
+    };
+    let headers = req.headers().clone();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    match &fault {
+        Some(Fault::Status(code)) | Some(Fault::RetryAfter(code, _)) => {
+            log(*code, &fault);
+            let mut response = Response::builder().status(*code);
+            if let Some(Fault::RetryAfter(_, after)) = &fault {
+                response = response.header("retry-after", after.as_str());
+            }
+            return response.body(full("injected fault\n")).unwrap();
+        }
+        _ => {}
+    }
+    let proxy_addr = own.lock().unwrap().clone();
+    let mut forward = client.request(
+        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+        format!("http://{upstream}{path}"),
+    );
+    for (name, value) in &headers {
+        if !["host", "content-length", "transfer-encoding", "connection"].contains(&name.as_str()) {
+            forward = forward.header(name.as_str(), value.as_bytes());
+        }
+    }
+    // The registry builds upload locations from Host: keep them pointing at the proxy.
+    forward = forward
+        .header("host", proxy_addr.as_str())
+        .header("x-forwarded-host", proxy_addr.as_str())
+        .body(body);
+    let answer = match forward.send().await {
+        Ok(a) => a,
+        Err(e) => {
+            log(502, &fault);
+            return Response::builder()
+                .status(502)
+                .body(full(format!("proxy: {e}\n")))
+                .unwrap();
+        }
+    };
+    let status = answer.status().as_u16();
+    let mut response = Response::builder().status(status);
+    for (name, value) in answer.headers() {
+        if ["content-length", "transfer-encoding", "connection"].contains(&name.as_str()) {
+            continue;
+        }
+        if name == "location" {
+            let text = value.to_str().unwrap_or("").replace(upstream, &proxy_addr);
+            response = response.header("location", text);
+        } else {
+            response = response.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let mut bytes = answer.bytes().await.unwrap_or_default().to_vec();
+    log(status, &fault);
+    let len = bytes.len();
+    let is_head = method == "HEAD";
+    match fault {
+        Some(Fault::Flip(at)) if at < len => {
+            bytes[at] ^= 0xff;
+            response.body(full(bytes)).unwrap()
+        }
+        Some(Fault::Drop(after)) if !is_head => {
+            let part = Bytes::from(bytes[..after.min(len)].to_vec());
+            let frames = futures::stream::iter(vec![
+                Ok(Frame::data(part)),
+                Err(std::io::Error::other(
+                    "connection dropped by the fault proxy",
+                )),
+            ]);
+            response
+                .header("content-length", len)
+                .body(BodyExt::boxed(StreamBody::new(frames)))
+                .unwrap()
+        }
+        Some(Fault::Stall(after, pause)) if !is_head => {
+            let (head, tail) = bytes.split_at(after.min(len));
+            let (head, tail) = (Bytes::from(head.to_vec()), Bytes::from(tail.to_vec()));
+            let frames = futures::stream::unfold(0u8, move |step| {
+                let (head, tail) = (head.clone(), tail.clone());
+                async move {
+                    match step {
+                        0 => Some((Ok(Frame::data(head)), 1)),
+                        1 => {
+                            tokio::time::sleep(pause).await;
+                            Some((Ok(Frame::data(tail)), 2))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            response
+                .header("content-length", len)
+                .body(BodyExt::boxed(StreamBody::new(frames)))
+                .unwrap()
+        }
+        _ => {
+            if is_head {
+                response.body(full(Bytes::new())).unwrap()
+            } else {
+                response.body(full(bytes)).unwrap()
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct StaticState {
+    files: HashMap<String, (String, Bytes)>,
+    auth: Option<String>,
+    log: Vec<Logged>,
+}
+
+/// Fixed files on a loopback port, optionally behind basic auth.
+pub struct StaticServer {
+    running: Running,
+    state: Arc<Mutex<StaticState>>,
+}
+
+impl StaticServer {
+    /// A server that answers every request with 401 unless it carries `user:password`.
+    pub fn start(auth: Option<(&str, &str)>) -> StaticServer {
+        use base64::Engine;
+        let state = Arc::new(Mutex::new(StaticState {
+            auth: auth.map(|(u, p)| {
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                )
+            }),
+            ..Default::default()
+        }));
+        let running = {
+            let state = state.clone();
+            serve(move |req| {
+                let state = state.clone();
+                async move { serve_static(req, &state) }
+            })
+        };
+        StaticServer { running, state }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.running.addr
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.addr)
+    }
+
+    /// Serves `bytes` at `path`.
+    pub fn put(&self, path: &str, content_type: &str, bytes: impl Into<Bytes>) {
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert(path.to_string(), (content_type.to_string(), bytes.into()));
+    }
+
+    pub fn log(&self) -> Vec<Logged> {
+        self.state.lock().unwrap().log.clone()
+    }
+}
+
+fn serve_static(req: Request<Incoming>, state: &Mutex<StaticState>) -> Response<Body> {
+    let mut s = state.lock().unwrap();
+    let path = req.uri().path().to_string();
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let (status, response) = if s.auth.is_some() && authorization != s.auth {
+        (
+            401,
+            Response::builder()
+                .status(401)
+                .header("www-authenticate", "Basic realm=\"test index\"")
+                .body(full("unauthorized\n")),
+        )
+    } else {
+        match s.files.get(&path) {
+            Some((content_type, bytes)) => (
+                200,
+                Response::builder()
+                    .status(200)
+                    .header("content-type", content_type.as_str())
+                    .body(full(bytes.clone())),
+            ),
+            None => (
+                404,
+                Response::builder().status(404).body(full("not found\n")),
+            ),
+        }
+    };
+    s.log.push(Logged {
+        method: req.method().to_string(),
+        path,
+        status,
+        authorization,
+        fault: None,
+        at: std::time::Instant::now(),
+    });
+    response.unwrap()
+}
+
+/// A PEP 691 project page listing `files` (file name, URL, content).
+pub fn project_page(files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let files: Vec<serde_json::Value> = files
+        .iter()
+        .map(|(name, url, bytes)| {
+            serde_json::json!({
+                "filename": name,
+                "url": url,
+                "hashes": {"sha256": lockship::oci::digest::Digest::of_bytes(bytes).hex()},
+                "size": bytes.len(),
+            })
+        })
+        .collect();
+    serde_json::json!({"meta": {"api-version": "1.1"}, "name": "x", "files": files})
+        .to_string()
+        .into_bytes()
+}

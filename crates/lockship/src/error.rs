@@ -85,6 +85,7 @@ impl Error {
             Error::Debian(e) => e.hint(),
             Error::Smoke(e) => e.hint(),
             Error::Relock(e) => e.hint(),
+            Error::Output(e) => e.hint(),
             Error::PartialPush { .. } => Some(
                 "the references listed as pushed already point at the new image; run the build again to push the rest (blobs already there are skipped)".into(),
             ),

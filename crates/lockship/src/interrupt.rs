@@ -112,10 +112,21 @@ fn kill_group(pgid: i32) {
 
 /// The child processes of one piece of work (an app build, a smoke run). Each runs in a process
 /// group of its own, so killing it also kills what it started (uv's Python, a build backend's
-/// compilers); [`Children::kill`] stops them all, and dropping the last handle does too.
+/// compilers). [`Children::kill`] stops them all, and any started afterwards are refused: the
+/// work was cancelled.
 #[derive(Clone, Debug, Default)]
 pub struct Children {
-    groups: Arc<Mutex<BTreeMap<i32, ()>>>,
+    state: Arc<Mutex<ChildState>>,
+}
+
+#[derive(Debug, Default)]
+struct ChildState {
+    groups: BTreeMap<i32, ()>,
+    cancelled: bool,
+}
+
+fn cancelled() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "cancelled: the build stopped")
 }
 
 impl Children {
@@ -134,24 +145,36 @@ impl Children {
                 Ok(())
             });
         }
+        if self.lock().cancelled {
+            return Err(cancelled());
+        }
         let child = cmd.spawn()?;
         let pgid = child.id() as i32;
         let _registered = GLOBAL.register(Undo::Group(pgid));
-        self.lock().insert(pgid, ());
+        {
+            let mut state = self.lock();
+            state.groups.insert(pgid, ());
+            // Cancelled between the check and the spawn: this one goes too.
+            if state.cancelled {
+                kill_group(pgid);
+            }
+        }
         let output = child.wait_with_output();
-        self.lock().remove(&pgid);
+        self.lock().groups.remove(&pgid);
         output
     }
 
-    /// Kills every child group still running.
+    /// Kills every child group still running, and refuses to start more.
     pub fn kill(&self) {
-        for pgid in self.lock().keys() {
+        let mut state = self.lock();
+        state.cancelled = true;
+        for pgid in state.groups.keys() {
             kill_group(*pgid);
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<i32, ()>> {
-        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, ChildState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -208,3 +208,46 @@ fn without_wheels(lock: &str, names: &[&str]) -> String {
     }
     out
 }
+
+#[test]
+fn config_paths_cannot_leave_the_image_or_the_project() {
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    for (setting, field) in [
+        // Layers are staged under the cache: this once wrote 0755 scripts beside it.
+        ("venv = \"../../../escape\"", "venv"),
+        ("workdir = \"../escape\"", "workdir"),
+        ("include = [\"../../**/*.py\"]", "include"),
+    ] {
+        std::fs::write(
+            project.path("pyproject.toml"),
+            pyproject.replace(
+                "[tool.lockship]\n",
+                &format!("[tool.lockship]\n{setting}\n"),
+            ),
+        )
+        .unwrap();
+        let err = failing_build(&project.dir, cache.path(), &["--base", &env.base]);
+        assert!(
+            error_line(&err).starts_with(&format!(
+                "error: {}: [tool.lockship] {field} = ",
+                project.path("pyproject.toml").display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("hint: paths in the image are absolute"),
+            "{err}"
+        );
+    }
+    let escaped: Vec<_> = walkdir::WalkDir::new(project.tmp.path())
+        .into_iter()
+        .chain(walkdir::WalkDir::new(cache.path().parent().unwrap()).max_depth(3))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() == "escape")
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(escaped.is_empty(), "written outside: {escaped:?}");
+}

@@ -4,9 +4,7 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 
 use lockship::oci::digest::Digest;
 use support::*;
@@ -143,79 +141,6 @@ fn pushing_next_to_the_base_mounts_it_and_never_downloads_it() {
         !blob.exists(),
         "the base layer was downloaded although the registry had it"
     );
-}
-
-/// A registry with htpasswd auth on a free loopback port, stopped (by PID) when dropped.
-struct AuthRegistry {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for AuthRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn auth_registry(user: &str, password: &str) -> AuthRegistry {
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let htpasswd = run_ok(Command::new("htpasswd").args(["-Bbn", user, password]));
-    std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
-    let config = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: lockship-test\n    path: {d}/htpasswd\n",
-        d = dir.path().display()
-    );
-    std::fs::write(dir.path().join("config.yml"), config).unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(dir.path().join("config.yml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let registry = AuthRegistry {
-        child,
-        addr,
-        _dir: dir,
-    };
-    for _ in 0..100 {
-        let code = Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &format!("http://{}/v2/", registry.addr),
-            ])
-            .output()
-            .unwrap();
-        if code.stdout == b"401" {
-            return registry;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("auth registry on {} did not start", registry.addr);
-}
-
-fn docker_config(dir: &Path, registry: &str, auth_b64: Option<&str>) {
-    let auths = match auth_b64 {
-        Some(a) => serde_json::json!({ registry: { "auth": a } }),
-        None => serde_json::json!({}),
-    };
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::json!({ "auths": auths }).to_string(),
-    )
-    .unwrap();
 }
 
 #[test]

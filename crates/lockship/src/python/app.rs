@@ -21,11 +21,20 @@ pub enum AppError {
     Read { path: PathBuf, message: String },
     #[error("bad include glob `{glob}` in [tool.lockship]: {message}")]
     BadGlob { glob: String, message: String },
-    #[error("the include globs {globs:?} match no file in {project}")]
+    #[error("the include globs {} match no file in {project}", quoted(.globs))]
     NothingIncluded {
         project: PathBuf,
         globs: Vec<String>,
     },
+}
+
+/// `a`, `b` (for messages).
+fn quoted(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl AppError {
@@ -466,7 +475,7 @@ mod tests {
         let err = included(Path::new("p"), &files, &["src/**".into()]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the include globs [\"src/**\"] match no file in p"
+            "the include globs `src/**` match no file in p"
         );
     }
 }

@@ -7,8 +7,9 @@
 pub mod servers;
 pub mod wheels;
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 /// The services scripts/test started, read from the environment.
 pub struct Env {
@@ -307,4 +308,80 @@ pub fn temp_leftovers(dir: &Path) -> Vec<PathBuf> {
         })
         .map(|e| e.path().to_path_buf())
         .collect()
+}
+
+/// A registry with htpasswd auth on a free loopback port, stopped (by PID) when dropped.
+pub struct AuthRegistry {
+    child: Child,
+    pub addr: String,
+    /// The registry's storage (scanned by the secrets test).
+    pub dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn auth_registry(user: &str, password: &str) -> AuthRegistry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let htpasswd = run_ok(Command::new("htpasswd").args(["-Bbn", user, password]));
+    std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: lockship-test\n    path: {d}/htpasswd\n",
+        d = dir.path().display()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.path().join("config.yml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let registry = AuthRegistry {
+        child,
+        addr,
+        dir: dir.path().join("data"),
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        let code = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("http://{}/v2/", registry.addr),
+            ])
+            .output()
+            .unwrap();
+        if code.stdout == b"401" {
+            return registry;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("auth registry on {} did not start", registry.addr);
+}
+
+pub fn docker_config(dir: &Path, registry: &str, auth_b64: Option<&str>) {
+    let auths = match auth_b64 {
+        Some(a) => serde_json::json!({ registry: { "auth": a } }),
+        None => serde_json::json!({}),
+    };
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::json!({ "auths": auths }).to_string(),
+    )
+    .unwrap();
 }

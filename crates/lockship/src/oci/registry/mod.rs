@@ -1004,6 +1004,19 @@ impl Registry {
                 }
                 let status = response.status().as_u16();
                 let detail = error_detail(response).await;
+                // The registry hashed something else than the name says: if the cached blob is
+                // damaged (verify evicts it), say so, so that the build makes it again.
+                if let (Upload::Stored(store), true) = (source, detail.contains("DIGEST_INVALID")) {
+                    if !store.verify(digest, "layer").unwrap_or(true) {
+                        return Err(Failure::fatal(
+                            BlobStoreError::Corrupt {
+                                digest: digest.clone(),
+                                what: "layer".into(),
+                            }
+                            .into(),
+                        ));
+                    }
+                }
                 Err(match status {
                     401 | 403 => Failure::fatal(RegistryError::Denied {
                         registry: registry.to_string(),
@@ -1190,41 +1203,70 @@ impl Upload<'_> {
                     tokio::fs::File::from_std(file),
                     1 << 20,
                 );
-                let hasher = Arc::new(Mutex::new(Some(Hasher::default())));
-                let (tick, feed) = (progress.clone(), hasher.clone());
-                let chunks = reader.map(move |chunk| {
-                    if let (Ok(bytes), Some(h)) = (
-                        &chunk,
-                        feed.lock().unwrap_or_else(|e| e.into_inner()).as_mut(),
-                    ) {
-                        h.update(bytes);
+                // The last chunk is held back until the whole file has hashed to its name: a
+                // body with a Content-Length is done once that many bytes went, so an error
+                // after the last byte would never be read, and the registry would get the
+                // damaged blob. Failing instead of the last chunk aborts the upload.
+                let state = UploadBody {
+                    reader,
+                    held: None,
+                    hasher: Some(Hasher::default()),
+                    expected: digest.clone(),
+                    slot: slot.clone(),
+                    progress: progress.clone(),
+                };
+                let chunks = futures::stream::unfold(state, UploadBody::next);
+                Ok((reqwest::Body::wrap_stream(chunks), size, slot))
+            }
+        }
+    }
+}
+
+/// The body of a blob upload read from the store, hashed as it goes (see [`Upload::body`]).
+struct UploadBody {
+    reader: tokio_util::io::ReaderStream<tokio::fs::File>,
+    /// The chunk read but not yet sent.
+    held: Option<bytes::Bytes>,
+    /// None once the end was reached.
+    hasher: Option<Hasher>,
+    expected: Digest,
+    slot: CheckSlot,
+    progress: Progress,
+}
+
+impl UploadBody {
+    async fn next(mut self) -> Option<(std::io::Result<bytes::Bytes>, UploadBody)> {
+        loop {
+            let hasher = self.hasher.as_mut()?;
+            match self.reader.next().await {
+                Some(Ok(chunk)) => {
+                    hasher.update(&chunk);
+                    self.progress.tick();
+                    if let Some(previous) = self.held.replace(chunk) {
+                        return Some((Ok(previous), self));
                     }
-                    tick.tick();
-                    chunk
-                });
-                let (expected, verdict) = (digest.clone(), slot.clone());
-                // After the last chunk: compare, and fail the body (so the registry never
-                // stores it) when the bytes are not what their name says.
-                let end = futures::stream::once(async move {
-                    let actual = hasher
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .take()
-                        .map(Hasher::finish);
-                    let intact = actual.as_ref() == Some(&expected);
-                    *verdict.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(if intact {
+                }
+                Some(Err(e)) => {
+                    self.hasher = None;
+                    return Some((Err(e), self));
+                }
+                None => {
+                    let intact =
+                        self.hasher.take().map(Hasher::finish).as_ref() == Some(&self.expected);
+                    *self.slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(if intact {
                         UploadCheck::Intact
                     } else {
                         UploadCheck::Corrupt
                     });
-                    if intact {
-                        None::<Result<bytes::Bytes, std::io::Error>>
-                    } else {
-                        Some(Err(std::io::Error::other("the cached blob is damaged")))
-                    }
-                })
-                .filter_map(futures::future::ready);
-                Ok((reqwest::Body::wrap_stream(chunks.chain(end)), size, slot))
+                    return match (intact, self.held.take()) {
+                        (true, Some(last)) => Some((Ok(last), self)),
+                        (true, None) => None,
+                        (false, _) => Some((
+                            Err(std::io::Error::other("the cached blob is damaged")),
+                            self,
+                        )),
+                    };
+                }
             }
         }
     }

@@ -60,7 +60,7 @@ fn slow_project() -> (tempfile::TempDir, PathBuf) {
 /// backend runs; returns lockship's process and the backend's pid.
 fn start_hanging_build(project: &Path, cache: &Path, out: &Path) -> (Child, i32) {
     let pidfile = project.parent().unwrap().join("backend.pid");
-    let child = lockship(cache)
+    let mut child = lockship(cache)
         .env("SLOW_BACKEND_PIDFILE", &pidfile)
         .arg("build")
         .arg(project)
@@ -80,6 +80,8 @@ fn start_hanging_build(project: &Path, cache: &Path, out: &Path) -> (Child, i32)
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the backend never started");
 }
 

@@ -76,9 +76,31 @@ pub fn probe(
     layers: &[LayerFile<'_>],
     env: &[String],
 ) -> Result<BaseFacts, ProbeError> {
-    let mut scan = Scan::default();
+    let mut readers = Vec::new();
     for layer in layers {
-        scan_layer(layer, &mut scan)?;
+        let file = std::fs::File::open(layer.path).map_err(|source| ProbeError::Read {
+            path: layer.path.to_path_buf(),
+            source,
+        })?;
+        readers.push((
+            layer.path.to_path_buf(),
+            layer.gzip,
+            std::io::BufReader::new(file),
+        ));
+    }
+    probe_readers(base, readers, env)
+}
+
+/// [`probe`] over layers given as readers (path for messages, gzip or not, the bytes): what
+/// the fuzz target of the base-layer tar reader calls.
+pub fn probe_readers<R: Read>(
+    base: &str,
+    layers: impl IntoIterator<Item = (PathBuf, bool, R)>,
+    env: &[String],
+) -> Result<BaseFacts, ProbeError> {
+    let mut scan = Scan::default();
+    for (path, gzip, reader) in layers {
+        scan_layer(&path, gzip, reader, &mut scan)?;
     }
     let (dir, minor) = ["usr/local/bin", "usr/bin"]
         .iter()
@@ -124,13 +146,12 @@ pub fn probe(
     })
 }
 
-fn scan_layer(layer: &LayerFile<'_>, scan: &mut Scan) -> Result<(), ProbeError> {
+fn scan_layer(path: &Path, gzip: bool, file: impl Read, scan: &mut Scan) -> Result<(), ProbeError> {
     let err = |source| ProbeError::Read {
-        path: layer.path.to_path_buf(),
+        path: path.to_path_buf(),
         source,
     };
-    let file = std::io::BufReader::new(std::fs::File::open(layer.path).map_err(err)?);
-    let reader: Box<dyn Read> = if layer.gzip {
+    let reader: Box<dyn Read + '_> = if gzip {
         Box::new(flate2::read::MultiGzDecoder::new(file))
     } else {
         Box::new(file)
@@ -177,7 +198,11 @@ fn scan_layer(layer: &LayerFile<'_>, scan: &mut Scan) -> Result<(), ProbeError> 
         }
         if CAPTURED.contains(&path.as_str()) && entry.header().entry_type().is_file() {
             let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(err)?;
+            // Real ones are kilobytes (a dpkg status a few MB); a hostile base gets no more.
+            (&mut entry)
+                .take(32 << 20)
+                .read_to_string(&mut text)
+                .map_err(err)?;
             scan.files.insert(path, text);
         }
     }

@@ -1,0 +1,43 @@
+//! uv.lock reader: parse, then walk the graph from a root for a target, with extras and groups.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lockship::oci::digest::Digest;
+use lockship::python::lock::uv_lock::Selection;
+use lockship::python::lock::{LockFile, LockKind};
+use lockship::python::target::{Libc, PythonTarget};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let env = target().marker_env();
+    let lock = LockFile {
+        path: "uv.lock".into(),
+        kind: LockKind::UvLock,
+        text: text.to_string(),
+        digest: Digest::of_bytes(data),
+    };
+    let _ = lock.packages(&env, Some("app"), &Selection::default());
+    let _ = lock.packages(
+        &env,
+        None,
+        &Selection {
+            extras: vec!["plot".into()],
+            groups: vec!["dev".into()],
+        },
+    );
+});
+
+fn target() -> PythonTarget {
+    PythonTarget {
+        version: (3, 11, 2),
+        interpreter: "/usr/bin/python3.11".into(),
+        libc: Libc::Glibc {
+            major: 2,
+            minor: 36,
+        },
+        architecture: "amd64".into(),
+        venv: "/opt/venv".into(),
+    }
+}

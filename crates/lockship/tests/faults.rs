@@ -88,6 +88,11 @@ fn transient_registry_faults_cost_retries_and_change_nothing() {
     let log = proxy.log();
     let injected: Vec<_> = log.iter().filter(|l| l.fault.is_some()).collect();
     assert!(injected.len() >= 8, "too few faults injected: {injected:?}");
+    eprintln!(
+        "reliability: registry: {} faults injected into {} requests, digest unchanged",
+        injected.len(),
+        log.len()
+    );
     for kind in ["RetryAfter", "Drop", "Status(500)", "Status(502)"] {
         assert!(
             injected
@@ -242,6 +247,10 @@ fn transient_index_faults_cost_retries() {
         &[],
     ));
     assert_eq!(proxy.injected(), 3, "{:?}", proxy.log());
+    eprintln!(
+        "reliability: index: 3 faults injected into {} requests",
+        proxy.log().len()
+    );
     assert!(tar.is_file());
 }
 

@@ -326,6 +326,40 @@ impl Drop for AuthRegistry {
     }
 }
 
+impl AuthRegistry {
+    /// A registry process the caller started (with a config it wrote), kept until dropped.
+    pub fn adopt(child: Child, addr: String, dir: PathBuf) -> AuthRegistry {
+        AuthRegistry {
+            child,
+            addr,
+            dir,
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Waits until the registry answers `/v2/` with 401 (it is up and wants credentials).
+    pub fn wait_for_401(&self) {
+        for _ in 0..100 {
+            let code = Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    &format!("http://{}/v2/", self.addr),
+                ])
+                .output()
+                .unwrap();
+            if code.stdout == b"401" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("registry on {} did not start", self.addr);
+    }
+}
+
 pub fn auth_registry(user: &str, password: &str) -> AuthRegistry {
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
@@ -354,24 +388,8 @@ pub fn auth_registry(user: &str, password: &str) -> AuthRegistry {
         dir: dir.path().join("data"),
         _dir: dir,
     };
-    for _ in 0..100 {
-        let code = Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &format!("http://{}/v2/", registry.addr),
-            ])
-            .output()
-            .unwrap();
-        if code.stdout == b"401" {
-            return registry;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("auth registry on {} did not start", registry.addr);
+    registry.wait_for_401();
+    registry
 }
 
 pub fn docker_config(dir: &Path, registry: &str, auth_b64: Option<&str>) {

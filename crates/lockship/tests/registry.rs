@@ -145,19 +145,8 @@ fn pushing_next_to_the_base_mounts_it_and_never_downloads_it() {
 
 #[test]
 fn basic_auth_comes_from_the_docker_config() {
-    let env = env();
     let registry = auth_registry("tester", "secret");
-    let base = format!("{}/python:3.11", registry.addr);
-    run_ok(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "tester:secret",
-        &format!("docker://{}", env.base),
-        &format!("docker://{base}"),
-    ]));
+    let base = copy_base_with_creds(&format!("{}/python:3.11", registry.addr), "tester:secret");
     let project = fixture("hello-cli", true);
     let config_dir = tempfile::tempdir().unwrap();
     let pushed = format!("{}/team/hello:1", registry.addr);
@@ -331,7 +320,6 @@ fn mint_token(dir: &std::path::Path, access: serde_json::Value) -> String {
 #[test]
 fn bearer_tokens_from_the_realm_the_registry_names() {
     use support::servers::StaticServer;
-    let env = env();
     let dir = tempfile::tempdir().unwrap();
     run_ok(Command::new("openssl").args([
         "req",
@@ -364,17 +352,7 @@ fn bearer_tokens_from_the_realm_the_registry_names() {
         serde_json::json!({"token": token, "expires_in": 300}).to_string(),
     );
     let registry = token_registry(dir.path(), &realm.url("/token"));
-    let base = format!("{}/python:3.11", registry.addr);
-    run_ok(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "pusher:tok-pw",
-        &format!("docker://{}", env.base),
-        &format!("docker://{base}"),
-    ]));
+    let base = copy_base_with_creds(&format!("{}/python:3.11", registry.addr), "pusher:tok-pw");
     let project = fixture("hello-cli", true);
     let config_dir = tempfile::tempdir().unwrap();
     let target = format!("{}/team/app:1", registry.addr);

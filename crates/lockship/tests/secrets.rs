@@ -100,20 +100,12 @@ fn scan_output(out: &Output, what: &str, found: &mut Vec<String>) {
 
 #[test]
 fn no_secret_reaches_an_image_a_cache_file_an_output_or_a_message() {
-    let env = env();
     // The registry wants a password, given through the Docker config.
     let registry = auth_registry(REGISTRY_USER, REGISTRY_PASSWORD);
-    let base = format!("{}/python:3.11", registry.addr);
-    run_ok(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        "--dest-creds",
+    let base = copy_base_with_creds(
+        &format!("{}/python:3.11", registry.addr),
         &format!("{REGISTRY_USER}:{REGISTRY_PASSWORD}"),
-        &format!("docker://{}", env.base),
-        &format!("docker://{base}"),
-    ]));
+    );
     let docker_dir = tempfile::tempdir().unwrap();
     docker_config(
         docker_dir.path(),

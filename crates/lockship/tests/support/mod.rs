@@ -360,6 +360,22 @@ impl AuthRegistry {
     }
 }
 
+/// Copies the test base image to `dest` (a reference on a registry that wants `user:password`)
+/// with skopeo, and returns `dest`.
+pub fn copy_base_with_creds(dest: &str, creds: &str) -> String {
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        creds,
+        &format!("docker://{}", env().base),
+        &format!("docker://{dest}"),
+    ]));
+    dest.to_string()
+}
+
 pub fn auth_registry(user: &str, password: &str) -> AuthRegistry {
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0")

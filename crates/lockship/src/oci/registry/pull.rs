@@ -70,7 +70,8 @@ impl Registry {
         })?;
         let config_digest = parse_digest(&config_desc.digest, reference, &action)?;
         let what = format!("config of {reference}");
-        // Configs are content-addressed: one pulled before never needs pulling again.
+        // Configs are content-addressed: one pulled before (and intact: fetch_blob checks)
+        // never needs pulling again.
         self.fetch_blob(
             &resolved,
             &config_digest,
@@ -79,22 +80,7 @@ impl Registry {
             store,
         )
         .await?;
-        let config = match store.read(&config_digest, &what) {
-            Ok(bytes) => bytes,
-            Err(e) if e.is_corrupt() => {
-                // Damaged on disk (and evicted): fetch it again.
-                self.fetch_blob(
-                    &resolved,
-                    &config_digest,
-                    Some(config_desc.size),
-                    &what,
-                    store,
-                )
-                .await?;
-                store.read(&config_digest, &what)?
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let config = store.read(&config_digest, &what)?;
         if !is_index && platform_required {
             check_platform(&config, reference, platform)?;
         }

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lockship::python::probe::probe_readers;
+use lockship_python::probe::probe_readers;
 
 fuzz_target!(|data: &[u8]| {
     let gzip = data.starts_with(&[0x1f, 0x8b]);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lockship::debian::{control, release, resolve::Universe, version};
+use lockship_debian::{control, release, resolve::Universe, version};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

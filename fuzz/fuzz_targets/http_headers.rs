@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lockship::net::retry::parse_retry_after;
-use lockship::net::url::{redact, split_credentials, strip_userinfo};
-use lockship::oci::registry::parse_challenges;
+use lockship_net::retry::parse_retry_after;
+use lockship_net::url::{redact, split_credentials, strip_userinfo};
+use lockship_oci::registry::parse_challenges;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

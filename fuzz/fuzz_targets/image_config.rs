@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lockship::oci::image::{assemble, ConfigSpec};
-use lockship::oci::registry::parse_manifest;
+use lockship_oci::image::{assemble, ConfigSpec};
+use lockship_oci::registry::parse_manifest;
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_manifest(data);

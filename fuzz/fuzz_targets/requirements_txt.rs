@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lockship::python::lock::requirements_txt;
-use lockship::python::target::{Libc, PythonTarget};
+use lockship_python::lock::requirements_txt;
+use lockship_python::target::{Libc, PythonTarget};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -2,10 +2,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lockship::oci::digest::Digest;
-use lockship::python::lock::uv_lock::Selection;
-use lockship::python::lock::{LockFile, LockKind};
-use lockship::python::target::{Libc, PythonTarget};
+use lockship_oci::digest::Digest;
+use lockship_python::lock::uv_lock::Selection;
+use lockship_python::lock::{LockFile, LockKind};
+use lockship_python::target::{Libc, PythonTarget};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -5,7 +5,7 @@
 use std::io::Read;
 
 use libfuzzer_sys::fuzz_target;
-use lockship::python::wheel::{parse_record, read_entries, Kind, Limits};
+use lockship_python::wheel::{parse_record, read_entries, Kind, Limits};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

@@ -6,11 +6,11 @@
 use std::io::Write;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lockship::oci::blob_store::BlobStore;
-use lockship::oci::digest::Digest;
-use lockship::oci::layer::write_layer;
-use lockship::oci::tar_tree::TarTree;
-use lockship::python::target::{Libc, PythonTarget};
+use lockship_oci::blob_store::BlobStore;
+use lockship_oci::digest::Digest;
+use lockship_oci::layer::write_layer;
+use lockship_oci::tar_tree::TarTree;
+use lockship_python::target::{Libc, PythonTarget};
 
 /// A tree shaped like an installed package: many small, compressible Python files.
 fn tree(files: usize, size: usize) -> TarTree {
@@ -142,7 +142,7 @@ fn bench_install(c: &mut Criterion) {
                     let r = root.path().join("root");
                     std::fs::create_dir_all(&r).unwrap();
                     let mut tree = TarTree::new();
-                    lockship::python::install::install(
+                    lockship_python::install::install(
                         &wheel,
                         "demo-1.0-py3-none-any.whl",
                         &target,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use lockship_engine::smoke::Runtime;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -84,8 +85,8 @@ pub struct NetArgs {
 #[derive(clap::Args, Debug)]
 pub struct SmokeArgs {
     /// Container runtime for smoke tests: docker or podman (default: whichever answers).
-    #[arg(long, value_name = "NAME")]
-    pub runtime: Option<String>,
+    #[arg(long, value_name = "NAME", value_parser = parse_runtime)]
+    pub runtime: Option<Runtime>,
     /// Give smoke commands a network (they run with none by default).
     #[arg(long)]
     pub network: bool,
@@ -149,4 +150,10 @@ pub struct LockArgs {
     /// Change nothing; exit non-zero, naming what differs, when the lock is stale (for CI).
     #[arg(long, conflicts_with_all = ["upgrade", "upgrade_package"])]
     pub check: bool,
+}
+
+/// `--runtime`, checked when the arguments are parsed (even with `--no-test`), not after the
+/// layers are built.
+fn parse_runtime(name: &str) -> Result<Runtime, String> {
+    Runtime::from_name(name).map_err(|e| e.to_string())
 }

@@ -2,21 +2,22 @@
 //! errors (with a hint) on stderr. All the work lives in the library.
 
 mod cli;
+mod host_env;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use lockship::build::{self, BuildOptions, BuildReport, Reporter, SmokeMode};
-use lockship::error::Error;
-use lockship::net::retry::RetryPolicy;
-use lockship::net::NetOptions;
-use lockship::oci::platform::Platform;
-use lockship::output::Output;
-use lockship::plan::LayerContent;
-use lockship::relock::{self, LockOptions};
-use lockship::smoke::SmokeResult;
+use lockship_engine::builder::{self, BuildOptions, BuildReport, Reporter, SmokeMode};
+use lockship_engine::error::Error;
+use lockship_engine::lock_command::{self, LockOptions};
+use lockship_engine::output::Output;
+use lockship_engine::plan::LayerContent;
+use lockship_engine::smoke::SmokeResult;
+use lockship_net::retry::RetryPolicy;
+use lockship_net::NetOptions;
+use lockship_oci::platform::Platform;
 
 use cli::{BuildArgs, Cli, Command, Format, LockArgs, NetArgs, ProjectArgs, TestArgs};
 
@@ -156,7 +157,7 @@ async fn stop_on_signal() {
         _ = term.recv() => 143,
     };
     eprintln!("lockship: stopped; removing temporary files and stopping child processes");
-    lockship::interrupt::clean_up();
+    lockship_sys::interrupt::clean_up();
     std::process::exit(code);
 }
 
@@ -172,31 +173,6 @@ fn net_options(args: &NetArgs) -> NetOptions {
     }
 }
 
-/// LOCKSHIP_INSECURE_REGISTRIES: registries (host:port) to speak plain HTTP to.
-fn insecure_registries() -> Vec<String> {
-    std::env::var("LOCKSHIP_INSECURE_REGISTRIES")
-        .map(|list| {
-            list.split(',')
-                .map(str::trim)
-                .filter(|h| !h.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn source_date_epoch() -> Result<u64, Error> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Err(_) => Ok(0),
-        Ok(v) if v.trim().is_empty() => Ok(0),
-        Ok(v) => v.trim().parse().map_err(|_| {
-            Error::Usage(format!(
-                "SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds"
-            ))
-        }),
-    }
-}
-
 /// Options with every command's common arguments and defaults for the rest.
 fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
     Ok(BuildOptions {
@@ -204,20 +180,19 @@ fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
         base: common.base.clone(),
         platform: parse_platform(common.platform.as_deref())?,
         outputs: Vec::new(),
-        cache_dir: common
-            .cache_dir
-            .clone()
-            .unwrap_or_else(build::default_cache_dir),
-        source_date_epoch: source_date_epoch()?,
+        cache_dir: common.cache_dir.clone().unwrap_or_else(host_env::cache_dir),
+        source_date_epoch: host_env::source_date_epoch()?,
         tag: None,
         dry_run: false,
         upgrade_base: false,
         smoke: SmokeMode::Skip,
         runtime: None,
         network: false,
-        target: lockship::project::PRODUCTION.to_string(),
+        target: lockship_engine::project::PRODUCTION.to_string(),
         net: net_options(&common.net),
-        insecure_registries: insecure_registries(),
+        insecure_registries: host_env::insecure_registries(),
+        uv: host_env::uv(),
+        index_sources: host_env::index_sources(),
     })
 }
 
@@ -242,13 +217,13 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         } else {
             SmokeMode::BeforePush
         },
-        runtime: args.smoke.runtime.clone(),
+        runtime: args.smoke.runtime,
         network: args.smoke.network,
         target: args.target.clone(),
         ..options(&args.common)?
     };
     let progress = Progress::new(args.common.verbose);
-    let result = build::build(&opts, &progress).await;
+    let result = builder::build_image(&opts, &progress).await;
     progress.finish();
     let report = result?;
     if !report.base_changes.is_empty() {
@@ -293,13 +268,13 @@ fn parse_platform(text: Option<&str>) -> Result<Option<Platform>, Error> {
 async fn run_test(args: TestArgs) -> Result<(), Error> {
     let opts = BuildOptions {
         smoke: SmokeMode::Always,
-        runtime: args.smoke.runtime.clone(),
+        runtime: args.smoke.runtime,
         network: args.smoke.network,
         target: args.target.clone(),
         ..options(&args.common)?
     };
     let progress = Progress::new(args.common.verbose);
-    let result = build::build(&opts, &progress).await;
+    let result = builder::build_image(&opts, &progress).await;
     progress.finish();
     let report = result?;
     match args.common.format {
@@ -327,7 +302,7 @@ async fn run_lock(args: LockArgs) -> Result<(), Error> {
         check: args.check,
     };
     let progress = Progress::new(args.common.verbose);
-    let result = relock::relock(&opts, &lock_opts, &progress).await;
+    let result = lock_command::run(&opts, &lock_opts, &progress).await;
     progress.finish();
     let report = result?;
     match args.common.format {
@@ -336,7 +311,7 @@ async fn run_lock(args: LockArgs) -> Result<(), Error> {
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
         Format::Text if args.check => println!("{} is up to date", report.lock.display()),
-        Format::Text => print!("{}", relock::render(&report)),
+        Format::Text => print!("{}", lock_command::render(&report)),
     }
     Ok(())
 }

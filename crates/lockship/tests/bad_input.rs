@@ -41,6 +41,9 @@ fn error_line(stderr: &str) -> &str {
 
 #[test]
 fn missing_lock() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", false);
     std::fs::remove_file(project.path("requirements.txt")).unwrap();
@@ -57,6 +60,9 @@ fn missing_lock() {
 
 #[test]
 fn unreadable_lock() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", false);
     std::fs::write(project.path("uv.lock"), "version = 1\n[[package]\nname = ").unwrap();
@@ -73,6 +79,9 @@ fn unreadable_lock() {
 
 #[test]
 fn lock_out_of_date_with_pyproject() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();
@@ -96,6 +105,9 @@ fn lock_out_of_date_with_pyproject() {
 
 #[test]
 fn unknown_base_image() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let base = format!("{}/no/such-image:1", env.registry);
@@ -109,6 +121,9 @@ fn unknown_base_image() {
 
 #[test]
 fn unreachable_registry() {
+    if services_missing() {
+        return;
+    }
     let project = fixture("hello-cli", true);
     // Port 1 on loopback: nothing listens there, so the connection is refused at once.
     let err = failing_build(
@@ -125,6 +140,9 @@ fn unreachable_registry() {
 
 #[test]
 fn hash_mismatch_aborts_and_caches_nothing() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let lock = std::fs::read_to_string(project.path("uv.lock")).unwrap();
@@ -167,6 +185,9 @@ fn hash_mismatch_aborts_and_caches_nothing() {
 
 #[test]
 fn no_wheel_for_the_target_lists_every_such_package() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let lock = std::fs::read_to_string(project.path("uv.lock")).unwrap();
@@ -211,6 +232,9 @@ fn without_wheels(lock: &str, names: &[&str]) -> String {
 
 #[test]
 fn config_paths_cannot_leave_the_image_or_the_project() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();

@@ -9,6 +9,9 @@ use support::*;
 
 #[test]
 fn hello_cli_image_runs_from_every_output() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let out = project.tmp.path().join("out");
@@ -131,6 +134,9 @@ fn hello_cli_image_runs_from_every_output() {
 
 #[test]
 fn data_app_with_compiled_wheels_runs_from_uv_lock_and_requirements_txt() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     for (lock, with_uv_lock) in [("uv.lock", true), ("requirements.txt", false)] {
         let project = fixture("data-app", with_uv_lock);
@@ -165,6 +171,9 @@ fn data_app_with_compiled_wheels_runs_from_uv_lock_and_requirements_txt() {
 
 #[test]
 fn two_clean_builds_give_the_same_digest() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let mut digests = Vec::new();
     let mut tars = Vec::new();
@@ -189,6 +198,9 @@ fn two_clean_builds_give_the_same_digest() {
 
 #[test]
 fn an_app_change_rebuilds_and_pushes_only_the_app_layer() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let target = format!("{}/tests/{}:1", env.registry, unique("change"));
@@ -253,6 +265,9 @@ fn an_app_change_rebuilds_and_pushes_only_the_app_layer() {
 
 #[test]
 fn dry_run_prints_the_plan() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let plan = run_ok(

@@ -41,6 +41,9 @@ fn base_through(proxy: &FaultProxy) -> String {
 
 #[test]
 fn transient_registry_faults_cost_retries_and_change_nothing() {
+    if services_missing() {
+        return;
+    }
     let proxy = FaultProxy::start(&env().registry);
     let project = fixture("hello-cli", true);
     let base = base_through(&proxy);
@@ -133,6 +136,9 @@ fn transient_registry_faults_cost_retries_and_change_nothing() {
 
 #[test]
 fn a_stalled_registry_fails_in_bounded_time_and_a_brief_stall_is_survived() {
+    if services_missing() {
+        return;
+    }
     let proxy = FaultProxy::start(&env().registry);
     let project = fixture("hello-cli", true);
     let base = base_through(&proxy);
@@ -191,6 +197,9 @@ fn a_stalled_registry_fails_in_bounded_time_and_a_brief_stall_is_survived() {
 
 #[test]
 fn a_registry_that_alters_a_blob_is_named_for_it() {
+    if services_missing() {
+        return;
+    }
     let proxy = FaultProxy::start(&env().registry);
     let project = fixture("hello-cli", true);
     let base = base_through(&proxy);
@@ -223,6 +232,9 @@ fn a_registry_that_alters_a_blob_is_named_for_it() {
 
 #[test]
 fn transient_index_faults_cost_retries() {
+    if services_missing() {
+        return;
+    }
     let index = StaticServer::start(None);
     let proxy = FaultProxy::start(index.addr());
     let tiny = WheelBuilder::new("tiny", "1.0").build();
@@ -256,6 +268,9 @@ fn transient_index_faults_cost_retries() {
 
 #[test]
 fn a_refused_push_says_how_to_log_in() {
+    if services_missing() {
+        return;
+    }
     let proxy = FaultProxy::start(&env().registry);
     let project = fixture("hello-cli", true);
     proxy.set_rules(vec![
@@ -288,6 +303,9 @@ fn a_refused_push_says_how_to_log_in() {
 
 #[test]
 fn a_second_target_that_fails_leaves_the_first_tag_unmoved() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let first = format!("{}/tests/{}:1", env.registry, unique("first"));
@@ -323,6 +341,9 @@ fn a_second_target_that_fails_leaves_the_first_tag_unmoved() {
 
 #[test]
 fn an_explicit_platform_must_match_a_single_platform_base() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let out = build(

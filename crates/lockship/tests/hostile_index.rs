@@ -51,6 +51,9 @@ fn refused(project: &Path, wheel: &str) -> String {
 
 #[test]
 fn a_private_index_gets_its_credentials_and_no_other_host_does() {
+    if services_missing() {
+        return;
+    }
     let index = StaticServer::start(Some((USER, PASSWORD)));
     let cdn = StaticServer::start(None);
     let tiny = WheelBuilder::new("tiny", "1.0").build();
@@ -69,7 +72,7 @@ fn a_private_index_gets_its_credentials_and_no_other_host_does() {
         project.path("requirements.txt"),
         format!(
             "{requirements}far==2.0 --hash={}\n",
-            lockship::oci::digest::Digest::of_bytes(&far)
+            lockship_oci::digest::Digest::of_bytes(&far)
         ),
     )
     .unwrap();
@@ -136,6 +139,9 @@ fn a_private_index_gets_its_credentials_and_no_other_host_does() {
 
 #[test]
 fn index_errors_show_no_password() {
+    if services_missing() {
+        return;
+    }
     let index = StaticServer::start(Some((USER, PASSWORD)));
     let tiny = WheelBuilder::new("tiny", "1.0").build();
     let cases = [
@@ -190,6 +196,9 @@ const EVIL: &str = "evil-1.0-py3-none-any.whl";
 
 #[test]
 fn a_chain_of_symlinks_cannot_climb_out_of_site_packages() {
+    if services_missing() {
+        return;
+    }
     // Each link alone stays inside the wheel; followed one after another they reach `/`
     // (site-packages is five levels deep), and the file under the last would land in /etc.
     let mut wheel = WheelBuilder::new("evil", "1.0").symlink("evil/l1", "..");
@@ -211,6 +220,9 @@ fn a_chain_of_symlinks_cannot_climb_out_of_site_packages() {
 
 #[test]
 fn zip_bombs_are_refused_before_anything_is_written() {
+    if services_missing() {
+        return;
+    }
     // ~260 KB that claim 4 GiB: sixteen entries sharing one stream of 256 MiB of zeros.
     let bomb = overlapping_bomb("evil", 256 << 20, 16);
     assert!(bomb.len() < 400 << 10, "{} bytes", bomb.len());
@@ -227,6 +239,9 @@ fn zip_bombs_are_refused_before_anything_is_written() {
 
 #[test]
 fn wheels_that_would_make_an_unpullable_image_are_refused() {
+    if services_missing() {
+        return;
+    }
     let cases = [
         (
             WheelBuilder::new("evil", "1.0")
@@ -248,6 +263,9 @@ fn wheels_that_would_make_an_unpullable_image_are_refused() {
 
 #[test]
 fn files_record_does_not_vouch_for_are_refused() {
+    if services_missing() {
+        return;
+    }
     let mut unlisted = WheelBuilder::new("evil", "1.0").file("evil/extra.py", b"x = 1\n");
     unlisted.unlisted.push("evil/extra.py".into());
     let (_index, project) = evil_project(unlisted.build());
@@ -269,6 +287,9 @@ fn files_record_does_not_vouch_for_are_refused() {
 
 #[test]
 fn names_cannot_drive_the_terminal() {
+    if services_missing() {
+        return;
+    }
     // An entry whose name carries escape sequences (clear screen, set window title), left out
     // of RECORD so that the error quotes it.
     let name = "evil/\u{1b}]0;pwned\u{7}\u{1b}[2J.py";

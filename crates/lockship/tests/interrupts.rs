@@ -116,6 +116,9 @@ fn wait(child: &mut Child) -> std::process::ExitStatus {
 
 #[test]
 fn sigint_and_sigterm_remove_temporary_files_and_stop_the_backend() {
+    if services_missing() {
+        return;
+    }
     for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
         let (tmp, project) = slow_project();
         let cache = tmp.path().join("cache");
@@ -149,6 +152,9 @@ fn age(path: &Path) {
 
 #[test]
 fn after_sigkill_the_backend_dies_and_the_next_run_collects_the_leftovers() {
+    if services_missing() {
+        return;
+    }
     let (tmp, project) = slow_project();
     let cache = tmp.path().join("cache");
     let out_dir = tmp.path().join("out");
@@ -208,6 +214,9 @@ fn after_sigkill_the_backend_dies_and_the_next_run_collects_the_leftovers() {
 
 #[test]
 fn a_build_that_fails_early_stops_the_backend_at_once() {
+    if services_missing() {
+        return;
+    }
     // The base does not exist: the build fails while the app wheel is still building. The
     // backend must be stopped, not waited for.
     let (tmp, project) = slow_project();

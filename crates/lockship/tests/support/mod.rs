@@ -17,6 +17,39 @@ pub struct Env {
     pub base: String,
 }
 
+/// Whether the services `scripts/test` starts (registry, dockerd, base image) are missing, in
+/// which case a test that needs them says so and returns: a plain `cargo test` runs every test
+/// that needs none. `scripts/test` sets LOCKSHIP_TEST_REQUIRE_SERVICES, so that there a broken
+/// setup fails the suite instead of skipping it.
+pub fn services_missing() -> bool {
+    let missing = ["LOCKSHIP_TEST_REGISTRY", "LOCKSHIP_TEST_BASE"]
+        .into_iter()
+        .find(|k| std::env::var_os(k).is_none());
+    let Some(var) = missing else {
+        return false;
+    };
+    if std::env::var_os("LOCKSHIP_TEST_REQUIRE_SERVICES").is_some() {
+        panic!("{var} is not set, and LOCKSHIP_TEST_REQUIRE_SERVICES is");
+    }
+    // Once per test binary, and past libtest's capture (which hides a passing test's output).
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        use std::io::Write;
+        let binary = std::env::args().next().unwrap_or_default();
+        let name = Path::new(&binary)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Cargo names test binaries `FILE-HASH`.
+        let name = name.rsplit_once('-').map_or(name.as_str(), |(file, _)| file);
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: the end-to-end tests in tests/{name}.rs: {var} is not set; run the suite with scripts/test, which starts the registry, dockerd and the base image"
+        );
+    });
+    true
+}
+
 pub fn env() -> Env {
     let get = |k: &str| {
         std::env::var(k).unwrap_or_else(|_| {
@@ -68,7 +101,7 @@ pub fn fixture(name: &str, with_uv_lock: bool) -> Project {
     let _ = std::fs::remove_file(dir.join("lockship-base.lock"));
     if with_uv_lock {
         let pyproject = std::fs::read(dir.join("pyproject.toml")).unwrap();
-        let key = lockship::oci::digest::Digest::of_bytes(&pyproject);
+        let key = lockship_oci::digest::Digest::of_bytes(&pyproject);
         let cached = test_cache()
             .join("locks")
             .join(format!("{name}-{}.uv.lock", &key.hex()[..16]));
@@ -247,7 +280,7 @@ pub fn index_project(
         publish(index, name, &[(filename.as_str(), bytes.as_slice())], None);
         requirements.push_str(&format!(
             "{name}=={version} --hash={}\n",
-            lockship::oci::digest::Digest::of_bytes(bytes)
+            lockship_oci::digest::Digest::of_bytes(bytes)
         ));
     }
     std::fs::write(dir.join("requirements.txt"), requirements).unwrap();

@@ -496,7 +496,7 @@ pub fn project_page(files: &[(&str, &str, &[u8])]) -> Vec<u8> {
             serde_json::json!({
                 "filename": name,
                 "url": url,
-                "hashes": {"sha256": lockship::oci::digest::Digest::of_bytes(bytes).hex()},
+                "hashes": {"sha256": lockship_oci::digest::Digest::of_bytes(bytes).hex()},
                 "size": bytes.len(),
             })
         })

@@ -1,0 +1,412 @@
+//! Assembles the Debian base: resolves (or reads) the base lock, fetches its .debs, and turns
+//! them into one deterministic layer plus the files maintainer scripts would have written, and
+//! the facts and config the rest of the build needs.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use futures::{StreamExt, TryStreamExt};
+use serde_json::json;
+
+use super::base_lock::{BaseLock, LockedDeb};
+use super::control::parse_packages;
+use super::resolve::Universe;
+use super::{deb, mirror, release, DebianError};
+use lockship_net::url::redact;
+use lockship_net::{Http, NetError};
+use lockship_oci::blob_store::BlobStore;
+use lockship_oci::digest::Digest;
+use lockship_oci::download;
+use lockship_oci::layer::{self, LayerInfo};
+use lockship_oci::tar_tree::TarTree;
+
+/// The `[tool.lockship.base]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebianSpec {
+    pub suite: String,
+    pub packages: Vec<String>,
+    pub mirror: Option<String>,
+    pub keyring: Option<PathBuf>,
+}
+
+/// The keyring apt itself trusts for Debian.
+pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// Libraries the manylinux policy lets wheels link against without bundling them (libc6 and
+/// libgcc-s1 already come with python3): without these, numpy and friends fail to import.
+pub const MANYLINUX_RUNTIME: [&str; 1] = ["libstdc++6"];
+
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+const CA_DIR: &str = "usr/share/ca-certificates";
+const CA_BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
+
+/// The Release file is a few hundred KB; refuse anything absurd.
+const MAX_RELEASE: u64 = 16 << 20;
+
+impl DebianSpec {
+    /// The mirror's URL, its user info (if any) handed to `http` for that host only.
+    fn mirror(&self, http: &Http) -> Result<String, DebianError> {
+        self.mirror
+            .clone()
+            .map(|m| m.trim_end_matches('/').to_string())
+            .or_else(|| mirror::from_apt_sources(Path::new("/"), &self.suite))
+            .map(|m| http.add_credentials(&m))
+            .ok_or(DebianError::NoMirror)
+    }
+}
+
+/// The base lock for `spec`: the existing one if it was made for the same request, else a new
+/// resolution against the signed index (also when `upgrade`). Returns the lock and what changed.
+pub async fn lock(
+    spec: &DebianSpec,
+    arch: &str,
+    lock_path: &Path,
+    http: &Http,
+    store: &BlobStore,
+    upgrade: bool,
+) -> Result<(BaseLock, Vec<String>), DebianError> {
+    let existing = BaseLock::read(lock_path)?;
+    if let Some(l) = &existing {
+        if !upgrade
+            && l.suite == spec.suite
+            && l.architecture == arch
+            && l.requested == spec.packages
+        {
+            return Ok((l.clone(), Vec::new()));
+        }
+    }
+    let mirror = spec.mirror(http)?;
+    let url = format!("{mirror}/dists/{}/InRelease", spec.suite);
+    let (_, body) = match http.get_bytes(&url, &[], MAX_RELEASE).await {
+        Ok(answer) => answer,
+        Err(NetError::Status { status, .. }) => {
+            return Err(DebianError::UnknownSuite {
+                suite: spec.suite.clone(),
+                mirror: http.shown(&mirror),
+                message: format!("HTTP {status} for InRelease"),
+            })
+        }
+        Err(source) => {
+            return Err(DebianError::Download {
+                what: format!("the {} release file", spec.suite),
+                source: source.into(),
+            })
+        }
+    };
+    let text = String::from_utf8(body.to_vec()).map_err(|_| DebianError::BadRelease {
+        url: redact(&url),
+        message: "not UTF-8 text".into(),
+    })?;
+    let keyring = spec
+        .keyring
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING));
+    let keys = release::load_keyring(&keyring)?;
+    let release = release::verify(&text, &url, &keys, &keyring)?;
+
+    let index_path = format!("main/binary-{arch}/Packages.gz");
+    let (digest, _) =
+        release
+            .files
+            .get(&index_path)
+            .cloned()
+            .ok_or_else(|| DebianError::BadRelease {
+                url: redact(&url),
+                message: format!("lists no {index_path} (is {arch} in this suite?)"),
+            })?;
+    let index_url = format!("{mirror}/dists/{}/{index_path}", spec.suite);
+    download::fetch_verified(http, &index_url, &digest, &index_path, store)
+        .await
+        .map_err(|source| DebianError::Download {
+            what: format!("the {} package index", spec.suite),
+            source,
+        })?;
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(store.path(&digest)).map_err(|e| {
+        DebianError::BadRelease {
+            url: redact(&index_url),
+            message: e.to_string(),
+        }
+    })?)
+    // Packages.gz of a whole suite is ~50 MB inflated; a bomb stops at 1 GiB.
+    .take(1 << 30)
+    .read_to_string(&mut text)
+    .map_err(|e| DebianError::BadRelease {
+        url: redact(&index_url),
+        message: format!("cannot decompress: {e}"),
+    })?;
+    let entries = parse_packages(&text, arch);
+    drop(text);
+    let ca = entries
+        .iter()
+        .filter(|e| e.name == "ca-certificates")
+        .cloned()
+        .max_by(|a, b| super::version::compare(&a.version, &b.version));
+    let universe = Universe::new(entries, &spec.suite, arch);
+    let mut wanted = spec.packages.clone();
+    for lib in MANYLINUX_RUNTIME {
+        if !wanted.iter().any(|w| w == lib) {
+            wanted.push(lib.to_string());
+        }
+    }
+    let closure = universe.resolve(&wanted)?;
+    let mut packages: Vec<LockedDeb> = closure
+        .iter()
+        .map(|e| LockedDeb {
+            name: e.name.clone(),
+            version: e.version.clone(),
+            architecture: e.architecture.clone(),
+            source: e.source.clone(),
+            filename: e.filename.clone(),
+            sha256: e.sha256.clone(),
+            size: e.size,
+            data_only: false,
+        })
+        .collect();
+    // Every image needs the CA certificates; their package's dependencies (openssl, debconf,
+    // perl) only serve its maintainer script, which lockship replaces.
+    if let Some(ca) = ca {
+        if !packages.iter().any(|p| p.name == ca.name) {
+            packages.push(LockedDeb {
+                name: ca.name,
+                version: ca.version,
+                architecture: ca.architecture,
+                source: ca.source,
+                filename: ca.filename,
+                sha256: ca.sha256,
+                size: ca.size,
+                data_only: true,
+            });
+            packages.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+    let lock = BaseLock {
+        version: 1,
+        suite: spec.suite.clone(),
+        codename: release.codename.clone(),
+        release: release.version.clone(),
+        architecture: arch.to_string(),
+        requested: spec.packages.clone(),
+        packages,
+    };
+    let changes = lock.changes_from(existing.as_ref());
+    lock.write(lock_path)?;
+    Ok((lock, changes))
+}
+
+fn deb_digest(p: &LockedDeb) -> Result<Digest, DebianError> {
+    Digest::from_hex(&p.sha256).ok_or_else(|| DebianError::Lock {
+        path: PathBuf::from(super::base_lock::FILE_NAME),
+        message: format!("{}: bad sha256 `{}`", p.name, p.sha256),
+    })
+}
+
+/// Downloads the lock's packages that are not cached, verified by their SHA-256.
+pub async fn fetch(
+    spec: &DebianSpec,
+    lock: &BaseLock,
+    http: &Http,
+    store: &BlobStore,
+) -> Result<(), DebianError> {
+    let missing: Vec<(&LockedDeb, Digest)> = lock
+        .packages
+        .iter()
+        .map(|p| deb_digest(p).map(|d| (p, d)))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        // A .deb damaged in the cache is evicted here and fetched again below.
+        .filter(|(p, d)| !store.verify(d, &p.filename).unwrap_or(false))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mirror = spec.mirror(http)?;
+    futures::stream::iter(missing)
+        .map(|(p, d)| {
+            let url = format!("{mirror}/{}", p.filename);
+            async move {
+                download::fetch_verified(http, &url, &d, &p.filename, store)
+                    .await
+                    .map_err(|source| DebianError::Download {
+                        what: format!("Debian package {} {}", p.name, p.version),
+                        source,
+                    })
+            }
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Unpacks every package and writes the base layer (blocking; run off the async runtime).
+pub fn write_layer(
+    lock: &BaseLock,
+    store: &BlobStore,
+    mtime: u64,
+) -> Result<LayerInfo, DebianError> {
+    let scratch = tempfile::tempdir_in(store.tmp_dir()).map_err(|source| DebianError::Io {
+        path: store.tmp_dir().to_path_buf(),
+        source,
+    })?;
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(&root).map_err(|source| DebianError::Io {
+        path: root.clone(),
+        source,
+    })?;
+    for p in &lock.packages {
+        let only = p.data_only.then_some(CA_DIR);
+        deb::unpack(&store.path(&deb_digest(p)?), &p.name, &root, only)?;
+    }
+    let mut tree = TarTree::new();
+    tree.add_host_dir_exact(&root, "")
+        .map_err(layer::LayerError::from)?;
+    add_generated_files(lock, &root, &mut tree)?;
+    Ok(layer::write_layer(&tree, mtime, store)?)
+}
+
+/// What dpkg, base-files and maintainer scripts would have left: the merged-/usr links, users,
+/// os-release, the CA bundle, the time zone, temp dirs, and dpkg status entries for scanners.
+fn add_generated_files(
+    lock: &BaseLock,
+    root: &Path,
+    tree: &mut TarTree,
+) -> Result<(), DebianError> {
+    for dir in deb::MERGED_DIRS {
+        if root.join("usr").join(dir).exists() {
+            tree.symlink(dir, &format!("usr/{dir}"));
+        }
+    }
+    tree.bytes("etc/passwd", PASSWD, 0o644);
+    tree.bytes("etc/group", GROUP, 0o644);
+    tree.dir("root", 0o700, 0, 0);
+    tree.dir("home", 0o755, 0, 0);
+    tree.dir("tmp", 0o1777, 0, 0);
+    tree.dir("var/tmp", 0o1777, 0, 0);
+    let major = lock
+        .release
+        .as_deref()
+        .and_then(|r| r.split('.').next())
+        .unwrap_or("");
+    let codename = &lock.codename;
+    let version = if major.is_empty() {
+        codename.clone()
+    } else {
+        format!("{major} ({codename})")
+    };
+    tree.bytes(
+        "usr/lib/os-release",
+        format!(
+            "PRETTY_NAME=\"Debian GNU/Linux {version}\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"{major}\"\nVERSION=\"{version}\"\nVERSION_CODENAME={codename}\nID=debian\n"
+        ),
+        0o644,
+    );
+    tree.symlink("etc/os-release", "../usr/lib/os-release");
+
+    let mut certs: Vec<PathBuf> = walkdir::WalkDir::new(root.join(CA_DIR))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "crt"))
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    certs.sort();
+    let mut bundle = Vec::new();
+    for cert in &certs {
+        let mut pem = std::fs::read(cert).map_err(|e| DebianError::Unpack {
+            package: "ca-certificates".into(),
+            path: cert.clone(),
+            message: e.to_string(),
+        })?;
+        if !pem.ends_with(b"\n") {
+            pem.push(b'\n');
+        }
+        bundle.extend_from_slice(&pem);
+    }
+    if !bundle.is_empty() {
+        tree.bytes(CA_BUNDLE, bundle, 0o644);
+    }
+    if root.join("usr/share/zoneinfo/Etc/UTC").exists() {
+        tree.symlink("etc/localtime", "/usr/share/zoneinfo/Etc/UTC");
+        tree.bytes("etc/timezone", "Etc/UTC\n", 0o644);
+    }
+    for p in lock.packages.iter().filter(|p| !p.data_only) {
+        let mut status = format!(
+            "Package: {}\nStatus: install ok installed\nArchitecture: {}\nVersion: {}\n",
+            p.name, p.architecture, p.version
+        );
+        if let Some(source) = &p.source {
+            status.push_str(&format!("Source: {source}\n"));
+        }
+        tree.bytes(&format!("var/lib/dpkg/status.d/{}", p.name), status, 0o644);
+    }
+    Ok(())
+}
+
+/// What the rest of the build needs to know about the base (a registry base is probed for the
+/// same), read from the lock instead of the layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebianFacts {
+    /// e.g. (3, 11, 2)
+    pub python_version: (u8, u8, u8),
+    /// Absolute path of the interpreter, e.g. /usr/bin/python3.11.
+    pub interpreter: String,
+    /// glibc's (major, minor).
+    pub glibc: (u16, u16),
+    pub passwd: String,
+    pub group: String,
+}
+
+/// The facts of the base `lock` describes.
+pub fn facts(lock: &BaseLock) -> Result<DebianFacts, DebianError> {
+    let python = lock
+        .packages
+        .iter()
+        .filter_map(|p| {
+            let minor: u8 = p.name.strip_prefix("python3.")?.parse().ok()?;
+            Some((minor, p))
+        })
+        .max_by_key(|(m, _)| *m)
+        .ok_or(DebianError::NoPython)?;
+    let patch = python
+        .1
+        .version
+        .split(['.', '-', '+', '~'])
+        .nth(2)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let (major, minor) = lock
+        .packages
+        .iter()
+        .find(|p| p.name == "libc6")
+        .and_then(|p| {
+            let mut parts = p.version.split(['.', '-']);
+            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        })
+        .unwrap_or((2, 36));
+    Ok(DebianFacts {
+        python_version: (3, python.0, patch),
+        interpreter: format!("/usr/bin/python3.{}", python.0),
+        glibc: (major, minor),
+        passwd: PASSWD.to_string(),
+        group: GROUP.to_string(),
+    })
+}
+
+/// The base's image config: a plain Debian environment with the CA bundle named for OpenSSL.
+pub fn config(lock: &BaseLock, layer: &LayerInfo, created_by: &str) -> serde_json::Value {
+    json!({
+        "architecture": lock.architecture,
+        "os": "linux",
+        "config": {
+            "Env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "LANG=C.UTF-8",
+                format!("SSL_CERT_FILE=/{CA_BUNDLE}"),
+            ],
+        },
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
+        "history": [{"created_by": created_by, "comment": "lockship"}],
+    })
+}

@@ -1,0 +1,112 @@
+//! `lockship-base.lock`: the exact Debian packages of the base (name, version, architecture,
+//! pool path, SHA-256), written beside the project's lock. Builds use it as is, so the base is
+//! as reproducible as the Python dependencies; `--upgrade-base` re-resolves it.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::DebianError;
+
+pub const FILE_NAME: &str = "lockship-base.lock";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseLock {
+    pub version: u32,
+    pub suite: String,
+    pub codename: String,
+    /// The point release the index was taken from (e.g. 12.11), for os-release.
+    pub release: Option<String>,
+    pub architecture: String,
+    /// The `packages` the closure was resolved from; a change re-resolves.
+    pub requested: Vec<String>,
+    #[serde(rename = "package", default)]
+    pub packages: Vec<LockedDeb>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedDeb {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub filename: String,
+    pub sha256: String,
+    pub size: u64,
+    /// Taken for its data only (the CA certificates), without its dependencies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub data_only: bool,
+}
+
+impl BaseLock {
+    pub fn read(path: &Path) -> Result<Option<BaseLock>, DebianError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(DebianError::Lock {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+            }
+        };
+        toml::from_str(&text)
+            .map(Some)
+            .map_err(|e| DebianError::Lock {
+                path: path.to_path_buf(),
+                message: format!("not a valid base lock: {}", e.message()),
+            })
+    }
+
+    pub fn to_text(&self) -> String {
+        let body = toml::to_string(self).expect("the base lock serializes");
+        format!(
+            "# Written by lockship: the Debian packages of the image's base. Do not edit.\n{body}"
+        )
+    }
+
+    /// Writes the lock atomically.
+    pub fn write(&self, path: &Path) -> Result<(), DebianError> {
+        let err = |message: String| DebianError::Lock {
+            path: path.to_path_buf(),
+            message,
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        // A new file renamed over the old: a symlink planted at `path` is replaced, never
+        // followed to wherever it points.
+        let mut tmp =
+            lockship_sys::scratch::ScratchFile::new_in(dir, "").map_err(|e| err(e.to_string()))?;
+        std::io::Write::write_all(&mut tmp, self.to_text().as_bytes())
+            .map_err(|e| err(e.to_string()))?;
+        tmp.persist(path).map_err(|e| err(e.to_string()))?;
+        Ok(())
+    }
+
+    /// What changed from `old` to `self`: `+ name version`, `- name version`, `name old → new`.
+    pub fn changes_from(&self, old: Option<&BaseLock>) -> Vec<String> {
+        let Some(old) = old else {
+            return self
+                .packages
+                .iter()
+                .map(|p| format!("+ {} {}", p.name, p.version))
+                .collect();
+        };
+        let mut out = Vec::new();
+        for p in &self.packages {
+            match old.packages.iter().find(|o| o.name == p.name) {
+                None => out.push(format!("+ {} {}", p.name, p.version)),
+                Some(o) if o.version != p.version => {
+                    out.push(format!("  {} {} → {}", p.name, o.version, p.version))
+                }
+                Some(_) => {}
+            }
+        }
+        for o in &old.packages {
+            if !self.packages.iter().any(|p| p.name == o.name) {
+                out.push(format!("- {} {}", o.name, o.version));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,78 @@
+//! A distroless Python base assembled from Debian packages, with no registry and no container:
+//! verify the suite's signed InRelease, resolve the requested packages' closure from its
+//! Packages index, fetch the .debs by the hashes that chain vouches for, unpack their data into
+//! one layer, and write what maintainer scripts would have (passwd, CA bundle, os-release…).
+
+pub mod base;
+pub mod base_lock;
+pub mod control;
+pub mod deb;
+pub mod mirror;
+pub mod release;
+pub mod resolve;
+pub mod version;
+
+use std::path::PathBuf;
+
+use lockship_net::url::Redacted;
+use lockship_oci::blob_store::BlobStoreError;
+use lockship_oci::download::DownloadError;
+use lockship_oci::layer::LayerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DebianError {
+    #[error("no Debian mirror is configured and the host's apt sources name none")]
+    NoMirror,
+    #[error("cannot download {what}: {source}")]
+    Download {
+        what: String,
+        #[source]
+        source: DownloadError,
+    },
+    #[error("suite `{suite}` not found on {mirror} ({message})")]
+    UnknownSuite {
+        suite: String,
+        mirror: Redacted,
+        message: String,
+    },
+    #[error("{url}: the OpenPGP signature does not verify against {keyring}")]
+    BadSignature { url: Redacted, keyring: String },
+    #[error("cannot read the Debian archive keyring {path}: {message}")]
+    Keyring { path: PathBuf, message: String },
+    #[error("{url}: {message}")]
+    BadRelease { url: Redacted, message: String },
+    #[error(transparent)]
+    Resolve(#[from] resolve::ResolveError),
+    #[error("{package}: cannot unpack {path}: {message}")]
+    Unpack {
+        package: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Lock { path: PathBuf, message: String },
+    #[error("the Debian base has no python3.X package")]
+    NoPython,
+    #[error(transparent)]
+    Store(#[from] BlobStoreError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Debian's name (dpkg's) for an OCI architecture: they differ only where Debian kept older
+/// names (32-bit ARM is hard-float `armhf`).
+pub fn dpkg_arch(oci_arch: &str) -> String {
+    match oci_arch {
+        "arm" => "armhf",
+        "386" => "i386",
+        "ppc64le" => "ppc64el",
+        other => other,
+    }
+    .to_string()
+}

@@ -1,0 +1,106 @@
+//! The project's own wheel. Building it needs nothing from the base image (the PEP 517 backend
+//! runs on the host), so it starts with the build and overlaps base resolution, downloads and
+//! the other layers. Wheels are kept by the digest of the project's files, the build system and
+//! SOURCE_DATE_EPOCH, so other targets and bases reuse them. If the build stops before the app
+//! layer needs the wheel (an error elsewhere), dropping the handle kills the backend.
+
+use std::path::{Path, PathBuf};
+
+use tokio::task::JoinHandle;
+
+use crate::cache_dir::Bucket;
+use crate::error::Error;
+use lockship_oci::digest::Digest;
+use lockship_python::app::{self, BuildSystem};
+use lockship_sys::interrupt::Children;
+use lockship_sys::scratch::ScratchDir;
+
+use super::cache::io_err;
+
+/// The app wheel being built (or found built).
+pub(super) struct AppWheel {
+    handle: Option<JoinHandle<Result<PathBuf, Error>>>,
+    children: Children,
+}
+
+impl AppWheel {
+    /// Waits for the wheel.
+    pub(super) async fn finish(mut self) -> Result<PathBuf, Error> {
+        match self.handle.take() {
+            Some(handle) => handle.await.map_err(super::pipeline::crashed)?,
+            None => Err(Error::Usage("the app wheel was awaited twice".into())),
+        }
+    }
+}
+
+impl Drop for AppWheel {
+    fn drop(&mut self) {
+        // Still building and no longer wanted: stop the backend and whatever it started.
+        if self.handle.is_some() {
+            self.children.kill();
+        }
+    }
+}
+
+/// Starts building the app wheel (or finds it built) on a blocking thread.
+pub(super) fn start(
+    project_dir: &Path,
+    app_key: &str,
+    build_system: BuildSystem,
+    cache_dir: &Path,
+    source_date_epoch: u64,
+    uv: &std::ffi::OsStr,
+) -> AppWheel {
+    let key = Digest::of_parts([
+        "lockship-app-wheel-v1",
+        app_key,
+        &format!("{build_system:?}"),
+        &source_date_epoch.to_string(),
+    ]);
+    let wheels = Bucket::AppWheels.under(cache_dir);
+    let build_envs = Bucket::BuildEnvs.under(cache_dir);
+    let project_dir = project_dir.to_path_buf();
+    let uv = uv.to_os_string();
+    let children = Children::default();
+    let running = children.clone();
+    let handle = tokio::task::spawn_blocking(move || {
+        let dir = wheels.join(&key.hex()[..32]);
+        if let Some(wheel) = app::wheel_in(&dir) {
+            return Ok(wheel);
+        }
+        fs_err::create_dir_all(&wheels).map_err(io_err(&wheels))?;
+        // Built in a private directory and renamed into place: a failed or concurrent build
+        // never leaves a half-written wheel under the key.
+        let scratch = ScratchDir::new_in(&wheels).map_err(io_err(&wheels))?;
+        let out = scratch.path().join("dist");
+        fs_err::create_dir_all(&out).map_err(io_err(&out))?;
+        let wheel = app::build_wheel(
+            &project_dir,
+            &out,
+            source_date_epoch,
+            &build_system,
+            &build_envs,
+            &uv,
+            &running,
+        )?;
+        let name = wheel
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        if std::fs::rename(&out, &dir).is_err() {
+            // Another build put the same wheel in place first.
+            if let Some(existing) = app::wheel_in(&dir) {
+                return Ok(existing);
+            }
+            return Err(io_err(&dir)(std::io::Error::other(
+                "cannot move the built wheel into the cache",
+            )));
+        }
+        drop(scratch);
+        Ok(dir.join(name))
+    });
+    AppWheel {
+        handle: Some(handle),
+        children,
+    }
+}

@@ -1,0 +1,343 @@
+//! The base of the image, from a registry or from Debian packages, and the Python it implies.
+
+use std::path::{Path, PathBuf};
+
+use crate::cache_dir::Bucket;
+use crate::error::Error;
+use crate::output::Output;
+use crate::project::{BaseSpec, Project};
+use lockship_debian::base::DebianSpec;
+use lockship_net::Http;
+use lockship_oci::blob_store::BlobStore;
+use lockship_oci::digest::Digest;
+use lockship_oci::image::{BlobOrigin, ImageLayer};
+use lockship_oci::layer::LayerInfo;
+use lockship_oci::media_types;
+use lockship_oci::platform::Platform;
+use lockship_oci::registry::{self, Registry, RemoteImage};
+use lockship_python::probe::{self, BaseFacts};
+use lockship_python::target::{Libc, PythonTarget};
+use oci_spec::distribution::Reference;
+
+use super::cache::{read_cached, write_cached};
+use super::{BuildOptions, Reporter, DEFAULT_BASE};
+
+/// The base as the rest of the build needs it, whichever kind it is.
+pub(crate) struct ResolvedBase {
+    /// For messages and the base.name label.
+    pub(super) name: String,
+    /// The base pinned exactly: `ref@digest`, or the Debian base lock's digest.
+    pub(super) pinned: String,
+    /// The label recording the exact base.
+    pub(super) digest_label: (String, String),
+    pub(super) config: serde_json::Value,
+    pub(super) layers: Vec<ImageLayer>,
+    pub(super) facts: BaseFacts,
+    /// Where base layers live, for registry bases (mounts, fetches for local outputs).
+    pub(super) reference: Option<Reference>,
+    /// Whether this build wrote the base layer (Debian bases only).
+    pub(super) built: bool,
+    pub(super) changes: Vec<String>,
+}
+
+/// Resolves the base (registry image or Debian packages) and the Python target it implies, and
+/// opens the registry client for it and for the `--push` references (returned parsed).
+pub(crate) async fn open_base(
+    project: &Project,
+    lock_path: &Path,
+    opts: &BuildOptions,
+    http: &Http,
+    store: &BlobStore,
+    reporter: &dyn Reporter,
+) -> Result<(Registry, ResolvedBase, Vec<Reference>, PythonTarget), Error> {
+    // The base: a registry image (facts probed, cached by manifest digest) or Debian packages.
+    let spec = match &opts.base {
+        Some(b) => BaseSpec::Image(b.clone()),
+        None => project
+            .base()?
+            .unwrap_or_else(|| BaseSpec::Image(DEFAULT_BASE.to_string())),
+    };
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let base_ref = match &spec {
+        BaseSpec::Image(text) => Some(registry::parse_reference(text)?),
+        BaseSpec::Debian(_) => None,
+    };
+    let mut push_refs = Vec::new();
+    for out in &opts.outputs {
+        if let Output::Registry(r) = out {
+            push_refs.push(registry::parse_reference(r)?);
+        }
+    }
+    let registry = Registry::new(http.clone(), opts.insecure_registries.clone());
+    let base = match (&spec, base_ref) {
+        (BaseSpec::Image(text), Some(reference)) => {
+            reporter.step(&format!("resolving base {text} for {platform}"));
+            let choice = PlatformChoice {
+                platform: &platform,
+                required: opts.platform.is_some(),
+            };
+            registry_base(
+                &registry,
+                reference,
+                text,
+                choice,
+                store,
+                &opts.cache_dir,
+                reporter,
+            )
+            .await?
+        }
+        (BaseSpec::Debian(debian), _) => {
+            let lock_path = lock_path
+                .parent()
+                .unwrap_or(&project.dir)
+                .join(lockship_debian::base_lock::FILE_NAME);
+            debian_base(debian, &platform, &lock_path, http, store, opts, reporter).await?
+        }
+        (BaseSpec::Image(_), None) => unreachable!("image bases always have a reference"),
+    };
+
+    let venv = project
+        .config
+        .venv
+        .clone()
+        .unwrap_or_else(|| "/opt/venv".to_string());
+    let target = PythonTarget {
+        version: base.facts.python_version,
+        interpreter: base.facts.interpreter.clone(),
+        libc: base.facts.libc,
+        architecture: base
+            .config
+            .get("architecture")
+            .and_then(|a| a.as_str())
+            .unwrap_or(&platform.architecture)
+            .to_string(),
+        venv,
+    };
+    Ok((registry, base, push_refs, target))
+}
+
+/// The platform to take from a base, and whether the user asked for it (then a single-platform
+/// base must match it; by default such a base decides the platform itself).
+#[derive(Clone, Copy)]
+pub(super) struct PlatformChoice<'a> {
+    platform: &'a Platform,
+    required: bool,
+}
+
+/// A base image from a registry: its manifest and config, and its facts.
+pub(super) async fn registry_base(
+    registry: &Registry,
+    reference: Reference,
+    text: &str,
+    choice: PlatformChoice<'_>,
+    store: &BlobStore,
+    cache_dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<ResolvedBase, Error> {
+    let remote = registry
+        .resolve(&reference, choice.platform, choice.required, store)
+        .await?;
+    let config: serde_json::Value = serde_json::from_slice(&remote.config)
+        .map_err(|e| Error::Usage(format!("base image {text} has an unreadable config: {e}")))?;
+    let facts = base_facts(registry, &remote, &config, store, cache_dir, reporter).await?;
+    let diff_ids: Vec<Digest> = config
+        .pointer("/rootfs/diff_ids")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().and_then(Digest::parse))
+                .collect()
+        })
+        .unwrap_or_default();
+    if diff_ids.len() != remote.layers.len() {
+        return Err(Error::Usage(format!(
+            "base image {text} lists {} layers but {} diff ids",
+            remote.layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let layers = remote
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(l, diff_id)| ImageLayer {
+            info: LayerInfo {
+                media_type: l.media_type.clone(),
+                digest: l.digest.clone(),
+                size: l.size,
+                diff_id,
+                uncompressed_size: 0,
+            },
+            created_by: String::new(),
+            origin: BlobOrigin::Base,
+        })
+        .collect();
+    Ok(ResolvedBase {
+        name: text.to_string(),
+        pinned: format!("{text}@{}", remote.manifest_digest),
+        digest_label: (
+            "org.opencontainers.image.base.digest".into(),
+            remote.manifest_digest.to_string(),
+        ),
+        config,
+        layers,
+        facts,
+        reference: Some(remote.reference),
+        built: false,
+        changes: Vec::new(),
+    })
+}
+
+/// A base assembled from Debian packages: lock, fetch, one layer (cached by the lock's text).
+pub(super) async fn debian_base(
+    spec: &DebianSpec,
+    platform: &Platform,
+    lock_path: &Path,
+    http: &Http,
+    store: &BlobStore,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<ResolvedBase, Error> {
+    let arch = lockship_debian::dpkg_arch(&platform.architecture);
+    reporter.step(&format!("Debian {} base for {arch}", spec.suite));
+    let (base_lock, changes) =
+        lockship_debian::base::lock(spec, &arch, lock_path, http, store, opts.upgrade_base).await?;
+    let text = base_lock.to_text();
+    let lock_digest = Digest::of_bytes(text.as_bytes());
+    let key = Digest::of_parts([
+        "lockship-debian-base-v1",
+        &text,
+        &opts.source_date_epoch.to_string(),
+    ]);
+    let cache_entry = Bucket::Layers
+        .under(&opts.cache_dir)
+        .join(format!("{}.json", key.hex()));
+    let cached = read_cached::<LayerInfo>(&cache_entry).filter(|info| store.contains(&info.digest));
+    let built = cached.is_none();
+    let info = match cached {
+        Some(info) => info,
+        None => {
+            reporter.step(&format!(
+                "fetching {} Debian packages",
+                base_lock.packages.len()
+            ));
+            lockship_debian::base::fetch(spec, &base_lock, http, store).await?;
+            reporter.step("writing the Debian base layer");
+            let (lock2, store2, mtime) = (base_lock.clone(), store.clone(), opts.source_date_epoch);
+            let info = tokio::task::spawn_blocking(move || {
+                lockship_debian::base::write_layer(&lock2, &store2, mtime)
+            })
+            .await
+            .map_err(|e| Error::Usage(format!("base writer crashed: {e}")))??;
+            write_cached(&cache_entry, &info)?;
+            info
+        }
+    };
+    let name = format!(
+        "debian:{} ({} packages)",
+        spec.suite,
+        base_lock.packages.len()
+    );
+    let created_by = format!(
+        "lockship: Debian {} base: {}",
+        spec.suite,
+        spec.packages.join(", ")
+    );
+    Ok(ResolvedBase {
+        facts: debian_facts(lockship_debian::base::facts(&base_lock)?),
+        config: lockship_debian::base::config(&base_lock, &info, &created_by),
+        layers: vec![ImageLayer {
+            info,
+            created_by,
+            origin: BlobOrigin::Local,
+        }],
+        pinned: format!("{name} lock {lock_digest}"),
+        digest_label: (
+            "dev.lockship.base.lock.digest".into(),
+            lock_digest.to_string(),
+        ),
+        name,
+        reference: None,
+        built,
+        changes,
+    })
+}
+
+/// The base's facts: from the cache, or by pulling its layers and probing them.
+pub(super) async fn base_facts(
+    registry: &Registry,
+    base: &RemoteImage,
+    base_config: &serde_json::Value,
+    store: &BlobStore,
+    cache_dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<BaseFacts, Error> {
+    let path = Bucket::Bases
+        .under(cache_dir)
+        .join(format!("{}.json", base.manifest_digest.hex()));
+    if let Some(facts) = read_cached::<BaseFacts>(&path) {
+        return Ok(facts);
+    }
+    reporter.step(&format!(
+        "pulling {} base layers to inspect them",
+        base.layers.len()
+    ));
+    let what = format!("base layer of {}", base.reference);
+    registry
+        .fetch_blobs(
+            &base.reference,
+            base.layers.iter().map(|l| (&l.digest, l.size)),
+            &what,
+            store,
+        )
+        .await?;
+    let env: Vec<String> = base_config
+        .pointer("/config/Env")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let paths: Vec<(PathBuf, bool)> = base
+        .layers
+        .iter()
+        .map(|l| {
+            (
+                store.path(&l.digest),
+                media_types::is_gzip_layer(&l.media_type),
+            )
+        })
+        .collect();
+    let name = base.reference.to_string();
+    let facts = tokio::task::spawn_blocking(move || {
+        let files: Vec<probe::LayerFile<'_>> = paths
+            .iter()
+            .map(|(p, gzip)| probe::LayerFile {
+                path: p,
+                gzip: *gzip,
+            })
+            .collect();
+        probe::probe(&name, &files, &env)
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("base probe crashed: {e}")))??;
+    write_cached(&path, &facts)?;
+    Ok(facts)
+}
+
+/// A Debian base's facts, known from its lock, in the form a probed base's take.
+fn debian_facts(f: lockship_debian::base::DebianFacts) -> BaseFacts {
+    BaseFacts {
+        python_version: f.python_version,
+        interpreter: f.interpreter,
+        libc: Libc::Glibc {
+            major: f.glibc.0,
+            minor: f.glibc.1,
+        },
+        passwd: Some(f.passwd),
+        group: Some(f.group),
+    }
+}

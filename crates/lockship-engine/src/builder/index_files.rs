@@ -1,0 +1,118 @@
+//! Wheel URLs for locks that list only hashes, from the configured index, cached.
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::project::Project;
+use lockship_net::Http;
+use lockship_oci::digest::Digest;
+use lockship_python::index;
+use lockship_python::lock::{requirements_txt, Artifacts, LockFile, LockKind, LockedPackage};
+
+use super::cache::{read_cached, write_cached};
+use super::BuildOptions;
+use crate::cache_dir::Bucket;
+
+/// Fills in wheel URLs for locks that list only hashes, from the configured index. Answers
+/// are cached by (index, package, version, hashes): the hashes pin the files, so they cannot go
+/// stale in a way that matters. The index URL's user info goes to `http`'s credential store
+/// (sent to that host only); the URL without it is what is keyed, cached and shown.
+pub(super) async fn resolve_index_files(
+    lock: &LockFile,
+    project: &Project,
+    packages: Vec<LockedPackage>,
+    http: &Http,
+    opts: &BuildOptions,
+) -> Result<Vec<LockedPackage>, Error> {
+    let from_lock = requirements_txt::options(&lock.text).index_url;
+    let configured = index::configured_index(
+        &lock.path,
+        from_lock.as_deref(),
+        &opts.index_sources,
+        project.pyproject.as_ref(),
+    );
+    if lock.kind != LockKind::RequirementsTxt {
+        // Locks with URLs need no lookup, but files on the user's index need its credentials.
+        if let Ok(url) = configured {
+            http.add_credentials(&url);
+        }
+        return Ok(packages);
+    }
+    let index_url = http.add_credentials(&configured?);
+    let cache = Bucket::Index.under(&opts.cache_dir);
+    futures::stream::iter(packages)
+        .map(|p| {
+            let (http, index_url, cache) = (&http, &index_url, &cache);
+            async move {
+                let Artifacts::FromIndex { hashes } = &p.artifacts else {
+                    return Ok(p);
+                };
+                let key = Digest::of_parts(
+                    [index_url.as_str(), &p.name, &p.version]
+                        .into_iter()
+                        .chain(hashes.iter().map(Digest::as_str)),
+                );
+                let path = cache.join(format!("{}.json", key.hex()));
+                if let Some(files) = read_cached::<CachedFiles>(&path) {
+                    return Ok(LockedPackage {
+                        artifacts: Artifacts::Listed {
+                            wheels: files.wheels.into_iter().map(Into::into).collect(),
+                            has_sdist: files.has_sdist,
+                        },
+                        ..p
+                    });
+                }
+                let resolved = index::resolve_files(http, index_url, p).await?;
+                if let Artifacts::Listed { wheels, has_sdist } = &resolved.artifacts {
+                    write_cached(
+                        &path,
+                        &CachedFiles {
+                            wheels: wheels.iter().cloned().map(Into::into).collect(),
+                            has_sdist: *has_sdist,
+                        },
+                    )?;
+                }
+                Ok::<_, Error>(resolved)
+            }
+        })
+        .buffered(8)
+        .try_collect()
+        .await
+}
+
+#[derive(Serialize, serde::Deserialize)]
+pub(super) struct CachedFiles {
+    wheels: Vec<CachedWheel>,
+    has_sdist: bool,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+pub(super) struct CachedWheel {
+    filename: String,
+    url: String,
+    sha256: Digest,
+    size: Option<u64>,
+}
+
+impl From<lockship_python::lock::LockedWheel> for CachedWheel {
+    fn from(w: lockship_python::lock::LockedWheel) -> Self {
+        CachedWheel {
+            filename: w.filename,
+            url: w.url,
+            sha256: w.sha256,
+            size: w.size,
+        }
+    }
+}
+
+impl From<CachedWheel> for lockship_python::lock::LockedWheel {
+    fn from(w: CachedWheel) -> Self {
+        lockship_python::lock::LockedWheel {
+            filename: w.filename,
+            url: w.url,
+            sha256: w.sha256,
+            size: w.size,
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Writes one planned layer: runtime skeleton, installed wheels, the app, or project files.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::plan::{ChosenWheelSummary, LayerContent, PlannedLayer};
+use crate::user::{self, User};
+use lockship_oci::blob_store::BlobStore;
+use lockship_oci::layer::{self, LayerInfo};
+use lockship_oci::tar_tree::TarTree;
+use lockship_python::install;
+use lockship_python::probe::BaseFacts;
+use lockship_python::target::PythonTarget;
+
+use super::cache::io_err;
+use lockship_sys::scratch::ScratchDir;
+
+/// What every layer builder needs; shared by the pipeline's blocking workers.
+pub(super) struct LayerContext {
+    pub(super) target: PythonTarget,
+    pub(super) store: BlobStore,
+    pub(super) mtime: u64,
+    pub(super) project_dir: PathBuf,
+    pub(super) user: User,
+    pub(super) workdir: String,
+    pub(super) facts: BaseFacts,
+}
+
+/// Writes `planned`; the app layer installs `app_wheel`, built beforehand (see `app_wheel.rs`).
+pub(super) fn build_layer(
+    ctx: &LayerContext,
+    planned: &PlannedLayer,
+    app_wheel: Option<&Path>,
+) -> Result<LayerInfo, Error> {
+    let tmp = ctx.store.tmp_dir();
+    let scratch = ScratchDir::new_in(&tmp).map_err(io_err(&tmp))?;
+    let root = scratch.path().join("root");
+    fs_err::create_dir_all(&root).map_err(io_err(&root))?;
+    let mut tree = TarTree::new();
+    match &planned.content {
+        LayerContent::Runtime => {
+            install::venv_skeleton(&ctx.target, &mut tree);
+            user::add_to_tree(&ctx.user, &ctx.facts, &mut tree);
+            tree.dir(&ctx.workdir, 0o755, 0, 0);
+        }
+        LayerContent::Wheels { wheels } => {
+            for w in wheels {
+                install_from_store(ctx, w, &root, &mut tree)?;
+            }
+            tree.add_host_dir(&root, "")
+                .map_err(lockship_oci::layer::LayerError::from)?;
+        }
+        LayerContent::AppWheel => {
+            let wheel = app_wheel.ok_or_else(|| {
+                Error::Usage("the app layer was planned without an app wheel".into())
+            })?;
+            let filename = wheel
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            install::install(wheel, &filename, &ctx.target, &root, &mut tree)?;
+            tree.add_host_dir(&root, "")
+                .map_err(lockship_oci::layer::LayerError::from)?;
+        }
+        LayerContent::AppFiles { files } => {
+            for f in files {
+                let dest = format!(
+                    "{}/{}",
+                    ctx.workdir.trim_end_matches('/'),
+                    f.to_string_lossy()
+                );
+                tree.add_host_path(&ctx.project_dir.join(f), &dest)
+                    .map_err(lockship_oci::layer::LayerError::from)?;
+            }
+        }
+    }
+    Ok(layer::write_layer(&tree, ctx.mtime, &ctx.store)?)
+}
+
+pub(super) fn install_from_store(
+    ctx: &LayerContext,
+    w: &ChosenWheelSummary,
+    root: &Path,
+    tree: &mut TarTree,
+) -> Result<(), Error> {
+    Ok(install::install(
+        &ctx.store.path(&w.sha256),
+        &w.filename,
+        &ctx.target,
+        root,
+        tree,
+    )?)
+}

@@ -1,0 +1,154 @@
+//! Produces the layers the cache lacks as a pipeline rather than in phases: each layer's wheels
+//! download (eight at a time, biggest layers first), the layer is written as soon as its wheels
+//! are in (one at a time per core), and it is uploaded to the push targets right away when no
+//! smoke test gates the push. Downloads, layer writing and uploads of different layers overlap,
+//! and the app layer waits only for the app wheel, whose build started with the build.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oci_spec::distribution::Reference;
+use tokio::sync::Semaphore;
+
+use crate::error::Error;
+use crate::plan::{LayerContent, PlannedLayer};
+use lockship_net::Http;
+use lockship_oci::digest::Digest;
+use lockship_oci::image::{BlobOrigin, ImageLayer};
+use lockship_oci::layer::LayerInfo;
+use lockship_oci::registry::{LayerPush, Registry};
+use lockship_python::{fetch, select::ChosenWheel};
+
+use super::app_wheel::AppWheel;
+use super::cache::write_cached;
+use super::layers::{build_layer, LayerContext};
+use super::Reporter;
+
+/// Concurrent wheel downloads.
+const DOWNLOADS: usize = 8;
+
+/// What the pipeline works on.
+pub(super) struct Jobs<'a> {
+    /// Planned layers the cache lacks, with their index in the plan.
+    pub to_build: Vec<(usize, PlannedLayer)>,
+    /// Where each built layer's cache entry goes, by plan index.
+    pub cache_entries: Vec<PathBuf>,
+    /// Every wheel the plan may need, to find download URLs.
+    pub chosen: &'a [ChosenWheel],
+    pub ctx: Arc<LayerContext>,
+    pub http: &'a Http,
+    pub registry: &'a Registry,
+    /// Push targets that may receive layers before the image is complete.
+    pub early_push: &'a [Reference],
+    /// The app wheel being built, for the app layer.
+    pub app_wheel: Option<AppWheel>,
+}
+
+/// Layers pushed during the build, by target reference.
+pub(super) type EarlyPushes = HashMap<String, HashMap<Digest, LayerPush>>;
+
+/// What the pipeline produced.
+pub(super) struct Built {
+    /// Layer info by plan index.
+    pub layers: Vec<(usize, LayerInfo)>,
+    pub pushed: EarlyPushes,
+}
+
+/// Runs the pipeline to the end, or to the first error.
+pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built, Error> {
+    let Jobs {
+        mut to_build,
+        cache_entries,
+        chosen,
+        ctx,
+        http,
+        registry,
+        early_push,
+        mut app_wheel,
+    } = jobs;
+    // Biggest first: the longest layer starts earliest and no core idles at the end.
+    to_build.sort_by_key(|(i, l)| (std::cmp::Reverse(weight(l)), *i));
+    let downloads = Semaphore::new(DOWNLOADS);
+    let cores = Semaphore::new(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    );
+    let tasks = to_build.into_iter().map(|(index, layer)| {
+        let wants_app = matches!(layer.content, LayerContent::AppWheel);
+        let app = if wants_app { app_wheel.take() } else { None };
+        let (ctx, downloads, cores, cache_entry) =
+            (ctx.clone(), &downloads, &cores, &cache_entries[index]);
+        async move {
+            if let LayerContent::Wheels { wheels } = &layer.content {
+                let store = &ctx.store;
+                let fetches = wheels.iter().map(|w| async move {
+                    let Some(wheel) = chosen.iter().find(|c| c.wheel.sha256 == w.sha256) else {
+                        return Ok(());
+                    };
+                    let _slot = downloads.acquire().await.expect("never closed");
+                    if fetch::fetch_one(http, wheel, store).await? {
+                        reporter.step(&format!("fetched {} {}", wheel.name, wheel.version));
+                    }
+                    Ok::<_, Error>(())
+                });
+                futures::future::try_join_all(fetches).await?;
+            }
+            let app_wheel = match app {
+                Some(wheel) => Some(wheel.finish().await?),
+                None => None,
+            };
+            let core = cores.acquire().await.expect("never closed");
+            let (job_ctx, job_layer) = (ctx.clone(), layer.clone());
+            let info = tokio::task::spawn_blocking(move || {
+                build_layer(&job_ctx, &job_layer, app_wheel.as_deref())
+            })
+            .await
+            .map_err(crashed)??;
+            drop(core);
+            write_cached(cache_entry, &info)?;
+            let mut pushed = Vec::new();
+            for target in early_push {
+                let image_layer = ImageLayer {
+                    info: info.clone(),
+                    created_by: layer.description.clone(),
+                    origin: BlobOrigin::Local,
+                };
+                let outcome = registry
+                    .push_layer(&image_layer, target, None, &ctx.store)
+                    .await?;
+                pushed.push((target.to_string(), info.digest.clone(), outcome));
+            }
+            Ok::<_, Error>((index, info, pushed))
+        }
+    });
+    let results = futures::future::try_join_all(tasks).await?;
+    let mut built = Built {
+        layers: Vec::new(),
+        pushed: HashMap::new(),
+    };
+    for (index, info, pushed) in results {
+        built.layers.push((index, info));
+        for (target, digest, outcome) in pushed {
+            built
+                .pushed
+                .entry(target)
+                .or_default()
+                .insert(digest, outcome);
+        }
+    }
+    Ok(built)
+}
+
+/// Roughly how long a layer takes: the size of its wheels (the app and runtime layers are small).
+fn weight(layer: &PlannedLayer) -> u64 {
+    match &layer.content {
+        LayerContent::Wheels { wheels } => wheels.iter().filter_map(|w| w.size).sum(),
+        _ => 0,
+    }
+}
+
+pub(super) fn crashed(e: tokio::task::JoinError) -> Error {
+    Error::Usage(format!("layer writer crashed: {e}"))
+}

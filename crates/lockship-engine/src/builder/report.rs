@@ -1,0 +1,48 @@
+//! What a build reports: its digest, layers, pushes, smoke results and timings.
+
+use serde::Serialize;
+
+use crate::plan::Plan;
+use crate::smoke::SmokeResult;
+use lockship_oci::registry::PushReport;
+use lockship_python::target::PythonTarget;
+
+/// One layer of the result.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerReport {
+    pub digest: String,
+    pub size: u64,
+    /// Size of the uncompressed tar; 0 when unknown (layers of a registry base).
+    pub uncompressed_size: u64,
+    pub description: String,
+    /// Whether lockship wrote this layer in this build (false: base layer or cache hit).
+    pub built: bool,
+}
+
+/// The result of a build.
+#[derive(Clone, Debug, Serialize)]
+pub struct BuildReport {
+    /// Manifest digest (empty for a dry run).
+    pub digest: String,
+    pub base: String,
+    /// How the Debian base lock changed in this build (`+ pkg ver`, `- pkg ver`, `pkg a → b`).
+    pub base_changes: Vec<String>,
+    pub target: PythonTarget,
+    pub layers: Vec<LayerReport>,
+    pub pushed: Vec<PushedReport>,
+    /// The smoke commands run in this build.
+    pub smoke: Vec<SmokeResult>,
+    /// The image had already passed these smoke commands: they were not run again.
+    pub smoke_remembered: bool,
+    /// Seconds spent per phase, in order.
+    pub timings: Vec<(String, f64)>,
+    #[serde(skip)]
+    pub plan: Plan,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PushedReport {
+    pub reference: String,
+    #[serde(flatten)]
+    pub report: PushReport,
+}

@@ -1,0 +1,124 @@
+//! The error of a whole build: each variant is a module's own typed error, and `hint()` says
+//! what the user can do about it.
+
+use std::path::PathBuf;
+
+use crate::hints;
+
+use crate::project::ProjectError;
+use lockship_oci::blob_store::BlobStoreError;
+use lockship_oci::layer::LayerError;
+use lockship_oci::layout::OutputError;
+use lockship_oci::registry::RegistryError;
+use lockship_python::app::AppError;
+use lockship_python::fetch::FetchError;
+use lockship_python::index::IndexError;
+use lockship_python::install::InstallError;
+use lockship_python::lock::LockError;
+use lockship_python::probe::ProbeError;
+use lockship_python::select::NoWheelError;
+use lockship_python::target::TargetError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// Boxed: registry errors carry the network error that ended the request.
+    #[error(transparent)]
+    Registry(Box<RegistryError>),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    NoWheel(#[from] NoWheelError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Store(#[from] BlobStoreError),
+    /// Boxed: Debian errors carry download context and would bloat every `Result`.
+    #[error(transparent)]
+    Debian(Box<lockship_debian::DebianError>),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Smoke(#[from] crate::smoke::SmokeError),
+    #[error(transparent)]
+    Relock(#[from] crate::lock_command::RelockError),
+    #[error("{source} (already pushed: {pushed})")]
+    PartialPush {
+        /// The references whose tags moved before the failure.
+        pushed: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// A one-line suggestion for fixing the problem, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Project(e) => e.hint(),
+            Error::Lock(e) => hints::lock(e),
+            Error::Registry(e) => hints::registry(e),
+            Error::Probe(e) => hints::probe(e),
+            Error::Index(e) => hints::index(e),
+            Error::NoWheel(e) => hints::no_wheel(e),
+            Error::Fetch(e) => hints::fetch(e),
+            Error::App(e) => hints::app(e),
+            Error::Debian(e) => hints::debian(e),
+            Error::Smoke(e) => e.hint(),
+            Error::Relock(e) => e.hint(),
+            Error::Output(e) => hints::output(e),
+            Error::PartialPush { .. } => Some(
+                "the references listed as pushed already point at the new image; run the build again to push the rest (blobs already there are skipped)".into(),
+            ),
+            Error::Store(_) | Error::Io { .. } => {
+                Some(hints::CACHE.into())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the build failed on a cache entry damaged on disk. The entry is already evicted,
+    /// so building again fetches or builds it afresh.
+    pub fn is_corrupt_cache(&self) -> bool {
+        match self {
+            Error::Store(e) => e.is_corrupt(),
+            Error::Registry(e) => e.is_corrupt_cache(),
+            Error::Output(e) => e.is_corrupt_cache(),
+            Error::Layer(LayerError::Store(e)) => e.is_corrupt(),
+            _ => false,
+        }
+    }
+}
+
+impl From<RegistryError> for Error {
+    fn from(e: RegistryError) -> Self {
+        Error::Registry(Box::new(e))
+    }
+}
+
+impl From<lockship_debian::DebianError> for Error {
+    fn from(e: lockship_debian::DebianError) -> Self {
+        Error::Debian(Box::new(e))
+    }
+}

@@ -1,0 +1,167 @@
+//! What the user can do about each lower crate's errors: the hints name lockship's flags,
+//! config keys and environment, which only the engine and the CLI know. One function per
+//! error type; [`crate::error::Error::hint`] picks the one for its variant.
+
+use std::path::Path;
+
+use lockship_debian::DebianError;
+use lockship_oci::download::DownloadError;
+use lockship_oci::layout::OutputError;
+use lockship_oci::registry::RegistryError;
+use lockship_python::app::AppError;
+use lockship_python::fetch::FetchError;
+use lockship_python::index::IndexError;
+use lockship_python::lock::LockError;
+use lockship_python::probe::ProbeError;
+use lockship_python::select::NoWheelError;
+
+pub(crate) fn output(e: &OutputError) -> Option<String> {
+    match e {
+        OutputError::NotALayout { .. } => Some(
+            "choose a new directory (lockship creates it), an empty one, or an existing OCI layout to add the image to".into(),
+        ),
+        OutputError::NotATarball { .. } => {
+            Some("choose another file name; lockship never overwrites a file that is not a tarball".into())
+        }
+        OutputError::BadLayout { .. } => {
+            Some("repair or remove the layout's index.json, or write to a new directory".into())
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn registry(e: &RegistryError) -> Option<String> {
+    match e {
+        RegistryError::Denied { registry, action } => Some(if action.starts_with("pushing") {
+            format!("log in with `docker login {registry}` (lockship reads ~/.docker/config.json); the account needs write access to the repository")
+        } else {
+            format!(
+                "log in with `docker login {registry}` (lockship reads ~/.docker/config.json)"
+            )
+        }),
+        RegistryError::NotFound { .. } => {
+            Some("check `base` in [tool.lockship] (or --base), and that the tag exists".into())
+        }
+        RegistryError::Unreachable { .. } => Some(
+            "check the registry address and that it is up; plain-HTTP registries other than \
+             loopback go in LOCKSHIP_INSECURE_REGISTRIES; --http-timeout and --http-retries \
+             set how patient lockship is"
+                .into(),
+        ),
+        RegistryError::NoPlatform { .. } => {
+            Some("choose one of the listed platforms with --platform".into())
+        }
+        RegistryError::WrongPlatform { .. } => Some(
+            "use a multi-platform base (an image index), or a base built for that platform"
+                .into(),
+        ),
+        RegistryError::Tampered { .. } => Some(
+            "nothing was cached; the registry, or something between it and lockship, altered the data"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+pub(crate) fn lock(e: &LockError) -> Option<String> {
+    match e {
+        LockError::Missing { .. } => Some(
+            "create one with `uv lock`, or `uv pip compile pyproject.toml --generate-hashes -o requirements.txt`".into(),
+        ),
+        LockError::Stale { path, .. } | LockError::Invalid { path, .. } => Some(relock_hint(path)),
+        LockError::UnknownFormat { .. } => {
+            Some("set `lock` in [tool.lockship] to a uv.lock or requirements.txt".into())
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn index(e: &IndexError) -> Option<String> {
+    match e {
+        IndexError::NoIndex { .. } => Some(
+            "set UV_DEFAULT_INDEX (or PIP_INDEX_URL) to your simple index URL, or add --index-url to the requirements file".into(),
+        ),
+        IndexError::Request { source, .. } => match source.status() {
+            Some(401 | 403) => Some(
+                "put credentials in the index URL (https://user:password@host/simple) or your pip/uv configuration".into(),
+            ),
+            Some(404) => Some(
+                "check the index URL: it is the simple API's root (often ending in /simple), and the package must be on it".into(),
+            ),
+            _ => None,
+        },
+        IndexError::NotListed { .. } => Some("the lock may be for another index; re-lock against this one".into()),
+        _ => None,
+    }
+}
+
+pub(crate) fn app(e: &AppError) -> Option<String> {
+    match e {
+        AppError::NoBuilder { .. } => {
+            Some("install uv (`pip install uv`), or set app = \"copy\" in [tool.lockship]".into())
+        }
+        AppError::NothingIncluded { .. } => Some(
+            "fix `include` in [tool.lockship]; globs are relative to the project directory".into(),
+        ),
+        AppError::BuildFailed { .. } => {
+            Some("run `uv build --wheel` in the project to see the full output".into())
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn no_wheel(_: &NoWheelError) -> Option<String> {
+    Some("building from sdists is not supported yet: choose versions that ship wheels for this target, or a base image with another Python version".into())
+}
+
+pub(crate) fn fetch(e: &FetchError) -> Option<String> {
+    match e {
+        FetchError::HashMismatch { .. } => Some(
+            "the file differs from the one locked: re-lock if the index legitimately changed, otherwise do not trust this index".into(),
+        ),
+        FetchError::Download { source, .. } if matches!(source.status(), Some(401 | 403)) => Some(
+            "the file host wants credentials: put them in the index URL or your pip/uv configuration (they are sent only to the index's own host)".into(),
+        ),
+        _ => None,
+    }
+}
+
+pub(crate) fn probe(e: &ProbeError) -> Option<String> {
+    match e {
+        ProbeError::NoPython { .. } => {
+            Some("use a base image with CPython installed, e.g. python:3.12-slim".into())
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn debian(e: &DebianError) -> Option<String> {
+    match e {
+        DebianError::NoMirror => Some("set `mirror` in [tool.lockship.base]".into()),
+        DebianError::UnknownSuite { .. } => Some("check `debian` in [tool.lockship.base] (e.g. bookworm, trixie)".into()),
+        DebianError::BadSignature { .. } => Some(
+            "the mirror's Release file is not signed by a key in the keyring: check the mirror, or update debian-archive-keyring".into(),
+        ),
+        DebianError::Keyring { .. } => Some("install debian-archive-keyring, or set `keyring` in [tool.lockship.base]".into()),
+        DebianError::Resolve(_) => Some("check `packages` in [tool.lockship.base] against the suite".into()),
+        DebianError::NoPython => Some("add python3 to `packages` in [tool.lockship.base]".into()),
+        DebianError::Download { source: DownloadError::Mismatch { .. }, .. } => Some(
+            "the mirror served a file whose hash differs from the signed index or the base lock: do not trust this mirror, or refresh with --upgrade-base".into(),
+        ),
+        DebianError::Lock { .. } => Some("delete lockship-base.lock to resolve the base again".into()),
+        DebianError::Io { .. } | DebianError::Store(_) | DebianError::Layer(_) => Some(CACHE.into()),
+        _ => None,
+    }
+}
+
+fn relock_hint(path: &Path) -> String {
+    if path.file_name().is_some_and(|n| n == "uv.lock") {
+        "run `uv lock` to update it".into()
+    } else {
+        "regenerate it with `uv pip compile pyproject.toml --generate-hashes`".into()
+    }
+}
+
+/// For a failure to read or write the cache or an output.
+pub(crate) const CACHE: &str =
+    "check free space and permissions of the cache (LOCKSHIP_CACHE_DIR) and output paths";

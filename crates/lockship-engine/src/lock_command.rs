@@ -1,0 +1,331 @@
+//! `lockship lock`: re-resolves the project's lock with the project's own tool (uv for uv.lock,
+//! `uv pip compile` for requirements.txt), for the Python of the image's base, and reports what
+//! changed. `--check` is the CI guard: it fails, naming what differs, when the lock is stale.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::builder::{self, BuildOptions, Reporter};
+use crate::cache_dir::Bucket;
+use crate::error::Error;
+use crate::project::Project;
+use lockship_net::Http;
+use lockship_python::app::last_line;
+use lockship_python::lock::uv_lock::Selection;
+use lockship_python::lock::{freshness, LockFile, LockKind};
+use lockship_python::target::{Libc, PythonTarget};
+use lockship_python::uv::{self, NoUv, UV_VERSION};
+use lockship_sys::interrupt::Children;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelockError {
+    #[error("no uv on PATH, and installing uv {version} with pip failed: {message}")]
+    NoTool { version: String, message: String },
+    #[error("{tool} could not resolve {project}:\n{message}")]
+    Resolve {
+        tool: String,
+        project: PathBuf,
+        message: String,
+    },
+    #[error("{path} is out of date with pyproject.toml: {message}")]
+    Stale { path: PathBuf, message: String },
+    #[error(
+        "{path} is a symlink: `lockship lock` rewrites the lock in place and does not follow links"
+    )]
+    Symlink { path: PathBuf },
+}
+
+impl From<NoUv> for RelockError {
+    fn from(e: NoUv) -> Self {
+        RelockError::NoTool {
+            version: e.version,
+            message: e.message,
+        }
+    }
+}
+
+impl RelockError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RelockError::NoTool { .. } => Some("install uv (`pip install uv`) or put it on PATH".into()),
+            RelockError::Resolve { .. } => {
+                Some("loosen the conflicting requirements in pyproject.toml, then run `lockship lock` again".into())
+            }
+            RelockError::Stale { .. } => Some("run `lockship lock` and commit the result".into()),
+            RelockError::Symlink { .. } => {
+                Some("replace the link with the lock file itself, or set `lock` to the file".into())
+            }
+        }
+    }
+}
+
+/// What `lockship lock` asked for.
+#[derive(Clone, Debug, Default)]
+pub struct LockOptions {
+    pub upgrade: bool,
+    pub upgrade_packages: Vec<String>,
+    pub check: bool,
+}
+
+/// One row of the change table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub package: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// The outcome of `lockship lock`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LockReport {
+    pub lock: PathBuf,
+    pub tool: String,
+    pub python: String,
+    pub changes: Vec<Change>,
+}
+
+/// uv was found but could not be started.
+fn tool_failed(e: std::io::Error) -> RelockError {
+    RelockError::NoTool {
+        version: UV_VERSION.into(),
+        message: e.to_string(),
+    }
+}
+
+/// Why `uv lock --check` failed, in uv's words: its "due to …" reason when it gives one (a
+/// changed requirement, option or cutoff), else its error line.
+fn uv_check_reason(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .find_map(|l| {
+            l.split_once("existing lockfile due to ")
+                .map(|(_, why)| format!("uv lock --check: {}", why.trim()))
+        })
+        .or_else(|| {
+            text.lines().find_map(|l| {
+                l.strip_prefix("error: ")
+                    .map(|e| format!("uv lock --check: {}", e.trim()))
+            })
+        })
+        .unwrap_or_else(|| last_line(stderr))
+}
+
+/// `x86_64-manylinux_2_36`: uv's `--python-platform` for the target.
+fn uv_platform(target: &PythonTarget) -> String {
+    match target.libc {
+        Libc::Glibc { major, minor } => format!("{}-manylinux_{major}_{minor}", target.machine()),
+        Libc::Musl { .. } => format!("{}-unknown-linux-musl", target.machine()),
+    }
+}
+
+/// Runs `lockship lock` for the project in `opts.project_dir`.
+pub async fn run(
+    opts: &BuildOptions,
+    lock_opts: &LockOptions,
+    reporter: &dyn Reporter,
+) -> Result<LockReport, Error> {
+    let project = Project::load(&opts.project_dir)?;
+    let configured = project.config.lock.clone();
+    let existing = match LockFile::find(&project.dir, configured.as_deref()) {
+        Ok(lock) => Some(lock),
+        Err(lockship_python::lock::LockError::Missing { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let path = existing
+        .as_ref()
+        .map(|l| l.path.clone())
+        .unwrap_or_else(|| {
+            project
+                .dir
+                .join(configured.as_deref().unwrap_or(Path::new("uv.lock")))
+        });
+    let kind = existing.as_ref().map_or(LockKind::UvLock, |l| l.kind);
+    let store = builder::open_cache(&opts.cache_dir)?;
+    let http = Http::new(&opts.net);
+    let (_, _, _, target) =
+        builder::open_base(&project, &path, opts, &http, &store, reporter).await?;
+    let env = target.marker_env();
+    let python = format!("{}.{}", target.version.0, target.version.1);
+    let versions = |lock: &LockFile| -> BTreeMap<String, String> {
+        lock.packages(&env, Some(&project.name), &Selection::default())
+            .map(|pkgs| pkgs.into_iter().map(|p| (p.name, p.version)).collect())
+            .unwrap_or_default()
+    };
+
+    if lock_opts.check {
+        let lock = existing.ok_or_else(|| RelockError::Stale {
+            path: path.clone(),
+            message: "there is no lock".into(),
+        })?;
+        freshness::locked_and_fresh(&lock, &project.dependencies, &project.name, &env).map_err(
+            |e| match e {
+                lockship_python::lock::LockError::Stale { path, problems } => {
+                    Error::from(RelockError::Stale {
+                        path,
+                        message: problems,
+                    })
+                }
+                other => other.into(),
+            },
+        )?;
+        if kind == LockKind::UvLock {
+            let uv = uv::find_or_install(&opts.uv, &Bucket::Tools.under(&opts.cache_dir))
+                .map_err(RelockError::from)?;
+            let out = Children::default()
+                .output(
+                    Command::new(&uv)
+                        .args([
+                            "lock",
+                            "--check",
+                            "--quiet",
+                            "--python",
+                            &python,
+                            "--project",
+                        ])
+                        .arg(&project.dir),
+                )
+                .map_err(tool_failed)?;
+            if !out.status.success() {
+                return Err(RelockError::Stale {
+                    path,
+                    message: uv_check_reason(&out.stderr),
+                }
+                .into());
+            }
+        }
+        return Ok(LockReport {
+            lock: path,
+            tool: "check".into(),
+            python,
+            changes: Vec::new(),
+        });
+    }
+
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(RelockError::Symlink { path }.into());
+    }
+    let before = existing.as_ref().map(versions).unwrap_or_default();
+    let uv = uv::find_or_install(&opts.uv, &Bucket::Tools.under(&opts.cache_dir))
+        .map_err(RelockError::from)?;
+    let mut cmd = Command::new(&uv);
+    let tool = match kind {
+        LockKind::UvLock => {
+            cmd.args(["lock", "--quiet", "--python", &python, "--project"])
+                .arg(&project.dir);
+            "uv lock"
+        }
+        LockKind::RequirementsTxt => {
+            cmd.args([
+                "pip",
+                "compile",
+                "--quiet",
+                "--generate-hashes",
+                "--python-version",
+                &python,
+                "--python-platform",
+            ])
+            .arg(uv_platform(&target))
+            .arg(project.dir.join("pyproject.toml"))
+            .arg("-o")
+            .arg(&path);
+            "uv pip compile"
+        }
+    };
+    if lock_opts.upgrade {
+        cmd.arg("--upgrade");
+    }
+    for package in &lock_opts.upgrade_packages {
+        cmd.args(["--upgrade-package", package]);
+    }
+    reporter.step(&format!(
+        "{tool} for Python {python} ({})",
+        target.describe()
+    ));
+    // uv runs as a child that lockship stops with itself (a lock is written whole or not).
+    let out = Children::default()
+        .output(cmd.current_dir(&project.dir))
+        .map_err(tool_failed)?;
+    if !out.status.success() {
+        let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(RelockError::Resolve {
+            tool: tool.into(),
+            project: project.dir.clone(),
+            message,
+        }
+        .into());
+    }
+    let after = versions(&LockFile::find(&project.dir, Some(&path))?);
+    let mut changes = Vec::new();
+    for (name, new) in &after {
+        match before.get(name) {
+            Some(old) if old == new => {}
+            old => changes.push(Change {
+                package: name.clone(),
+                old: old.cloned(),
+                new: Some(new.clone()),
+            }),
+        }
+    }
+    for (name, old) in &before {
+        if !after.contains_key(name) {
+            changes.push(Change {
+                package: name.clone(),
+                old: Some(old.clone()),
+                new: None,
+            });
+        }
+    }
+    changes.sort_by(|a, b| a.package.cmp(&b.package));
+    Ok(LockReport {
+        lock: path,
+        tool: tool.into(),
+        python,
+        changes,
+    })
+}
+
+/// The change table as text: `package  old → new`, `+ added`, `- removed`.
+pub fn render(report: &LockReport) -> String {
+    if report.changes.is_empty() {
+        return format!("{}: no changes\n", report.lock.display());
+    }
+    let width = report
+        .changes
+        .iter()
+        .map(|c| c.package.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for c in &report.changes {
+        let line = match (&c.old, &c.new) {
+            (Some(old), Some(new)) => format!("  {:width$}  {old} → {new}", c.package),
+            (None, Some(new)) => format!("+ {:width$}  {new}", c.package),
+            (Some(old), None) => format!("- {:width$}  {old}", c.package),
+            (None, None) => continue,
+        };
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uv_check_reason_prefers_the_cause() {
+        let stderr = b"Using CPython 3.11.7\nResolving despite existing lockfile due to removal of global exclude newer\nResolved 18 packages in 268ms\nerror: The lockfile at `uv.lock` needs to be updated, but `--check` was provided.\n\nhint: To update the lockfile, run `uv lock`.\n";
+        assert_eq!(
+            uv_check_reason(stderr),
+            "uv lock --check: removal of global exclude newer"
+        );
+        assert_eq!(
+            uv_check_reason(b"error: The lockfile needs to be updated\n\nhint: x\n"),
+            "uv lock --check: The lockfile needs to be updated"
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! The build plan: which wheel goes into which layer, and each layer's cache key. Pure: it takes
+//! the resolved inputs and does no I/O, so it can be printed (`--dry-run`) and tested alone.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use lockship_oci::digest::Digest;
+use lockship_python::select::ChosenWheel;
+use lockship_python::target::PythonTarget;
+
+/// Bump when the bytes of any layer lockship writes would change, to invalidate cached layers.
+const LAYER_FORMAT: &str = "lockship-layer-v1";
+
+/// Past this many dependency layers, the smallest packages share one layer: runtimes limit
+/// layer counts (overlayfs stacks ~128 lower directories) and each layer costs a round trip.
+pub const MAX_DEPENDENCY_LAYERS: usize = 40;
+
+/// The same limit for the dependencies a target (dev, test…) adds.
+pub const MAX_TARGET_LAYERS: usize = 20;
+
+/// What a layer holds.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LayerContent {
+    /// The venv skeleton, the user's passwd/group entries, home and workdir.
+    Runtime,
+    /// Locked dependencies.
+    Wheels { wheels: Vec<ChosenWheelSummary> },
+    /// The project built as a wheel.
+    AppWheel,
+    /// Project files copied into the workdir.
+    AppFiles { files: Vec<PathBuf> },
+}
+
+/// The parts of a chosen wheel worth showing and keying on.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChosenWheelSummary {
+    pub name: String,
+    pub version: String,
+    pub filename: String,
+    pub sha256: Digest,
+    pub size: Option<u64>,
+}
+
+/// A layer to produce.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedLayer {
+    /// Short description, used as the history entry (`created_by`).
+    pub description: String,
+    pub content: LayerContent,
+    /// Inputs digest: equal keys mean equal layer bytes.
+    pub key: String,
+}
+
+/// Everything the build will produce on top of the base.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub target: PythonTarget,
+    pub layers: Vec<PlannedLayer>,
+}
+
+/// Inputs to the plan that are not wheels.
+pub struct PlanInputs<'a> {
+    pub target: &'a PythonTarget,
+    /// Digest of everything the runtime layer depends on (user, passwd, workdir…).
+    pub runtime_key: String,
+    /// Digest of the app's inputs (source files and mode).
+    pub app_key: String,
+    pub app: AppPlan,
+    /// A target's own files (name of the target, files, digest of their contents).
+    pub target_files: Option<(String, Vec<PathBuf>, String)>,
+    pub mtime: u64,
+}
+
+/// How the app goes in.
+pub enum AppPlan {
+    Wheel,
+    Files(Vec<PathBuf>),
+}
+
+fn key(parts: &[&str]) -> String {
+    lockship_oci::digest::Digest::of_parts(parts)
+        .hex()
+        .to_string()
+}
+
+/// Lays out the layers: runtime, dependencies (one per package, the smallest grouped past
+/// [`MAX_DEPENDENCY_LAYERS`]), the target's own dependencies, the app, the target's files.
+pub fn plan_layers(
+    inputs: PlanInputs<'_>,
+    wheels: &[ChosenWheel],
+    target_wheels: &[ChosenWheel],
+) -> Plan {
+    let target_json = serde_json::to_string(inputs.target).expect("target serializes");
+    let mtime = inputs.mtime.to_string();
+    let common = [LAYER_FORMAT, target_json.as_str(), mtime.as_str()];
+    let mut layers = vec![PlannedLayer {
+        description: format!(
+            "lockship: virtual environment {} and user",
+            inputs.target.venv
+        ),
+        content: LayerContent::Runtime,
+        key: key(&[&common[..], &["runtime", &inputs.runtime_key]].concat()),
+    }];
+
+    layers.extend(dependency_layers(wheels, &common, MAX_DEPENDENCY_LAYERS));
+    // A target's extra dependencies come after the production ones, so every production layer
+    // is shared, byte for byte, between the targets.
+    layers.extend(dependency_layers(target_wheels, &common, MAX_TARGET_LAYERS));
+
+    let app_key = key(&[&common[..], &["app", &inputs.app_key]].concat());
+    layers.push(match inputs.app {
+        AppPlan::Wheel => PlannedLayer {
+            description: "lockship: the project, built as a wheel".into(),
+            content: LayerContent::AppWheel,
+            key: app_key,
+        },
+        AppPlan::Files(files) => PlannedLayer {
+            description: format!("lockship: {} project files", files.len()),
+            content: LayerContent::AppFiles { files },
+            key: app_key,
+        },
+    });
+    if let Some((name, files, digest)) = inputs.target_files {
+        layers.push(PlannedLayer {
+            description: format!("lockship: {} files of target {name}", files.len()),
+            key: key(&[&common[..], &["target-files", &name, &digest]].concat()),
+            content: LayerContent::AppFiles { files },
+        });
+    }
+    Plan {
+        target: inputs.target.clone(),
+        layers,
+    }
+}
+
+/// One layer per package, the smallest grouped into one past `max` layers.
+fn dependency_layers(wheels: &[ChosenWheel], common: &[&str], max: usize) -> Vec<PlannedLayer> {
+    let mut wheels: Vec<ChosenWheelSummary> = wheels
+        .iter()
+        .map(|w| ChosenWheelSummary {
+            name: w.name.clone(),
+            version: w.version.clone(),
+            filename: w.wheel.filename.clone(),
+            sha256: w.wheel.sha256.clone(),
+            size: w.wheel.size,
+        })
+        .collect();
+    if wheels.is_empty() {
+        return Vec::new();
+    }
+    wheels.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut groups: Vec<Vec<ChosenWheelSummary>> = if wheels.len() <= max {
+        wheels.into_iter().map(|w| vec![w]).collect()
+    } else {
+        let mut by_size = wheels.clone();
+        by_size.sort_by(|a, b| {
+            b.size
+                .unwrap_or(0)
+                .cmp(&a.size.unwrap_or(0))
+                .then(a.name.cmp(&b.name))
+        });
+        let big: Vec<String> = by_size[..max - 1].iter().map(|w| w.name.clone()).collect();
+        let (own, rest): (Vec<_>, Vec<_>) = wheels.into_iter().partition(|w| big.contains(&w.name));
+        let mut g: Vec<Vec<_>> = own.into_iter().map(|w| vec![w]).collect();
+        g.push(rest);
+        g
+    };
+    groups.sort_by(|a, b| a[0].name.cmp(&b[0].name));
+    groups
+        .into_iter()
+        .map(|group| {
+            let mut parts: Vec<&str> = common.to_vec();
+            parts.push("wheels");
+            for w in &group {
+                parts.push(w.sha256.as_str());
+            }
+            let description = if group.len() == 1 {
+                format!(
+                    "lockship: {} {} ({})",
+                    group[0].name, group[0].version, group[0].filename
+                )
+            } else {
+                format!(
+                    "lockship: {}",
+                    group
+                        .iter()
+                        .map(|w| format!("{} {}", w.name, w.version))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            PlannedLayer {
+                description,
+                key: key(&parts),
+                content: LayerContent::Wheels { wheels: group },
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,590 @@
+//! A Python project as lockship sees it: pyproject.toml's `[project]` facts and the
+//! `[tool.lockship]` table (or a standalone lockship.toml) that says how to build its image.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use lockship_debian::base::DebianSpec;
+use lockship_python::pyproject::string_list;
+
+/// How the project's own code goes into the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppMode {
+    /// Build the project with its PEP 517 backend and install the wheel like a dependency.
+    Wheel,
+    /// Copy the files matching `include` into the workdir.
+    Copy,
+}
+
+/// A list of strings, also accepted as one whitespace-separated string.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Command {
+    List(Vec<String>),
+    Line(String),
+}
+
+impl Command {
+    /// The argv: a list as is, a line split with shell quoting rules (no shell runs it).
+    pub fn to_vec(&self) -> Vec<String> {
+        self.parse().unwrap_or_else(|_| {
+            self.to_string()
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        })
+    }
+
+    fn parse(&self) -> Result<Vec<String>, String> {
+        match self {
+            Command::List(v) if v.is_empty() => Err("empty command".into()),
+            Command::List(v) => Ok(v.clone()),
+            Command::Line(s) => match shell_words::split(s) {
+                Ok(v) if v.is_empty() => Err("empty command".into()),
+                Ok(v) => Ok(v),
+                Err(e) => Err(format!("{e} in `{s}`")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Line(s) => f.write_str(s),
+            Command::List(v) => f.write_str(&shell_words::join(v)),
+        }
+    }
+}
+
+/// The `[tool.lockship]` table. Unknown keys are errors, so typos do not pass silently.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub base: Option<toml::Value>,
+    pub entrypoint: Option<Command>,
+    pub cmd: Option<Command>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub app: Option<String>,
+    pub include: Option<Vec<String>>,
+    pub lock: Option<PathBuf>,
+    pub venv: Option<String>,
+    pub source: Option<String>,
+    /// Commands run inside the built image before anything is pushed.
+    #[serde(default)]
+    pub smoke: Vec<Command>,
+    /// Image variants (`dev`, `test`, …) that add to the production image.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
+}
+
+/// A `[tool.lockship.targets.NAME]` table: what a variant adds to the production image.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Dependency groups (`[dependency-groups]`) to install too.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The project's extras to install too.
+    #[serde(default)]
+    pub extras: Vec<String>,
+    /// Project files (globs) copied into the workdir in a layer of their own, e.g. tests.
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub entrypoint: Option<Command>,
+    pub cmd: Option<Command>,
+    /// Smoke commands run after the production ones.
+    #[serde(default)]
+    pub smoke: Vec<Command>,
+}
+
+/// The default target: the image that ships.
+pub const PRODUCTION: &str = "production";
+
+/// A project directory with its parsed configuration.
+#[derive(Clone, Debug)]
+pub struct Project {
+    pub dir: PathBuf,
+    /// The file the configuration came from (pyproject.toml or lockship.toml).
+    pub config_path: PathBuf,
+    pub name: String,
+    pub version: Option<String>,
+    pub dependencies: Vec<String>,
+    pub scripts: BTreeMap<String, String>,
+    pub has_build_system: bool,
+    pub pyproject: Option<toml::Value>,
+    pub config: Config,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("{dir} is not a Python project (no pyproject.toml or lockship.toml)")]
+    NotAProject { dir: PathBuf },
+    #[error("{path}: [tool.lockship] {field} = {value:?}: {why}")]
+    BadPath {
+        path: PathBuf,
+        field: String,
+        value: String,
+        why: String,
+    },
+    #[error("cannot read {path}: {message}")]
+    Unreadable { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path} has no target `{name}` (it has: {known})")]
+    UnknownTarget {
+        path: PathBuf,
+        name: String,
+        known: String,
+    },
+}
+
+impl ProjectError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ProjectError::NotAProject { .. } => {
+                Some("pass the project directory, e.g. `lockship build path/to/project`".into())
+            }
+            ProjectError::UnknownTarget { .. } => Some(
+                "declare it as [tool.lockship.targets.NAME], or pick a listed one with --target"
+                    .into(),
+            ),
+            ProjectError::BadPath { .. } => Some(
+                "paths in the image are absolute (venv = \"/opt/venv\"); paths in the project are relative to it and stay inside it".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+fn read_toml(path: &Path) -> Result<toml::Value, ProjectError> {
+    let text = fs_err::read_to_string(path).map_err(|e| ProjectError::Unreadable {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ProjectError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("invalid TOML: {}", e.message()),
+    })
+}
+
+impl Project {
+    /// Reads the project in `dir`: lockship.toml wins over `[tool.lockship]` in pyproject.toml.
+    pub fn load(dir: &Path) -> Result<Project, ProjectError> {
+        let pyproject_path = dir.join("pyproject.toml");
+        let standalone = dir.join("lockship.toml");
+        if !pyproject_path.is_file() && !standalone.is_file() {
+            return Err(ProjectError::NotAProject {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let pyproject = if pyproject_path.is_file() {
+            Some(read_toml(&pyproject_path)?)
+        } else {
+            None
+        };
+        let (config_path, table) = if standalone.is_file() {
+            let v = read_toml(&standalone)?;
+            // Accept both a bare table and one nested under [tool.lockship].
+            let t = v
+                .get("tool")
+                .and_then(|t| t.get("lockship"))
+                .cloned()
+                .unwrap_or(v);
+            (standalone, Some(t))
+        } else {
+            let t = pyproject
+                .as_ref()
+                .and_then(|p| p.get("tool")?.get("lockship").cloned());
+            (pyproject_path.clone(), t)
+        };
+        let config: Config = match table {
+            Some(t) => t
+                .try_into()
+                .map_err(|e: toml::de::Error| ProjectError::Invalid {
+                    path: config_path.clone(),
+                    message: format!("[tool.lockship]: {}", e.message()),
+                })?,
+            None => Config::default(),
+        };
+        let project = pyproject.as_ref().and_then(|p| p.get("project"));
+        let name = project
+            .and_then(|p| p.get("name"))
+            .and_then(|v| v.as_str())
+            .map(String::from)
+            .or_else(|| {
+                std::path::absolute(dir)
+                    .ok()?
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "app".into());
+        let scripts = project
+            .and_then(|p| p.get("scripts"))
+            .and_then(|v| v.as_table())
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let p = Project {
+            dir: dir.to_path_buf(),
+            config_path,
+            version: project
+                .and_then(|p| p.get("version"))
+                .and_then(|v| v.as_str())
+                .map(String::from),
+            dependencies: string_list(project, "dependencies"),
+            scripts,
+            has_build_system: pyproject
+                .as_ref()
+                .is_some_and(|p| p.get("build-system").is_some()),
+            name,
+            pyproject,
+            config,
+        };
+        p.app_mode()?;
+        p.validate_paths()?;
+        let commands = p
+            .config
+            .entrypoint
+            .iter()
+            .chain(&p.config.cmd)
+            .chain(&p.config.smoke);
+        for command in commands {
+            command.parse().map_err(|message| ProjectError::Invalid {
+                path: p.config_path.clone(),
+                message: format!("[tool.lockship]: {message}"),
+            })?;
+        }
+        Ok(p)
+    }
+
+    /// Checks every path the config names before anything uses one: image paths (`venv`,
+    /// `workdir`) absolute and plain, project paths (`lock`, `include` globs, targets' `include`,
+    /// the base's `keyring`) relative and inside the project, target names and environment
+    /// variable names usable as such. lockship writes files under the venv on the host while
+    /// staging layers, and writes next to the lock: neither may be steered outside.
+    fn validate_paths(&self) -> Result<(), ProjectError> {
+        let bad = |field: &str, value: &str, why: String| ProjectError::BadPath {
+            path: self.config_path.clone(),
+            field: field.to_string(),
+            value: value.to_string(),
+            why,
+        };
+        for (field, value) in [
+            ("venv", &self.config.venv),
+            ("workdir", &self.config.workdir),
+        ] {
+            if let Some(v) = value {
+                image_path(v).map_err(|why| bad(field, v, why))?;
+            }
+        }
+        if let Some(lock) = &self.config.lock {
+            let text = lock.to_string_lossy();
+            project_path(&text).map_err(|why| bad("lock", &text, why))?;
+        }
+        for glob in self.config.include.iter().flatten() {
+            project_path(glob).map_err(|why| bad("include", glob, why))?;
+        }
+        if let Some(toml::Value::Table(base)) = &self.config.base {
+            if let Some(keyring) = base.get("keyring").and_then(|k| k.as_str()) {
+                // An absolute keyring is a host file lockship only reads (/usr/share/keyrings/…).
+                if !keyring.starts_with('/') {
+                    project_path(keyring).map_err(|why| bad("base.keyring", keyring, why))?;
+                }
+            }
+        }
+        for key in self.config.env.keys() {
+            env_name(key).map_err(|why| bad("env", key, why))?;
+        }
+        for (name, target) in &self.config.targets {
+            let field = format!("targets.{name}");
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+                || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            {
+                return Err(bad(
+                    "targets",
+                    name,
+                    "a target name is lowercase letters, digits, `-`, `_` and `.`, starting with a letter or digit (it becomes part of image tags)".into(),
+                ));
+            }
+            for glob in &target.include {
+                project_path(glob).map_err(|why| bad(&format!("{field}.include"), glob, why))?;
+            }
+            for key in target.env.keys() {
+                env_name(key).map_err(|why| bad(&format!("{field}.env"), key, why))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `app` from the config; by default `wheel` when the project declares a build system.
+    pub fn app_mode(&self) -> Result<AppMode, ProjectError> {
+        match self.config.app.as_deref() {
+            Some("wheel") => Ok(AppMode::Wheel),
+            Some("copy") => Ok(AppMode::Copy),
+            None if self.has_build_system => Ok(AppMode::Wheel),
+            None => Ok(AppMode::Copy),
+            Some(other) => Err(ProjectError::Invalid {
+                path: self.config_path.clone(),
+                message: format!(
+                    "[tool.lockship] app = \"{other}\": expected \"wheel\" or \"copy\""
+                ),
+            }),
+        }
+    }
+
+    /// The base from the config: an image reference (`base = "python:3.12-slim"`), or a
+    /// Debian-package base (`[tool.lockship.base] debian = "bookworm"`).
+    pub fn base(&self) -> Result<Option<BaseSpec>, ProjectError> {
+        let invalid = |message: String| ProjectError::Invalid {
+            path: self.config_path.clone(),
+            message,
+        };
+        match &self.config.base {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(BaseSpec::Image(s.clone()))),
+            Some(toml::Value::Table(t)) => {
+                let table: DebianBaseTable = toml::Value::Table(t.clone())
+                    .try_into()
+                    .map_err(|e: toml::de::Error| invalid(format!("[tool.lockship.base]: {}", e.message())))?;
+                if table.packages.is_empty() {
+                    return Err(invalid("[tool.lockship.base] packages is empty (it needs at least python3)".into()));
+                }
+                Ok(Some(BaseSpec::Debian(DebianSpec {
+                    suite: table.debian,
+                    packages: table.packages,
+                    mirror: table.mirror,
+                    keyring: table.keyring.map(|k| self.dir.join(k)),
+                })))
+            }
+            Some(_) => Err(invalid(
+                "[tool.lockship] base must be an image reference or a table with `debian` and `packages`".into(),
+            )),
+        }
+    }
+}
+
+impl Project {
+    /// The settings of target `name` (`production` need not be declared).
+    pub fn target(&self, name: &str) -> Result<TargetConfig, ProjectError> {
+        match self.config.targets.get(name) {
+            Some(t) => Ok(t.clone()),
+            None if name == PRODUCTION => Ok(TargetConfig::default()),
+            None => {
+                let mut known: Vec<&str> = self.config.targets.keys().map(String::as_str).collect();
+                if !known.contains(&PRODUCTION) {
+                    known.insert(0, PRODUCTION);
+                }
+                Err(ProjectError::UnknownTarget {
+                    path: self.config_path.clone(),
+                    name: name.to_string(),
+                    known: known.join(", "),
+                })
+            }
+        }
+    }
+}
+
+/// Checks an absolute path in the image: `/`-rooted, no empty, `.` or `..` component, not `/`
+/// itself, and short enough for every runtime.
+pub fn image_path(path: &str) -> Result<(), String> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("must be an absolute path in the image, like /opt/venv".into());
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Err("cannot be the image's root directory".into());
+    }
+    lockship_oci::tar_tree::check_path(rest)
+        .map_err(|e| format!("must be a plain absolute path: {e}"))
+}
+
+/// Checks a path (or glob) relative to the project: not absolute, no `..` component, so it
+/// names something inside the project.
+pub fn project_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("is empty".into());
+    }
+    if path.starts_with('/') || path.starts_with('~') {
+        return Err("must be relative to the project directory".into());
+    }
+    if path.split(['/', '\\']).any(|part| part == "..") {
+        return Err("must stay inside the project (no `..`)".into());
+    }
+    if path.contains('\0') {
+        return Err("holds a NUL byte".into());
+    }
+    Ok(())
+}
+
+/// Checks an environment variable name: not empty, no `=` and no NUL (the config's `Env`
+/// entries are `NAME=value`).
+fn env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err("an environment variable name must be non-empty, without `=` or NUL".into());
+    }
+    Ok(())
+}
+
+/// Where the image's base comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BaseSpec {
+    Image(String),
+    Debian(DebianSpec),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DebianBaseTable {
+    debian: String,
+    #[serde(default)]
+    packages: Vec<String>,
+    mirror: Option<String>,
+    keyring: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standalone_lockship_toml_and_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pyproject.toml"),
+            "[project]\nname = \"demo\"\ndependencies = [\"click\"]\n[project.scripts]\ndemo = \"demo:main\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("lockship.toml"),
+            "base = \"python:3.11-slim\"\ncmd = \"--port 80\"\n",
+        )
+        .unwrap();
+        let p = Project::load(dir.path()).unwrap();
+        assert_eq!(
+            p.base().unwrap(),
+            Some(BaseSpec::Image("python:3.11-slim".into()))
+        );
+        assert_eq!(p.config.cmd.as_ref().unwrap().to_vec(), ["--port", "80"]);
+        assert_eq!(p.dependencies, ["click"]);
+        assert_eq!(
+            p.app_mode().unwrap(),
+            AppMode::Copy,
+            "no build system: copy"
+        );
+
+        std::fs::write(
+            dir.path().join("lockship.toml"),
+            "[base]\ndebian = \"bookworm\"\npackages = [\"python3\", \"libpq5\"]\n",
+        )
+        .unwrap();
+        let p = Project::load(dir.path()).unwrap();
+        let Some(BaseSpec::Debian(spec)) = p.base().unwrap() else {
+            panic!("a Debian base")
+        };
+        assert_eq!(
+            (spec.suite.as_str(), spec.packages.len(), spec.mirror),
+            ("bookworm", 2, None)
+        );
+
+        std::fs::write(dir.path().join("lockship.toml"), "entrypont = [\"x\"]\n").unwrap();
+        let err = Project::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("lockship.toml: [tool.lockship]: unknown field `entrypont`"),
+            "{err}"
+        );
+
+        std::fs::write(dir.path().join("lockship.toml"), "app = \"zip\"\n").unwrap();
+        let err = Project::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("app = \"zip\": expected \"wheel\" or \"copy\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn paths_that_leave_the_image_or_the_project_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("lockship.toml");
+        let load = |text: &str| {
+            std::fs::write(&config, text).unwrap();
+            Project::load(dir.path())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        for (text, field, why) in [
+            (
+                "venv = \"../../tmp/x\"\n",
+                "venv",
+                "must be an absolute path in the image",
+            ),
+            (
+                "venv = \"/opt/../../etc\"\n",
+                "venv",
+                "must be a plain absolute path",
+            ),
+            ("venv = \"/\"\n", "venv", "cannot be the image's root"),
+            ("workdir = \"app\"\n", "workdir", "must be an absolute path"),
+            (
+                "lock = \"../other/uv.lock\"\n",
+                "lock",
+                "must stay inside the project",
+            ),
+            (
+                "lock = \"/etc/passwd\"\n",
+                "lock",
+                "must be relative to the project",
+            ),
+            (
+                "include = [\"../**/*.py\"]\n",
+                "include",
+                "must stay inside the project",
+            ),
+            (
+                "[targets.test]\ninclude = [\"/home/**\"]\n",
+                "targets.test.include",
+                "must be relative",
+            ),
+            (
+                "[targets.\"Dev/x\"]\n",
+                "targets",
+                "a target name is lowercase",
+            ),
+            ("env = { \"A=B\" = \"1\" }\n", "env", "without `=`"),
+            (
+                "[base]\ndebian = \"bookworm\"\npackages = [\"python3\"]\nkeyring = \"../k.gpg\"\n",
+                "base.keyring",
+                "must stay inside",
+            ),
+        ] {
+            let err = load(text).unwrap_err();
+            assert!(
+                err.contains(&format!("[tool.lockship] {field} = ")) && err.contains(why),
+                "{text}: {err}"
+            );
+        }
+        for ok in [
+            "venv = \"/opt/venv\"\nworkdir = \"/srv/app/\"\n",
+            "lock = \"locks/requirements.txt\"\ninclude = [\"src/**/*.py\"]\n",
+            "[base]\ndebian = \"bookworm\"\npackages = [\"python3\"]\nkeyring = \"/usr/share/keyrings/x.gpg\"\n",
+        ] {
+            load(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! HTTP downloads into the blob store, verified against an expected SHA-256 while streaming: a
+//! mismatch or a broken transfer leaves nothing in the cache. A transfer that breaks or stalls
+//! starts over (up to the retry policy); a mismatch gets one more try, since a flaky proxy can
+//! flip a byte, before it is reported. Shared by wheels and Debian packages.
+
+use std::io::Write;
+
+use crate::blob_store::{BlobStore, BlobStoreError};
+use crate::digest::Digest;
+use lockship_net::{Attempts, Failure, Http, NetError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("{url}: content is {actual}, expected {expected}")]
+    Mismatch {
+        url: lockship_net::url::Redacted,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error(transparent)]
+    Store(BlobStoreError),
+}
+
+impl Attempts for DownloadError {
+    fn set_attempts(&mut self, n: u32) {
+        if let DownloadError::Net(e) = self {
+            e.set_attempts(n);
+        }
+    }
+}
+
+/// Downloads `url` into `store` unless an intact blob `expected` is already there (one damaged
+/// on disk is evicted and downloaded again). `what` names the file in messages.
+pub async fn fetch_verified(
+    http: &Http,
+    url: &str,
+    expected: &Digest,
+    what: &str,
+    store: &BlobStore,
+) -> Result<(), DownloadError> {
+    if store.verify(expected, what).map_err(DownloadError::Store)? {
+        return Ok(());
+    }
+    http.retry(url, |attempt| async move {
+        let request = http.request(reqwest::Method::GET, url);
+        let response = http.send(url, request).await.map_err(Failure::lift)?;
+        let mut response = http.success(url, response).map_err(Failure::lift)?;
+        let mut pending = store
+            .begin()
+            .map_err(|e| Failure::fatal(DownloadError::Store(e)))?;
+        while let Some(chunk) = http
+            .chunk(url, &mut response)
+            .await
+            .map_err(Failure::lift)?
+        {
+            pending.write_all(&chunk).map_err(|source| {
+                Failure::fatal(DownloadError::Store(BlobStoreError::Io {
+                    path: store.tmp_dir(),
+                    source,
+                }))
+            })?;
+        }
+        match store.commit(pending, Some(expected), what) {
+            Ok(_) => Ok(()),
+            Err(BlobStoreError::DigestMismatch {
+                expected, actual, ..
+            }) => {
+                let error = DownloadError::Mismatch {
+                    url: http.shown(url),
+                    expected,
+                    actual,
+                };
+                Err(if attempt == 0 {
+                    Failure::transient(error)
+                } else {
+                    Failure::fatal(error)
+                })
+            }
+            Err(e) => Err(Failure::fatal(DownloadError::Store(e))),
+        }
+    })
+    .await
+}

@@ -1,0 +1,298 @@
+//! Pulling: a base resolved from its reference (an index narrowed to one platform, a manifest
+//! checked against the reference's digest, the config fetched), and blobs fetched into the
+//! store, no longer than the manifest says, retried when they break or arrive altered.
+
+use futures::{StreamExt, TryStreamExt};
+use oci_spec::distribution::Reference;
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::{
+    lift, media_types, parse_digest, parse_json, ManifestJson, Registry, RegistryError,
+    RemoteImage, RemoteLayer, Scope, MAX_MANIFEST,
+};
+use crate::blob_store::{BlobStore, BlobStoreError};
+use crate::digest::Digest;
+use crate::platform::Platform;
+use lockship_net::Failure;
+
+impl Registry {
+    /// Resolves `reference` to the manifest for `platform` and fetches its config. A
+    /// single-platform image must match `platform` when `platform_required` (the user asked).
+    pub async fn resolve(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        platform_required: bool,
+        store: &BlobStore,
+    ) -> Result<RemoteImage, RegistryError> {
+        let action = format!("pulling the manifest of {reference}");
+        let (bytes, mut manifest_digest) = self.manifest(reference, &action).await?;
+        let mut manifest: ManifestJson = parse_json(&bytes, reference, &action)?;
+        let mut resolved = reference.clone();
+        let is_index = !manifest.manifests.is_empty()
+            || manifest.media_type == media_types::OCI_INDEX
+            || manifest.media_type == media_types::DOCKER_LIST;
+        if is_index {
+            let entry = manifest
+                .manifests
+                .iter()
+                .find(|m| {
+                    m.platform.as_ref().is_some_and(|p| {
+                        platform.matches(&p.os, &p.architecture, p.variant.as_deref())
+                    })
+                })
+                .ok_or_else(|| RegistryError::NoPlatform {
+                    reference: reference.to_string(),
+                    platform: platform.to_string(),
+                    available: manifest
+                        .manifests
+                        .iter()
+                        .filter_map(|m| m.platform.as_ref())
+                        .filter(|p| p.os != "unknown")
+                        .map(|p| match &p.variant {
+                            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+                            None => format!("{}/{}", p.os, p.architecture),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+            let digest = parse_digest(&entry.digest, reference, &action)?;
+            resolved = reference.clone_with_digest(digest.to_string());
+            let (bytes, digest) = self.manifest(&resolved, &action).await?;
+            manifest_digest = digest;
+            manifest = parse_json(&bytes, reference, &action)?;
+        }
+        let config_desc = manifest.config.ok_or_else(|| RegistryError::Protocol {
+            registry: reference.resolve_registry().to_string(),
+            action: action.clone(),
+            message: "manifest has no config".into(),
+        })?;
+        let config_digest = parse_digest(&config_desc.digest, reference, &action)?;
+        let what = format!("config of {reference}");
+        // Configs are content-addressed: one pulled before (and intact: fetch_blob checks)
+        // never needs pulling again.
+        self.fetch_blob(
+            &resolved,
+            &config_digest,
+            Some(config_desc.size),
+            &what,
+            store,
+        )
+        .await?;
+        let config = store.read(&config_digest, &what)?;
+        if !is_index && platform_required {
+            check_platform(&config, reference, platform)?;
+        }
+        let layers = manifest
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(RemoteLayer {
+                    media_type: l.media_type.clone(),
+                    digest: parse_digest(&l.digest, reference, &action)?,
+                    size: l.size,
+                })
+            })
+            .collect::<Result<Vec<_>, RegistryError>>()?;
+        Ok(RemoteImage {
+            reference: resolved,
+            manifest_digest,
+            config,
+            config_digest,
+            layers,
+        })
+    }
+
+    /// The manifest bytes of `reference` and their digest, checked against the reference's
+    /// digest when it has one.
+    async fn manifest(
+        &self,
+        reference: &Reference,
+        action: &str,
+    ) -> Result<(Vec<u8>, Digest), RegistryError> {
+        let tag_or_digest = reference
+            .digest()
+            .or(reference.tag())
+            .unwrap_or("latest")
+            .to_string();
+        let url = self.url(reference, &format!("manifests/{tag_or_digest}"));
+        let accept = [
+            media_types::OCI_INDEX,
+            media_types::DOCKER_LIST,
+            media_types::OCI_MANIFEST,
+            media_types::DOCKER_MANIFEST,
+        ]
+        .join(", ");
+        let scope = Scope::pull(reference);
+        let registry = reference.resolve_registry();
+        let bytes = self
+            .http
+            .retry(&url, |_| async {
+                let make = || {
+                    self.http
+                        .bare_request(Method::GET, &url)
+                        .header(reqwest::header::ACCEPT, &accept)
+                };
+                let response = self.attempt(&scope, action, &url, &make, None).await?;
+                let response = self.expect_success(response, reference, action).await?;
+                self.http
+                    .body(&url, response, MAX_MANIFEST)
+                    .await
+                    .map_err(|f| lift(registry, action, f))
+            })
+            .await?;
+        let digest = Digest::of_bytes(&bytes);
+        if let Some(expected) = reference.digest().and_then(Digest::parse) {
+            if expected != digest {
+                return Err(RegistryError::Tampered {
+                    registry: registry.to_string(),
+                    what: format!("the manifest of {reference}"),
+                    expected,
+                    actual: digest,
+                });
+            }
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    /// Downloads a blob of `reference`'s repository into `store`, verified against `digest` and,
+    /// when known, its size: a body longer than the manifest says is cut off and refused. An
+    /// intact copy already in the store is kept; a damaged one is evicted and fetched again.
+    pub async fn fetch_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        size: Option<u64>,
+        what: &str,
+        store: &BlobStore,
+    ) -> Result<(), RegistryError> {
+        if store.verify(digest, what)? {
+            return Ok(());
+        }
+        let action = format!("pulling {what} ({digest})");
+        let url = self.url(reference, &format!("blobs/{digest}"));
+        let scope = Scope::pull(reference);
+        let registry = reference.resolve_registry();
+        self.http
+            .retry(&url, |attempt| {
+                let (scope, action, url) = (&scope, &action, &url);
+                async move {
+                    let make = || self.http.bare_request(Method::GET, url);
+                    let response = self.attempt(scope, action, url, &make, None).await?;
+                    let mut response = self.expect_success(response, reference, action).await?;
+                    let mut pending = store.begin().map_err(|e| Failure::fatal(e.into()))?;
+                    let mut received = 0u64;
+                    while let Some(chunk) = self
+                        .http
+                        .chunk(url, &mut response)
+                        .await
+                        .map_err(|f| lift(registry, action, f))?
+                    {
+                        received += chunk.len() as u64;
+                        if size.is_some_and(|s| received > s) {
+                            return Err(Failure::fatal(RegistryError::Protocol {
+                                registry: registry.to_string(),
+                                action: action.clone(),
+                                message: format!(
+                                    "it sent more than the {} bytes the manifest lists",
+                                    size.unwrap_or(0)
+                                ),
+                            }));
+                        }
+                        std::io::Write::write_all(&mut pending, &chunk).map_err(|source| {
+                            Failure::fatal(
+                                BlobStoreError::Io {
+                                    path: store.tmp_dir(),
+                                    source,
+                                }
+                                .into(),
+                            )
+                        })?;
+                    }
+                    match store.commit(pending, Some(digest), what) {
+                        Ok(_) => Ok(()),
+                        Err(BlobStoreError::DigestMismatch { actual, .. }) => {
+                            let error = RegistryError::Tampered {
+                                registry: registry.to_string(),
+                                what: format!("{what} ({digest})"),
+                                expected: digest.clone(),
+                                actual,
+                            };
+                            // A byte flipped in transit is worth one more try; twice is a pattern.
+                            Err(if attempt == 0 {
+                                Failure::transient(error)
+                            } else {
+                                Failure::fatal(error)
+                            })
+                        }
+                        Err(e) => Err(Failure::fatal(e.into())),
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Downloads the blobs of `reference`'s repository that `store` lacks, a few at a time.
+    pub async fn fetch_blobs(
+        &self,
+        reference: &Reference,
+        blobs: impl Iterator<Item = (&Digest, u64)>,
+        what: &str,
+        store: &BlobStore,
+    ) -> Result<(), RegistryError> {
+        futures::stream::iter(blobs)
+            .map(|(d, size)| self.fetch_blob(reference, d, Some(size), what, store))
+            .buffer_unordered(4)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Checks that a single-platform image's config is for `platform`.
+fn check_platform(
+    config: &[u8],
+    reference: &Reference,
+    platform: &Platform,
+) -> Result<(), RegistryError> {
+    #[derive(Deserialize)]
+    struct ConfigPlatform {
+        #[serde(default)]
+        os: String,
+        #[serde(default)]
+        architecture: String,
+        variant: Option<String>,
+    }
+    let Ok(has) = serde_json::from_slice::<ConfigPlatform>(config) else {
+        return Ok(());
+    };
+    if has.architecture.is_empty()
+        || platform.matches(&has.os, &has.architecture, has.variant.as_deref())
+    {
+        return Ok(());
+    }
+    let mut shown = format!("{}/{}", has.os, has.architecture);
+    if let Some(v) = &has.variant {
+        shown.push('/');
+        shown.push_str(v);
+    }
+    Err(RegistryError::WrongPlatform {
+        reference: reference.to_string(),
+        wanted: platform.to_string(),
+        has: shown,
+    })
+}
+
+/// Parses a manifest or index (for fuzzing the parser the build trusts with registry answers).
+pub fn parse_manifest(bytes: &[u8]) -> Result<usize, String> {
+    let m: ManifestJson = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let digests = m
+        .layers
+        .iter()
+        .chain(&m.manifests)
+        .chain(m.config.as_ref())
+        .filter(|d| Digest::parse(&d.digest).is_some())
+        .count();
+    Ok(digests)
+}

@@ -1,0 +1,235 @@
+//! Finds files on a package index through the simple repository API (PEP 691 JSON), for locks
+//! such as requirements.txt that pin versions and hashes but name no URLs; and works out which
+//! index to use from the user's own configuration.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::lock::{Artifacts, LockedPackage, LockedWheel};
+use lockship_net::url::{strip_userinfo, Redacted};
+use lockship_net::{Http, NetError};
+use lockship_oci::digest::Digest;
+
+/// A project page larger than this is refused (the biggest on the public index are a few MB).
+const MAX_PAGE: u64 = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{lock} names no package index, and none is configured")]
+    NoIndex { lock: PathBuf },
+    #[error("cannot look up {package} on the package index: {source}")]
+    Request {
+        package: String,
+        #[source]
+        source: NetError,
+    },
+    #[error("package index sent an unreadable answer for {url}: {message}")]
+    BadResponse { url: Redacted, message: String },
+    #[error("{package} {version}: no file on {index} matches the lock's hashes")]
+    NotListed {
+        package: String,
+        version: String,
+        index: Redacted,
+    },
+}
+
+/// Where the user may have configured an index, gathered by the CLI from the environment
+/// (this crate reads none): the first of UV_DEFAULT_INDEX, UV_INDEX_URL and PIP_INDEX_URL, uv's
+/// user config (`uv.toml`), and pip's config files in pip's order.
+#[derive(Clone, Debug, Default)]
+pub struct IndexSources {
+    pub from_env: Option<String>,
+    pub uv_toml: Option<PathBuf>,
+    pub pip_confs: Vec<PathBuf>,
+}
+
+/// The index to query for a lock that carries no URLs: the lock's own `--index-url`, else the
+/// user's uv or pip configuration (environment first, then config files), else the project's
+/// `[[tool.uv.index]]` marked default.
+pub fn configured_index(
+    lock_path: &Path,
+    from_lock: Option<&str>,
+    sources: &IndexSources,
+    pyproject: Option<&toml::Value>,
+) -> Result<String, IndexError> {
+    if let Some(url) = from_lock {
+        return Ok(url.to_string());
+    }
+    if let Some(url) = sources.from_env.as_deref().map(str::trim) {
+        if !url.is_empty() {
+            return Ok(url.to_string());
+        }
+    }
+    if let Some(url) = sources.uv_toml.as_deref().and_then(uv_toml_index) {
+        return Ok(url);
+    }
+    for conf in &sources.pip_confs {
+        if let Some(url) = pip_conf_index(conf) {
+            return Ok(url);
+        }
+    }
+    if let Some(url) = pyproject
+        .and_then(|p| p.get("tool")?.get("uv")?.get("index")?.as_array().cloned())
+        .and_then(|indexes| {
+            indexes.iter().find_map(|i| {
+                (i.get("default")?.as_bool()? || indexes.len() == 1)
+                    .then(|| i.get("url")?.as_str().map(String::from))
+                    .flatten()
+            })
+        })
+    {
+        return Ok(url);
+    }
+    Err(IndexError::NoIndex {
+        lock: lock_path.to_path_buf(),
+    })
+}
+
+fn uv_toml_index(path: &Path) -> Option<String> {
+    let value: toml::Value = toml::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    if let Some(url) = value.get("index-url").and_then(|v| v.as_str()) {
+        return Some(url.to_string());
+    }
+    value.get("index")?.as_array()?.iter().find_map(|i| {
+        i.get("default")?
+            .as_bool()?
+            .then(|| i.get("url")?.as_str().map(String::from))
+            .flatten()
+    })
+}
+
+fn pip_conf_index(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut section = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line.trim_matches(['[', ']']).to_string();
+        } else if section == "global" || section == "install" {
+            if let Some((key, value)) = line.split_once('=') {
+                if key.trim() == "index-url" {
+                    return Some(value.trim().to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A PEP 691 project page: only what lockship reads.
+#[derive(Deserialize)]
+pub struct ProjectPage {
+    files: Vec<FileEntry>,
+}
+
+#[derive(Deserialize)]
+struct FileEntry {
+    filename: String,
+    url: String,
+    #[serde(default)]
+    hashes: std::collections::BTreeMap<String, String>,
+    size: Option<u64>,
+}
+
+/// Replaces `FromIndex` artifacts with the index's wheels whose hash the lock allows. `index`
+/// carries no user info: [`Http`] adds the credentials registered for its origin, to the page
+/// and to files on the same origin, and to nothing else.
+pub async fn resolve_files(
+    http: &Http,
+    index: &str,
+    package: LockedPackage,
+) -> Result<LockedPackage, IndexError> {
+    let Artifacts::FromIndex { hashes } = &package.artifacts else {
+        return Ok(package);
+    };
+    let url = format!("{}/{}/", index.trim_end_matches('/'), package.name);
+    let (final_url, body) = http
+        .get_bytes(
+            &url,
+            &[("Accept", "application/vnd.pypi.simple.v1+json")],
+            MAX_PAGE,
+        )
+        .await
+        .map_err(|source| IndexError::Request {
+            package: package.name.clone(),
+            source,
+        })?;
+    let page = parse_project_page(&body).map_err(|message| IndexError::BadResponse {
+        url: http.shown(&url),
+        message,
+    })?;
+    let base = ::url::Url::parse(&final_url).map_err(|e| IndexError::BadResponse {
+        url: http.shown(&url),
+        message: e.to_string(),
+    })?;
+    let mut has_sdist = false;
+    let mut wheels = Vec::new();
+    for file in page.files {
+        let Some(sha256) = file.hashes.get("sha256").and_then(|h| Digest::from_hex(h)) else {
+            continue;
+        };
+        if !hashes.contains(&sha256) {
+            continue;
+        }
+        if !file.filename.ends_with(".whl") {
+            has_sdist = true;
+            continue;
+        }
+        // Relative to the page, after redirects. User info in a page's links is dropped: an
+        // index does not get to hand out credentials.
+        let file_url = base
+            .join(&file.url)
+            .map(|u| u.to_string())
+            .unwrap_or(file.url);
+        let file_url = strip_userinfo(&file_url);
+        wheels.push(LockedWheel {
+            filename: file.filename,
+            url: file_url,
+            sha256,
+            size: file.size,
+        });
+    }
+    if wheels.is_empty() && !has_sdist {
+        return Err(IndexError::NotListed {
+            package: package.name.clone(),
+            version: package.version.clone(),
+            index: http.shown(index),
+        });
+    }
+    Ok(LockedPackage {
+        artifacts: Artifacts::Listed { wheels, has_sdist },
+        ..package
+    })
+}
+
+/// Parses a PEP 691 project page (JSON), keeping the files' names, URLs, hashes and sizes.
+pub fn parse_project_page(body: &[u8]) -> Result<ProjectPage, String> {
+    serde_json::from_slice(body).map_err(|e| format!("not a PEP 691 JSON project page: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pip_conf_and_uv_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let pip = dir.path().join("pip.conf");
+        std::fs::write(
+            &pip,
+            "[global]\ncert = /x\nindex-url = https://mirror.example/simple\n",
+        )
+        .unwrap();
+        assert_eq!(
+            pip_conf_index(&pip).as_deref(),
+            Some("https://mirror.example/simple")
+        );
+        let uv = dir.path().join("uv.toml");
+        std::fs::write(&uv, "[[index]]\nurl = \"https://a.example/simple\"\n\n[[index]]\nurl = \"https://b.example/simple\"\ndefault = true\n").unwrap();
+        assert_eq!(
+            uv_toml_index(&uv).as_deref(),
+            Some("https://b.example/simple")
+        );
+    }
+}

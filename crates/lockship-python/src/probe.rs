@@ -1,0 +1,365 @@
+//! Reads the facts a build needs out of a base image's layers: where its Python is and which
+//! version, which libc, and its /etc/passwd and /etc/group (to add the non-root user to).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::target::Libc;
+
+/// What lockship learned about a base image; cached by the base's manifest digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseFacts {
+    /// e.g. (3, 11, 2)
+    pub python_version: (u8, u8, u8),
+    /// Absolute path of the interpreter, e.g. /usr/bin/python3.11.
+    pub interpreter: String,
+    pub libc: Libc,
+    pub passwd: Option<String>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot read base layer {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("base image {base} has no Python interpreter (looked for /usr/local/bin/python3.X and /usr/bin/python3.X)")]
+    NoPython { base: String },
+    #[error("cannot tell which C library base image {base} uses (no libc.so.6 or ld-musl found)")]
+    NoLibc { base: String },
+}
+
+/// A layer to scan: its blob on disk and whether it is gzip-compressed.
+pub struct LayerFile<'a> {
+    pub path: &'a Path,
+    pub gzip: bool,
+}
+
+#[derive(Default)]
+struct Scan {
+    /// (dir, minor) → present
+    pythons: BTreeMap<(String, u8), bool>,
+    files: BTreeMap<String, String>,
+    glibc_file_version: Option<(u16, u16)>,
+    glibc: bool,
+    musl: bool,
+}
+
+const CAPTURED: [&str; 4] = [
+    "etc/passwd",
+    "etc/group",
+    "var/lib/dpkg/status",
+    "lib/apk/db/installed",
+];
+
+/// Scans `layers` (base first) and works out the facts; `env` is the base config's Env, which
+/// official Python images use to state the exact version (PYTHON_VERSION).
+pub fn probe(
+    base: &str,
+    layers: &[LayerFile<'_>],
+    env: &[String],
+) -> Result<BaseFacts, ProbeError> {
+    let mut readers = Vec::new();
+    for layer in layers {
+        let file = std::fs::File::open(layer.path).map_err(|source| ProbeError::Read {
+            path: layer.path.to_path_buf(),
+            source,
+        })?;
+        readers.push((
+            layer.path.to_path_buf(),
+            layer.gzip,
+            std::io::BufReader::new(file),
+        ));
+    }
+    probe_readers(base, readers, env)
+}
+
+/// [`probe`] over layers given as readers (path for messages, gzip or not, the bytes): what
+/// the fuzz target of the base-layer tar reader calls.
+pub fn probe_readers<R: Read>(
+    base: &str,
+    layers: impl IntoIterator<Item = (PathBuf, bool, R)>,
+    env: &[String],
+) -> Result<BaseFacts, ProbeError> {
+    let mut scan = Scan::default();
+    for (path, gzip, reader) in layers {
+        scan_layer(&path, gzip, reader, &mut scan)?;
+    }
+    let (dir, minor) = ["usr/local/bin", "usr/bin"]
+        .iter()
+        .find_map(|dir| {
+            scan.pythons
+                .iter()
+                .filter(|((d, _), present)| d == dir && **present)
+                .map(|((d, m), _)| (d.clone(), *m))
+                .max_by_key(|(_, m)| *m)
+        })
+        .ok_or_else(|| ProbeError::NoPython {
+            base: base.to_string(),
+        })?;
+    let dpkg = scan.files.get("var/lib/dpkg/status").map(String::as_str);
+    let apk = scan.files.get("lib/apk/db/installed").map(String::as_str);
+    let patch = python_patch(env, dpkg, apk, minor).unwrap_or(0);
+    let libc = if scan.musl && !scan.glibc {
+        let (major, minor) = apk
+            .and_then(|db| apk_version(db, "musl"))
+            .and_then(|v| major_minor(&v))
+            .unwrap_or((1, 2));
+        Libc::Musl { major, minor }
+    } else if scan.glibc {
+        let (major, minor) = dpkg
+            .and_then(|db| dpkg_version(db, "libc6"))
+            .and_then(|v| major_minor(&v))
+            .or(scan.glibc_file_version)
+            .ok_or_else(|| ProbeError::NoLibc {
+                base: base.to_string(),
+            })?;
+        Libc::Glibc { major, minor }
+    } else {
+        return Err(ProbeError::NoLibc {
+            base: base.to_string(),
+        });
+    };
+    Ok(BaseFacts {
+        python_version: (3, minor, patch),
+        interpreter: format!("/{dir}/python3.{minor}"),
+        libc,
+        passwd: scan.files.get("etc/passwd").cloned(),
+        group: scan.files.get("etc/group").cloned(),
+    })
+}
+
+fn scan_layer(path: &Path, gzip: bool, file: impl Read, scan: &mut Scan) -> Result<(), ProbeError> {
+    let err = |source| ProbeError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader: Box<dyn Read + '_> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(err)? {
+        let mut entry = entry.map_err(err)?;
+        let path = entry.path().map_err(err)?.to_string_lossy().into_owned();
+        let path = path
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string();
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        // Whiteouts delete what lower layers put there.
+        if let Some(deleted) = name.strip_prefix(".wh.") {
+            let gone = if dir.is_empty() {
+                deleted.to_string()
+            } else {
+                format!("{dir}/{deleted}")
+            };
+            scan.files.remove(&gone);
+            if let Some(minor) = python_minor(deleted) {
+                scan.pythons.insert((dir.to_string(), minor), false);
+            }
+            continue;
+        }
+        if let Some(minor) = python_minor(name) {
+            if dir == "usr/bin" || dir == "usr/local/bin" {
+                scan.pythons.insert((dir.to_string(), minor), true);
+            }
+        }
+        if name.starts_with("ld-musl-") {
+            scan.musl = true;
+        }
+        if name == "libc.so.6" {
+            scan.glibc = true;
+        }
+        if let Some(v) = name
+            .strip_prefix("libc-")
+            .and_then(|v| v.strip_suffix(".so"))
+        {
+            scan.glibc = true;
+            scan.glibc_file_version = major_minor(v);
+        }
+        if CAPTURED.contains(&path.as_str()) && entry.header().entry_type().is_file() {
+            let mut text = String::new();
+            // Real ones are kilobytes (a dpkg status a few MB); a hostile base gets no more.
+            (&mut entry)
+                .take(32 << 20)
+                .read_to_string(&mut text)
+                .map_err(err)?;
+            scan.files.insert(path, text);
+        }
+    }
+    Ok(())
+}
+
+/// `python3.11` → 11; anything else (python3, python3.11-config) → None.
+fn python_minor(name: &str) -> Option<u8> {
+    name.strip_prefix("python3.")?.parse().ok()
+}
+
+fn major_minor(version: &str) -> Option<(u16, u16)> {
+    let mut parts = version.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+fn python_patch(env: &[String], dpkg: Option<&str>, apk: Option<&str>, minor: u8) -> Option<u8> {
+    let from = |version: &str| -> Option<u8> {
+        let rest = version.strip_prefix(&format!("3.{minor}."))?;
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    env.iter()
+        .find_map(|e| e.strip_prefix("PYTHON_VERSION=").and_then(from))
+        .or_else(|| {
+            dpkg.and_then(|db| dpkg_version(db, &format!("python3.{minor}")))
+                .and_then(|v| from(&v))
+        })
+        .or_else(|| {
+            apk.and_then(|db| apk_version(db, "python3"))
+                .and_then(|v| from(&v))
+        })
+}
+
+/// The Version of an installed package in a dpkg status file.
+pub fn dpkg_version(status: &str, package: &str) -> Option<String> {
+    status.split("\n\n").find_map(|stanza| {
+        let mut name = None;
+        let mut version = None;
+        for line in stanza.lines() {
+            if let Some(v) = line.strip_prefix("Package: ") {
+                name = Some(v.trim());
+            } else if let Some(v) = line.strip_prefix("Version: ") {
+                version = Some(v.trim());
+            }
+        }
+        (name == Some(package))
+            .then(|| version.map(String::from))
+            .flatten()
+    })
+}
+
+/// The version of a package in an Alpine apk database (`P:` name, `V:` version lines).
+fn apk_version(db: &str, package: &str) -> Option<String> {
+    db.split("\n\n").find_map(|stanza| {
+        let mut lines = stanza.lines();
+        let is = lines.clone().any(|l| l == format!("P:{package}"));
+        if !is {
+            return None;
+        }
+        lines.find_map(|l| l.strip_prefix("V:").map(String::from))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_status_versions() {
+        let status = "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u4\n\nPackage: python3.11\nVersion: 3.11.2-6+deb12u2\n";
+        assert_eq!(
+            dpkg_version(status, "libc6").as_deref(),
+            Some("2.36-9+deb12u4")
+        );
+        assert_eq!(major_minor("2.36-9+deb12u4"), Some((2, 36)));
+        assert_eq!(python_patch(&[], Some(status), None, 11), Some(2));
+        assert_eq!(
+            python_patch(&["PYTHON_VERSION=3.12.7".into()], None, None, 12),
+            Some(7)
+        );
+        assert_eq!(python_minor("python3.12"), Some(12));
+        assert_eq!(python_minor("python3.12-config"), None);
+    }
+
+    /// A gzip layer holding `files` (path, contents; empty contents for markers like binaries).
+    fn layer(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let mut tree = lockship_oci::tar_tree::TarTree::new();
+        for (path, text) in files {
+            tree.bytes(path, text.as_bytes().to_vec(), 0o755);
+        }
+        let path = dir.join(name);
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        tree.write_tar(gz, 0).unwrap().finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn official_python_image_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let debian = layer(
+            dir.path(),
+            "1.tgz",
+            &[
+                ("usr/bin/python3.11", ""),
+                ("lib/x86_64-linux-gnu/libc.so.6", ""),
+                (
+                    "var/lib/dpkg/status",
+                    "Package: libc6\nVersion: 2.36-9+deb12u4\n",
+                ),
+                ("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"),
+            ],
+        );
+        // A later layer removes the Debian python and adds /usr/local's, as python:3.12-slim does.
+        let python = layer(
+            dir.path(),
+            "2.tgz",
+            &[
+                ("usr/local/bin/python3.12", ""),
+                ("usr/bin/.wh.python3.11", ""),
+            ],
+        );
+        let files = [
+            LayerFile {
+                path: &debian,
+                gzip: true,
+            },
+            LayerFile {
+                path: &python,
+                gzip: true,
+            },
+        ];
+        let facts = probe(
+            "python:3.12-slim",
+            &files,
+            &["PYTHON_VERSION=3.12.7".into()],
+        )
+        .unwrap();
+        assert_eq!(facts.python_version, (3, 12, 7));
+        assert_eq!(facts.interpreter, "/usr/local/bin/python3.12");
+        assert_eq!(
+            facts.libc,
+            Libc::Glibc {
+                major: 2,
+                minor: 36
+            }
+        );
+        assert_eq!(
+            facts.passwd.as_deref(),
+            Some("root:x:0:0:root:/root:/bin/bash\n")
+        );
+
+        let err = probe("scratch", &files[..0], &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("base image scratch has no Python interpreter"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn apk_versions() {
+        let db = "P:busybox\nV:1.36\n\nP:musl\nV:1.2.4-r2\nA:x86_64\n";
+        assert_eq!(apk_version(db, "musl").as_deref(), Some("1.2.4-r2"));
+    }
+}

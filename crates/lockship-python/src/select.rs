@@ -1,0 +1,151 @@
+//! Chooses, for every locked package, the wheel the target interpreter ranks best. Pure: no I/O.
+
+use std::str::FromStr;
+
+use uv_distribution_filename::WheelFilename;
+use uv_platform_tags::{TagCompatibility, Tags};
+
+use super::lock::{Artifacts, LockedPackage, LockedWheel};
+
+/// A package with the one wheel chosen for the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChosenWheel {
+    pub name: String,
+    pub version: String,
+    pub wheel: LockedWheel,
+}
+
+/// A package with no wheel for the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsatisfied {
+    pub name: String,
+    pub version: String,
+    pub wheels: usize,
+    pub has_sdist: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no wheel for {target} in: {}", list(.packages))]
+pub struct NoWheelError {
+    pub target: String,
+    pub packages: Vec<Unsatisfied>,
+}
+
+fn list(packages: &[Unsatisfied]) -> String {
+    packages
+        .iter()
+        .map(|p| {
+            let what = match (p.wheels, p.has_sdist) {
+                (0, true) => "sdist only".to_string(),
+                (0, false) => "no files".to_string(),
+                (n, _) => format!("{n} wheels, none compatible"),
+            };
+            format!("{} {} ({what})", p.name, p.version)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Picks the best wheel of each package; every package without one is reported together.
+pub fn choose(
+    packages: &[LockedPackage],
+    tags: &Tags,
+    target: &str,
+) -> Result<Vec<ChosenWheel>, NoWheelError> {
+    let mut chosen = Vec::new();
+    let mut missing = Vec::new();
+    for package in packages {
+        let (wheels, has_sdist) = match &package.artifacts {
+            Artifacts::Listed { wheels, has_sdist } => (wheels.as_slice(), *has_sdist),
+            Artifacts::FromIndex { .. } => (&[][..], false),
+        };
+        let best = wheels
+            .iter()
+            .filter_map(|w| {
+                let name = WheelFilename::from_str(&w.filename).ok()?;
+                match name.compatibility(tags) {
+                    TagCompatibility::Compatible(priority) => Some((priority, w)),
+                    TagCompatibility::Incompatible(_) => None,
+                }
+            })
+            // Highest priority wins; among equals the first listed, for stable choices.
+            .fold(None, |best: Option<(_, &LockedWheel)>, (p, w)| match best {
+                Some((bp, _)) if bp >= p => best,
+                _ => Some((p, w)),
+            });
+        match best {
+            Some((_, wheel)) => chosen.push(ChosenWheel {
+                name: package.name.clone(),
+                version: package.version.clone(),
+                wheel: wheel.clone(),
+            }),
+            None => missing.push(Unsatisfied {
+                name: package.name.clone(),
+                version: package.version.clone(),
+                wheels: wheels.len(),
+                has_sdist,
+            }),
+        }
+    }
+    if missing.is_empty() {
+        Ok(chosen)
+    } else {
+        Err(NoWheelError {
+            target: target.to_string(),
+            packages: missing,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockship_oci::digest::Digest;
+
+    fn wheel(filename: &str) -> LockedWheel {
+        LockedWheel {
+            filename: filename.into(),
+            url: format!("https://files.example/{filename}"),
+            sha256: Digest::of_bytes(filename.as_bytes()),
+            size: None,
+        }
+    }
+
+    #[test]
+    fn prefers_the_most_specific_wheel_and_lists_all_failures() {
+        let target = crate::target::bookworm();
+        let tags = target.tags().unwrap();
+        let pkg = |name: &str, wheels: Vec<LockedWheel>, has_sdist| LockedPackage {
+            name: name.into(),
+            version: "1.0".into(),
+            artifacts: Artifacts::Listed { wheels, has_sdist },
+        };
+        let packages = vec![
+            pkg(
+                "fast",
+                vec![
+                    wheel("fast-1.0-py3-none-any.whl"),
+                    wheel("fast-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+                    wheel("fast-1.0-cp311-cp311-manylinux_2_17_aarch64.whl"),
+                ],
+                true,
+            ),
+            pkg("old", vec![], true),
+            pkg(
+                "mac",
+                vec![wheel("mac-1.0-cp311-cp311-macosx_11_0_arm64.whl")],
+                false,
+            ),
+        ];
+        let err = choose(&packages, &tags, &target.describe()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no wheel for cp311-manylinux_2_36_x86_64 in: old 1.0 (sdist only), mac 1.0 (1 wheels, none compatible)"
+        );
+        let chosen = choose(&packages[..1], &tags, "t").unwrap();
+        assert_eq!(
+            chosen[0].wheel.filename,
+            "fast-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! What lockship borrows from the host: temporary files that are locked by their owner and
+//! collected after a crash, and signals and child processes, so that a stopped build leaves
+//! nothing behind.
+
+pub mod interrupt;
+pub mod scratch;

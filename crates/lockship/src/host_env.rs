@@ -1,0 +1,86 @@
+//! Everything lockship takes from its environment, read once, here at the edge: the libraries
+//! below read no environment variable, so what a build depends on is all in its options.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use lockship_engine::error::Error;
+use lockship_python::index::IndexSources;
+
+fn var(name: &str) -> Option<OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+/// The cache directory: LOCKSHIP_CACHE_DIR, else $XDG_CACHE_HOME/lockship, else
+/// ~/.cache/lockship, else one in the system temp directory.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = var("LOCKSHIP_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = var("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("lockship");
+    }
+    var("HOME")
+        .map(|h| PathBuf::from(h).join(".cache").join("lockship"))
+        .unwrap_or_else(|| std::env::temp_dir().join("lockship-cache"))
+}
+
+/// The uv program: LOCKSHIP_UV, else `uv` (looked up on PATH).
+pub fn uv() -> OsString {
+    var("LOCKSHIP_UV").unwrap_or_else(|| "uv".into())
+}
+
+/// Where the user configured a package index, in the order uv and pip look: the environment,
+/// uv's user config, then pip's config files.
+pub fn index_sources() -> IndexSources {
+    let from_env = ["UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"]
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|url| !url.trim().is_empty());
+    let home = var("HOME").map(PathBuf::from);
+    let config_home = var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".config")));
+    let mut pip_confs: Vec<PathBuf> = var("PIP_CONFIG_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    if let Some(dir) = &config_home {
+        pip_confs.push(dir.join("pip").join("pip.conf"));
+    }
+    if let Some(h) = &home {
+        pip_confs.push(h.join(".pip").join("pip.conf"));
+    }
+    pip_confs.push(PathBuf::from("/etc/pip.conf"));
+    IndexSources {
+        from_env,
+        uv_toml: config_home.map(|dir| dir.join("uv").join("uv.toml")),
+        pip_confs,
+    }
+}
+
+/// LOCKSHIP_INSECURE_REGISTRIES: registries (host:port) to speak plain HTTP to.
+pub fn insecure_registries() -> Vec<String> {
+    std::env::var("LOCKSHIP_INSECURE_REGISTRIES")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// SOURCE_DATE_EPOCH, the mtime of every file lockship writes into an image (0 when unset).
+pub fn source_date_epoch() -> Result<u64, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(0),
+        Ok(v) if v.trim().is_empty() => Ok(0),
+        Ok(v) => v.trim().parse().map_err(|_| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds"
+            ))
+        }),
+    }
+}

@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 use lockship_oci::digest::Digest;
 use lockship_python::lock::uv_lock::Selection;
 use lockship_python::lock::{LockFile, LockKind};
-use lockship_python::target::{Libc, PythonTarget};
+use lockship_python::target::PythonTarget;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -30,14 +30,5 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn target() -> PythonTarget {
-    PythonTarget {
-        version: (3, 11, 2),
-        interpreter: "/usr/bin/python3.11".into(),
-        libc: Libc::Glibc {
-            major: 2,
-            minor: 36,
-        },
-        architecture: "amd64".into(),
-        venv: "/opt/venv".into(),
-    }
+    lockship_python::target::bookworm()
 }

@@ -110,3 +110,77 @@ impl BaseLock {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deb(name: &str, version: &str) -> LockedDeb {
+        LockedDeb {
+            name: name.into(),
+            version: version.into(),
+            architecture: "amd64".into(),
+            source: None,
+            filename: format!("pool/main/{name}_{version}_amd64.deb"),
+            sha256: "ab".repeat(32),
+            size: 10,
+            data_only: false,
+        }
+    }
+
+    fn lock(packages: Vec<LockedDeb>) -> BaseLock {
+        BaseLock {
+            version: 1,
+            suite: "bookworm".into(),
+            codename: "bookworm".into(),
+            release: Some("12.11".into()),
+            architecture: "amd64".into(),
+            requested: vec!["python3".into()],
+            packages,
+        }
+    }
+
+    #[test]
+    fn written_and_read_back_unchanged_and_replacing_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        assert_eq!(BaseLock::read(&path).unwrap(), None);
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "keep").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let written = lock(vec![deb("python3.11", "3.11.2-6"), deb("libc6", "2.36-9")]);
+        written.write(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "keep");
+        assert!(!path.is_symlink());
+        assert_eq!(BaseLock::read(&path).unwrap(), Some(written.clone()));
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("# Written by lockship"));
+    }
+
+    #[test]
+    fn a_damaged_lock_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, "version = \"one\"\n").unwrap();
+        let err = BaseLock::read(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}: not a valid base lock", path.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn changes_list_additions_upgrades_and_removals() {
+        let old = lock(vec![deb("libc6", "2.36-9"), deb("gone", "1")]);
+        let new = lock(vec![deb("libc6", "2.36-9+deb12u1"), deb("fresh", "2")]);
+        assert_eq!(
+            new.changes_from(Some(&old)),
+            ["  libc6 2.36-9 → 2.36-9+deb12u1", "+ fresh 2", "- gone 1"]
+        );
+        assert_eq!(
+            new.changes_from(None),
+            ["+ libc6 2.36-9+deb12u1", "+ fresh 2"]
+        );
+    }
+}

@@ -95,3 +95,40 @@ pub fn parse(body: &str, url: &str) -> Result<Release, DebianError> {
         files,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RELEASE: &str = "Origin: Debian\nSuite: stable\nVersion: 12.11\nCodename: bookworm\nSHA256:\n 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef 1234 main/binary-amd64/Packages.gz\n not-a-hash 12 main/binary-arm64/Packages.gz\n fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210 notasize main/x\n";
+
+    #[test]
+    fn the_signed_file_list_is_all_that_is_kept() {
+        let release = parse(
+            RELEASE,
+            "http://user:pw@mirror.example/debian/dists/bookworm/InRelease",
+        )
+        .unwrap();
+        assert_eq!(release.codename, "bookworm");
+        assert_eq!(release.version.as_deref(), Some("12.11"));
+        // Lines with a bad hash or size are dropped, not guessed at.
+        assert_eq!(release.files.len(), 1);
+        let (digest, size) = &release.files["main/binary-amd64/Packages.gz"];
+        assert_eq!(size, &1234);
+        assert!(digest.hex().starts_with("0123"));
+    }
+
+    #[test]
+    fn a_release_without_hashes_is_refused_and_the_url_redacted() {
+        let url = "http://user:pw@mirror.example/debian/dists/bookworm/InRelease";
+        for body in [
+            "",
+            "Codename: bookworm\n",
+            "Codename: bookworm\nSHA256:\n bad 1 x\n",
+        ] {
+            let err = parse(body, url).unwrap_err().to_string();
+            assert!(err.starts_with("http://user:****@mirror.example/"), "{err}");
+            assert!(!err.contains("pw@"), "{err}");
+        }
+    }
+}

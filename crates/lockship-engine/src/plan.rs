@@ -199,3 +199,151 @@ fn dependency_layers(wheels: &[ChosenWheel], common: &[&str], max: usize) -> Vec
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockship_python::lock::LockedWheel;
+    use lockship_python::target::bookworm;
+
+    fn wheel(name: &str, size: u64) -> ChosenWheel {
+        let filename = format!("{name}-1.0-py3-none-any.whl");
+        ChosenWheel {
+            name: name.into(),
+            version: "1.0".into(),
+            wheel: LockedWheel {
+                url: format!("https://files.example/{filename}"),
+                sha256: Digest::of_bytes(filename.as_bytes()),
+                filename,
+                size: Some(size),
+            },
+        }
+    }
+
+    fn inputs(target: &PythonTarget) -> PlanInputs<'_> {
+        PlanInputs {
+            target,
+            runtime_key: "runtime".into(),
+            app_key: "app".into(),
+            app: AppPlan::Wheel,
+            target_files: None,
+            mtime: 0,
+        }
+    }
+
+    fn names(layer: &PlannedLayer) -> Vec<&str> {
+        match &layer.content {
+            LayerContent::Wheels { wheels } => wheels.iter().map(|w| w.name.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn runtime_then_one_layer_per_package_by_name_then_the_app() {
+        let target = bookworm();
+        let plan = plan_layers(
+            inputs(&target),
+            &[wheel("numpy", 9), wheel("click", 1)],
+            &[],
+        );
+        let kinds: Vec<String> = plan.layers.iter().map(|l| l.description.clone()).collect();
+        insta::assert_debug_snapshot!(kinds, @r#"
+        [
+            "lockship: virtual environment /opt/venv and user",
+            "lockship: click 1.0 (click-1.0-py3-none-any.whl)",
+            "lockship: numpy 1.0 (numpy-1.0-py3-none-any.whl)",
+            "lockship: the project, built as a wheel",
+        ]
+        "#);
+        // The same inputs, the same keys; every key differs from the others.
+        let again = plan_layers(
+            inputs(&target),
+            &[wheel("click", 1), wheel("numpy", 9)],
+            &[],
+        );
+        let keys = |p: &Plan| p.layers.iter().map(|l| l.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&plan), keys(&again));
+        let mut unique = keys(&plan);
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), plan.layers.len());
+    }
+
+    #[test]
+    fn a_changed_wheel_changes_only_its_own_layer_key() {
+        let target = bookworm();
+        let before = plan_layers(
+            inputs(&target),
+            &[wheel("click", 1), wheel("numpy", 9)],
+            &[],
+        );
+        let mut newer = wheel("numpy", 9);
+        newer.wheel.sha256 = Digest::of_bytes(b"numpy 2");
+        let after = plan_layers(inputs(&target), &[wheel("click", 1), newer], &[]);
+        let changed: Vec<usize> = (0..before.layers.len())
+            .filter(|&i| before.layers[i].key != after.layers[i].key)
+            .collect();
+        assert_eq!(changed, [2]);
+        // Anything the target says about the interpreter changes every key.
+        let mut other = bookworm();
+        other.version = (3, 11, 9);
+        let moved = plan_layers(inputs(&other), &[wheel("click", 1), wheel("numpy", 9)], &[]);
+        assert!(before
+            .layers
+            .iter()
+            .zip(&moved.layers)
+            .all(|(a, b)| a.key != b.key));
+    }
+
+    #[test]
+    fn past_the_layer_limit_the_smallest_packages_share_one_layer() {
+        let target = bookworm();
+        // 45 packages: p00 is the smallest, p44 the biggest.
+        let wheels: Vec<ChosenWheel> = (0..45)
+            .map(|i| wheel(&format!("p{i:02}"), 1000 + i))
+            .collect();
+        let plan = plan_layers(inputs(&target), &wheels, &[]);
+        let deps: Vec<&PlannedLayer> = plan
+            .layers
+            .iter()
+            .filter(|l| matches!(l.content, LayerContent::Wheels { .. }))
+            .collect();
+        assert_eq!(deps.len(), MAX_DEPENDENCY_LAYERS);
+        // The 39 biggest keep a layer each; the six smallest share the first, by name.
+        assert_eq!(names(deps[0]), ["p00", "p01", "p02", "p03", "p04", "p05"]);
+        assert_eq!(
+            deps[0].description,
+            "lockship: p00 1.0, p01 1.0, p02 1.0, p03 1.0, p04 1.0, p05 1.0"
+        );
+        for (i, layer) in deps[1..].iter().enumerate() {
+            assert_eq!(names(layer), [format!("p{:02}", i + 6)]);
+        }
+        // Exactly at the limit nothing is grouped.
+        let plan = plan_layers(inputs(&target), &wheels[..40], &[]);
+        assert!(plan.layers.iter().all(|l| names(l).len() <= 1));
+    }
+
+    #[test]
+    fn a_targets_layers_follow_production_whose_keys_do_not_change() {
+        let target = bookworm();
+        let production = [wheel("click", 1)];
+        let alone = plan_layers(inputs(&target), &production, &[]);
+        let mut with_target = inputs(&target);
+        with_target.target_files = Some(("test".into(), vec!["tests/t.py".into()], "d".into()));
+        let dev = plan_layers(with_target, &production, &[wheel("pytest", 5)]);
+        let descriptions: Vec<&str> = dev.layers.iter().map(|l| l.description.as_str()).collect();
+        assert_eq!(
+            descriptions,
+            [
+                "lockship: virtual environment /opt/venv and user",
+                "lockship: click 1.0 (click-1.0-py3-none-any.whl)",
+                "lockship: pytest 1.0 (pytest-1.0-py3-none-any.whl)",
+                "lockship: the project, built as a wheel",
+                "lockship: 1 files of target test",
+            ]
+        );
+        // Production's runtime and dependency layers are shared byte for byte.
+        assert_eq!(alone.layers[0].key, dev.layers[0].key);
+        assert_eq!(alone.layers[1].key, dev.layers[1].key);
+    }
+}

@@ -464,6 +464,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn smoke_commands_split_as_a_shell_would_without_running_one() {
+        let line = |s: &str| Command::Line(s.into());
+        assert_eq!(
+            line(r#"python -c "import app; print('ok')""#).to_vec(),
+            ["python", "-c", "import app; print('ok')"]
+        );
+        assert_eq!(
+            line(r"app --name 'two words' a\ b").to_vec(),
+            ["app", "--name", "two words", "a b"]
+        );
+        // No shell: `$HOME`, `;` and `|` are plain arguments.
+        assert_eq!(
+            line("echo $HOME; ls | wc").to_vec(),
+            ["echo", "$HOME;", "ls", "|", "wc"]
+        );
+        let list = Command::List(vec!["app".into(), "--flag=a b".into()]);
+        assert_eq!(list.to_vec(), ["app", "--flag=a b"]);
+        assert_eq!(list.to_string(), "app '--flag=a b'");
+        assert!(line("").parse().unwrap_err().contains("empty command"));
+        assert!(Command::List(vec![]).parse().is_err());
+        let unclosed = line("python -c 'print(1)").parse().unwrap_err();
+        assert!(unclosed.ends_with("in `python -c 'print(1)`"), "{unclosed}");
+    }
+
+    #[test]
+    fn a_smoke_command_that_cannot_be_split_fails_when_the_config_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pyproject.toml"),
+            "[project]\nname = \"demo\"\n[tool.lockship]\nsmoke = [\"python -c 'oops\"]\n",
+        )
+        .unwrap();
+        let err = Project::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: [tool.lockship]: ",
+                dir.path().join("pyproject.toml").display()
+            )) && err.contains("in `python -c 'oops`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn standalone_lockship_toml_and_typos() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(

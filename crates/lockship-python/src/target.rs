@@ -118,9 +118,10 @@ impl PythonTarget {
     }
 }
 
-/// Debian bookworm's CPython on amd64: the target most unit tests reason about.
-#[cfg(test)]
-pub(crate) fn bookworm() -> PythonTarget {
+/// Debian bookworm's CPython 3.11 on amd64: the one example target that unit tests, benches
+/// and fuzz targets of every crate reason about.
+#[doc(hidden)]
+pub fn bookworm() -> PythonTarget {
     PythonTarget {
         version: (3, 11, 2),
         interpreter: "/usr/bin/python3.11".into(),

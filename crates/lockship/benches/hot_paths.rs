@@ -10,7 +10,6 @@ use lockship_oci::blob_store::BlobStore;
 use lockship_oci::digest::Digest;
 use lockship_oci::layer::write_layer;
 use lockship_oci::tar_tree::TarTree;
-use lockship_python::target::{Libc, PythonTarget};
 
 /// A tree shaped like an installed package: many small, compressible Python files.
 fn tree(files: usize, size: usize) -> TarTree {
@@ -120,16 +119,7 @@ fn wheel(dir: &std::path::Path, modules: usize) -> std::path::PathBuf {
 fn bench_install(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let wheel = wheel(dir.path(), 200);
-    let target = PythonTarget {
-        version: (3, 11, 2),
-        interpreter: "/usr/bin/python3.11".into(),
-        libc: Libc::Glibc {
-            major: 2,
-            minor: 36,
-        },
-        architecture: "amd64".into(),
-        venv: "/opt/venv".into(),
-    };
+    let target = lockship_python::target::bookworm();
     let store = BlobStore::open(dir.path().join("store")).unwrap();
     let mut group = c.benchmark_group("wheel to layer");
     group.sample_size(10);

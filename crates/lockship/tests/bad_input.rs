@@ -275,3 +275,20 @@ fn config_paths_cannot_leave_the_image_or_the_project() {
         .collect();
     assert!(escaped.is_empty(), "written outside: {escaped:?}");
 }
+
+#[test]
+fn an_unknown_runtime_fails_before_anything_runs() {
+    // Parsed with the arguments: no services needed, and `--no-test` does not hide it.
+    let cache = tempfile::tempdir().unwrap();
+    let out = lockship(cache.path())
+        .args(["build", ".", "--no-test", "--runtime", "dockr"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: invalid value 'dockr' for '--runtime <NAME>': unknown container runtime `dockr` (expected docker or podman)"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
+}

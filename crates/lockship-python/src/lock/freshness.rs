@@ -84,3 +84,74 @@ pub fn check(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::uv_lock::tests::LOCK;
+    use lockship_oci::digest::Digest;
+    use std::path::PathBuf;
+
+    fn uv_lock() -> LockFile {
+        LockFile {
+            path: PathBuf::from("/project/uv.lock"),
+            kind: LockKind::UvLock,
+            text: LOCK.into(),
+            digest: Digest::of_bytes(LOCK.as_bytes()),
+        }
+    }
+
+    fn stale(declared: &[&str]) -> String {
+        let declared: Vec<String> = declared.iter().map(|d| d.to_string()).collect();
+        let env = crate::target::bookworm().marker_env();
+        match locked_and_fresh(&uv_lock(), &declared, "app", &env) {
+            Err(LockError::Stale { problems, .. }) => problems,
+            other => panic!("not stale: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lock_that_satisfies_the_project_gives_its_packages() {
+        let env = crate::target::bookworm().marker_env();
+        // Requirements for other platforms are not asked of the lock.
+        let declared = ["click>=8", "rich", "pywin32; sys_platform == 'win32'"].map(String::from);
+        let packages = locked_and_fresh(&uv_lock(), &declared, "app", &env).unwrap();
+        let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+        // The app depends on rich[jupyter], which brings ipywidgets.
+        assert_eq!(names, ["click", "ipywidgets", "pygments", "rich"]);
+    }
+
+    #[test]
+    fn every_way_a_lock_falls_behind_is_listed() {
+        assert_eq!(
+            stale(&["click>=9", "rich"]),
+            "`click>=9` does not allow the locked click 8.1.7"
+        );
+        assert_eq!(
+            stale(&["click>=8", "rich", "httpx"]),
+            "`httpx` is not in the lock"
+        );
+        assert_eq!(
+            stale(&["click>=8"]),
+            "`rich` was removed from pyproject.toml but is still locked"
+        );
+        assert_eq!(
+            stale(&["click<8", "httpx"]),
+            "`click<8` does not allow the locked click 8.1.7; `httpx` is not in the lock; `rich` was removed from pyproject.toml but is still locked"
+        );
+    }
+
+    #[test]
+    fn a_bad_dependency_names_pyproject() {
+        let env = crate::target::bookworm().marker_env();
+        let err = locked_and_fresh(&uv_lock(), &["click >=>= 8".into()], "app", &env).unwrap_err();
+        let LockError::Invalid { path, message } = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(path, PathBuf::from("/project/pyproject.toml"));
+        assert!(
+            message.starts_with("bad dependency `click >=>= 8`"),
+            "{message}"
+        );
+    }
+}

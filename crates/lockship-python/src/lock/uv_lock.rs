@@ -360,10 +360,11 @@ impl UvLock {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const LOCK: &str = r#"
+    /// A small uv.lock: app -> click, rich[jupyter] -> pygments; colorama on Windows and in dev.
+    pub(crate) const LOCK: &str = r#"
 version = 1
 revision = 2
 requires-python = ">=3.11"

@@ -145,8 +145,7 @@ pub async fn run(
     let kind = existing.as_ref().map_or(LockKind::UvLock, |l| l.kind);
     let store = builder::open_cache(&opts.cache_dir)?;
     let http = Http::new(&opts.net);
-    let (_, _, _, target) =
-        builder::open_base(&project, &path, opts, &http, &store, reporter).await?;
+    let target = builder::open_base(&project, &path, opts, &http, &store, reporter).await?;
     let env = target.marker_env();
     let python = format!("{}.{}", target.version.0, target.version.1);
     let versions = |lock: &LockFile| -> BTreeMap<String, String> {

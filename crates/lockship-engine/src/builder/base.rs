@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::cache_dir::Bucket;
 use crate::error::Error;
-use crate::output::Output;
 use crate::project::{BaseSpec, Project};
+use futures::future::LocalBoxFuture;
 use lockship_debian::base::DebianSpec;
 use lockship_net::Http;
 use lockship_oci::blob_store::BlobStore;
@@ -23,6 +23,7 @@ use super::cache::{read_cached, write_cached};
 use super::{BuildOptions, Reporter, DEFAULT_BASE};
 
 /// The base as the rest of the build needs it, whichever kind it is.
+#[derive(Clone, Debug)]
 pub(crate) struct ResolvedBase {
     /// For messages and the base.name label.
     pub(super) name: String,
@@ -40,17 +41,145 @@ pub(crate) struct ResolvedBase {
     pub(super) changes: Vec<String>,
 }
 
-/// Resolves the base (registry image or Debian packages) and the Python target it implies, and
-/// opens the registry client for it and for the `--push` references (returned parsed).
-pub(crate) async fn open_base(
+/// Where the image's base comes from. The engine asks it for the base (config, layers, facts)
+/// and, when local outputs or smoke tests will read them, for the base's layer blobs in the
+/// store. Registry images and Debian package bases implement it for real builds; tests hand the
+/// engine an image already in the store ([`StoredBase`]), as ko's tests inject base images.
+pub(crate) trait BaseSource: Send + Sync {
+    fn resolve<'a>(
+        &'a self,
+        store: &'a BlobStore,
+        reporter: &'a dyn Reporter,
+    ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>>;
+
+    /// Puts the blobs of `base`'s layers in `store`.
+    fn fetch_layers<'a>(
+        &'a self,
+        base: &'a ResolvedBase,
+        store: &'a BlobStore,
+    ) -> LocalBoxFuture<'a, Result<(), Error>>;
+}
+
+/// A base image in a registry.
+pub(crate) struct RegistryBase<'a> {
+    pub registry: &'a Registry,
+    pub reference: Reference,
+    /// As the user wrote it, for messages.
+    pub text: String,
+    pub choice: PlatformChoice,
+    pub cache_dir: &'a Path,
+}
+
+impl BaseSource for RegistryBase<'_> {
+    fn resolve<'a>(
+        &'a self,
+        store: &'a BlobStore,
+        reporter: &'a dyn Reporter,
+    ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>> {
+        Box::pin(async move {
+            reporter.step(&format!(
+                "resolving base {} for {}",
+                self.text, self.choice.platform
+            ));
+            registry_base(
+                self.registry,
+                self.reference.clone(),
+                &self.text,
+                &self.choice,
+                store,
+                self.cache_dir,
+                reporter,
+            )
+            .await
+        })
+    }
+
+    fn fetch_layers<'a>(
+        &'a self,
+        base: &'a ResolvedBase,
+        store: &'a BlobStore,
+    ) -> LocalBoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.registry
+                .fetch_blobs(
+                    &self.reference,
+                    base.layers.iter().map(|l| (&l.info.digest, l.info.size)),
+                    &format!("base layer of {}", base.name),
+                    store,
+                )
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// A base assembled from Debian packages; its one layer is written into the store.
+pub(crate) struct DebianBase<'a> {
+    pub spec: DebianSpec,
+    pub platform: Platform,
+    /// Where `lockship-base.lock` lives.
+    pub lock_path: PathBuf,
+    pub http: &'a Http,
+    pub opts: &'a BuildOptions,
+}
+
+impl BaseSource for DebianBase<'_> {
+    fn resolve<'a>(
+        &'a self,
+        store: &'a BlobStore,
+        reporter: &'a dyn Reporter,
+    ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>> {
+        Box::pin(debian_base(
+            &self.spec,
+            &self.platform,
+            &self.lock_path,
+            self.http,
+            store,
+            self.opts,
+            reporter,
+        ))
+    }
+
+    fn fetch_layers<'a>(
+        &'a self,
+        _: &'a ResolvedBase,
+        _: &'a BlobStore,
+    ) -> LocalBoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A base whose layers are already in the store, given whole.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct StoredBase(pub ResolvedBase);
+
+impl BaseSource for StoredBase {
+    fn resolve<'a>(
+        &'a self,
+        _: &'a BlobStore,
+        _: &'a dyn Reporter,
+    ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+
+    fn fetch_layers<'a>(
+        &'a self,
+        _: &'a ResolvedBase,
+        _: &'a BlobStore,
+    ) -> LocalBoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The base the project or `--base` asks for (the default image when neither does), as a
+/// source for the build.
+pub(crate) fn base_source<'a>(
     project: &Project,
     lock_path: &Path,
-    opts: &BuildOptions,
-    http: &Http,
-    store: &BlobStore,
-    reporter: &dyn Reporter,
-) -> Result<(Registry, ResolvedBase, Vec<Reference>, PythonTarget), Error> {
-    // The base: a registry image (facts probed, cached by manifest digest) or Debian packages.
+    opts: &'a BuildOptions,
+    http: &'a Http,
+    registry: &'a Registry,
+) -> Result<Box<dyn BaseSource + 'a>, Error> {
     let spec = match &opts.base {
         Some(b) => BaseSpec::Image(b.clone()),
         None => project
@@ -58,51 +187,39 @@ pub(crate) async fn open_base(
             .unwrap_or_else(|| BaseSpec::Image(DEFAULT_BASE.to_string())),
     };
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
-    let base_ref = match &spec {
-        BaseSpec::Image(text) => Some(registry::parse_reference(text)?),
-        BaseSpec::Debian(_) => None,
-    };
-    let mut push_refs = Vec::new();
-    for out in &opts.outputs {
-        if let Output::Registry(r) = out {
-            push_refs.push(registry::parse_reference(r)?);
-        }
-    }
-    let registry = Registry::new(http.clone(), opts.insecure_registries.clone());
-    let base = match (&spec, base_ref) {
-        (BaseSpec::Image(text), Some(reference)) => {
-            reporter.step(&format!("resolving base {text} for {platform}"));
-            let choice = PlatformChoice {
-                platform: &platform,
+    Ok(match spec {
+        BaseSpec::Image(text) => Box::new(RegistryBase {
+            registry,
+            reference: registry::parse_reference(&text)?,
+            text,
+            choice: PlatformChoice {
+                platform,
                 required: opts.platform.is_some(),
-            };
-            registry_base(
-                &registry,
-                reference,
-                text,
-                choice,
-                store,
-                &opts.cache_dir,
-                reporter,
-            )
-            .await?
-        }
-        (BaseSpec::Debian(debian), _) => {
-            let lock_path = lock_path
+            },
+            cache_dir: &opts.cache_dir,
+        }),
+        BaseSpec::Debian(spec) => Box::new(DebianBase {
+            spec,
+            platform,
+            lock_path: lock_path
                 .parent()
                 .unwrap_or(&project.dir)
-                .join(lockship_debian::base_lock::FILE_NAME);
-            debian_base(debian, &platform, &lock_path, http, store, opts, reporter).await?
-        }
-        (BaseSpec::Image(_), None) => unreachable!("image bases always have a reference"),
-    };
+                .join(lockship_debian::base_lock::FILE_NAME),
+            http,
+            opts,
+        }),
+    })
+}
 
-    let venv = project
-        .config
-        .venv
-        .clone()
-        .unwrap_or_else(|| "/opt/venv".to_string());
-    let target = PythonTarget {
+/// The Python the image will run: the base's interpreter, with the project's venv.
+pub(crate) fn python_target(
+    project: &Project,
+    base: &ResolvedBase,
+    opts: &BuildOptions,
+) -> PythonTarget {
+    let host = Platform::host();
+    let platform = opts.platform.as_ref().unwrap_or(&host);
+    PythonTarget {
         version: base.facts.python_version,
         interpreter: base.facts.interpreter.clone(),
         libc: base.facts.libc,
@@ -112,16 +229,34 @@ pub(crate) async fn open_base(
             .and_then(|a| a.as_str())
             .unwrap_or(&platform.architecture)
             .to_string(),
-        venv,
-    };
-    Ok((registry, base, push_refs, target))
+        venv: project
+            .config
+            .venv
+            .clone()
+            .unwrap_or_else(|| "/opt/venv".to_string()),
+    }
+}
+
+/// Resolves the project's base and the Python target it implies (what `lockship lock` needs).
+pub(crate) async fn open_base(
+    project: &Project,
+    lock_path: &Path,
+    opts: &BuildOptions,
+    http: &Http,
+    store: &BlobStore,
+    reporter: &dyn Reporter,
+) -> Result<PythonTarget, Error> {
+    let registry = Registry::new(http.clone(), opts.insecure_registries.clone());
+    let source = base_source(project, lock_path, opts, http, &registry)?;
+    let base = source.resolve(store, reporter).await?;
+    Ok(python_target(project, &base, opts))
 }
 
 /// The platform to take from a base, and whether the user asked for it (then a single-platform
 /// base must match it; by default such a base decides the platform itself).
-#[derive(Clone, Copy)]
-pub(super) struct PlatformChoice<'a> {
-    platform: &'a Platform,
+#[derive(Clone)]
+pub(crate) struct PlatformChoice {
+    platform: Platform,
     required: bool,
 }
 
@@ -130,13 +265,13 @@ pub(super) async fn registry_base(
     registry: &Registry,
     reference: Reference,
     text: &str,
-    choice: PlatformChoice<'_>,
+    choice: &PlatformChoice,
     store: &BlobStore,
     cache_dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<ResolvedBase, Error> {
     let remote = registry
-        .resolve(&reference, choice.platform, choice.required, store)
+        .resolve(&reference, &choice.platform, choice.required, store)
         .await?;
     let config: serde_json::Value = serde_json::from_slice(&remote.config)
         .map_err(|e| Error::Usage(format!("base image {text} has an unreadable config: {e}")))?;

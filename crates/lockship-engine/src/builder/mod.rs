@@ -1,50 +1,49 @@
-//! Wires a build together: project → base facts → lock → wheels → plan → layers (cached by
-//! inputs) → image → smoke tests → outputs. Each step is a call into `python`, `debian`, `oci` or
-//! `smoke`; this module only decides the order, what to cache, and what runs in parallel. Its
-//! files: `base` (which base, and the Python it implies), `index_files`, `layers`, `config`
-//! (the image config), `smoke_gate`, `cache`, `report`.
+//! A build in four stages with typed hand-offs: [`prepare`] (the base from a [`BaseSource`],
+//! the packages and wheels for its Python, the plan) → [`produce_layers`] (cache or pipeline)
+//! → [`assemble`] (the image, pure) → [`publish`] (smoke tests, pushes, local outputs). This
+//! file holds the options and the order; each stage is a file, and so are its helpers: `base`,
+//! `index_files`, `app_wheel`, `pipeline`, `layers`, `config`, `smoke_gate`, `cache`,
+//! `report`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache_dir::Bucket;
 use crate::error::Error;
 use crate::output::Output;
-use crate::plan::{self, AppPlan, PlanInputs, PlannedLayer};
-use crate::project::{AppMode, Project};
+use crate::project::Project;
 use crate::smoke::{self, SmokeError, SmokeResult};
-use crate::user::{self};
 use lockship_net::{Http, NetOptions};
 use lockship_oci::blob_store::BlobStore;
-use lockship_oci::image::{self, BlobOrigin, ImageLayer};
-use lockship_oci::layer::LayerInfo;
+use lockship_oci::image::Image;
 use lockship_oci::platform::Platform;
 use lockship_oci::registry::Registry;
-use lockship_oci::{docker_tar, layout};
 use lockship_python::index::IndexSources;
-use lockship_python::lock::uv_lock::Selection;
-use lockship_python::lock::{freshness, LockFile, LockedPackage};
-use lockship_python::{app, select};
-use oci_spec::distribution::Reference;
+use lockship_python::lock::LockFile;
 
 mod app_wheel;
+mod assemble;
 mod base;
 mod cache;
 mod config;
 mod index_files;
 mod layers;
 mod pipeline;
+mod prepare;
+mod produce;
+mod publish;
 mod report;
 mod smoke_gate;
+#[cfg(test)]
+mod tests;
 
+use assemble::assemble;
 pub(crate) use base::open_base;
-use cache::{read_cached, write_cached};
-use config::{config_spec, default_tag, ImageSettings};
-use index_files::resolve_index_files;
-use layers::LayerContext;
+use base::BaseSource;
+use prepare::{prepare, Prepared};
+use produce::{produce_layers, Produced};
+use publish::{publish, Published};
 pub use report::{BuildReport, LayerReport, PushedReport};
-use smoke_gate::run_smoke;
 
 /// The default base image when the project names none.
 pub const DEFAULT_BASE: &str = "python:3.12-slim";
@@ -141,54 +140,6 @@ fn warn_evictions(store: &BlobStore, reporter: &dyn Reporter) {
     }
 }
 
-/// Pushes `image` to every target: all blobs to all targets first, then the manifests, one
-/// after another, so that a target that cannot take the blobs stops the push before any tag
-/// moves. A manifest that fails after others went up leaves those tags moved (registries have
-/// no transaction across repositories); the error names them.
-async fn push_all(
-    registry: &Registry,
-    image: &image::Image,
-    targets: &[Reference],
-    base: Option<&Reference>,
-    store: &BlobStore,
-    early: &pipeline::EarlyPushes,
-    reporter: &dyn Reporter,
-) -> Result<Vec<PushedReport>, Error> {
-    let none = std::collections::HashMap::new();
-    let mut reports = Vec::new();
-    for target in targets {
-        reporter.step(&format!("pushing layers to {target}"));
-        let done = early.get(&target.to_string()).unwrap_or(&none);
-        reports.push(
-            registry
-                .push_blobs(image, target, base, store, done)
-                .await?,
-        );
-    }
-    let mut pushed: Vec<PushedReport> = Vec::new();
-    for (target, report) in targets.iter().zip(reports) {
-        reporter.step(&format!("pushing the manifest to {target}"));
-        if let Err(source) = registry.push_manifest(image, target).await {
-            if pushed.is_empty() {
-                return Err(source.into());
-            }
-            return Err(Error::PartialPush {
-                pushed: pushed
-                    .iter()
-                    .map(|p| p.reference.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                source: Box::new(source),
-            });
-        }
-        pushed.push(PushedReport {
-            reference: target.to_string(),
-            report,
-        });
-    }
-    Ok(pushed)
-}
-
 /// Builds the project's image and writes it to every output. A damaged cache entry found on
 /// the way is removed, and the build runs once more to fetch or build it again.
 pub async fn build_image(
@@ -214,294 +165,81 @@ async fn build_once(
     store: &BlobStore,
     reporter: &dyn Reporter,
 ) -> Result<BuildReport, Error> {
+    let project = Project::load(&opts.project_dir)?;
+    let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
+    let registry = Registry::new(http.clone(), opts.insecure_registries.clone());
+    let source = base::base_source(&project, &lock.path, opts, http, &registry)?;
+    let session = Session {
+        opts,
+        http,
+        registry: &registry,
+        store,
+        reporter,
+    };
+    build_from(&session, project, lock, source.as_ref()).await
+}
+
+/// What every stage of one build works with.
+#[derive(Clone, Copy)]
+pub(super) struct Session<'a> {
+    pub opts: &'a BuildOptions,
+    pub http: &'a Http,
+    pub registry: &'a Registry,
+    pub store: &'a BlobStore,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// The four stages of a build from a base `source`: prepare (base, packages, plan), produce
+/// the layers, assemble the image, publish it.
+async fn build_from(
+    session: &Session<'_>,
+    project: Project,
+    lock: LockFile,
+    source: &dyn BaseSource,
+) -> Result<BuildReport, Error> {
+    let opts = session.opts;
     let mut timer = Timer {
         start: Instant::now(),
         timings: Vec::new(),
     };
-    let project = Project::load(&opts.project_dir)?;
-    let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
-    let store = store.clone();
-
-    // The app's files and key come first: its wheel needs nothing from the base, so its build
-    // starts now and runs alongside everything up to the app layer.
-    let workdir = project
-        .config
-        .workdir
-        .clone()
-        .unwrap_or_else(|| "/app".to_string());
-    let app_mode = project.app_mode()?;
-    let excluded: Vec<PathBuf> = opts
-        .outputs
-        .iter()
-        .filter_map(Output::local_path)
-        .cloned()
-        .collect();
-    let sources = app::source_files(&project.dir, &excluded)?;
-    let (app_plan, app_key) = match app_mode {
-        AppMode::Wheel => (
-            AppPlan::Wheel,
-            format!("wheel:{}", app::digest_files(&project.dir, &sources)?),
-        ),
-        AppMode::Copy => {
-            let globs = project
-                .config
-                .include
-                .clone()
-                .unwrap_or_else(|| vec!["**/*.py".to_string()]);
-            let files = app::included(&project.dir, &sources, &globs)?;
-            let key = format!(
-                "copy:{workdir}:{}",
-                app::digest_files(&project.dir, &files)?
-            );
-            (AppPlan::Files(files), key)
-        }
-    };
-    let app_wheel = (app_mode == AppMode::Wheel && !opts.dry_run).then(|| {
-        app_wheel::start(
-            &project.dir,
-            &app_key,
-            app::BuildSystem::from_pyproject(project.pyproject.as_ref()),
-            &opts.cache_dir,
-            opts.source_date_epoch,
-            &opts.uv,
-        )
-    });
-
-    let (registry, base, push_refs, target) =
-        open_base(&project, &lock.path, opts, http, &store, reporter).await?;
-    let facts = base.facts.clone();
-    timer.lap("base");
-    let env = target.marker_env();
-    let target_cfg = project.target(&opts.target)?;
-    let packages = freshness::locked_and_fresh(&lock, &project.dependencies, &project.name, &env)?;
-    // What the target adds: the packages its groups and extras bring beyond production's.
-    let selection = Selection {
-        extras: target_cfg.extras.clone(),
-        groups: target_cfg.groups.clone(),
-    };
-    let target_packages: Vec<LockedPackage> = if selection == Selection::default() {
-        Vec::new()
-    } else {
-        lock.packages(&env, Some(&project.name), &selection)?
-            .into_iter()
-            .filter(|p| {
-                !packages
-                    .iter()
-                    .any(|q| q.name == p.name && q.version == p.version)
-            })
-            .collect()
-    };
-    let packages = resolve_index_files(&lock, &project, packages, http, opts).await?;
-    let tags = target.tags()?;
-    let chosen = select::choose(&packages, &tags, &target.describe())?;
-    let target_chosen = select::choose(&target_packages, &tags, &target.describe())?;
-    let all_chosen: Vec<select::ChosenWheel> =
-        chosen.iter().chain(&target_chosen).cloned().collect();
-    timer.lap("lock");
-
-    // Plan.
-    let user = user::resolve(project.config.user.as_deref(), &facts)?;
-    let target_files = if target_cfg.include.is_empty() {
-        None
-    } else {
-        let files = app::included(&project.dir, &sources, &target_cfg.include)?;
-        let digest = app::digest_files(&project.dir, &files)?;
-        Some((opts.target.clone(), files, format!("{workdir}:{digest}")))
-    };
-    let runtime_key = format!("{user:?}\n{workdir}");
-    let plan = plan::plan_layers(
-        PlanInputs {
-            target: &target,
-            runtime_key,
-            app_key,
-            app: app_plan,
-            target_files,
-            mtime: opts.source_date_epoch,
-        },
-        &chosen,
-        &target_chosen,
-    );
-    timer.lap("plan");
+    let mut prepared = prepare(session, project, lock, source, &mut timer).await?;
     if opts.dry_run {
         return Ok(BuildReport {
             digest: String::new(),
-            base: base.pinned.clone(),
-            base_changes: base.changes.clone(),
-            target,
+            base: prepared.base.pinned.clone(),
+            base_changes: prepared.base.changes.clone(),
+            target: prepared.target,
             layers: Vec::new(),
             pushed: Vec::new(),
             smoke: Vec::new(),
             smoke_remembered: false,
             timings: timer.timings,
-            plan,
+            plan: prepared.plan,
         });
     }
-
-    // Layers: reuse what the cache has; the pipeline fetches, writes and caches the rest.
-    let commands: Vec<Vec<String>> = project
-        .config
-        .smoke
-        .iter()
-        .chain(&target_cfg.smoke)
-        .map(|c| c.to_vec())
-        .collect();
-    let must_test = match opts.smoke {
-        SmokeMode::Always => true,
-        SmokeMode::BeforePush => !push_refs.is_empty() && !commands.is_empty(),
-        SmokeMode::Skip => false,
-    };
-    if opts.smoke == SmokeMode::Always && commands.is_empty() {
+    if opts.smoke == SmokeMode::Always && prepared.commands.is_empty() {
         return Err(SmokeError::NoCommands {
-            config: project.config_path.clone(),
+            config: prepared.project.config_path.clone(),
         }
         .into());
     }
-    let locals: Vec<&Output> = opts
-        .outputs
-        .iter()
-        .filter(|o| o.local_path().is_some())
-        .collect();
-    // Layers that outputs or smoke tests will read are checked now, so a damaged one is built
-    // again rather than copied out; a push-only build checks what it uploads as it goes.
-    let reads_layers = !locals.is_empty() || must_test;
-    let layer_cache = Bucket::Layers.under(&opts.cache_dir);
-    let cache_entries: Vec<PathBuf> = plan
-        .layers
-        .iter()
-        .map(|l| layer_cache.join(format!("{}.json", l.key)))
-        .collect();
-    let mut cached: Vec<Option<LayerInfo>> = Vec::new();
-    for (entry, layer) in cache_entries.iter().zip(&plan.layers) {
-        let info = match read_cached::<LayerInfo>(entry) {
-            Some(info) if reads_layers => store
-                .verify(&info.digest, &layer.description)?
-                .then_some(info),
-            Some(info) => store.contains(&info.digest).then_some(info),
-            None => None,
-        };
-        cached.push(info);
-    }
-    let to_build: Vec<(usize, PlannedLayer)> = plan
-        .layers
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| cached[*i].is_none())
-        .map(|(i, l)| (i, l.clone()))
-        .collect();
-    if !to_build.is_empty() {
-        reporter.step(&format!("writing {} layers", to_build.len()));
-    }
-    let ctx = Arc::new(LayerContext {
-        target: target.clone(),
-        store: store.clone(),
-        mtime: opts.source_date_epoch,
-        project_dir: project.dir.clone(),
-        user: user.clone(),
-        workdir: workdir.clone(),
-        facts: facts.clone(),
-    });
-    // Layers go to the registries as they are written, unless smoke tests must pass first.
-    let early_push: &[_] = if must_test { &[] } else { &push_refs };
-    let built = pipeline::run(
-        pipeline::Jobs {
-            to_build,
-            cache_entries,
-            chosen: &all_chosen,
-            ctx,
-            http,
-            registry: &registry,
-            early_push,
-            app_wheel,
-        },
-        reporter,
-    )
-    .await?;
-    let mut infos = cached;
-    let mut fresh = vec![false; infos.len()];
-    for (i, info) in built.layers {
-        infos[i] = Some(info);
-        fresh[i] = true;
-    }
+    let produced = produce_layers(session, &mut prepared).await?;
     timer.lap("layers");
-
-    // The image.
-    let mut layers: Vec<ImageLayer> = base.layers.clone();
-    for (l, info) in plan.layers.iter().zip(infos) {
-        layers.push(ImageLayer {
-            info: info.expect("every planned layer is cached or built"),
-            created_by: l.description.clone(),
-            origin: BlobOrigin::Local,
-        });
-    }
-    let spec = config_spec(&ImageSettings {
-        target_cfg: &target_cfg,
-        target_name: &opts.target,
-        project: &project,
-        target: &target,
-        user: &user,
-        workdir: &workdir,
-        base: &base,
-        lock: &lock,
-        created: opts.source_date_epoch,
-    });
-    let image = image::assemble(&base.config, layers, plan.layers.len(), &spec);
+    let image = assemble(opts, &prepared, &produced);
     timer.lap("image");
+    let published = publish(session, &prepared, &image, &produced, source, &mut timer).await?;
+    Ok(report(prepared, &image, produced, published, timer))
+}
 
-    // Smoke tests gate every push; local outputs and tests need the base layers on disk.
-    let name = opts
-        .tag
-        .clone()
-        .unwrap_or_else(|| default_tag(&project, &opts.target));
-    if let (true, Some(reference)) = (reads_layers, &base.reference) {
-        registry
-            .fetch_blobs(
-                reference,
-                base.layers.iter().map(|l| (&l.info.digest, l.info.size)),
-                &format!("base layer of {}", base.name),
-                &store,
-            )
-            .await?;
-    }
-    let mut smoke_results = Vec::new();
-    let mut smoke_remembered = false;
-    if must_test {
-        let marker = smoke::pass_marker(&opts.cache_dir, &image.manifest_digest, &commands);
-        if opts.smoke == SmokeMode::BeforePush && marker.is_file() {
-            smoke_remembered = true;
-        } else {
-            smoke_results = run_smoke(&image, &store, &commands, &name, opts, reporter)?;
-            write_cached(&marker, &smoke_results.len())?;
-        }
-    }
-    timer.lap("smoke");
-
-    // Outputs: registries (every blob to every target, then the manifests), then files.
-    let pushed = push_all(
-        &registry,
-        &image,
-        &push_refs,
-        base.reference.as_ref(),
-        &store,
-        &built.pushed,
-        reporter,
-    )
-    .await?;
-    for out in locals {
-        match out {
-            Output::OciLayout(dir) => {
-                reporter.step(&format!("writing OCI layout {}", dir.display()));
-                let tag = name.rsplit_once(':').map_or("latest", |(_, t)| t);
-                layout::write(&image, &store, dir, tag)?;
-            }
-            Output::DockerTar(file) => {
-                reporter.step(&format!("writing docker tarball {}", file.display()));
-                docker_tar::write(&image, &store, file, &name)?;
-            }
-            Output::Registry(_) => {}
-        }
-    }
-    timer.lap("output");
-
+/// What the build did, for the CLI to show.
+fn report(
+    prepared: Prepared,
+    image: &Image,
+    produced: Produced,
+    published: Published,
+    timer: Timer,
+) -> BuildReport {
+    let base = &prepared.base;
     let layers = image
         .layers
         .iter()
@@ -518,20 +256,20 @@ async fn build_once(
             built: if i < base.layers.len() {
                 base.built
             } else {
-                fresh[i - base.layers.len()]
+                produced.fresh[i - base.layers.len()]
             },
         })
         .collect();
-    Ok(BuildReport {
+    BuildReport {
         digest: image.manifest_digest.to_string(),
         base: base.pinned.clone(),
         base_changes: base.changes.clone(),
-        target,
+        target: prepared.target,
         layers,
-        pushed,
-        smoke: smoke_results,
-        smoke_remembered,
+        pushed: published.pushed,
+        smoke: published.smoke,
+        smoke_remembered: published.smoke_remembered,
         timings: timer.timings,
-        plan,
-    })
+        plan: prepared.plan,
+    }
 }

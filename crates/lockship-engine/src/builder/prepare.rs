@@ -1,0 +1,194 @@
+//! Stage one of a build: everything decided before a layer is written. The base and the Python
+//! it implies, the packages the lock pins for that Python and their wheels, the image's user,
+//! and the plan of layers. The app wheel's build starts here, since it needs nothing from the
+//! base and can run alongside everything up to the app layer.
+
+use std::path::PathBuf;
+
+use oci_spec::distribution::Reference;
+
+use crate::error::Error;
+use crate::output::Output;
+use crate::plan::{self, AppPlan, Plan, PlanInputs};
+use crate::project::{AppMode, Project, TargetConfig};
+use crate::user::{self, User};
+use lockship_oci::registry;
+use lockship_python::app;
+use lockship_python::lock::uv_lock::Selection;
+use lockship_python::lock::{freshness, LockFile, LockedPackage};
+use lockship_python::select::{self, ChosenWheel};
+use lockship_python::target::PythonTarget;
+
+use super::app_wheel::{self, AppWheel};
+use super::base::{python_target, BaseSource, ResolvedBase};
+use super::index_files::resolve_index_files;
+use super::{Session, SmokeMode, Timer};
+
+/// What the later stages build from.
+pub(super) struct Prepared {
+    pub project: Project,
+    pub lock: LockFile,
+    pub target_cfg: TargetConfig,
+    pub workdir: String,
+    pub user: User,
+    pub target: PythonTarget,
+    pub base: ResolvedBase,
+    pub plan: Plan,
+    /// Every wheel the plan may need (production's and the target's), with its URL.
+    pub wheels: Vec<ChosenWheel>,
+    /// The `--push` references, parsed.
+    pub push_refs: Vec<Reference>,
+    /// The smoke commands of the project and the target.
+    pub commands: Vec<Vec<String>>,
+    /// Whether the smoke commands run before anything is pushed or written.
+    pub must_test: bool,
+    /// The app wheel being built (not for `--dry-run`, nor when the app is copied).
+    pub app_wheel: Option<AppWheel>,
+}
+
+/// Resolves the base from `source` and plans the image of `project` built from `lock`.
+pub(super) async fn prepare(
+    session: &Session<'_>,
+    project: Project,
+    lock: LockFile,
+    source: &dyn BaseSource,
+    timer: &mut Timer,
+) -> Result<Prepared, Error> {
+    let Session {
+        opts,
+        http,
+        store,
+        reporter,
+        ..
+    } = *session;
+    let mut push_refs = Vec::new();
+    for out in &opts.outputs {
+        if let Output::Registry(r) = out {
+            push_refs.push(registry::parse_reference(r)?);
+        }
+    }
+    // The app's files and key come first, so that its wheel starts building at once.
+    let workdir = project
+        .config
+        .workdir
+        .clone()
+        .unwrap_or_else(|| "/app".to_string());
+    let app_mode = project.app_mode()?;
+    let excluded: Vec<PathBuf> = opts
+        .outputs
+        .iter()
+        .filter_map(Output::local_path)
+        .cloned()
+        .collect();
+    let sources = app::source_files(&project.dir, &excluded)?;
+    let (app_plan, app_key) = match app_mode {
+        AppMode::Wheel => (
+            AppPlan::Wheel,
+            format!("wheel:{}", app::digest_files(&project.dir, &sources)?),
+        ),
+        AppMode::Copy => {
+            let globs = project
+                .config
+                .include
+                .clone()
+                .unwrap_or_else(|| vec!["**/*.py".to_string()]);
+            let files = app::included(&project.dir, &sources, &globs)?;
+            let key = format!(
+                "copy:{workdir}:{}",
+                app::digest_files(&project.dir, &files)?
+            );
+            (AppPlan::Files(files), key)
+        }
+    };
+    let app_wheel = (app_mode == AppMode::Wheel && !opts.dry_run).then(|| {
+        app_wheel::start(
+            &project.dir,
+            &app_key,
+            app::BuildSystem::from_pyproject(project.pyproject.as_ref()),
+            &opts.cache_dir,
+            opts.source_date_epoch,
+            &opts.uv,
+        )
+    });
+
+    let base = source.resolve(store, reporter).await?;
+    let target = python_target(&project, &base, opts);
+    timer.lap("base");
+
+    let env = target.marker_env();
+    let target_cfg = project.target(&opts.target)?;
+    let packages = freshness::locked_and_fresh(&lock, &project.dependencies, &project.name, &env)?;
+    // What the target adds: the packages its groups and extras bring beyond production's.
+    let selection = Selection {
+        extras: target_cfg.extras.clone(),
+        groups: target_cfg.groups.clone(),
+    };
+    let target_packages: Vec<LockedPackage> = if selection == Selection::default() {
+        Vec::new()
+    } else {
+        lock.packages(&env, Some(&project.name), &selection)?
+            .into_iter()
+            .filter(|p| {
+                !packages
+                    .iter()
+                    .any(|q| q.name == p.name && q.version == p.version)
+            })
+            .collect()
+    };
+    let packages = resolve_index_files(&lock, &project, packages, http, opts).await?;
+    let tags = target.tags()?;
+    let chosen = select::choose(&packages, &tags, &target.describe())?;
+    let target_chosen = select::choose(&target_packages, &tags, &target.describe())?;
+    timer.lap("lock");
+
+    let user = user::resolve(project.config.user.as_deref(), &base.facts)?;
+    let target_files = if target_cfg.include.is_empty() {
+        None
+    } else {
+        let files = app::included(&project.dir, &sources, &target_cfg.include)?;
+        let digest = app::digest_files(&project.dir, &files)?;
+        Some((opts.target.clone(), files, format!("{workdir}:{digest}")))
+    };
+    let runtime_key = format!("{user:?}\n{workdir}");
+    let plan = plan::plan_layers(
+        PlanInputs {
+            target: &target,
+            runtime_key,
+            app_key,
+            app: app_plan,
+            target_files,
+            mtime: opts.source_date_epoch,
+        },
+        &chosen,
+        &target_chosen,
+    );
+    timer.lap("plan");
+
+    let commands: Vec<Vec<String>> = project
+        .config
+        .smoke
+        .iter()
+        .chain(&target_cfg.smoke)
+        .map(|c| c.to_vec())
+        .collect();
+    let must_test = match opts.smoke {
+        SmokeMode::Always => true,
+        SmokeMode::BeforePush => !push_refs.is_empty() && !commands.is_empty(),
+        SmokeMode::Skip => false,
+    };
+    Ok(Prepared {
+        project,
+        lock,
+        target_cfg,
+        workdir,
+        user,
+        target,
+        base,
+        plan,
+        wheels: chosen.into_iter().chain(target_chosen).collect(),
+        push_refs,
+        commands,
+        must_test,
+        app_wheel,
+    })
+}

@@ -1,0 +1,117 @@
+//! Stage two: the plan's layers, taken from the cache where it has them (checked first when
+//! outputs or smoke tests will read them) and produced by the pipeline where it does not.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::cache_dir::Bucket;
+use crate::error::Error;
+use crate::plan::PlannedLayer;
+use lockship_oci::layer::LayerInfo;
+
+use super::cache::read_cached;
+use super::layers::LayerContext;
+use super::pipeline::{self, EarlyPushes};
+use super::prepare::Prepared;
+use super::{BuildOptions, Session};
+
+/// Every planned layer, ready.
+pub(super) struct Produced {
+    /// By plan index.
+    pub layers: Vec<LayerInfo>,
+    /// Whether this build wrote the layer (by plan index).
+    pub fresh: Vec<bool>,
+    /// Layers already uploaded while they were produced, by push target.
+    pub early: EarlyPushes,
+}
+
+/// Whether local outputs or smoke tests will read the image's layers from the store.
+pub(super) fn reads_layers(opts: &BuildOptions, prepared: &Prepared) -> bool {
+    prepared.must_test || opts.outputs.iter().any(|o| o.local_path().is_some())
+}
+
+pub(super) async fn produce_layers(
+    session: &Session<'_>,
+    prepared: &mut Prepared,
+) -> Result<Produced, Error> {
+    let Session {
+        opts,
+        http,
+        registry,
+        store,
+        reporter,
+    } = *session;
+    // Layers that outputs or smoke tests will read are checked now, so a damaged one is built
+    // again rather than copied out; a push-only build checks what it uploads as it goes.
+    let check = reads_layers(opts, prepared);
+    let layer_cache = Bucket::Layers.under(&opts.cache_dir);
+    let plan = &prepared.plan;
+    let cache_entries: Vec<PathBuf> = plan
+        .layers
+        .iter()
+        .map(|l| layer_cache.join(format!("{}.json", l.key)))
+        .collect();
+    let mut cached: Vec<Option<LayerInfo>> = Vec::new();
+    for (entry, layer) in cache_entries.iter().zip(&plan.layers) {
+        let info = match read_cached::<LayerInfo>(entry) {
+            Some(info) if check => store
+                .verify(&info.digest, &layer.description)?
+                .then_some(info),
+            Some(info) => store.contains(&info.digest).then_some(info),
+            None => None,
+        };
+        cached.push(info);
+    }
+    let to_build: Vec<(usize, PlannedLayer)> = plan
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| cached[*i].is_none())
+        .map(|(i, l)| (i, l.clone()))
+        .collect();
+    if !to_build.is_empty() {
+        reporter.step(&format!("writing {} layers", to_build.len()));
+    }
+    let ctx = Arc::new(LayerContext {
+        target: prepared.target.clone(),
+        store: store.clone(),
+        mtime: opts.source_date_epoch,
+        project_dir: prepared.project.dir.clone(),
+        user: prepared.user.clone(),
+        workdir: prepared.workdir.clone(),
+        facts: prepared.base.facts.clone(),
+    });
+    // Layers go to the registries as they are written, unless smoke tests must pass first.
+    let early_push: &[_] = if prepared.must_test {
+        &[]
+    } else {
+        &prepared.push_refs
+    };
+    let built = pipeline::run(
+        pipeline::Jobs {
+            to_build,
+            cache_entries,
+            chosen: &prepared.wheels,
+            ctx,
+            http,
+            registry,
+            early_push,
+            app_wheel: prepared.app_wheel.take(),
+        },
+        reporter,
+    )
+    .await?;
+    let mut fresh = vec![false; cached.len()];
+    for (i, info) in built.layers {
+        cached[i] = Some(info);
+        fresh[i] = true;
+    }
+    Ok(Produced {
+        layers: cached
+            .into_iter()
+            .map(|info| info.expect("every planned layer is cached or built"))
+            .collect(),
+        fresh,
+        early: built.pushed,
+    })
+}

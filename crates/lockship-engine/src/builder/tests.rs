@@ -1,0 +1,234 @@
+//! The build's stages with an injected base (an image already in the store), so they run with
+//! no registry, no index and no network: a copied app on a one-layer base, to an OCI layout.
+
+use std::path::Path;
+
+use lockship_net::{Http, NetOptions};
+use lockship_oci::image::{BlobOrigin, ImageLayer};
+use lockship_oci::layer::write_layer;
+use lockship_oci::registry::Registry;
+use lockship_oci::tar_tree::TarTree;
+use lockship_python::probe::BaseFacts;
+use lockship_python::target::Libc;
+
+use super::base::{ResolvedBase, StoredBase};
+use super::*;
+use crate::plan::LayerContent;
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n";
+
+/// A base of one layer, written into `store`: what a registry base resolves to.
+fn stored_base(store: &BlobStore) -> StoredBase {
+    let mut tree = TarTree::new();
+    tree.bytes("etc/passwd", PASSWD, 0o644);
+    tree.bytes("etc/group", "root:x:0:\n", 0o644);
+    tree.bytes("usr/bin/python3.11", "#!stub\n", 0o755);
+    let info = write_layer(&tree, 0, store).unwrap();
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/bin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [info.diff_id.to_string()]},
+        "history": [{"created_by": "test base"}],
+    });
+    StoredBase(ResolvedBase {
+        name: "test-base".into(),
+        pinned: "test-base@sha256:0".into(),
+        digest_label: (
+            "org.opencontainers.image.base.digest".into(),
+            "sha256:0".into(),
+        ),
+        config,
+        layers: vec![ImageLayer {
+            info,
+            created_by: String::new(),
+            origin: BlobOrigin::Local,
+        }],
+        facts: BaseFacts {
+            python_version: (3, 11, 2),
+            interpreter: "/usr/bin/python3.11".into(),
+            libc: Libc::Glibc {
+                major: 2,
+                minor: 36,
+            },
+            passwd: Some(PASSWD.into()),
+            group: Some("root:x:0:\n".into()),
+        },
+        reference: None,
+        built: false,
+        changes: Vec::new(),
+    })
+}
+
+/// A project with no dependencies whose app is copied (no build backend needed).
+fn project(dir: &Path) {
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        "[project]\nname = \"demo\"\nversion = \"1.0\"\ndependencies = []\n\n[tool.lockship]\napp = \"copy\"\ncmd = [\"python\", \"/app/main.py\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("uv.lock"),
+        "version = 1\nrevision = 2\nrequires-python = \">=3.11\"\n\n[[package]]\nname = \"demo\"\nversion = \"1.0\"\nsource = { virtual = \".\" }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("main.py"), "print('hello')\n").unwrap();
+}
+
+fn options(project_dir: &Path, cache_dir: &Path, out: &Path) -> BuildOptions {
+    BuildOptions {
+        project_dir: project_dir.to_path_buf(),
+        base: None,
+        platform: None,
+        outputs: vec![Output::OciLayout(out.to_path_buf())],
+        cache_dir: cache_dir.to_path_buf(),
+        source_date_epoch: 0,
+        tag: Some("demo:test".into()),
+        dry_run: false,
+        upgrade_base: false,
+        smoke: SmokeMode::Skip,
+        runtime: None,
+        network: false,
+        target: crate::project::PRODUCTION.into(),
+        net: NetOptions::default(),
+        insecure_registries: Vec::new(),
+        uv: "uv".into(),
+        index_sources: IndexSources::default(),
+    }
+}
+
+struct Setup {
+    _dirs: tempfile::TempDir,
+    opts: BuildOptions,
+    store: BlobStore,
+    source: StoredBase,
+    http: Http,
+    registry: Registry,
+}
+
+fn setup() -> Setup {
+    let dirs = tempfile::tempdir().unwrap();
+    let (proj, cache, out) = (
+        dirs.path().join("project"),
+        dirs.path().join("cache"),
+        dirs.path().join("out"),
+    );
+    std::fs::create_dir_all(&proj).unwrap();
+    project(&proj);
+    let opts = options(&proj, &cache, &out);
+    let store = open_cache(&cache).unwrap();
+    let source = stored_base(&store);
+    let http = Http::new(&opts.net);
+    let registry = Registry::new(http.clone(), Vec::new());
+    Setup {
+        _dirs: dirs,
+        opts,
+        store,
+        source,
+        http,
+        registry,
+    }
+}
+
+impl Setup {
+    fn session(&self) -> Session<'_> {
+        Session {
+            opts: &self.opts,
+            http: &self.http,
+            registry: &self.registry,
+            store: &self.store,
+            reporter: &Silent,
+        }
+    }
+}
+
+async fn build(s: &Setup) -> BuildReport {
+    let project = Project::load(&s.opts.project_dir).unwrap();
+    let lock = LockFile::find(&project.dir, None).unwrap();
+    build_from(&s.session(), project, lock, &s.source)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_stage_alone_on_an_injected_base() {
+    let s = setup();
+    let project = Project::load(&s.opts.project_dir).unwrap();
+    let lock = LockFile::find(&project.dir, None).unwrap();
+    let mut timer = Timer {
+        start: Instant::now(),
+        timings: Vec::new(),
+    };
+
+    let session = s.session();
+    let mut prepared = prepare(&session, project, lock, &s.source, &mut timer)
+        .await
+        .unwrap();
+    assert_eq!(prepared.target.interpreter, "/usr/bin/python3.11");
+    assert!(prepared.wheels.is_empty() && prepared.app_wheel.is_none());
+    assert_eq!(prepared.user.name, "nonroot");
+    let kinds: Vec<&LayerContent> = prepared.plan.layers.iter().map(|l| &l.content).collect();
+    assert!(matches!(
+        kinds[..],
+        [LayerContent::Runtime, LayerContent::AppFiles { .. }]
+    ));
+
+    let produced = produce_layers(&session, &mut prepared).await.unwrap();
+    assert_eq!(produced.fresh, [true, true]);
+    for info in &produced.layers {
+        assert!(s.store.verify(&info.digest, "layer").unwrap());
+    }
+
+    let image = assemble(&s.opts, &prepared, &produced);
+    assert_eq!(image.layers.len(), 3);
+    let config: serde_json::Value = serde_json::from_slice(&image.config).unwrap();
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["python", "/app/main.py"])
+    );
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
+    // Pure: the same inputs, the same bytes.
+    assert_eq!(
+        assemble(&s.opts, &prepared, &produced).manifest,
+        image.manifest
+    );
+
+    let published = publish(
+        &session, &prepared, &image, &produced, &s.source, &mut timer,
+    )
+    .await
+    .unwrap();
+    assert!(published.pushed.is_empty() && published.smoke.is_empty());
+    let Output::OciLayout(out) = &s.opts.outputs[0] else {
+        unreachable!()
+    };
+    let index = std::fs::read_to_string(out.join("index.json")).unwrap();
+    assert!(index.contains(image.manifest_digest.as_str()), "{index}");
+    for layer in &image.layers {
+        assert!(out
+            .join("blobs/sha256")
+            .join(layer.info.digest.hex())
+            .is_file());
+    }
+}
+
+#[tokio::test]
+async fn a_second_build_takes_every_layer_from_the_cache_and_repeats_the_digest() {
+    let s = setup();
+    let first = build(&s).await;
+    assert!(first.layers[1..].iter().all(|l| l.built));
+    let second = build(&s).await;
+    assert_eq!(first.digest, second.digest);
+    assert!(second.layers.iter().all(|l| !l.built));
+    // A changed app file changes only the app layer.
+    std::fs::write(s.opts.project_dir.join("main.py"), "print('bye')\n").unwrap();
+    let third = build(&s).await;
+    assert_ne!(third.digest, first.digest);
+    let changed: Vec<bool> = first
+        .layers
+        .iter()
+        .zip(&third.layers)
+        .map(|(a, b)| a.digest != b.digest)
+        .collect();
+    assert_eq!(changed, [false, false, true]);
+}

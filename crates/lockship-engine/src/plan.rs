@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use lockship_oci::digest::Digest;
 use lockship_python::select::ChosenWheel;
 use lockship_python::target::PythonTarget;
 
@@ -26,21 +25,11 @@ pub enum LayerContent {
     /// The venv skeleton, the user's passwd/group entries, home and workdir.
     Runtime,
     /// Locked dependencies.
-    Wheels { wheels: Vec<ChosenWheelSummary> },
+    Wheels { wheels: Vec<ChosenWheel> },
     /// The project built as a wheel.
     AppWheel,
     /// Project files copied into the workdir.
     AppFiles { files: Vec<PathBuf> },
-}
-
-/// The parts of a chosen wheel worth showing and keying on.
-#[derive(Clone, Debug, Serialize)]
-pub struct ChosenWheelSummary {
-    pub name: String,
-    pub version: String,
-    pub filename: String,
-    pub sha256: Digest,
-    pub size: Option<u64>,
 }
 
 /// A layer to produce.
@@ -137,28 +126,20 @@ pub fn plan_layers(
 
 /// One layer per package, the smallest grouped into one past `max` layers.
 fn dependency_layers(wheels: &[ChosenWheel], common: &[&str], max: usize) -> Vec<PlannedLayer> {
-    let mut wheels: Vec<ChosenWheelSummary> = wheels
-        .iter()
-        .map(|w| ChosenWheelSummary {
-            name: w.name.clone(),
-            version: w.version.clone(),
-            filename: w.wheel.filename.clone(),
-            sha256: w.wheel.sha256.clone(),
-            size: w.wheel.size,
-        })
-        .collect();
+    let mut wheels: Vec<ChosenWheel> = wheels.to_vec();
     if wheels.is_empty() {
         return Vec::new();
     }
     wheels.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut groups: Vec<Vec<ChosenWheelSummary>> = if wheels.len() <= max {
+    let mut groups: Vec<Vec<ChosenWheel>> = if wheels.len() <= max {
         wheels.into_iter().map(|w| vec![w]).collect()
     } else {
         let mut by_size = wheels.clone();
         by_size.sort_by(|a, b| {
-            b.size
+            b.wheel
+                .size
                 .unwrap_or(0)
-                .cmp(&a.size.unwrap_or(0))
+                .cmp(&a.wheel.size.unwrap_or(0))
                 .then(a.name.cmp(&b.name))
         });
         let big: Vec<String> = by_size[..max - 1].iter().map(|w| w.name.clone()).collect();
@@ -174,12 +155,12 @@ fn dependency_layers(wheels: &[ChosenWheel], common: &[&str], max: usize) -> Vec
             let mut parts: Vec<&str> = common.to_vec();
             parts.push("wheels");
             for w in &group {
-                parts.push(w.sha256.as_str());
+                parts.push(w.wheel.sha256.as_str());
             }
             let description = if group.len() == 1 {
                 format!(
                     "lockship: {} {} ({})",
-                    group[0].name, group[0].version, group[0].filename
+                    group[0].name, group[0].version, group[0].wheel.filename
                 )
             } else {
                 format!(
@@ -203,6 +184,7 @@ fn dependency_layers(wheels: &[ChosenWheel], common: &[&str], max: usize) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lockship_oci::digest::Digest;
     use lockship_python::lock::LockedWheel;
     use lockship_python::target::bookworm;
 

@@ -8,10 +8,13 @@ use uv_platform_tags::{TagCompatibility, Tags};
 use super::lock::{Artifacts, LockedPackage, LockedWheel};
 
 /// A package with the one wheel chosen for the target.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The wheel chosen for a package; shown (plans, `--dry-run`) as name, version and the
+/// wheel's file name, hash and size.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ChosenWheel {
     pub name: String,
     pub version: String,
+    #[serde(flatten)]
     pub wheel: LockedWheel,
 }
 

@@ -338,7 +338,7 @@ fn render_plan(report: &BuildReport) -> String {
         if let LayerContent::Wheels { wheels } = &layer.content {
             if wheels.len() > 1 {
                 for w in wheels {
-                    out.push_str(&format!("        {}\n", w.filename));
+                    out.push_str(&format!("        {}\n", w.wheel.filename));
                 }
             }
         }

@@ -3,13 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::plan::{ChosenWheelSummary, LayerContent, PlannedLayer};
+use crate::plan::{LayerContent, PlannedLayer};
 use crate::user::{self, User};
 use lockship_oci::blob_store::BlobStore;
 use lockship_oci::layer::{self, LayerInfo};
 use lockship_oci::tar_tree::TarTree;
 use lockship_python::install;
 use lockship_python::probe::BaseFacts;
+use lockship_python::select::ChosenWheel;
 use lockship_python::target::PythonTarget;
 
 use super::cache::io_err;
@@ -79,13 +80,13 @@ pub(super) fn build_layer(
 
 pub(super) fn install_from_store(
     ctx: &LayerContext,
-    w: &ChosenWheelSummary,
+    w: &ChosenWheel,
     root: &Path,
     tree: &mut TarTree,
 ) -> Result<(), Error> {
     Ok(install::install(
-        &ctx.store.path(&w.sha256),
-        &w.filename,
+        &ctx.store.path(&w.wheel.sha256),
+        &w.wheel.filename,
         &ctx.target,
         root,
         tree,

@@ -18,7 +18,7 @@ use lockship_oci::digest::Digest;
 use lockship_oci::image::{BlobOrigin, ImageLayer};
 use lockship_oci::layer::LayerInfo;
 use lockship_oci::registry::{LayerPush, Registry};
-use lockship_python::{fetch, select::ChosenWheel};
+use lockship_python::fetch;
 
 use super::app_wheel::AppWheel;
 use super::cache::write_cached;
@@ -34,8 +34,6 @@ pub(super) struct Jobs<'a> {
     pub to_build: Vec<(usize, PlannedLayer)>,
     /// Where each built layer's cache entry goes, by plan index.
     pub cache_entries: Vec<PathBuf>,
-    /// Every wheel the plan may need, to find download URLs.
-    pub chosen: &'a [ChosenWheel],
     pub ctx: Arc<LayerContext>,
     pub http: &'a Http,
     pub registry: &'a Registry,
@@ -60,7 +58,6 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
     let Jobs {
         mut to_build,
         cache_entries,
-        chosen,
         ctx,
         http,
         registry,
@@ -83,10 +80,7 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
         async move {
             if let LayerContent::Wheels { wheels } = &layer.content {
                 let store = &ctx.store;
-                let fetches = wheels.iter().map(|w| async move {
-                    let Some(wheel) = chosen.iter().find(|c| c.wheel.sha256 == w.sha256) else {
-                        return Ok(());
-                    };
+                let fetches = wheels.iter().map(|wheel| async move {
                     let _slot = downloads.acquire().await.expect("never closed");
                     if fetch::fetch_one(http, wheel, store).await? {
                         reporter.step(&format!("fetched {} {}", wheel.name, wheel.version));
@@ -144,7 +138,7 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
 /// Roughly how long a layer takes: the size of its wheels (the app and runtime layers are small).
 fn weight(layer: &PlannedLayer) -> u64 {
     match &layer.content {
-        LayerContent::Wheels { wheels } => wheels.iter().filter_map(|w| w.size).sum(),
+        LayerContent::Wheels { wheels } => wheels.iter().filter_map(|w| w.wheel.size).sum(),
         _ => 0,
     }
 }

@@ -16,7 +16,7 @@ use lockship_oci::registry;
 use lockship_python::app;
 use lockship_python::lock::uv_lock::Selection;
 use lockship_python::lock::{freshness, LockFile, LockedPackage};
-use lockship_python::select::{self, ChosenWheel};
+use lockship_python::select;
 use lockship_python::target::PythonTarget;
 
 use super::app_wheel::{self, AppWheel};
@@ -34,8 +34,6 @@ pub(super) struct Prepared {
     pub target: PythonTarget,
     pub base: ResolvedBase,
     pub plan: Plan,
-    /// Every wheel the plan may need (production's and the target's), with its URL.
-    pub wheels: Vec<ChosenWheel>,
     /// The `--push` references, parsed.
     pub push_refs: Vec<Reference>,
     /// The smoke commands of the project and the target.
@@ -185,7 +183,6 @@ pub(super) async fn prepare(
         target,
         base,
         plan,
-        wheels: chosen.into_iter().chain(target_chosen).collect(),
         push_refs,
         commands,
         must_test,

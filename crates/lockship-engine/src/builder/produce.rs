@@ -91,7 +91,6 @@ pub(super) async fn produce_layers(
         pipeline::Jobs {
             to_build,
             cache_entries,
-            chosen: &prepared.wheels,
             ctx,
             http,
             registry,

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::blob_store::{BlobStore, BlobStoreError};
 use crate::digest::Digest;
+use crate::download::{stream_body, BodyFailure};
 use crate::platform::Platform;
 use lockship_net::Failure;
 
@@ -181,35 +182,21 @@ impl Registry {
                     let make = || self.http.bare_request(Method::GET, url);
                     let response = self.attempt(scope, action, url, &make, None).await?;
                     let mut response = self.expect_success(response, reference, action).await?;
-                    let mut pending = store.begin().map_err(|e| Failure::fatal(e.into()))?;
-                    let mut received = 0u64;
-                    while let Some(chunk) = self
-                        .http
-                        .chunk(url, &mut response)
-                        .await
-                        .map_err(|f| lift(registry, action, f))?
-                    {
-                        received += chunk.len() as u64;
-                        if size.is_some_and(|s| received > s) {
-                            return Err(Failure::fatal(RegistryError::Protocol {
-                                registry: registry.to_string(),
-                                action: action.clone(),
-                                message: format!(
-                                    "it sent more than the {} bytes the manifest lists",
-                                    size.unwrap_or(0)
-                                ),
-                            }));
-                        }
-                        std::io::Write::write_all(&mut pending, &chunk).map_err(|source| {
-                            Failure::fatal(
-                                BlobStoreError::Io {
-                                    path: store.tmp_dir(),
-                                    source,
-                                }
-                                .into(),
-                            )
-                        })?;
-                    }
+                    let pending =
+                        match stream_body(&self.http, url, &mut response, store, size).await {
+                            Ok(pending) => pending,
+                            Err(BodyFailure::Net(f)) => return Err(lift(registry, action, f)),
+                            Err(BodyFailure::Store(e)) => return Err(Failure::fatal(e.into())),
+                            Err(BodyFailure::TooLong { limit }) => {
+                                return Err(Failure::fatal(RegistryError::Protocol {
+                                    registry: registry.to_string(),
+                                    action: action.clone(),
+                                    message: format!(
+                                        "it sent more than the {limit} bytes the manifest lists"
+                                    ),
+                                }))
+                            }
+                        };
                     match store.commit(pending, Some(digest), what) {
                         Ok(_) => Ok(()),
                         Err(BlobStoreError::DigestMismatch { actual, .. }) => {

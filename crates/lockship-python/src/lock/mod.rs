@@ -12,9 +12,11 @@ use uv_pep508::MarkerEnvironment;
 use lockship_oci::digest::Digest;
 
 /// A wheel the lock names for a package.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LockedWheel {
     pub filename: String,
+    /// Never shown: an index URL may carry credentials.
+    #[serde(skip)]
     pub url: String,
     pub sha256: Digest,
     pub size: Option<u64>,

@@ -132,7 +132,7 @@ impl Runtime {
         }
     }
 
-    /// Runs `argv` in `image` (entrypoint replaced by argv[0]); `network` false means none.
+    /// Runs `argv` in `image` (entrypoint replaced by `argv[0]`); `network` false means none.
     /// The container is named `name`, so that a stopped lockship removes it too (killing the
     /// client does not stop a container).
     pub fn run(self, image: &str, name: &str, argv: &[String], network: bool) -> SmokeResult {

@@ -1,6 +1,6 @@
-//! A build in four stages with typed hand-offs: [`prepare`] (the base from a [`BaseSource`],
-//! the packages and wheels for its Python, the plan) → [`produce_layers`] (cache or pipeline)
-//! → [`assemble`] (the image, pure) → [`publish`] (smoke tests, pushes, local outputs). This
+//! A build in four stages with typed hand-offs: `prepare` (the base from a `BaseSource`, the
+//! packages and wheels for its Python, the plan) → `produce_layers` (cache or pipeline) →
+//! `assemble` (the image, pure) → `publish` (smoke tests, pushes, local outputs). This
 //! file holds the options and the order; each stage is a file, and so are its helpers: `base`,
 //! `index_files`, `app_wheel`, `pipeline`, `layers`, `config`, `smoke_gate`, `cache`,
 //! `report`.

@@ -33,8 +33,7 @@ def run(cmd, cwd=None, env=None):
 
 
 def locked(where, name):
-    src = os.path.join(ROOT, "bench", "fixtures", name) if where == "bench" else os.path.join(
-        ROOT, "crates", "lockship", "tests", "fixtures", name)
+    src = os.path.join(ROOT, where, "fixtures", name)
     path = os.path.join(WORK, name)
     shutil.copytree(src, path)
     cutoff = {"UV_EXCLUDE_NEWER": CUTOFF}

@@ -52,12 +52,14 @@ pub(crate) trait BaseSource: Send + Sync {
         reporter: &'a dyn Reporter,
     ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>>;
 
-    /// Puts the blobs of `base`'s layers in `store`.
+    /// Puts the blobs of `base`'s layers in `store`; by default they are there already.
     fn fetch_layers<'a>(
         &'a self,
-        base: &'a ResolvedBase,
-        store: &'a BlobStore,
-    ) -> LocalBoxFuture<'a, Result<(), Error>>;
+        _base: &'a ResolvedBase,
+        _store: &'a BlobStore,
+    ) -> LocalBoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A base image in a registry.
@@ -139,14 +141,6 @@ impl BaseSource for DebianBase<'_> {
             reporter,
         ))
     }
-
-    fn fetch_layers<'a>(
-        &'a self,
-        _: &'a ResolvedBase,
-        _: &'a BlobStore,
-    ) -> LocalBoxFuture<'a, Result<(), Error>> {
-        Box::pin(async { Ok(()) })
-    }
 }
 
 /// A base whose layers are already in the store, given whole.
@@ -160,14 +154,6 @@ impl BaseSource for StoredBase {
         _: &'a dyn Reporter,
     ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>> {
         Box::pin(async move { Ok(self.0.clone()) })
-    }
-
-    fn fetch_layers<'a>(
-        &'a self,
-        _: &'a ResolvedBase,
-        _: &'a BlobStore,
-    ) -> LocalBoxFuture<'a, Result<(), Error>> {
-        Box::pin(async { Ok(()) })
     }
 }
 

@@ -180,6 +180,8 @@ impl Rule {
 struct ProxyState {
     rules: Vec<(Rule, usize, usize)>,
     log: Vec<Logged>,
+    /// Method and path of requests whose last attempt got a fault.
+    faulted: std::collections::HashSet<String>,
 }
 
 /// A fault-injecting proxy in front of `upstream` (host:port, plain HTTP).
@@ -257,15 +259,27 @@ async fn proxy(
     let fault = {
         let mut s = state.lock().unwrap();
         let mut picked = None;
-        // Every matching rule counts the request; the first that fires injects its fault.
+        // Every matching rule counts the request; the first that fires injects its fault. A
+        // periodic rule spares the retry of a request it (or another rule) just failed: its
+        // faults are transient, and concurrent requests could otherwise line one request's
+        // every attempt up with the period.
+        let key = format!("{method} {path}");
+        let retried = s.faulted.contains(&key);
         for (rule, seen, injected) in s.rules.iter_mut() {
             if rule.matches(&method, &path) {
                 *seen += 1;
-                if picked.is_none() && *seen % rule.every == 0 && *injected < rule.times {
+                let spared = rule.every > 1 && retried;
+                if picked.is_none() && *seen % rule.every == 0 && *injected < rule.times && !spared
+                {
                     *injected += 1;
                     picked = Some(rule.fault.clone());
                 }
             }
+        }
+        if picked.is_some() {
+            s.faulted.insert(key);
+        } else {
+            s.faulted.remove(&key);
         }
         picked
     };

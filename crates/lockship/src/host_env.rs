@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use lockship_engine::error::Error;
+use lockship_oci::registry::RegistryAccess;
 use lockship_python::index::IndexSources;
 
 fn var(name: &str) -> Option<OsString> {
@@ -59,9 +60,11 @@ pub fn index_sources() -> IndexSources {
     }
 }
 
-/// LOCKSHIP_INSECURE_REGISTRIES: registries (host:port) to speak plain HTTP to.
-pub fn insecure_registries() -> Vec<String> {
-    std::env::var("LOCKSHIP_INSECURE_REGISTRIES")
+/// How to reach registries: LOCKSHIP_INSECURE_REGISTRIES (host:port list to speak plain HTTP
+/// to) and the Docker config with credentials ($DOCKER_CONFIG/config.json, else
+/// ~/.docker/config.json, as `docker login` writes it).
+pub fn registry_access() -> RegistryAccess {
+    let insecure = std::env::var("LOCKSHIP_INSECURE_REGISTRIES")
         .map(|list| {
             list.split(',')
                 .map(str::trim)
@@ -69,7 +72,14 @@ pub fn insecure_registries() -> Vec<String> {
                 .map(String::from)
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let docker_dir = var("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".docker")));
+    RegistryAccess {
+        insecure,
+        docker_config: docker_dir.map(|dir| dir.join("config.json")),
+    }
 }
 
 /// SOURCE_DATE_EPOCH, the mtime of every file lockship writes into an image (0 when unset).

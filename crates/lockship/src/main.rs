@@ -190,7 +190,7 @@ fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
         network: false,
         target: lockship_engine::project::PRODUCTION.to_string(),
         net: net_options(&common.net),
-        insecure_registries: host_env::insecure_registries(),
+        registry: host_env::registry_access(),
         uv: host_env::uv(),
         index_sources: host_env::index_sources(),
     })

@@ -4,6 +4,7 @@
 //! token from the realm the registry names, scoped to the repositories and actions at hand.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -118,8 +119,8 @@ pub(super) fn challenge(header: &str) -> Challenge {
     }
 }
 
-/// A registry credential from the Docker config (`~/.docker/config.json`, or `$DOCKER_CONFIG`,
-/// and the credential helpers it names).
+/// A registry credential from the Docker config file the caller names (and the credential
+/// helpers it lists).
 #[derive(Clone)]
 pub(super) enum Credential {
     Anonymous,
@@ -143,15 +144,19 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
-    /// The Docker config's credential for `registry` (a host, with port if any).
-    pub(super) fn for_registry(registry: &str) -> Credential {
+    /// The credential `config` (a Docker `config.json`) holds for `registry` (a host, with port
+    /// if any). No file, an unreadable one or no entry: anonymous, as `docker pull` does.
+    pub(super) fn for_registry(config: Option<&Path>, registry: &str) -> Credential {
+        let Some(file) = config.and_then(|path| std::fs::File::open(path).ok()) else {
+            return Credential::Anonymous;
+        };
         // Docker Hub's credentials are stored under its v1 address.
         let server = if registry == "docker.io" || registry == "index.docker.io" {
             "https://index.docker.io/v1/"
         } else {
             registry
         };
-        match docker_credential::get_credential(server) {
+        match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), server) {
             Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
                 Credential::Password { user, password }
             }

@@ -9,6 +9,7 @@ use crate::project::ProjectError;
 use lockship_oci::blob_store::BlobStoreError;
 use lockship_oci::layer::LayerError;
 use lockship_oci::layout::OutputError;
+use lockship_oci::layout_image::LayoutReadError;
 use lockship_oci::registry::RegistryError;
 use lockship_python::app::AppError;
 use lockship_python::fetch::FetchError;
@@ -46,6 +47,8 @@ pub enum Error {
     Layer(#[from] LayerError),
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error(transparent)]
+    LayoutBase(#[from] LayoutReadError),
     #[error(transparent)]
     Store(#[from] BlobStoreError),
     /// Boxed: Debian errors carry download context and would bloat every `Result`.
@@ -88,6 +91,7 @@ impl Error {
             Error::Smoke(e) => e.hint(),
             Error::Relock(e) => e.hint(),
             Error::Output(e) => hints::output(e),
+            Error::LayoutBase(e) => hints::layout_base(e),
             Error::PartialPush { .. } => Some(
                 "the references listed as pushed already point at the new image; run the build again to push the rest (blobs already there are skipped)".into(),
             ),
@@ -105,6 +109,7 @@ impl Error {
             Error::Store(e) => e.is_corrupt(),
             Error::Registry(e) => e.is_corrupt_cache(),
             Error::Output(e) => e.is_corrupt_cache(),
+            Error::LayoutBase(LayoutReadError::Store(e)) => e.is_corrupt(),
             Error::Layer(LayerError::Store(e)) => e.is_corrupt(),
             _ => false,
         }

@@ -7,6 +7,7 @@ use std::path::Path;
 use lockship_debian::DebianError;
 use lockship_oci::download::DownloadError;
 use lockship_oci::layout::OutputError;
+use lockship_oci::layout_image::LayoutReadError;
 use lockship_oci::registry::RegistryError;
 use lockship_python::app::AppError;
 use lockship_python::fetch::FetchError;
@@ -27,6 +28,29 @@ pub(crate) fn output(e: &OutputError) -> Option<String> {
             Some("repair or remove the layout's index.json, or write to a new directory".into())
         }
         _ => None,
+    }
+}
+
+pub(crate) fn layout_base(e: &LayoutReadError) -> Option<String> {
+    match e {
+        LayoutReadError::NotALayout { .. } | LayoutReadError::Io { .. } => Some(
+            "`oci-layout://PATH` names a directory with `oci-layout` and `index.json` in it (relative paths start at the project), as `skopeo copy docker://IMAGE oci:PATH:TAG` writes it".into(),
+        ),
+        LayoutReadError::NoSuchImage { .. } | LayoutReadError::Ambiguous { .. } => Some(
+            "name one of the listed images: `oci-layout://PATH:TAG` or `oci-layout://PATH@sha256:…`".into(),
+        ),
+        LayoutReadError::NoPlatform { .. } => {
+            Some("choose one of the listed platforms with --platform".into())
+        }
+        LayoutReadError::WrongPlatform { .. } => Some(
+            "use a multi-platform layout (an image index), or a base built for that platform".into(),
+        ),
+        LayoutReadError::MissingBlob { .. }
+        | LayoutReadError::Tampered { .. }
+        | LayoutReadError::Bad { .. } => Some(
+            "the layout is damaged or incomplete; write it again (nothing of it was cached)".into(),
+        ),
+        LayoutReadError::Store(_) => Some(CACHE.into()),
     }
 }
 
@@ -100,8 +124,8 @@ pub(crate) fn app(e: &AppError) -> Option<String> {
         AppError::NoBuilder { .. } => {
             Some("install uv (`pip install uv`), or set app = \"copy\" in [tool.lockship]".into())
         }
-        AppError::NothingIncluded { .. } => Some(
-            "fix `include` in [tool.lockship]; globs are relative to the project directory".into(),
+        AppError::NothingIncluded { .. } | AppError::BadGlob { .. } => Some(
+            "fix `include` in [tool.lockship] (or the target's); globs like `src/**/*.py` are relative to the project directory".into(),
         ),
         AppError::BuildFailed { .. } => {
             Some("run `uv build --wheel` in the project to see the full output".into())

@@ -358,7 +358,7 @@ impl Project {
         };
         match &self.config.base {
             None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(BaseSpec::Image(s.clone()))),
+            Some(toml::Value::String(s)) => Ok(Some(BaseSpec::from_text(s, &self.dir))),
             Some(toml::Value::Table(t)) => {
                 let table: DebianBaseTable = toml::Value::Table(t.clone())
                     .try_into()
@@ -445,8 +445,50 @@ fn env_name(name: &str) -> Result<(), String> {
 /// Where the image's base comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BaseSpec {
+    /// An image in a registry, as a reference.
     Image(String),
+    /// An image in an OCI layout directory: `oci-layout://PATH[:TAG|@sha256:…]`.
+    Layout {
+        /// As the user wrote it, for messages and the base.name label.
+        text: String,
+        dir: PathBuf,
+        /// A tag or digest naming the image; None when the layout holds one.
+        wanted: Option<String>,
+    },
     Debian(DebianSpec),
+}
+
+/// The prefix that makes a base string an OCI layout rather than a registry reference (the
+/// scheme BuildKit's named contexts use).
+pub const LAYOUT_SCHEME: &str = "oci-layout://";
+
+impl BaseSpec {
+    /// A base given as a string: `oci-layout://PATH[:TAG|@DIGEST]` (a relative PATH starts at
+    /// `dir`), else a registry reference.
+    pub fn from_text(text: &str, dir: &Path) -> BaseSpec {
+        let Some(rest) = text.strip_prefix(LAYOUT_SCHEME) else {
+            return BaseSpec::Image(text.to_string());
+        };
+        // `@` starts a digest; else a `:` in the last path segment starts a tag.
+        let (path, wanted) = match rest.rsplit_once('@') {
+            Some((path, digest)) => (path, Some(digest)),
+            None => {
+                let segment_start = rest.rfind('/').map_or(0, |i| i + 1);
+                match rest[segment_start..].rfind(':') {
+                    Some(i) => (
+                        &rest[..segment_start + i],
+                        Some(&rest[segment_start + i + 1..]),
+                    ),
+                    None => (rest, None),
+                }
+            }
+        };
+        BaseSpec::Layout {
+            text: text.to_string(),
+            dir: dir.join(path),
+            wanted: wanted.filter(|w| !w.is_empty()).map(String::from),
+        }
+    }
 }
 
 #[derive(Deserialize)]

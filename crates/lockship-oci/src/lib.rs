@@ -10,6 +10,8 @@ pub mod gzip_members;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod layout_image;
+mod manifest;
 pub mod media_types;
 pub mod platform;
 pub mod registry;

@@ -20,7 +20,7 @@ pub enum AppError {
     BuildFailed { project: PathBuf, message: String },
     #[error("cannot read project file {path}: {message}")]
     Read { path: PathBuf, message: String },
-    #[error("bad include glob `{glob}` in [tool.lockship]: {message}")]
+    #[error("bad include glob `{glob}`: {message}")]
     BadGlob { glob: String, message: String },
     #[error("the include globs {} match no file in {project}", quoted(.globs))]
     NothingIncluded {

@@ -12,9 +12,10 @@ use lockship_oci::blob_store::BlobStore;
 use lockship_oci::digest::Digest;
 use lockship_oci::image::{BlobOrigin, ImageLayer};
 use lockship_oci::layer::LayerInfo;
+use lockship_oci::layout_image;
 use lockship_oci::media_types;
 use lockship_oci::platform::Platform;
-use lockship_oci::registry::{self, Registry, RemoteImage};
+use lockship_oci::registry::{self, Registry, RemoteImage, RemoteLayer};
 use lockship_python::probe::{self, BaseFacts};
 use lockship_python::target::{Libc, PythonTarget};
 use oci_spec::distribution::Reference;
@@ -143,6 +144,62 @@ impl BaseSource for DebianBase<'_> {
     }
 }
 
+/// A base image in an OCI layout directory; its blobs are copied into the store (checked), so
+/// every output and the smoke test find them there, and a push uploads them.
+pub(crate) struct LayoutBase<'a> {
+    pub text: String,
+    pub dir: PathBuf,
+    pub wanted: Option<String>,
+    pub choice: PlatformChoice,
+    pub cache_dir: &'a Path,
+}
+
+impl BaseSource for LayoutBase<'_> {
+    fn resolve<'a>(
+        &'a self,
+        store: &'a BlobStore,
+        reporter: &'a dyn Reporter,
+    ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>> {
+        Box::pin(async move {
+            reporter.step(&format!(
+                "reading base {} for {}",
+                self.text, self.choice.platform
+            ));
+            let (dir, wanted, choice, store2) = (
+                self.dir.clone(),
+                self.wanted.clone(),
+                self.choice.clone(),
+                store.clone(),
+            );
+            let image = tokio::task::spawn_blocking(move || {
+                layout_image::read(
+                    &dir,
+                    wanted.as_deref(),
+                    &choice.platform,
+                    choice.required,
+                    &store2,
+                )
+            })
+            .await
+            .map_err(|e| Error::Usage(format!("layout reader crashed: {e}")))??;
+            let config = parse_config(&self.text, &image.config)?;
+            let entry = facts_entry(self.cache_dir, &image.manifest_digest);
+            let facts = match read_cached::<BaseFacts>(&entry) {
+                Some(facts) => facts,
+                None => probe_stored(&self.text, &image.layers, &config, store, &entry).await?,
+            };
+            image_base(
+                &self.text,
+                &image.manifest_digest,
+                config,
+                &image.layers,
+                facts,
+                BlobOrigin::Local,
+            )
+        })
+    }
+}
+
 /// A base whose layers are already in the store, given whole.
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct StoredBase(pub ResolvedBase);
@@ -167,21 +224,30 @@ pub(crate) fn base_source<'a>(
     registry: &'a Registry,
 ) -> Result<Box<dyn BaseSource + 'a>, Error> {
     let spec = match &opts.base {
-        Some(b) => BaseSpec::Image(b.clone()),
+        // A layout path on the command line starts where lockship runs.
+        Some(b) => BaseSpec::from_text(b, Path::new("")),
         None => project
             .base()?
             .unwrap_or_else(|| BaseSpec::Image(DEFAULT_BASE.to_string())),
     };
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let choice = PlatformChoice {
+        platform: platform.clone(),
+        required: opts.platform.is_some(),
+    };
     Ok(match spec {
         BaseSpec::Image(text) => Box::new(RegistryBase {
             registry,
             reference: registry::parse_reference(&text)?,
             text,
-            choice: PlatformChoice {
-                platform,
-                required: opts.platform.is_some(),
-            },
+            choice,
+            cache_dir: &opts.cache_dir,
+        }),
+        BaseSpec::Layout { text, dir, wanted } => Box::new(LayoutBase {
+            text,
+            dir,
+            wanted,
+            choice,
             cache_dir: &opts.cache_dir,
         }),
         BaseSpec::Debian(spec) => Box::new(DebianBase {
@@ -232,7 +298,7 @@ pub(crate) async fn open_base(
     store: &BlobStore,
     reporter: &dyn Reporter,
 ) -> Result<PythonTarget, Error> {
-    let registry = Registry::new(http.clone(), opts.insecure_registries.clone());
+    let registry = Registry::new(http.clone(), opts.registry.clone());
     let source = base_source(project, lock_path, opts, http, &registry)?;
     let base = source.resolve(store, reporter).await?;
     Ok(python_target(project, &base, opts))
@@ -259,9 +325,35 @@ pub(super) async fn registry_base(
     let remote = registry
         .resolve(&reference, &choice.platform, choice.required, store)
         .await?;
-    let config: serde_json::Value = serde_json::from_slice(&remote.config)
-        .map_err(|e| Error::Usage(format!("base image {text} has an unreadable config: {e}")))?;
+    let config = parse_config(text, &remote.config)?;
     let facts = base_facts(registry, &remote, &config, store, cache_dir, reporter).await?;
+    let mut base = image_base(
+        text,
+        &remote.manifest_digest,
+        config,
+        &remote.layers,
+        facts,
+        BlobOrigin::Base,
+    )?;
+    base.reference = Some(remote.reference);
+    Ok(base)
+}
+
+fn parse_config(text: &str, bytes: &[u8]) -> Result<serde_json::Value, Error> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::Usage(format!("base image {text} has an unreadable config: {e}")))
+}
+
+/// A base image (from a registry or a layout) as the build takes it: its layers paired with
+/// the config's diff ids, pinned by its manifest digest.
+fn image_base(
+    text: &str,
+    manifest_digest: &Digest,
+    config: serde_json::Value,
+    layers: &[RemoteLayer],
+    facts: BaseFacts,
+    origin: BlobOrigin,
+) -> Result<ResolvedBase, Error> {
     let diff_ids: Vec<Digest> = config
         .pointer("/rootfs/diff_ids")
         .and_then(|v| v.as_array())
@@ -271,15 +363,14 @@ pub(super) async fn registry_base(
                 .collect()
         })
         .unwrap_or_default();
-    if diff_ids.len() != remote.layers.len() {
+    if diff_ids.len() != layers.len() {
         return Err(Error::Usage(format!(
             "base image {text} lists {} layers but {} diff ids",
-            remote.layers.len(),
+            layers.len(),
             diff_ids.len()
         )));
     }
-    let layers = remote
-        .layers
+    let layers = layers
         .iter()
         .zip(diff_ids)
         .map(|(l, diff_id)| ImageLayer {
@@ -291,20 +382,20 @@ pub(super) async fn registry_base(
                 uncompressed_size: 0,
             },
             created_by: String::new(),
-            origin: BlobOrigin::Base,
+            origin: origin.clone(),
         })
         .collect();
     Ok(ResolvedBase {
         name: text.to_string(),
-        pinned: format!("{text}@{}", remote.manifest_digest),
+        pinned: format!("{text}@{manifest_digest}"),
         digest_label: (
             "org.opencontainers.image.base.digest".into(),
-            remote.manifest_digest.to_string(),
+            manifest_digest.to_string(),
         ),
         config,
         layers,
         facts,
-        reference: Some(remote.reference),
+        reference: None,
         built: false,
         changes: Vec::new(),
     })
@@ -394,9 +485,7 @@ pub(super) async fn base_facts(
     cache_dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<BaseFacts, Error> {
-    let path = Bucket::Bases
-        .under(cache_dir)
-        .join(format!("{}.json", base.manifest_digest.hex()));
+    let path = facts_entry(cache_dir, &base.manifest_digest);
     if let Some(facts) = read_cached::<BaseFacts>(&path) {
         return Ok(facts);
     }
@@ -413,6 +502,31 @@ pub(super) async fn base_facts(
             store,
         )
         .await?;
+    probe_stored(
+        &base.reference.to_string(),
+        &base.layers,
+        base_config,
+        store,
+        &path,
+    )
+    .await
+}
+
+/// Where the facts of the image with this manifest digest are cached.
+fn facts_entry(cache_dir: &Path, manifest_digest: &Digest) -> PathBuf {
+    Bucket::Bases
+        .under(cache_dir)
+        .join(format!("{}.json", manifest_digest.hex()))
+}
+
+/// Probes a base whose layers are in the store, and caches what it found at `entry`.
+async fn probe_stored(
+    name: &str,
+    layers: &[RemoteLayer],
+    base_config: &serde_json::Value,
+    store: &BlobStore,
+    entry: &Path,
+) -> Result<BaseFacts, Error> {
     let env: Vec<String> = base_config
         .pointer("/config/Env")
         .and_then(|v| v.as_array())
@@ -422,8 +536,7 @@ pub(super) async fn base_facts(
                 .collect()
         })
         .unwrap_or_default();
-    let paths: Vec<(PathBuf, bool)> = base
-        .layers
+    let paths: Vec<(PathBuf, bool)> = layers
         .iter()
         .map(|l| {
             (
@@ -432,7 +545,7 @@ pub(super) async fn base_facts(
             )
         })
         .collect();
-    let name = base.reference.to_string();
+    let name = name.to_string();
     let facts = tokio::task::spawn_blocking(move || {
         let files: Vec<probe::LayerFile<'_>> = paths
             .iter()
@@ -445,7 +558,7 @@ pub(super) async fn base_facts(
     })
     .await
     .map_err(|e| Error::Usage(format!("base probe crashed: {e}")))??;
-    write_cached(&path, &facts)?;
+    write_cached(entry, &facts)?;
     Ok(facts)
 }
 

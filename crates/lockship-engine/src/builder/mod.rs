@@ -17,7 +17,7 @@ use lockship_net::{Http, NetOptions};
 use lockship_oci::blob_store::BlobStore;
 use lockship_oci::image::Image;
 use lockship_oci::platform::Platform;
-use lockship_oci::registry::Registry;
+use lockship_oci::registry::{Registry, RegistryAccess};
 use lockship_python::index::IndexSources;
 use lockship_python::lock::LockFile;
 
@@ -72,8 +72,9 @@ pub struct BuildOptions {
     pub target: String,
     /// Timeouts and retries for every server lockship talks to.
     pub net: NetOptions,
-    /// Registries spoken to over plain HTTP besides loopback ones (LOCKSHIP_INSECURE_REGISTRIES).
-    pub insecure_registries: Vec<String>,
+    /// Plain-HTTP registries (LOCKSHIP_INSECURE_REGISTRIES) and the Docker config with
+    /// registry credentials (DOCKER_CONFIG).
+    pub registry: RegistryAccess,
     /// The uv program to run (LOCKSHIP_UV, else `uv` on PATH).
     pub uv: std::ffi::OsString,
     /// Where the user configured a package index (environment, uv.toml, pip.conf).
@@ -167,7 +168,7 @@ async fn build_once(
 ) -> Result<BuildReport, Error> {
     let project = Project::load(&opts.project_dir)?;
     let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
-    let registry = Registry::new(http.clone(), opts.insecure_registries.clone());
+    let registry = Registry::new(http.clone(), opts.registry.clone());
     let source = base::base_source(&project, &lock.path, opts, http, &registry)?;
     let session = Session {
         opts,

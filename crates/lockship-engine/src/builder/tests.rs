@@ -6,7 +6,7 @@ use std::path::Path;
 use lockship_net::{Http, NetOptions};
 use lockship_oci::image::{BlobOrigin, ImageLayer};
 use lockship_oci::layer::write_layer;
-use lockship_oci::registry::Registry;
+use lockship_oci::registry::{Registry, RegistryAccess};
 use lockship_oci::tar_tree::TarTree;
 use lockship_python::probe::BaseFacts;
 use lockship_python::target::Libc;
@@ -91,7 +91,7 @@ fn options(project_dir: &Path, cache_dir: &Path, out: &Path) -> BuildOptions {
         network: false,
         target: crate::project::PRODUCTION.into(),
         net: NetOptions::default(),
-        insecure_registries: Vec::new(),
+        registry: RegistryAccess::default(),
         uv: "uv".into(),
         index_sources: IndexSources::default(),
     }
@@ -119,7 +119,7 @@ fn setup() -> Setup {
     let store = open_cache(&cache).unwrap();
     let source = stored_base(&store);
     let http = Http::new(&opts.net);
-    let registry = Registry::new(http.clone(), Vec::new());
+    let registry = Registry::new(http.clone(), RegistryAccess::default());
     Setup {
         _dirs: dirs,
         opts,

@@ -11,6 +11,7 @@ mod push;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -20,18 +21,17 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, Response};
 use serde::Deserialize;
 
+pub use crate::manifest::parse_manifest;
+use crate::manifest::MAX_MANIFEST;
 pub use auth::parse_challenges;
 use auth::{Challenge, Credential, Token};
 pub use error::RegistryError;
 use error::{lift, net_error};
-pub use pull::parse_manifest;
 
 use super::digest::Digest;
 use super::media_types;
 use lockship_net::{Failure, Http, NetError, Progress};
 
-/// Manifests and indexes larger than this are refused (containerd's limit is 4 MiB as well).
-const MAX_MANIFEST: u64 = 4 << 20;
 /// Token server answers and error bodies are small; more is refused or cut.
 const MAX_SMALL_BODY: u64 = 1 << 20;
 
@@ -90,33 +90,6 @@ pub enum LayerPush {
     Uploaded(u64),
 }
 
-#[derive(Deserialize)]
-struct Descriptor {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    size: u64,
-    platform: Option<PlatformJson>,
-}
-
-#[derive(Deserialize)]
-struct PlatformJson {
-    os: String,
-    architecture: String,
-    variant: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ManifestJson {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
 /// How lockship is authenticated to one registry.
 #[derive(Debug)]
 struct Session {
@@ -159,11 +132,20 @@ impl Scope {
     }
 }
 
+/// How to reach registries, decided at the edge (the CLI reads the environment for it).
+#[derive(Clone, Debug, Default)]
+pub struct RegistryAccess {
+    /// Registries (host:port) spoken to over plain HTTP besides loopback ones.
+    pub insecure: Vec<String>,
+    /// The Docker config file with registry credentials and the helpers that hold them
+    /// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`); None: anonymous only.
+    pub docker_config: Option<PathBuf>,
+}
+
 /// A registry client for all registries a build touches.
 pub struct Registry {
     http: Http,
-    /// Registries spoken to over plain HTTP besides loopback ones.
-    insecure: Vec<String>,
+    access: RegistryAccess,
     sessions: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
 }
 
@@ -187,17 +169,18 @@ pub fn is_plain_http(registry: &str, insecure: &[String]) -> bool {
 }
 
 impl Registry {
-    /// A client over `http`, speaking plain HTTP to loopback registries and to `insecure` ones.
-    pub fn new(http: Http, insecure: Vec<String>) -> Registry {
+    /// A client over `http`, speaking plain HTTP to loopback registries and to the insecure
+    /// ones `access` lists, with the credentials its Docker config holds.
+    pub fn new(http: Http, access: RegistryAccess) -> Registry {
         Registry {
             http,
-            insecure,
+            access,
             sessions: Mutex::default(),
         }
     }
 
     fn base_url(&self, registry: &str) -> String {
-        let scheme = if is_plain_http(registry, &self.insecure) {
+        let scheme = if is_plain_http(registry, &self.access.insecure) {
             "http"
         } else {
             "https"
@@ -246,7 +229,7 @@ impl Registry {
         };
         let session = Arc::new(Mutex::new(Session {
             challenge,
-            credential: Credential::for_registry(registry),
+            credential: Credential::for_registry(self.access.docker_config.as_deref(), registry),
             tokens: HashMap::new(),
         }));
         Ok(self

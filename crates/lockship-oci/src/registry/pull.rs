@@ -5,15 +5,15 @@
 use futures::{StreamExt, TryStreamExt};
 use oci_spec::distribution::Reference;
 use reqwest::Method;
-use serde::Deserialize;
 
 use super::{
-    lift, media_types, parse_digest, parse_json, ManifestJson, Registry, RegistryError,
-    RemoteImage, RemoteLayer, Scope, MAX_MANIFEST,
+    lift, media_types, parse_digest, parse_json, Registry, RegistryError, RemoteImage, RemoteLayer,
+    Scope,
 };
 use crate::blob_store::{BlobStore, BlobStoreError};
 use crate::digest::Digest;
 use crate::download::{stream_body, BodyFailure};
+use crate::manifest::{config_platform_mismatch, ManifestJson, MAX_MANIFEST};
 use crate::platform::Platform;
 use lockship_net::Failure;
 
@@ -31,33 +31,16 @@ impl Registry {
         let (bytes, mut manifest_digest) = self.manifest(reference, &action).await?;
         let mut manifest: ManifestJson = parse_json(&bytes, reference, &action)?;
         let mut resolved = reference.clone();
-        let is_index = !manifest.manifests.is_empty()
-            || manifest.media_type == media_types::OCI_INDEX
-            || manifest.media_type == media_types::DOCKER_LIST;
+        let is_index = manifest.is_index();
         if is_index {
-            let entry = manifest
-                .manifests
-                .iter()
-                .find(|m| {
-                    m.platform.as_ref().is_some_and(|p| {
-                        platform.matches(&p.os, &p.architecture, p.variant.as_deref())
-                    })
-                })
-                .ok_or_else(|| RegistryError::NoPlatform {
-                    reference: reference.to_string(),
-                    platform: platform.to_string(),
-                    available: manifest
-                        .manifests
-                        .iter()
-                        .filter_map(|m| m.platform.as_ref())
-                        .filter(|p| p.os != "unknown")
-                        .map(|p| match &p.variant {
-                            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-                            None => format!("{}/{}", p.os, p.architecture),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
+            let entry =
+                manifest
+                    .entry_for(platform)
+                    .map_err(|available| RegistryError::NoPlatform {
+                        reference: reference.to_string(),
+                        platform: platform.to_string(),
+                        available,
+                    })?;
             let digest = parse_digest(&entry.digest, reference, &action)?;
             resolved = reference.clone_with_digest(digest.to_string());
             let (bytes, digest) = self.manifest(&resolved, &action).await?;
@@ -243,43 +226,12 @@ fn check_platform(
     reference: &Reference,
     platform: &Platform,
 ) -> Result<(), RegistryError> {
-    #[derive(Deserialize)]
-    struct ConfigPlatform {
-        #[serde(default)]
-        os: String,
-        #[serde(default)]
-        architecture: String,
-        variant: Option<String>,
+    match config_platform_mismatch(config, platform) {
+        None => Ok(()),
+        Some(has) => Err(RegistryError::WrongPlatform {
+            reference: reference.to_string(),
+            wanted: platform.to_string(),
+            has,
+        }),
     }
-    let Ok(has) = serde_json::from_slice::<ConfigPlatform>(config) else {
-        return Ok(());
-    };
-    if has.architecture.is_empty()
-        || platform.matches(&has.os, &has.architecture, has.variant.as_deref())
-    {
-        return Ok(());
-    }
-    let mut shown = format!("{}/{}", has.os, has.architecture);
-    if let Some(v) = &has.variant {
-        shown.push('/');
-        shown.push_str(v);
-    }
-    Err(RegistryError::WrongPlatform {
-        reference: reference.to_string(),
-        wanted: platform.to_string(),
-        has: shown,
-    })
-}
-
-/// Parses a manifest or index (for fuzzing the parser the build trusts with registry answers).
-pub fn parse_manifest(bytes: &[u8]) -> Result<usize, String> {
-    let m: ManifestJson = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let digests = m
-        .layers
-        .iter()
-        .chain(&m.manifests)
-        .chain(m.config.as_ref())
-        .filter(|d| Digest::parse(&d.digest).is_some())
-        .count();
-    Ok(digests)
 }

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::project::Project;
 use lockship_net::Http;
 use lockship_python::app::last_line;
-use lockship_python::lock::uv_lock::Selection;
+use lockship_python::lock::Selection;
 use lockship_python::lock::{freshness, LockFile, LockKind};
 use lockship_python::target::{Libc, PythonTarget};
 use lockship_python::uv::{self, NoUv, UV_VERSION};

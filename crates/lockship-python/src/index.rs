@@ -140,7 +140,7 @@ pub async fn resolve_files(
     index: &str,
     package: LockedPackage,
 ) -> Result<LockedPackage, IndexError> {
-    let Artifacts::FromIndex { hashes } = &package.artifacts else {
+    let Artifacts::FromIndex { hashes, .. } = &package.artifacts else {
         return Ok(package);
     };
     let url = format!("{}/{}/", index.trim_end_matches('/'), package.name);

@@ -14,10 +14,11 @@ use super::cache::{read_cached, write_cached};
 use super::BuildOptions;
 use crate::cache_dir::Bucket;
 
-/// Fills in wheel URLs for locks that list only hashes, from the configured index. Answers
-/// are cached by (index, package, version, hashes): the hashes pin the files, so they cannot go
-/// stale in a way that matters. The index URL's user info goes to `http`'s credential store
-/// (sent to that host only); the URL without it is what is keyed, cached and shown.
+/// Fills in wheel URLs for packages the lock lists only by hashes, from the package's own index
+/// or the configured one. Answers are cached by (index, package, version, hashes): the hashes
+/// pin the files, so they cannot go stale in a way that matters. An index URL's user info goes
+/// to `http`'s credential store (sent to that host only); the URL without it is what is keyed,
+/// cached and shown.
 pub(super) async fn resolve_index_files(
     lock: &LockFile,
     project: &Project,
@@ -25,28 +26,45 @@ pub(super) async fn resolve_index_files(
     http: &Http,
     opts: &BuildOptions,
 ) -> Result<Vec<LockedPackage>, Error> {
-    let from_lock = requirements_txt::options(&lock.text).index_url;
+    let from_lock = match lock.kind {
+        LockKind::RequirementsTxt => requirements_txt::options(&lock.text).index_url,
+        _ => None,
+    };
     let configured = index::configured_index(
         &lock.path,
         from_lock.as_deref(),
         &opts.index_sources,
         project.pyproject.as_ref(),
     );
-    if lock.kind != LockKind::RequirementsTxt {
-        // Locks with URLs need no lookup, but files on the user's index need its credentials.
-        if let Ok(url) = configured {
-            http.add_credentials(&url);
+    // Files on the user's index need its credentials even when the lock names their URLs.
+    let default_index = configured
+        .as_ref()
+        .ok()
+        .map(|url| http.add_credentials(url));
+    let needs_default = packages
+        .iter()
+        .any(|p| matches!(p.artifacts, Artifacts::FromIndex { index: None, .. }));
+    let default_index = match (default_index, needs_default) {
+        (Some(url), _) => url,
+        (None, false) => String::new(),
+        (None, true) => {
+            return Err(configured
+                .err()
+                .map(Error::from)
+                .unwrap_or_else(|| Error::Usage("no package index configured".into())))
         }
-        return Ok(packages);
-    }
-    let index_url = http.add_credentials(&configured?);
+    };
     let cache = Bucket::Index.under(&opts.cache_dir);
     futures::stream::iter(packages)
         .map(|p| {
-            let (http, index_url, cache) = (&http, &index_url, &cache);
+            let (http, default_index, cache) = (&http, &default_index, &cache);
             async move {
-                let Artifacts::FromIndex { hashes } = &p.artifacts else {
+                let Artifacts::FromIndex { hashes, index } = &p.artifacts else {
                     return Ok(p);
+                };
+                let index_url = match index {
+                    Some(own) => http.add_credentials(own),
+                    None => default_index.clone(),
                 };
                 let key = Digest::of_parts(
                     [index_url.as_str(), &p.name, &p.version]
@@ -63,7 +81,7 @@ pub(super) async fn resolve_index_files(
                         ..p
                     });
                 }
-                let resolved = index::resolve_files(http, index_url, p).await?;
+                let resolved = index::resolve_files(http, &index_url, p).await?;
                 if let Artifacts::Listed { wheels, has_sdist } = &resolved.artifacts {
                     write_cached(
                         &path,

@@ -14,7 +14,7 @@ use crate::project::{AppMode, Project, TargetConfig};
 use crate::user::{self, User};
 use lockship_oci::registry;
 use lockship_python::app;
-use lockship_python::lock::uv_lock::Selection;
+use lockship_python::lock::Selection;
 use lockship_python::lock::{freshness, LockFile, LockedPackage};
 use lockship_python::select;
 use lockship_python::target::PythonTarget;

@@ -19,7 +19,7 @@ pub fn locked_and_fresh(
     root: &str,
     env: &MarkerEnvironment,
 ) -> Result<Vec<LockedPackage>, LockError> {
-    let packages = lock.packages(env, Some(root), &super::uv_lock::Selection::default())?;
+    let packages = lock.packages(env, Some(root), &super::Selection::default())?;
     check(lock, declared, Some(root), &packages, env)?;
     Ok(packages)
 }

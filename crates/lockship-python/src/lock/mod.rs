@@ -30,8 +30,14 @@ pub enum Artifacts {
         wheels: Vec<LockedWheel>,
         has_sdist: bool,
     },
-    /// The lock lists only allowed hashes (requirements.txt): files come from a package index.
-    FromIndex { hashes: Vec<Digest> },
+    /// The lock lists only allowed hashes (requirements.txt, poetry.lock, Pipfile.lock): files
+    /// come from a package index.
+    FromIndex {
+        hashes: Vec<Digest>,
+        /// The package's own index (a poetry source, a Pipfile source), when the lock names
+        /// one; None: the project's configured index. Never shown: it may carry credentials.
+        index: Option<String>,
+    },
 }
 
 /// One package pinned by the lock and needed on the target.
@@ -41,6 +47,13 @@ pub struct LockedPackage {
     pub name: String,
     pub version: String,
     pub artifacts: Artifacts,
+}
+
+/// Which optional parts of the project a target adds: extras and dependency groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub extras: Vec<String>,
+    pub groups: Vec<String>,
 }
 
 /// The lock file formats lockship reads.
@@ -129,12 +142,12 @@ impl LockFile {
         &self,
         env: &MarkerEnvironment,
         root: Option<&str>,
-        selection: &uv_lock::Selection,
+        selection: &Selection,
     ) -> Result<Vec<LockedPackage>, LockError> {
         let mut packages = match self.kind {
             LockKind::UvLock => uv_lock::UvLock::parse(&self.path, &self.text)?
                 .packages_for(&self.path, env, root, selection)?,
-            LockKind::RequirementsTxt if *selection != uv_lock::Selection::default() => {
+            LockKind::RequirementsTxt if *selection != Selection::default() => {
                 return Err(LockError::Invalid {
                     path: self.path.clone(),
                     message:

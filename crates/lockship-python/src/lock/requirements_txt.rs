@@ -151,7 +151,10 @@ pub fn parse(
         packages.push(LockedPackage {
             name: normalize_name(name),
             version: version.to_string(),
-            artifacts: Artifacts::FromIndex { hashes },
+            artifacts: Artifacts::FromIndex {
+                hashes,
+                index: None,
+            },
         });
     }
     Ok(packages)
@@ -179,7 +182,8 @@ mod tests {
         assert_eq!(
             pkgs[0].artifacts,
             Artifacts::FromIndex {
-                hashes: vec![Digest::parse(H1).unwrap(), Digest::parse(H2).unwrap()]
+                hashes: vec![Digest::parse(H1).unwrap(), Digest::parse(H2).unwrap()],
+                index: None,
             }
         );
         assert_eq!(pkgs[1].name, "rich");

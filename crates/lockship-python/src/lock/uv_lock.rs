@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use uv_pep508::{MarkerEnvironment, MarkerTree};
 
+pub use super::Selection;
 use super::{normalize_name, Artifacts, LockError, LockedPackage, LockedWheel};
 use lockship_oci::digest::Digest;
 
@@ -78,13 +79,6 @@ pub struct RequiresDist {
     pub name: String,
     pub specifier: Option<String>,
     pub marker: Option<String>,
-}
-
-/// Which optional parts of the project a target adds: extras and dependency groups.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Selection {
-    pub extras: Vec<String>,
-    pub groups: Vec<String>,
 }
 
 fn missing<'a>(

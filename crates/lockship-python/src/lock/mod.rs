@@ -91,6 +91,14 @@ pub enum LockError {
     UnknownFormat { path: PathBuf },
     #[error("{path} is out of date with pyproject.toml: {problems}")]
     Stale { path: PathBuf, problems: String },
+    #[error("{path}: lock version {found} is not supported (lockship reads {supported})")]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: String,
+        supported: String,
+    },
+    #[error("{path}: {package} is locked without hashes")]
+    Unhashed { path: PathBuf, package: String },
     #[error("{path}: package {package} comes from {source_kind}, which lockship cannot build yet")]
     UnsupportedSource {
         path: PathBuf,

@@ -16,6 +16,9 @@ use lockship_python::lock::LockError;
 use lockship_python::probe::ProbeError;
 use lockship_python::select::NoWheelError;
 
+/// Where lockship looks for index credentials, for the hint when an index refuses.
+const CREDENTIALS: &str = "lockship sends an index's credentials to its own host only, from: user info in the index URL (--index-url, PIP_INDEX_URL, UV_INDEX_URL, ${VAR} in a Pipfile source), UV_INDEX_<NAME>_USERNAME/_PASSWORD for a [[tool.uv.index]], POETRY_HTTP_BASIC_<SOURCE>_USERNAME/_PASSWORD for a [[tool.poetry.source]], and netrc (NETRC or ~/.netrc); check the ones named";
+
 pub(crate) fn output(e: &OutputError) -> Option<String> {
     match e {
         OutputError::NotALayout { .. } => Some(
@@ -105,10 +108,8 @@ pub(crate) fn index(e: &IndexError) -> Option<String> {
         IndexError::NoIndex { .. } => Some(
             "set UV_DEFAULT_INDEX (or PIP_INDEX_URL) to your simple index URL, or add --index-url to the requirements file".into(),
         ),
+        IndexError::Refused { .. } => Some(CREDENTIALS.into()),
         IndexError::Request { source, .. } => match source.status() {
-            Some(401 | 403) => Some(
-                "put credentials in the index URL (https://user:password@host/simple) or your pip/uv configuration".into(),
-            ),
             Some(404) => Some(
                 "check the index URL: it is the simple API's root (often ending in /simple), and the package must be on it".into(),
             ),
@@ -143,9 +144,7 @@ pub(crate) fn fetch(e: &FetchError) -> Option<String> {
         FetchError::HashMismatch { .. } => Some(
             "the file differs from the one locked: re-lock if the index legitimately changed, otherwise do not trust this index".into(),
         ),
-        FetchError::Download { source, .. } if matches!(source.status(), Some(401 | 403)) => Some(
-            "the file host wants credentials: put them in the index URL or your pip/uv configuration (they are sent only to the index's own host)".into(),
-        ),
+        FetchError::Refused { .. } => Some(CREDENTIALS.into()),
         _ => None,
     }
 }

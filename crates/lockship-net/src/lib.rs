@@ -147,6 +147,9 @@ pub struct Http {
     client: reqwest::Client,
     opts: NetOptions,
     credentials: Arc<RwLock<HashMap<Origin, (String, String)>>>,
+    /// Where each origin's credentials came from, or where lockship looked and found none: for
+    /// the message when a server refuses (never the secret itself).
+    credential_notes: Arc<RwLock<HashMap<Origin, String>>>,
 }
 
 impl Http {
@@ -164,6 +167,7 @@ impl Http {
             client,
             opts: opts.clone(),
             credentials: Arc::default(),
+            credential_notes: Arc::default(),
         }
     }
 
@@ -181,6 +185,54 @@ impl Http {
             }
         }
         split.url
+    }
+
+    /// Sends `user` and `password` with requests to `url`'s origin, unless that origin has
+    /// credentials already (user info in a URL wins); `from` says where they came from.
+    pub fn add_basic(&self, url: &str, user: &str, password: &str, from: &str) {
+        let Some(origin) = Origin::of(url) else {
+            return;
+        };
+        if let Ok(mut map) = self.credentials.write() {
+            if map.contains_key(&origin) {
+                return;
+            }
+            map.insert(origin.clone(), (user.to_string(), password.to_string()));
+        }
+        self.note(url, &format!("credentials from {from}"));
+    }
+
+    /// Whether requests to `url`'s origin carry credentials.
+    pub fn has_credentials(&self, url: &str) -> bool {
+        Origin::of(url).is_some_and(|origin| {
+            self.credentials
+                .read()
+                .is_ok_and(|map| map.contains_key(&origin))
+        })
+    }
+
+    /// Records, for messages, where `url`'s credentials came from or where none were found.
+    pub fn note(&self, url: &str, note: &str) {
+        if let (Some(origin), Ok(mut map)) = (Origin::of(url), self.credential_notes.write()) {
+            map.insert(origin, note.to_string());
+        }
+    }
+
+    /// What [`Http::note`] recorded for `url`'s origin: which credentials were sent, or where
+    /// lockship looked for them.
+    pub fn credential_note(&self, url: &str) -> String {
+        let origin = Origin::of(url);
+        let note = origin.as_ref().and_then(|o| {
+            self.credential_notes
+                .read()
+                .ok()
+                .and_then(|map| map.get(o).cloned())
+        });
+        match note {
+            Some(note) => note,
+            None if self.has_credentials(url) => "credentials from the URL's user info".into(),
+            None => "no credentials".into(),
+        }
     }
 
     /// `url` for a message: with `user:****@` when requests to its origin carry credentials, so

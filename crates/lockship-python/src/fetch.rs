@@ -18,6 +18,15 @@ pub enum FetchError {
         expected: Digest,
         actual: Digest,
     },
+    #[error("{url} refused the download of {package} {version} (HTTP {status}); lockship sent {credentials}")]
+    Refused {
+        package: String,
+        version: String,
+        url: Redacted,
+        status: u16,
+        /// Which credentials went, or where lockship looked for them (never a secret).
+        credentials: String,
+    },
     #[error("cannot download {package} {version}: {source}")]
     Download {
         package: String,
@@ -44,12 +53,12 @@ pub async fn fetch_one(
     }
     download::fetch_verified(http, &wheel.wheel.url, &wheel.wheel.sha256, what, store)
         .await
-        .map_err(|e| in_context(e, wheel))?;
+        .map_err(|e| in_context(e, wheel, http))?;
     Ok(true)
 }
 
 /// Adds which package a download failure concerns.
-fn in_context(err: DownloadError, w: &ChosenWheel) -> FetchError {
+fn in_context(err: DownloadError, w: &ChosenWheel, http: &Http) -> FetchError {
     match err {
         DownloadError::Mismatch {
             url,
@@ -62,6 +71,15 @@ fn in_context(err: DownloadError, w: &ChosenWheel) -> FetchError {
             expected,
             actual,
         },
+        DownloadError::Net(source) if matches!(source.status(), Some(401 | 403)) => {
+            FetchError::Refused {
+                package: w.name.clone(),
+                version: w.version.clone(),
+                url: http.shown(&w.wheel.url),
+                status: source.status().unwrap_or_default(),
+                credentials: http.credential_note(&w.wheel.url),
+            }
+        }
         DownloadError::Net(source) => FetchError::Download {
             package: w.name.clone(),
             version: w.version.clone(),

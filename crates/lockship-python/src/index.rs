@@ -1,4 +1,5 @@
-//! Finds files on a package index through the simple repository API (PEP 691 JSON), for locks
+//! Finds files on a package index through the simple repository API (PEP 691 JSON or PEP 503
+//! HTML), for locks
 //! such as requirements.txt that pin versions and hashes but name no URLs; and works out which
 //! index to use from the user's own configuration.
 
@@ -23,6 +24,14 @@ pub enum IndexError {
         package: String,
         #[source]
         source: NetError,
+    },
+    #[error("package index {index} refused to list {package} (HTTP {status}); lockship sent {credentials}")]
+    Refused {
+        index: Redacted,
+        package: String,
+        status: u16,
+        /// Which credentials went, or where lockship looked for them (never a secret).
+        credentials: String,
     },
     #[error("package index sent an unreadable answer for {url}: {message}")]
     BadResponse { url: Redacted, message: String },
@@ -117,9 +126,12 @@ fn pip_conf_index(path: &Path) -> Option<String> {
     None
 }
 
-/// A PEP 691 project page: only what lockship reads.
+/// A project page (PEP 691 JSON or PEP 503 HTML): only what lockship reads.
 #[derive(Deserialize)]
 pub struct ProjectPage {
+    /// An HTML page's `<base href>`, which its relative links resolve against.
+    #[serde(skip)]
+    base: Option<String>,
     files: Vec<FileEntry>,
 }
 
@@ -147,22 +159,37 @@ pub async fn resolve_files(
     let (final_url, body) = http
         .get_bytes(
             &url,
-            &[("Accept", "application/vnd.pypi.simple.v1+json")],
+            // JSON when the index speaks it (PEP 691), else the HTML every index serves.
+            &[(
+                "Accept",
+                "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01",
+            )],
             MAX_PAGE,
         )
         .await
-        .map_err(|source| IndexError::Request {
-            package: package.name.clone(),
-            source,
+        .map_err(|source| match source.status() {
+            Some(status @ (401 | 403)) => IndexError::Refused {
+                index: http.shown(index),
+                package: package.name.clone(),
+                status,
+                credentials: http.credential_note(&url),
+            },
+            _ => IndexError::Request {
+                package: package.name.clone(),
+                source,
+            },
         })?;
     let page = parse_project_page(&body).map_err(|message| IndexError::BadResponse {
         url: http.shown(&url),
         message,
     })?;
-    let base = ::url::Url::parse(&final_url).map_err(|e| IndexError::BadResponse {
+    let mut base = ::url::Url::parse(&final_url).map_err(|e| IndexError::BadResponse {
         url: http.shown(&url),
         message: e.to_string(),
     })?;
+    if let Some(page_base) = page.base.as_deref().and_then(|b| base.join(b).ok()) {
+        base = page_base;
+    }
     let mut has_sdist = false;
     let mut wheels = Vec::new();
     for file in page.files {
@@ -203,9 +230,28 @@ pub async fn resolve_files(
     })
 }
 
-/// Parses a PEP 691 project page (JSON), keeping the files' names, URLs, hashes and sizes.
+/// Parses a project page, PEP 691 JSON or PEP 503 HTML (told apart by their first byte, since
+/// some servers label either as the other), keeping the files' names, URLs, hashes and sizes.
 pub fn parse_project_page(body: &[u8]) -> Result<ProjectPage, String> {
-    serde_json::from_slice(body).map_err(|e| format!("not a PEP 691 JSON project page: {e}"))
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'{') {
+        return serde_json::from_slice(body)
+            .map_err(|e| format!("not a PEP 691 JSON project page: {e}"));
+    }
+    let html = crate::simple_html::parse(body)?;
+    Ok(ProjectPage {
+        base: html.base,
+        files: html
+            .files
+            .into_iter()
+            .map(|f| FileEntry {
+                filename: f.filename,
+                url: f.url,
+                hashes: f.hashes,
+                size: None,
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Nothing here knows about registries or manifests.
 
 pub mod app;
+pub mod credentials;
 pub mod fetch;
 pub mod index;
 pub mod install;
@@ -10,6 +11,7 @@ pub mod lock;
 pub mod probe;
 pub mod pyproject;
 pub mod select;
+pub mod simple_html;
 pub mod target;
 pub mod uv;
 pub mod wheel;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use lockship_engine::error::Error;
 use lockship_oci::registry::RegistryAccess;
+use lockship_python::credentials::{IndexCredentials, UserPass};
 use lockship_python::index::IndexSources;
 
 fn var(name: &str) -> Option<OsString> {
@@ -93,4 +94,40 @@ pub fn source_date_epoch() -> Result<u64, Error> {
             ))
         }),
     }
+}
+
+/// Index credentials where uv's and poetry's users keep them: UV_INDEX_<NAME>_USERNAME/_PASSWORD,
+/// POETRY_HTTP_BASIC_<SOURCE>_USERNAME/_PASSWORD, and the netrc file (NETRC, else ~/.netrc).
+pub fn index_credentials() -> IndexCredentials {
+    let mut creds = IndexCredentials::default();
+    for (name, value) in std::env::vars() {
+        for (prefix, map) in [
+            ("UV_INDEX_", &mut creds.uv),
+            ("POETRY_HTTP_BASIC_", &mut creds.poetry),
+        ] {
+            let Some(rest) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            if let Some(index) = rest.strip_suffix("_USERNAME") {
+                map.entry(index.to_string())
+                    .or_insert_with(UserPass::default)
+                    .username = Some(value.clone());
+            } else if let Some(index) = rest.strip_suffix("_PASSWORD") {
+                map.entry(index.to_string())
+                    .or_insert_with(UserPass::default)
+                    .password = Some(value.clone());
+            }
+        }
+    }
+    creds.netrc = var("NETRC")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".netrc")))
+        .filter(|p| p.is_file());
+    creds
+}
+
+/// The environment, for `${VAR}` in Pipfile source URLs (how pipenv users pass index tokens).
+/// Held in memory only; what it expands to is never shown or recorded.
+pub fn url_vars() -> std::collections::BTreeMap<String, String> {
+    std::env::vars().collect()
 }

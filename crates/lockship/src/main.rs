@@ -193,6 +193,8 @@ fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
         registry: host_env::registry_access(),
         uv: host_env::uv(),
         index_sources: host_env::index_sources(),
+        index_credentials: host_env::index_credentials(),
+        url_vars: host_env::url_vars(),
     })
 }
 

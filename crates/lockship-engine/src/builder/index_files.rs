@@ -41,6 +41,31 @@ pub(super) async fn resolve_index_files(
         .as_ref()
         .ok()
         .map(|url| http.add_credentials(url));
+    // Every host the build will ask gets its credentials: user info first, then the user's
+    // uv/poetry variables and netrc.
+    let own_indexes: Vec<String> = packages
+        .iter()
+        .filter_map(|p| match &p.artifacts {
+            Artifacts::FromIndex {
+                index: Some(own), ..
+            } => Some(http.add_credentials(own)),
+            _ => None,
+        })
+        .collect();
+    let file_urls = packages.iter().flat_map(|p| match &p.artifacts {
+        Artifacts::Listed { wheels, .. } => wheels.iter().map(|w| w.url.as_str()).collect(),
+        Artifacts::FromIndex { .. } => Vec::new(),
+    });
+    super::credentials::register(
+        project,
+        default_index
+            .iter()
+            .map(String::as_str)
+            .chain(own_indexes.iter().map(String::as_str))
+            .chain(file_urls),
+        &opts.index_credentials,
+        http,
+    );
     let needs_default = packages
         .iter()
         .any(|p| matches!(p.artifacts, Artifacts::FromIndex { index: None, .. }));

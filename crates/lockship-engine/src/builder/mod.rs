@@ -18,6 +18,7 @@ use lockship_oci::blob_store::BlobStore;
 use lockship_oci::image::Image;
 use lockship_oci::platform::Platform;
 use lockship_oci::registry::{Registry, RegistryAccess};
+use lockship_python::credentials::IndexCredentials;
 use lockship_python::index::IndexSources;
 use lockship_python::lock::LockFile;
 
@@ -26,6 +27,7 @@ mod assemble;
 mod base;
 mod cache;
 mod config;
+mod credentials;
 mod index_files;
 mod layers;
 mod pipeline;
@@ -79,6 +81,10 @@ pub struct BuildOptions {
     pub uv: std::ffi::OsString,
     /// Where the user configured a package index (environment, uv.toml, pip.conf).
     pub index_sources: IndexSources,
+    /// Index credentials from uv's and poetry's variables and netrc.
+    pub index_credentials: IndexCredentials,
+    /// Variables for `${VAR}` in a Pipfile's source URLs (the environment, in memory only).
+    pub url_vars: std::collections::BTreeMap<String, String>,
 }
 
 /// When the smoke commands run.

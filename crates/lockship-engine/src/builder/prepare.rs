@@ -134,6 +134,7 @@ pub(super) async fn prepare(
             .collect()
     };
     let packages = resolve_index_files(&lock, &project, packages, http, opts).await?;
+    let target_packages = resolve_index_files(&lock, &project, target_packages, http, opts).await?;
     let tags = target.tags()?;
     let chosen = select::choose(&packages, &tags, &target.describe())?;
     let target_chosen = select::choose(&target_packages, &tags, &target.describe())?;

@@ -94,6 +94,8 @@ fn options(project_dir: &Path, cache_dir: &Path, out: &Path) -> BuildOptions {
         registry: RegistryAccess::default(),
         uv: "uv".into(),
         index_sources: IndexSources::default(),
+        index_credentials: Default::default(),
+        url_vars: Default::default(),
     }
 }
 

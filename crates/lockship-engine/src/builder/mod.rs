@@ -214,6 +214,8 @@ async fn build_from(
         return Ok(BuildReport {
             digest: String::new(),
             base: prepared.base.pinned.clone(),
+            lock: prepared.lock_shown(),
+            lock_format: prepared.lock.kind.name().into(),
             base_changes: prepared.base.changes.clone(),
             target: prepared.target,
             layers: Vec::new(),
@@ -270,6 +272,8 @@ fn report(
     BuildReport {
         digest: image.manifest_digest.to_string(),
         base: base.pinned.clone(),
+        lock: prepared.lock_shown(),
+        lock_format: prepared.lock.kind.name().into(),
         base_changes: base.changes.clone(),
         target: prepared.target,
         layers,

@@ -44,6 +44,18 @@ pub(super) struct Prepared {
     pub app_wheel: Option<AppWheel>,
 }
 
+impl Prepared {
+    /// The lock file as the user knows it: relative to the project.
+    pub fn lock_shown(&self) -> String {
+        self.lock
+            .path
+            .strip_prefix(&self.project.dir)
+            .unwrap_or(&self.lock.path)
+            .display()
+            .to_string()
+    }
+}
+
 /// Resolves the base from `source` and plans the image of `project` built from `lock`.
 pub(super) async fn prepare(
     session: &Session<'_>,
@@ -59,6 +71,14 @@ pub(super) async fn prepare(
         reporter,
         ..
     } = *session;
+    reporter.step(&format!(
+        "reading {} ({})",
+        lock.path
+            .strip_prefix(&project.dir)
+            .unwrap_or(&lock.path)
+            .display(),
+        lock.kind.name()
+    ));
     let mut push_refs = Vec::new();
     for out in &opts.outputs {
         if let Output::Registry(r) = out {

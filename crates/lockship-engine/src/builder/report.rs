@@ -25,6 +25,9 @@ pub struct BuildReport {
     /// Manifest digest (empty for a dry run).
     pub digest: String,
     pub base: String,
+    /// The lock file read, relative to the project, and its format.
+    pub lock: String,
+    pub lock_format: String,
     /// How the Debian base lock changed in this build (`+ pkg ver`, `- pkg ver`, `pkg a → b`).
     pub base_changes: Vec<String>,
     pub target: PythonTarget,

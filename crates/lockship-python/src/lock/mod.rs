@@ -63,6 +63,16 @@ pub enum LockKind {
     RequirementsTxt,
 }
 
+impl LockKind {
+    /// The format's name, for messages and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockKind::UvLock => "uv.lock",
+            LockKind::RequirementsTxt => "requirements.txt",
+        }
+    }
+}
+
 /// A lock file read from disk.
 #[derive(Clone, Debug)]
 pub struct LockFile {

@@ -41,6 +41,24 @@ ensure_tools() {
         log "installing uv"
         python3 -m pip install -q uv
     fi
+    ensure_py_tool pypiserver "pypiserver==2.4.2 passlib==1.7.4"
+}
+
+# Installs a Python tool at a pinned version into its own venv under the test cache (once) and
+# exports LOCKSHIP_TEST_TOOLS, the directory holding one venv per tool.
+ensure_py_tool() {
+    local name="$1" spec="$2"
+    export LOCKSHIP_TEST_TOOLS="$LOCKSHIP_TEST_CACHE/tools"
+    local venv="$LOCKSHIP_TEST_TOOLS/$name" stamp="$LOCKSHIP_TEST_TOOLS/$name/.lockship-spec"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$spec" ]; then
+        return 0
+    fi
+    log "installing $spec"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install -q $spec
+    echo "$spec" > "$stamp"
 }
 
 _free_port() {

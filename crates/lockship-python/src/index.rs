@@ -53,9 +53,9 @@ pub struct IndexSources {
     pub pip_confs: Vec<PathBuf>,
 }
 
-/// The index to query for a lock that carries no URLs: the lock's own `--index-url`, else the
-/// user's uv or pip configuration (environment first, then config files), else the project's
-/// `[[tool.uv.index]]` marked default.
+/// The index to query for a lock that carries no URLs, in uv's order of precedence: the lock's
+/// own `--index-url`, the environment, the project's `[[tool.uv.index]]` (the one marked default,
+/// or the only one), then the user's config files (uv.toml, then pip's).
 pub fn configured_index(
     lock_path: &Path,
     from_lock: Option<&str>,
@@ -70,6 +70,18 @@ pub fn configured_index(
             return Ok(url.to_string());
         }
     }
+    if let Some(url) = pyproject
+        .and_then(|p| p.get("tool")?.get("uv")?.get("index")?.as_array().cloned())
+        .and_then(|indexes| {
+            indexes.iter().find_map(|i| {
+                (i.get("default").and_then(|d| d.as_bool()).unwrap_or(false) || indexes.len() == 1)
+                    .then(|| i.get("url")?.as_str().map(String::from))
+                    .flatten()
+            })
+        })
+    {
+        return Ok(url);
+    }
     if let Some(url) = sources.uv_toml.as_deref().and_then(uv_toml_index) {
         return Ok(url);
     }
@@ -77,18 +89,6 @@ pub fn configured_index(
         if let Some(url) = pip_conf_index(conf) {
             return Ok(url);
         }
-    }
-    if let Some(url) = pyproject
-        .and_then(|p| p.get("tool")?.get("uv")?.get("index")?.as_array().cloned())
-        .and_then(|indexes| {
-            indexes.iter().find_map(|i| {
-                (i.get("default")?.as_bool()? || indexes.len() == 1)
-                    .then(|| i.get("url")?.as_str().map(String::from))
-                    .flatten()
-            })
-        })
-    {
-        return Ok(url);
     }
     Err(IndexError::NoIndex {
         lock: lock_path.to_path_buf(),

@@ -7,11 +7,10 @@
 
 mod support;
 
-use std::io::Read;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use base64::Engine;
+use support::secret_scan::SecretScan;
 use support::servers::StaticServer;
 use support::wheels::WheelBuilder;
 use support::*;
@@ -23,79 +22,13 @@ const INDEX_PASSWORD: &str = "idx-SECRET-9a2e";
 const GIT_TOKEN: &str = "glcbt-SECRET-3f8b";
 
 /// Every form a secret could take on disk or on screen.
-fn needles() -> Vec<(String, Vec<u8>)> {
-    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
-    vec![
-        ("registry password".into(), REGISTRY_PASSWORD.into()),
-        ("index password".into(), INDEX_PASSWORD.into()),
-        ("git token".into(), GIT_TOKEN.into()),
-        (
-            "registry basic auth".into(),
-            b64(format!("{REGISTRY_USER}:{REGISTRY_PASSWORD}")).into(),
-        ),
-        (
-            "index basic auth".into(),
-            b64(format!("{INDEX_USER}:{INDEX_PASSWORD}")).into(),
-        ),
-    ]
-}
-
-/// Where each secret was found in `bytes`, and in what it holds: a gzip stream (a layer) is
-/// inflated, a tarball's entries (a docker tarball's blobs) are opened. `nested` is true inside
-/// such a container, where the files are the image's own (a base's compressed docs need no
-/// opening: what lockship wrote is the layer around them).
-fn hits(bytes: &[u8], where_: &str, found: &mut Vec<String>) {
-    scan(bytes, where_, found, false)
-}
-
-fn scan(bytes: &[u8], where_: &str, found: &mut Vec<String>, nested: bool) {
-    for (name, needle) in needles() {
-        if memchr::memmem::find(bytes, &needle).is_some() {
-            found.push(format!("{name} in {where_}"));
-        }
-    }
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut inflated = Vec::new();
-        if flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut inflated)
-            .is_ok()
-        {
-            scan(&inflated, &format!("{where_} (inflated)"), found, true);
-        }
-    }
-    // A tar (a docker tarball) may hold gzip blobs: look inside each entry too.
-    if !nested && bytes.len() > 262 && &bytes[257..262] == b"ustar" {
-        let mut archive = tar::Archive::new(bytes);
-        if let Ok(entries) = archive.entries() {
-            for mut entry in entries.flatten() {
-                let name = entry
-                    .path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                let mut data = Vec::new();
-                if entry.read_to_end(&mut data).is_ok() && data.starts_with(&[0x1f, 0x8b]) {
-                    scan(&data, &format!("{where_}:{name}"), found, true);
-                }
-            }
-        }
-    }
-}
-
-fn scan_dir(dir: &Path, found: &mut Vec<String>) -> usize {
-    let files = files_under(dir);
-    for file in &files {
-        hits(
-            &std::fs::read(file).unwrap(),
-            &file.display().to_string(),
-            found,
-        );
-    }
-    files.len()
-}
-
-fn scan_output(out: &Output, what: &str, found: &mut Vec<String>) {
-    hits(&out.stdout, &format!("stdout of {what}"), found);
-    hits(&out.stderr, &format!("stderr of {what}"), found);
+fn secret_scan() -> SecretScan {
+    SecretScan::default()
+        .secret("registry password", REGISTRY_PASSWORD)
+        .secret("index password", INDEX_PASSWORD)
+        .secret("git token", GIT_TOKEN)
+        .basic_auth("registry basic auth", REGISTRY_USER, REGISTRY_PASSWORD)
+        .basic_auth("index basic auth", INDEX_USER, INDEX_PASSWORD)
 }
 
 #[test]
@@ -161,7 +94,7 @@ fn no_secret_reaches_an_image_a_cache_file_an_output_or_a_message() {
             .output()
             .unwrap()
     };
-    let mut found = Vec::new();
+    let mut scan = secret_scan();
     let target = format!("{}/team/app:1", registry.addr);
     let oci = outputs.path().join("app.oci");
     let tar = outputs.path().join("app.tar");
@@ -181,7 +114,7 @@ fn no_secret_reaches_an_image_a_cache_file_an_output_or_a_message() {
         "{}",
         String::from_utf8_lossy(&pushed.stderr)
     );
-    scan_output(&pushed, "the build", &mut found);
+    scan.output(&pushed, "the build");
     let report = json(&String::from_utf8_lossy(&pushed.stdout));
     for (args, what) in [
         (vec!["--dry-run"], "a dry run"),
@@ -189,7 +122,7 @@ fn no_secret_reaches_an_image_a_cache_file_an_output_or_a_message() {
     ] {
         let out = run(&args);
         assert!(out.status.success());
-        scan_output(&out, what, &mut found);
+        scan.output(&out, what);
     }
     // A failure that prints the index URL: the package page is gone.
     index.put("/simple/tiny/", "text/plain", "gone");
@@ -205,7 +138,7 @@ fn no_secret_reaches_an_image_a_cache_file_an_output_or_a_message() {
     assert_eq!(failed.status.code(), Some(1));
     let err = String::from_utf8_lossy(&failed.stderr);
     assert!(err.contains("reader:****@"), "{err}");
-    scan_output(&failed, "a failed build", &mut found);
+    scan.output(&failed, "a failed build");
 
     // The source label names the repository, without the token.
     let config = std::fs::read(
@@ -233,11 +166,15 @@ fn no_secret_reaches_an_image_a_cache_file_an_output_or_a_message() {
         "https://git.example/team/app.git"
     );
 
-    let scanned = scan_dir(cache.path(), &mut found)
-        + scan_dir(cold.path(), &mut found)
-        + scan_dir(outputs.path(), &mut found)
-        + scan_dir(&registry.dir, &mut found);
+    let scanned = scan.dir(cache.path())
+        + scan.dir(cold.path())
+        + scan.dir(outputs.path())
+        + scan.dir(&registry.dir);
     // Cache blobs, layer and index entries, both outputs, the registry's blobs and links.
     assert!(scanned > 40, "only {scanned} files scanned");
-    assert!(found.is_empty(), "secrets found:\n{}", found.join("\n"));
+    assert!(
+        scan.found.is_empty(),
+        "secrets found:\n{}",
+        scan.found.join("\n")
+    );
 }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod pypiserver;
+pub mod secret_scan;
 pub mod servers;
 pub mod wheels;
 
@@ -69,7 +71,7 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
-fn test_cache() -> PathBuf {
+pub fn test_cache() -> PathBuf {
     std::env::var_os("LOCKSHIP_TEST_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

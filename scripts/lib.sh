@@ -42,6 +42,8 @@ ensure_tools() {
         python3 -m pip install -q uv
     fi
     ensure_py_tool pypiserver "pypiserver==2.4.2 passlib==1.7.4"
+    ensure_py_tool poetry "poetry==2.5.1"
+    ensure_py_tool pipenv "pipenv==2026.10.3"
 }
 
 # Installs a Python tool at a pinned version into its own venv under the test cache (once) and

@@ -1,0 +1,151 @@
+//! Every lock format, made at test time by its real tool from one project that pins exact
+//! versions: uv (uv.lock), poetry (poetry.lock), pipenv (Pipfile.lock) and `uv export --format
+//! pylock.toml`. Each is read natively (no export step) and, built in a fresh cache, gives the
+//! very same layers: the lock decides what is installed, never how.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::*;
+
+fn tools() -> PathBuf {
+    PathBuf::from(std::env::var("LOCKSHIP_TEST_TOOLS").expect("set by scripts/test"))
+}
+
+/// The package index the tools lock against: the one scripts/test configured.
+fn index_url() -> String {
+    std::env::var("UV_DEFAULT_INDEX").expect("set by scripts/test")
+}
+
+fn run_in(dir: &Path, cmd: &mut Command) {
+    let out = cmd.current_dir(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The fixture with only the lock `tool` wrote (and the files that tool reads).
+fn locked_by(tool: &str) -> Project {
+    let project = fixture("four-locks", false);
+    let dir = &project.dir;
+    if tool != "pipenv" {
+        std::fs::remove_file(dir.join("Pipfile")).unwrap();
+    }
+    let uv_lock = || {
+        run_in(
+            dir,
+            Command::new("uv").args([
+                "lock",
+                "--quiet",
+                "--exclude-newer",
+                "2025-06-01",
+                "--python",
+                "3.11",
+            ]),
+        )
+    };
+    match tool {
+        "uv" => uv_lock(),
+        "pylock" => {
+            uv_lock();
+            run_in(
+                dir,
+                Command::new("uv").args([
+                    "export",
+                    "--quiet",
+                    "--format",
+                    "pylock.toml",
+                    "--output-file",
+                    "pylock.toml",
+                ]),
+            );
+            std::fs::remove_file(dir.join("uv.lock")).unwrap();
+        }
+        "poetry" => {
+            // Poetry reaches the index only through a declared source (TESTING.md).
+            let pyproject = std::fs::read_to_string(dir.join("pyproject.toml")).unwrap();
+            std::fs::write(
+                dir.join("pyproject.toml"),
+                format!(
+                    "{pyproject}\n[[tool.poetry.source]]\nname = \"idx\"\nurl = \"{}\"\npriority = \"primary\"\n",
+                    index_url()
+                ),
+            )
+            .unwrap();
+            run_in(
+                dir,
+                Command::new(tools().join("poetry/bin/poetry"))
+                    .args(["lock", "--no-interaction"])
+                    .env("POETRY_CACHE_DIR", project.tmp.path().join("poetry-cache")),
+            );
+        }
+        "pipenv" => run_in(
+            dir,
+            Command::new(tools().join("pipenv/bin/pipenv"))
+                .arg("lock")
+                .env("PIP_INDEX_URL", index_url())
+                .env("PIPENV_VENV_IN_PROJECT", "1")
+                .env("PIPENV_NOSPIN", "1")
+                .env("PIPENV_CACHE_DIR", project.tmp.path().join("pipenv-cache")),
+        ),
+        _ => unreachable!(),
+    }
+    project
+}
+
+#[test]
+fn four_tools_locking_the_same_versions_give_the_same_layers() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let mut layers: Vec<(&str, Vec<String>)> = Vec::new();
+    for (tool, lock) in [
+        ("uv", "uv.lock"),
+        ("poetry", "poetry.lock"),
+        ("pipenv", "Pipfile.lock"),
+        ("pylock", "pylock.toml"),
+    ] {
+        let project = locked_by(tool);
+        assert!(project.path(lock).is_file(), "{tool} wrote {lock}");
+        let cache = project.tmp.path().join("cache");
+        let out = project.tmp.path().join("image.oci");
+        let report = json(&run_ok(
+            lockship(&cache)
+                .env("PIP_INDEX_URL", index_url())
+                .arg("build")
+                .arg(&project.dir)
+                .args(["--base", &env.base, "--format", "json", "--output"])
+                .arg(format!("oci:{}", out.display())),
+        ));
+        assert_eq!(report["lock"], lock, "{tool}");
+        assert_eq!(report["lock_format"], lock, "{tool}");
+        layers.push((tool, layer_digests(&report)));
+        if tool == "pipenv" {
+            let tar = project.tmp.path().join("image.tar");
+            run_ok(
+                lockship(&cache)
+                    .env("PIP_INDEX_URL", index_url())
+                    .arg("build")
+                    .arg(&project.dir)
+                    .args(["--base", &env.base, "--tag", "four-locks:pipenv", "--output"])
+                    .arg(format!("docker:{}", tar.display())),
+            );
+            docker_load(&tar);
+            assert_eq!(
+                docker_run("four-locks:pipenv", None, &[]).trim(),
+                "1.16.0 3.7 2024.02.02"
+            );
+        }
+    }
+    for (tool, digests) in &layers[1..] {
+        assert_eq!(
+            digests, &layers[0].1,
+            "{tool}'s lock gives other layers than uv's"
+        );
+    }
+}

@@ -1,5 +1,5 @@
 //! `lockship lock`: re-resolves the project's lock with the project's own tool (uv for uv.lock,
-//! `uv pip compile` for requirements.txt), for the Python of the image's base, and reports what
+//! `uv pip compile` for requirements.txt and pylock.toml), for the Python of the image's base, and reports what
 //! changed. `--check` is the CI guard: it fails, naming what differs, when the lock is stale.
 
 use std::collections::BTreeMap;
@@ -231,6 +231,23 @@ pub async fn run(
             .arg("-o")
             .arg(&path);
             "uv pip compile"
+        }
+        LockKind::PyLock => {
+            cmd.args([
+                "pip",
+                "compile",
+                "--quiet",
+                "--format",
+                "pylock.toml",
+                "--python-version",
+                &python,
+                "--python-platform",
+            ])
+            .arg(uv_platform(&target))
+            .arg(project.dir.join("pyproject.toml"))
+            .arg("-o")
+            .arg(&path);
+            "uv pip compile --format pylock.toml"
         }
     };
     if lock_opts.upgrade {

@@ -132,7 +132,13 @@ fn four_tools_locking_the_same_versions_give_the_same_layers() {
                     .env("PIP_INDEX_URL", index_url())
                     .arg("build")
                     .arg(&project.dir)
-                    .args(["--base", &env.base, "--tag", "four-locks:pipenv", "--output"])
+                    .args([
+                        "--base",
+                        &env.base,
+                        "--tag",
+                        "four-locks:pipenv",
+                        "--output",
+                    ])
                     .arg(format!("docker:{}", tar.display())),
             );
             docker_load(&tar);

@@ -61,15 +61,34 @@ pub struct Selection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockKind {
     UvLock,
+    PyLock,
     RequirementsTxt,
 }
+
+/// The lock files looked for when none is configured, in this order.
+pub const LOOKED_FOR: [&str; 3] = ["uv.lock", "pylock.toml", "requirements.txt"];
 
 impl LockKind {
     /// The format's name, for messages and reports.
     pub fn name(self) -> &'static str {
         match self {
             LockKind::UvLock => "uv.lock",
+            LockKind::PyLock => "pylock.toml",
             LockKind::RequirementsTxt => "requirements.txt",
+        }
+    }
+
+    /// The format a lock file's name says it is in (`pylock.NAME.toml` is PEP 751's too).
+    pub fn of_file_name(name: &str) -> Option<LockKind> {
+        if name == "uv.lock" || (name.starts_with("uv") && name.ends_with(".lock")) {
+            Some(LockKind::UvLock)
+        } else if name == "pylock.toml" || (name.starts_with("pylock.") && name.ends_with(".toml"))
+        {
+            Some(LockKind::PyLock)
+        } else if name.ends_with(".txt") || name.ends_with(".in") {
+            Some(LockKind::RequirementsTxt)
+        } else {
+            None
         }
     }
 }
@@ -86,7 +105,7 @@ pub struct LockFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("no lock file in {dir} (looked for uv.lock and requirements.txt)")]
+    #[error("no lock file in {dir} (looked for {})", LOOKED_FOR.join(", "))]
     Missing { dir: PathBuf },
     #[error("cannot read lock file {path}: {source}")]
     Unreadable {
@@ -97,7 +116,7 @@ pub enum LockError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error(
-        "{path}: unsupported lock format (lockship reads uv.lock and requirements.txt with --hash)"
+        "{path}: unsupported lock format (lockship reads {} and requirements.txt with --hash)", LOOKED_FOR[..LOOKED_FOR.len() - 1].join(", ")
     )]
     UnknownFormat { path: PathBuf },
     #[error("{path} is out of date with pyproject.toml: {problems}")]
@@ -119,12 +138,12 @@ pub enum LockError {
 }
 
 impl LockFile {
-    /// Finds and reads the lock: `configured` (relative to `dir`) if given, else uv.lock, else
-    /// requirements.txt in `dir`.
+    /// Finds and reads the lock: `configured` (relative to `dir`) if given, else the first of
+    /// [`LOOKED_FOR`] in `dir`.
     pub fn find(dir: &Path, configured: Option<&Path>) -> Result<LockFile, LockError> {
         let path = match configured {
             Some(p) => dir.join(p),
-            None => ["uv.lock", "requirements.txt"]
+            None => LOOKED_FOR
                 .iter()
                 .map(|n| dir.join(n))
                 .find(|p| p.is_file())
@@ -137,11 +156,7 @@ impl LockFile {
             source: e,
         })?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let kind = if name.ends_with(".lock") && name.starts_with("uv") {
-            LockKind::UvLock
-        } else if name.ends_with(".txt") || name.ends_with(".in") {
-            LockKind::RequirementsTxt
-        } else {
+        let Some(kind) = LockKind::of_file_name(name) else {
             return Err(LockError::UnknownFormat { path });
         };
         let text = String::from_utf8(bytes.clone()).map_err(|_| LockError::Invalid {
@@ -166,6 +181,7 @@ impl LockFile {
         let mut packages = match self.kind {
             LockKind::UvLock => uv_lock::UvLock::parse(&self.path, &self.text)?
                 .packages_for(&self.path, env, root, selection)?,
+            LockKind::PyLock => pylock::parse(&self.path, &self.text, env, selection)?,
             LockKind::RequirementsTxt if *selection != Selection::default() => {
                 return Err(LockError::Invalid {
                     path: self.path.clone(),

@@ -1,7 +1,7 @@
 //! Reads uv.lock (format version 1) and walks its dependency graph from the project root,
 //! following only the edges whose markers hold on the target, as `uv sync` would.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -173,28 +173,19 @@ impl UvLock {
             .map(|m| m.requires_dist.clone())
     }
 
-    /// Index of the package a dependency edge points at.
-    fn find(&self, dep: &Dependency) -> Option<usize> {
-        let name = normalize_name(&dep.name);
-        let mut candidates = self
-            .packages
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| normalize_name(&p.name) == name);
-        let first = candidates.next()?;
-        let rest: Vec<_> = candidates.collect();
-        if rest.is_empty() {
-            return Some(first.0);
+    /// Index of the package a dependency edge points at, among `by_name`'s candidates.
+    fn find(&self, by_name: &HashMap<String, Vec<usize>>, dep: &Dependency) -> Option<usize> {
+        let candidates = by_name.get(&normalize_name(&dep.name))?;
+        if let [only] = candidates.as_slice() {
+            return Some(*only);
         }
-        std::iter::once(first)
-            .chain(rest)
-            .find(|(_, p)| {
-                dep.version
-                    .as_ref()
-                    .is_none_or(|v| p.version.as_ref() == Some(v))
-                    && dep.source.as_ref().is_none_or(|s| *s == p.source)
-            })
-            .map(|(i, _)| i)
+        candidates.iter().copied().find(|&i| {
+            let p = &self.packages[i];
+            dep.version
+                .as_ref()
+                .is_none_or(|v| p.version.as_ref() == Some(v))
+                && dep.source.as_ref().is_none_or(|s| *s == p.source)
+        })
     }
 
     /// Walks from the root project along edges whose markers hold for `env`.
@@ -256,6 +247,12 @@ impl UvLock {
                 queue.push_back((r, format!("group:{group}")));
             }
         }
+        // Packages by normalized name, once: edges are looked up by name (a lock may hold
+        // several versions of one name, told apart by version and source).
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, p) in self.packages.iter().enumerate() {
+            by_name.entry(normalize_name(&p.name)).or_default().push(i);
+        }
         let mut needed: BTreeSet<usize> = BTreeSet::new();
         while let Some((i, extra)) = queue.pop_front() {
             if !seen.insert((i, extra.clone())) {
@@ -284,7 +281,7 @@ impl UvLock {
                 if !holds(&dep.marker)? {
                     continue;
                 }
-                let target = self.find(dep).ok_or_else(|| LockError::Invalid {
+                let target = self.find(&by_name, dep).ok_or_else(|| LockError::Invalid {
                     path: path.to_path_buf(),
                     message: format!(
                         "{} depends on {}, which the lock does not contain",

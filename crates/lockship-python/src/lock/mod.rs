@@ -7,8 +7,9 @@ pub mod requirements_txt;
 pub mod uv_lock;
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-use uv_pep508::MarkerEnvironment;
+use uv_pep508::{MarkerEnvironment, MarkerTree};
 
 use lockship_oci::digest::Digest;
 
@@ -197,6 +198,38 @@ impl LockFile {
     }
 }
 
+/// Markers nested deeper than this are refused: uv-pep508 parses parentheses by recursion, and
+/// a few thousand levels overflow the stack (hostile input; real markers nest two or three).
+const MAX_MARKER_NESTING: usize = 64;
+
+/// The marker `text` of `whose`, parsed.
+pub(crate) fn marker_tree(path: &Path, text: &str, whose: &str) -> Result<MarkerTree, LockError> {
+    parse_marker(text).map_err(|problem| LockError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("{whose}: bad marker `{text}`: {problem}"),
+    })
+}
+
+/// Parses a marker, refusing one nested past [`MAX_MARKER_NESTING`] before the parser sees it.
+pub(crate) fn parse_marker(text: &str) -> Result<MarkerTree, String> {
+    let mut depth = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'(' => {
+                depth += 1;
+                if depth > MAX_MARKER_NESTING {
+                    return Err(format!(
+                        "nested more than {MAX_MARKER_NESTING} parentheses deep"
+                    ));
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    MarkerTree::from_str(text).map_err(|e| e.to_string())
+}
+
 /// PEP 503 name normalization: lowercase, runs of `-`, `_`, `.` become one `-`.
 pub fn normalize_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -217,6 +250,20 @@ pub fn normalize_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn markers_nested_past_the_limit_are_refused_before_parsing() {
+        let deep = format!(
+            "{}python_version >= '3'{}",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        assert_eq!(
+            super::parse_marker(&deep).unwrap_err(),
+            "nested more than 64 parentheses deep"
+        );
+        assert!(super::parse_marker("(python_version >= '3')").is_ok());
+    }
+
     #[test]
     fn normalizes_names() {
         assert_eq!(super::normalize_name("Foo__Bar.baz"), "foo-bar-baz");

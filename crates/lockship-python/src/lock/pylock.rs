@@ -10,9 +10,11 @@ use std::str::FromStr;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use uv_pep440::{Version, VersionSpecifiers};
-use uv_pep508::{MarkerEnvironment, MarkerTree};
+use uv_pep508::MarkerEnvironment;
 
-use super::{normalize_name, Artifacts, LockError, LockedPackage, LockedWheel, Selection};
+use super::{
+    marker_tree, normalize_name, Artifacts, LockError, LockedPackage, LockedWheel, Selection,
+};
 use lockship_oci::digest::Digest;
 
 /// The one lock-version this reader knows. PEP 751 lets an installer accept a newer minor
@@ -220,34 +222,6 @@ pub fn parse(
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(packages)
-}
-
-/// Markers nested deeper than this are refused: uv-pep508 parses parentheses by recursion, and
-/// a few thousand levels overflow the stack (hostile input; real markers nest two or three).
-const MAX_MARKER_NESTING: usize = 64;
-
-/// The marker `text` of `whose`, parsed.
-fn marker_tree(path: &Path, text: &str, whose: &str) -> Result<MarkerTree, LockError> {
-    let invalid = |problem: String| LockError::Invalid {
-        path: path.to_path_buf(),
-        message: format!("{whose}: bad marker `{text}`: {problem}"),
-    };
-    let mut depth = 0usize;
-    for b in text.bytes() {
-        match b {
-            b'(' => {
-                depth += 1;
-                if depth > MAX_MARKER_NESTING {
-                    return Err(invalid(format!(
-                        "nested more than {MAX_MARKER_NESTING} parentheses deep"
-                    )));
-                }
-            }
-            b')' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    MarkerTree::from_str(text).map_err(|e| invalid(e.to_string()))
 }
 
 fn check_version(path: &Path, found: &toml::Value) -> Result<(), LockError> {

@@ -2,9 +2,8 @@
 //! every requirement pinned with `==` and followed by `--hash=sha256:…` options.
 
 use std::path::Path;
-use std::str::FromStr;
 
-use uv_pep508::{MarkerEnvironment, MarkerTree};
+use uv_pep508::MarkerEnvironment;
 
 use super::{normalize_name, Artifacts, LockError, LockedPackage};
 use lockship_oci::digest::Digest;
@@ -122,7 +121,7 @@ pub fn parse(
             None => (requirement.trim(), None),
         };
         if let Some(marker) = marker {
-            let tree = MarkerTree::from_str(marker)
+            let tree = super::parse_marker(marker)
                 .map_err(|e| invalid(format!("bad marker `{marker}`: {e}")))?;
             if !tree.evaluate(env, &[]) {
                 continue;

@@ -3,10 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
-use std::str::FromStr;
 
 use serde::Deserialize;
-use uv_pep508::{MarkerEnvironment, MarkerTree};
+use uv_pep508::MarkerEnvironment;
 
 pub use super::Selection;
 use super::{normalize_name, Artifacts, LockError, LockedPackage, LockedWheel};
@@ -208,7 +207,7 @@ impl UvLock {
         let holds = |marker: &Option<String>| -> Result<bool, LockError> {
             match marker {
                 None => Ok(true),
-                Some(m) => MarkerTree::from_str(m)
+                Some(m) => super::parse_marker(m)
                     .map(|t| t.evaluate(env, &[]))
                     .map_err(|e| LockError::Invalid {
                         path: path.to_path_buf(),

@@ -2,6 +2,7 @@
 //! their hashes) a target needs. Markers are evaluated for the target, never the host.
 
 pub mod freshness;
+pub mod pipfile_lock;
 pub mod pylock;
 pub mod requirements_txt;
 pub mod uv_lock;

@@ -93,11 +93,17 @@ pub(crate) fn registry(e: &RegistryError) -> Option<String> {
 pub(crate) fn lock(e: &LockError) -> Option<String> {
     match e {
         LockError::Missing { .. } => Some(
-            "create one with `uv lock`, or `uv pip compile pyproject.toml --generate-hashes -o requirements.txt`".into(),
+            "create one with `lockship lock` (uv.lock), `uv lock`, `pipenv lock`, or `uv pip compile pyproject.toml --generate-hashes -o requirements.txt`".into(),
         ),
         LockError::Stale { path, .. } | LockError::Invalid { path, .. } => Some(relock_hint(path)),
-        LockError::UnknownFormat { .. } => {
-            Some("set `lock` in [tool.lockship] to a uv.lock or requirements.txt".into())
+        LockError::UnknownFormat { .. } => Some(
+            "set `lock` in [tool.lockship] to a uv.lock, pylock.toml, Pipfile.lock or requirements.txt".into(),
+        ),
+        LockError::Unhashed { .. } => Some(
+            "lock it with hashes (uv, poetry and pipenv write them; `pip-compile --generate-hashes`)".into(),
+        ),
+        LockError::UnsupportedVersion { .. } => {
+            Some("re-lock with a supported version of the tool".into())
         }
         _ => None,
     }
@@ -178,8 +184,13 @@ pub(crate) fn debian(e: &DebianError) -> Option<String> {
 }
 
 fn relock_hint(path: &Path) -> String {
-    if path.file_name().is_some_and(|n| n == "uv.lock") {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name == "uv.lock" {
         "run `uv lock` to update it".into()
+    } else if name == "Pipfile.lock" {
+        "run `pipenv lock` to update it".into()
+    } else if name.starts_with("pylock.") {
+        "run `lockship lock` to update it".into()
     } else {
         "regenerate it with `uv pip compile pyproject.toml --generate-hashes`".into()
     }

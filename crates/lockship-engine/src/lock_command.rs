@@ -32,6 +32,8 @@ pub enum RelockError {
     },
     #[error("{path} is out of date with pyproject.toml: {message}")]
     Stale { path: PathBuf, message: String },
+    #[error("`lockship lock` cannot rewrite {path} yet (it checks it with --check)")]
+    NotYet { path: PathBuf, command: String },
     #[error(
         "{path} is a symlink: `lockship lock` rewrites the lock in place and does not follow links"
     )]
@@ -54,7 +56,13 @@ impl RelockError {
             RelockError::Resolve { .. } => {
                 Some("loosen the conflicting requirements in pyproject.toml, then run `lockship lock` again".into())
             }
+            RelockError::Stale { path, .. } if path.file_name().is_some_and(|n| n == "Pipfile.lock") => {
+                Some("run `pipenv lock` and commit the result".into())
+            }
             RelockError::Stale { .. } => Some("run `lockship lock` and commit the result".into()),
+            RelockError::NotYet { command, .. } => Some(format!(
+                "run `{command}` in the project; lockship builds from the lock it writes"
+            )),
             RelockError::Symlink { .. } => {
                 Some("replace the link with the lock file itself, or set `lock` to the file".into())
             }
@@ -148,8 +156,9 @@ pub async fn run(
     let target = builder::open_base(&project, &path, opts, &http, &store, reporter).await?;
     let env = target.marker_env();
     let python = format!("{}.{}", target.version.0, target.version.1);
+    let vars = |name: &str| opts.url_vars.get(name).cloned();
     let versions = |lock: &LockFile| -> BTreeMap<String, String> {
-        lock.packages(&env, Some(&project.name), &Selection::default())
+        lock.packages(&env, Some(&project.name), &Selection::default(), &vars)
             .map(|pkgs| pkgs.into_iter().map(|p| (p.name, p.version)).collect())
             .unwrap_or_default()
     };
@@ -159,8 +168,8 @@ pub async fn run(
             path: path.clone(),
             message: "there is no lock".into(),
         })?;
-        freshness::locked_and_fresh(&lock, &project.dependencies, &project.name, &env).map_err(
-            |e| match e {
+        freshness::locked_and_fresh(&lock, &project.dependencies, &project.name, &env, &vars)
+            .map_err(|e| match e {
                 lockship_python::lock::LockError::Stale { path, problems } => {
                     Error::from(RelockError::Stale {
                         path,
@@ -168,8 +177,7 @@ pub async fn run(
                     })
                 }
                 other => other.into(),
-            },
-        )?;
+            })?;
         if kind == LockKind::UvLock {
             let uv = uv::find_or_install(&opts.uv, &Bucket::Tools.under(&opts.cache_dir))
                 .map_err(RelockError::from)?;
@@ -248,6 +256,13 @@ pub async fn run(
             .arg("-o")
             .arg(&path);
             "uv pip compile --format pylock.toml"
+        }
+        LockKind::PipfileLock => {
+            return Err(RelockError::NotYet {
+                path,
+                command: "pipenv lock".into(),
+            }
+            .into())
         }
     };
     if lock_opts.upgrade {

@@ -85,6 +85,32 @@ fn pylock() -> String {
     s
 }
 
+fn pipfile_lock() -> String {
+    let mut default = serde_json::Map::new();
+    for i in 0..PACKAGES {
+        let mut entry = serde_json::json!({
+            "version": format!("==1.{i}.0"),
+            "hashes": (0..5).map(|_| format!("sha256:{HASH}")).collect::<Vec<_>>(),
+            "index": "pypi",
+        });
+        if i % 10 == 0 && i > 0 {
+            entry["markers"] = "sys_platform == 'win32'".into();
+        }
+        default.insert(name(i), entry);
+    }
+    serde_json::json!({
+        "_meta": {
+            "hash": {"sha256": HASH},
+            "pipfile-spec": 6,
+            "requires": {"python_version": "3.11"},
+            "sources": [{"name": "pypi", "url": "${PIP_INDEX_URL}", "verify_ssl": true}],
+        },
+        "default": default,
+        "develop": {},
+    })
+    .to_string()
+}
+
 fn requirements_txt() -> String {
     let mut s = String::new();
     for i in 0..PACKAGES {
@@ -108,11 +134,13 @@ fn lock(file: &str, kind: LockKind, text: String) -> LockFile {
         kind,
         digest: lockship_oci::digest::Digest::of_bytes(text.as_bytes()),
         text,
+        made_from: None,
     }
 }
 
 fn bench_read(c: &mut Criterion) {
     let env = lockship_python::target::bookworm().marker_env();
+    let vars = |_: &str| Some("https://index.example/simple".to_string());
     let mut group = c.benchmark_group(format!("read a {PACKAGES}-package lock"));
     for (label, lock) in [
         (
@@ -124,6 +152,10 @@ fn bench_read(c: &mut Criterion) {
             lock("pylock.toml", LockKind::PyLock, pylock()),
         ),
         (
+            "Pipfile.lock",
+            lock("Pipfile.lock", LockKind::PipfileLock, pipfile_lock()),
+        ),
+        (
             "requirements.txt",
             lock(
                 "requirements.txt",
@@ -133,7 +165,7 @@ fn bench_read(c: &mut Criterion) {
         ),
     ] {
         let found = lock
-            .packages(&env, Some("app"), &Selection::default())
+            .packages(&env, Some("app"), &Selection::default(), &vars)
             .unwrap();
         assert!(
             found.len() > PACKAGES / 2,
@@ -142,7 +174,7 @@ fn bench_read(c: &mut Criterion) {
         );
         group.bench_function(label, |b| {
             b.iter(|| {
-                lock.packages(&env, Some("app"), &Selection::default())
+                lock.packages(&env, Some("app"), &Selection::default(), &|_| None)
                     .unwrap()
             })
         });

@@ -51,11 +51,14 @@ fn missing_lock() {
     assert_eq!(
         error_line(&err),
         format!(
-            "error: no lock file in {} (looked for uv.lock and requirements.txt)",
+            "error: no lock file in {} (looked for uv.lock, pylock.toml, Pipfile.lock, requirements.txt)",
             project.dir.display()
         )
     );
-    assert!(err.contains("\nhint: create one with `uv lock`"), "{err}");
+    assert!(
+        err.contains("\nhint: create one with `lockship lock` (uv.lock)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -135,7 +135,9 @@ pub(super) async fn prepare(
 
     let env = target.marker_env();
     let target_cfg = project.target(&opts.target)?;
-    let packages = freshness::locked_and_fresh(&lock, &project.dependencies, &project.name, &env)?;
+    let vars = |name: &str| opts.url_vars.get(name).cloned();
+    let packages =
+        freshness::locked_and_fresh(&lock, &project.dependencies, &project.name, &env, &vars)?;
     // What the target adds: the packages its groups and extras bring beyond production's.
     let selection = Selection {
         extras: target_cfg.extras.clone(),
@@ -144,7 +146,7 @@ pub(super) async fn prepare(
     let target_packages: Vec<LockedPackage> = if selection == Selection::default() {
         Vec::new()
     } else {
-        lock.packages(&env, Some(&project.name), &selection)?
+        lock.packages(&env, Some(&project.name), &selection, &vars)?
             .into_iter()
             .filter(|p| {
                 !packages

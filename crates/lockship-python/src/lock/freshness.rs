@@ -11,15 +11,21 @@ use uv_pep508::{MarkerEnvironment, Requirement, VerbatimUrl, VersionOrUrl};
 use super::uv_lock::UvLock;
 use super::{normalize_name, LockError, LockFile, LockKind, LockedPackage};
 
-/// The production packages `lock` pins for `env`, after checking the lock still satisfies the
-/// project's `declared` dependencies.
+/// The production packages `lock` pins for `env`, after checking the lock is still the one its
+/// source file makes: the Pipfile's hash for a Pipfile.lock (as `pipenv verify` does), else
+/// the project's `declared` dependencies against the locked versions.
 pub fn locked_and_fresh(
     lock: &LockFile,
     declared: &[String],
     root: &str,
     env: &MarkerEnvironment,
+    vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<LockedPackage>, LockError> {
-    let packages = lock.packages(env, Some(root), &super::Selection::default())?;
+    if let (LockKind::PipfileLock, Some((_, pipfile))) = (lock.kind, &lock.made_from) {
+        super::pipfile_lock::check_fresh(&lock.path, &lock.text, pipfile)?;
+        return lock.packages(env, Some(root), &super::Selection::default(), vars);
+    }
+    let packages = lock.packages(env, Some(root), &super::Selection::default(), vars)?;
     check(lock, declared, Some(root), &packages, env)?;
     Ok(packages)
 }
@@ -98,13 +104,14 @@ mod tests {
             kind: LockKind::UvLock,
             text: LOCK.into(),
             digest: Digest::of_bytes(LOCK.as_bytes()),
+            made_from: None,
         }
     }
 
     fn stale(declared: &[&str]) -> String {
         let declared: Vec<String> = declared.iter().map(|d| d.to_string()).collect();
         let env = crate::target::bookworm().marker_env();
-        match locked_and_fresh(&uv_lock(), &declared, "app", &env) {
+        match locked_and_fresh(&uv_lock(), &declared, "app", &env, &|_| None) {
             Err(LockError::Stale { problems, .. }) => problems,
             other => panic!("not stale: {other:?}"),
         }
@@ -115,7 +122,7 @@ mod tests {
         let env = crate::target::bookworm().marker_env();
         // Requirements for other platforms are not asked of the lock.
         let declared = ["click>=8", "rich", "pywin32; sys_platform == 'win32'"].map(String::from);
-        let packages = locked_and_fresh(&uv_lock(), &declared, "app", &env).unwrap();
+        let packages = locked_and_fresh(&uv_lock(), &declared, "app", &env, &|_| None).unwrap();
         let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
         // The app depends on rich[jupyter], which brings ipywidgets.
         assert_eq!(names, ["click", "ipywidgets", "pygments", "rich"]);
@@ -144,7 +151,8 @@ mod tests {
     #[test]
     fn a_bad_dependency_names_pyproject() {
         let env = crate::target::bookworm().marker_env();
-        let err = locked_and_fresh(&uv_lock(), &["click >=>= 8".into()], "app", &env).unwrap_err();
+        let err = locked_and_fresh(&uv_lock(), &["click >=>= 8".into()], "app", &env, &|_| None)
+            .unwrap_err();
         let LockError::Invalid { path, message } = err else {
             panic!("{err:?}");
         };

@@ -64,11 +64,12 @@ pub struct Selection {
 pub enum LockKind {
     UvLock,
     PyLock,
+    PipfileLock,
     RequirementsTxt,
 }
 
 /// The lock files looked for when none is configured, in this order.
-pub const LOOKED_FOR: [&str; 3] = ["uv.lock", "pylock.toml", "requirements.txt"];
+pub const LOOKED_FOR: [&str; 4] = ["uv.lock", "pylock.toml", "Pipfile.lock", "requirements.txt"];
 
 impl LockKind {
     /// The format's name, for messages and reports.
@@ -76,6 +77,7 @@ impl LockKind {
         match self {
             LockKind::UvLock => "uv.lock",
             LockKind::PyLock => "pylock.toml",
+            LockKind::PipfileLock => "Pipfile.lock",
             LockKind::RequirementsTxt => "requirements.txt",
         }
     }
@@ -87,6 +89,8 @@ impl LockKind {
         } else if name == "pylock.toml" || (name.starts_with("pylock.") && name.ends_with(".toml"))
         {
             Some(LockKind::PyLock)
+        } else if name == "Pipfile.lock" {
+            Some(LockKind::PipfileLock)
         } else if name.ends_with(".txt") || name.ends_with(".in") {
             Some(LockKind::RequirementsTxt)
         } else {
@@ -103,6 +107,9 @@ pub struct LockFile {
     pub text: String,
     /// Digest of the file's bytes, recorded in the image labels.
     pub digest: Digest,
+    /// The file the lock was made from, when the format checks its freshness by it: a
+    /// Pipfile.lock's Pipfile (beside it).
+    pub made_from: Option<(PathBuf, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +128,7 @@ pub enum LockError {
         "{path}: unsupported lock format (lockship reads {} and requirements.txt with --hash)", LOOKED_FOR[..LOOKED_FOR.len() - 1].join(", ")
     )]
     UnknownFormat { path: PathBuf },
-    #[error("{path} is out of date with pyproject.toml: {problems}")]
+    #[error("{path} is out of date with {}: {problems}", made_from(path))]
     Stale { path: PathBuf, problems: String },
     #[error("{path}: lock version {found} is not supported (lockship reads {supported})")]
     UnsupportedVersion {
@@ -165,25 +172,42 @@ impl LockFile {
             path: path.clone(),
             message: "not UTF-8 text".into(),
         })?;
+        let made_from = match kind {
+            LockKind::PipfileLock => {
+                let pipfile = path.with_file_name("Pipfile");
+                let text = fs_err::read_to_string(&pipfile).map_err(|e| LockError::Unreadable {
+                    path: pipfile.clone(),
+                    source: e,
+                })?;
+                Some((pipfile, text))
+            }
+            _ => None,
+        };
         Ok(LockFile {
             digest: Digest::of_bytes(&bytes),
             path,
             kind,
             text,
+            made_from,
         })
     }
 
-    /// The packages the target needs, excluding the project itself (`root`).
+    /// The packages the target needs, excluding the project itself (`root`). `vars` answers
+    /// for `${VAR}` in a Pipfile.lock's source URLs (the CLI passes the environment).
     pub fn packages(
         &self,
         env: &MarkerEnvironment,
         root: Option<&str>,
         selection: &Selection,
+        vars: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Vec<LockedPackage>, LockError> {
         let mut packages = match self.kind {
             LockKind::UvLock => uv_lock::UvLock::parse(&self.path, &self.text)?
                 .packages_for(&self.path, env, root, selection)?,
             LockKind::PyLock => pylock::parse(&self.path, &self.text, env, selection)?,
+            LockKind::PipfileLock => {
+                pipfile_lock::parse(&self.path, &self.text, env, selection, vars)?
+            }
             LockKind::RequirementsTxt if *selection != Selection::default() => {
                 return Err(LockError::Invalid {
                     path: self.path.clone(),
@@ -229,6 +253,14 @@ pub(crate) fn parse_marker(text: &str) -> Result<MarkerTree, String> {
         }
     }
     MarkerTree::from_str(text).map_err(|e| e.to_string())
+}
+
+/// The file a lock is made from, for messages: a Pipfile.lock's Pipfile, else pyproject.toml.
+fn made_from(lock: &Path) -> &'static str {
+    match lock.file_name().and_then(|n| n.to_str()) {
+        Some(n) if n.eq_ignore_ascii_case("Pipfile.lock") => "Pipfile",
+        _ => "pyproject.toml",
+    }
 }
 
 /// PEP 503 name normalization: lowercase, runs of `-`, `_`, `.` become one `-`.

@@ -2,6 +2,7 @@
 //! their hashes) a target needs. Markers are evaluated for the target, never the host.
 
 pub mod freshness;
+pub mod poetry_lock;
 pub mod requirements_txt;
 pub mod uv_lock;
 

@@ -4,6 +4,7 @@
 
 mod constraint;
 mod content_hash;
+mod files;
 mod pyproject;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ use uv_pep508::{MarkerEnvironment, MarkerTree};
 use super::{normalize_name, Artifacts, LockError, LockedPackage, Selection};
 use constraint::Constraint;
 use content_hash::Algorithm;
+use files::{File, Reduced, TomlFile};
 use lockship_oci::digest::Digest;
 use pyproject::{PyProject, RootDep};
 
@@ -51,8 +53,8 @@ struct Package {
     /// Lock 2.1: the dependency groups that need the package, and under which markers.
     groups: Option<Vec<String>>,
     markers: Option<Markers>,
-    #[serde(default)]
-    files: Vec<File>,
+    /// Usually an empty array left by [`Reduced`], which holds the files read at its offset.
+    files: Option<toml::Spanned<Vec<TomlFile>>>,
     #[serde(default)]
     dependencies: BTreeMap<String, DepSpec>,
     #[serde(default)]
@@ -64,12 +66,6 @@ struct Package {
 enum Markers {
     All(String),
     PerGroup(BTreeMap<String, String>),
-}
-
-#[derive(Deserialize)]
-struct File {
-    file: Option<String>,
-    hash: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -200,7 +196,8 @@ pub fn parse(
     env: &MarkerEnvironment,
     selection: &Selection,
 ) -> Result<Vec<LockedPackage>, LockError> {
-    let lock = read_lock(path, text)?;
+    let reduced = Reduced::new(text);
+    let lock = read_lock(path, &reduced)?;
     let pyproject_path = path.with_file_name("pyproject.toml");
     let project = PyProject::parse(pyproject).map_err(|message| LockError::Invalid {
         path: pyproject_path.clone(),
@@ -237,7 +234,14 @@ pub fn parse(
                 package.name, package.version, other.version
             )));
         }
-        packages.push(locked(path, name, package)?);
+        let files: Vec<File> = match &package.files {
+            None => Vec::new(),
+            Some(spanned) => match reduced.files(spanned.span().start) {
+                Some(files) => files.to_vec(),
+                None => spanned.get_ref().iter().map(TomlFile::to_file).collect(),
+            },
+        };
+        packages.push(locked(path, name, package, &files)?);
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(packages)
@@ -254,7 +258,8 @@ pub fn check_fresh(
     struct MetadataOnly {
         metadata: Option<Metadata>,
     }
-    let lock: MetadataOnly = from_toml(lock_path, lock_text)?;
+    let reduced = Reduced::new(lock_text);
+    let lock: MetadataOnly = from_toml(lock_path, &reduced)?;
     let metadata = lock.metadata.ok_or_else(|| LockError::Invalid {
         path: lock_path.to_path_buf(),
         message: "no [metadata] table (not a poetry.lock?)".into(),
@@ -278,7 +283,7 @@ pub fn check_fresh(
         return Err(stale(format!("it records no content-hash; {fix}")));
     };
     let pyproject_path = lock_path.with_file_name("pyproject.toml");
-    let pyproject: toml::Table = from_toml(&pyproject_path, pyproject_text)?;
+    let pyproject: toml::Table = from_toml(&pyproject_path, &Reduced::whole(pyproject_text))?;
     // The poetry that wrote the lock (its header; else its lock version) decides how the hash
     // was made: 1.x hashed [tool.poetry] only, 2.0 added [project], 2.3 [dependency-groups].
     // Poetry 2.3 and later accept a lock from an older 2.x hashed without the groups.
@@ -318,12 +323,12 @@ fn generated_by(lock_text: &str) -> Option<Version> {
     Version::from_str(rest.split_whitespace().next()?).ok()
 }
 
-/// Parses a TOML file and names its line on error.
-fn from_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, LockError> {
-    toml::from_str(text).map_err(|e| {
+/// Parses a TOML file (reduced, for a lock) and names its line on error.
+fn from_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &Reduced) -> Result<T, LockError> {
+    toml::from_str(&text.text).map_err(|e| {
         let line = e
             .span()
-            .and_then(|s| text.get(..s.start))
+            .and_then(|s| text.original.get(..text.original_offset(s.start)))
             .map(|before| before.matches('\n').count() + 1);
         let name = path
             .file_name()
@@ -339,8 +344,8 @@ fn from_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<
     })
 }
 
-fn read_lock(path: &Path, text: &str) -> Result<PoetryLock, LockError> {
-    let lock: PoetryLock = from_toml(path, text)?;
+fn read_lock(path: &Path, reduced: &Reduced) -> Result<PoetryLock, LockError> {
+    let lock: PoetryLock = from_toml(path, reduced)?;
     check_version(path, lock.lock_version())?;
     Ok(lock)
 }
@@ -731,7 +736,12 @@ fn extras_entry(entry: &str) -> (String, Vec<String>) {
 
 /// The lock's record of `package` as lockship installs it: the sha256 of every file, from the
 /// project's index or the package's own (`legacy`) source.
-fn locked(path: &Path, name: &str, package: &Package) -> Result<LockedPackage, LockError> {
+fn locked(
+    path: &Path,
+    name: &str,
+    package: &Package,
+    files: &[File],
+) -> Result<LockedPackage, LockError> {
     let label = format!("{} {}", package.name, package.version);
     let path_buf = || -> PathBuf { path.to_path_buf() };
     let index = match &package.source {
@@ -760,7 +770,7 @@ fn locked(path: &Path, name: &str, package: &Package) -> Result<LockedPackage, L
     };
     let mut hashes: Vec<Digest> = Vec::new();
     let mut other_algorithms: BTreeSet<&str> = BTreeSet::new();
-    for file in &package.files {
+    for file in files {
         let Some(hash) = file.hash.as_deref() else {
             continue;
         };

@@ -17,6 +17,7 @@
 //! listed for each lock (Linux x86_64, CPython 3.11; Poetry 2.5.1 for the 2.0 locks too).
 
 use super::*;
+use std::borrow::Cow;
 
 fn bookworm() -> MarkerEnvironment {
     crate::target::bookworm().marker_env()
@@ -386,7 +387,7 @@ fn garbage_names_the_file_and_line() {
         err.starts_with("proj/pyproject.toml: not a valid pyproject.toml for poetry (line 1): "),
         "{err}"
     );
-    // The line of an error late in the file.
+    // A line after a cut `files` array is counted in the original text.
     let late = format!("{LOCK_2}\n[metadata]\n");
     let err = pick(&late, PYPROJECT_2, &Selection::default())
         .unwrap_err()
@@ -438,6 +439,104 @@ fn a_changed_pyproject_makes_the_lock_stale() {
         stale(&no_hash, PYPROJECT_22),
         "app/poetry.lock is out of date with pyproject.toml: it records no content-hash; run `poetry lock`"
     );
+}
+
+#[test]
+fn the_fast_files_reader_agrees_with_the_toml_parser() {
+    // Mutations of a real lock: wherever the text still parses, cutting the `files` arrays out
+    // must give the same files as parsing the whole text; where it does not, both refuse.
+    let whole = |text: &str| -> Option<Vec<Vec<File<'static>>>> {
+        let lock: PoetryLock = toml::from_str(text).ok()?;
+        Some(
+            lock.packages
+                .iter()
+                .map(|p| {
+                    p.files
+                        .iter()
+                        .flat_map(|f| f.get_ref().iter().map(TomlFile::to_file))
+                        .collect()
+                })
+                .collect(),
+        )
+    };
+    let cut = |text: &str| -> Option<Vec<Vec<File<'static>>>> {
+        let reduced = Reduced::new(text);
+        let lock: PoetryLock = toml::from_str(&reduced.text).ok()?;
+        Some(
+            lock.packages
+                .iter()
+                .map(|p| match &p.files {
+                    None => Vec::new(),
+                    Some(f) => match reduced.files(f.span().start) {
+                        Some(files) => files
+                            .iter()
+                            .map(|f| File {
+                                file: f.file.clone().map(|s| Cow::Owned(s.into_owned())),
+                                hash: f.hash.clone().map(|s| Cow::Owned(s.into_owned())),
+                            })
+                            .collect(),
+                        None => f.get_ref().iter().map(TomlFile::to_file).collect(),
+                    },
+                })
+                .collect(),
+        )
+    };
+    let base = LOCK_2;
+    assert!(cut(base).is_some_and(|files| files.iter().all(|f| !f.is_empty())));
+    let inserts = [
+        "\"",
+        "'",
+        "[",
+        "]",
+        "{",
+        "}",
+        "#",
+        "\n",
+        "\\",
+        "\"\"\"",
+        "'''",
+        ",",
+        " ",
+        "=",
+        "files = [",
+        "\n[[package]]\n",
+    ];
+    let mut seed: u64 = 0x5eed;
+    let mut next = |bound: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % bound.max(1)
+    };
+    let mut parsed = 0;
+    for _ in 0..400 {
+        let mut text = base.to_string();
+        for _ in 0..1 + next(3) {
+            let mut at = next(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            match next(3) {
+                0 => text.insert_str(at, inserts[next(inserts.len())]),
+                1 => {
+                    let mut end = (at + 1 + next(8)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.replace_range(at..end, "");
+                }
+                _ => text.truncate(at),
+            }
+        }
+        let files = whole(&text);
+        parsed += usize::from(files.is_some());
+        assert_eq!(files, cut(&text), "{text}");
+        // And no input makes the reader panic.
+        let _ = pick(&text, PYPROJECT_2, &Selection::default());
+        let _ = check_fresh(Path::new("poetry.lock"), &text, PYPROJECT_2);
+    }
+    // About a fifth of the mutations still parse (measured: 20% of 40,000).
+    assert!((20..380).contains(&parsed), "{parsed} of 400 parsed");
 }
 
 /// Poetry 2.5.1, PEP 621: extras, a poetry group, PEP 735 groups with an include, a package pinned

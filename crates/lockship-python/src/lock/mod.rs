@@ -3,6 +3,7 @@
 
 pub mod freshness;
 pub mod pipfile_lock;
+pub mod poetry_lock;
 pub mod pylock;
 pub mod requirements_txt;
 pub mod uv_lock;

@@ -93,11 +93,11 @@ pub(crate) fn registry(e: &RegistryError) -> Option<String> {
 pub(crate) fn lock(e: &LockError) -> Option<String> {
     match e {
         LockError::Missing { .. } => Some(
-            "create one with `lockship lock` (uv.lock), `uv lock`, `pipenv lock`, or `uv pip compile pyproject.toml --generate-hashes -o requirements.txt`".into(),
+            "create one with `lockship lock` (uv.lock), `uv lock`, `poetry lock`, `pipenv lock`, or `uv pip compile pyproject.toml --generate-hashes -o requirements.txt`".into(),
         ),
         LockError::Stale { path, .. } | LockError::Invalid { path, .. } => Some(relock_hint(path)),
         LockError::UnknownFormat { .. } => Some(
-            "set `lock` in [tool.lockship] to a uv.lock, pylock.toml, Pipfile.lock or requirements.txt".into(),
+            "set `lock` in [tool.lockship] to a uv.lock, poetry.lock, pylock.toml, Pipfile.lock or requirements.txt".into(),
         ),
         LockError::Unhashed { .. } => Some(
             "lock it with hashes (uv, poetry and pipenv write them; `pip-compile --generate-hashes`)".into(),
@@ -189,6 +189,8 @@ fn relock_hint(path: &Path) -> String {
         "run `uv lock` to update it".into()
     } else if name == "Pipfile.lock" {
         "run `pipenv lock` to update it".into()
+    } else if name == "poetry.lock" {
+        "run `poetry lock` to update it".into()
     } else if name.starts_with("pylock.") {
         "run `lockship lock` to update it".into()
     } else {

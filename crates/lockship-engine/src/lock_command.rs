@@ -59,6 +59,9 @@ impl RelockError {
             RelockError::Stale { path, .. } if path.file_name().is_some_and(|n| n == "Pipfile.lock") => {
                 Some("run `pipenv lock` and commit the result".into())
             }
+            RelockError::Stale { path, .. } if path.file_name().is_some_and(|n| n == "poetry.lock") => {
+                Some("run `poetry lock` and commit the result".into())
+            }
             RelockError::Stale { .. } => Some("run `lockship lock` and commit the result".into()),
             RelockError::NotYet { command, .. } => Some(format!(
                 "run `{command}` in the project; lockship builds from the lock it writes"
@@ -257,12 +260,17 @@ pub async fn run(
             .arg(&path);
             "uv pip compile --format pylock.toml"
         }
-        LockKind::PipfileLock => {
+        LockKind::PipfileLock | LockKind::PoetryLock => {
+            let command = if kind == LockKind::PoetryLock {
+                "poetry lock"
+            } else {
+                "pipenv lock"
+            };
             return Err(RelockError::NotYet {
                 path,
-                command: "pipenv lock".into(),
+                command: command.into(),
             }
-            .into())
+            .into());
         }
     };
     if lock_opts.upgrade {

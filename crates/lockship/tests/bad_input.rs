@@ -51,7 +51,7 @@ fn missing_lock() {
     assert_eq!(
         error_line(&err),
         format!(
-            "error: no lock file in {} (looked for uv.lock, pylock.toml, Pipfile.lock, requirements.txt)",
+            "error: no lock file in {} (looked for uv.lock, poetry.lock, pylock.toml, Pipfile.lock, requirements.txt)",
             project.dir.display()
         )
     );

@@ -12,8 +12,9 @@ use super::uv_lock::UvLock;
 use super::{normalize_name, LockError, LockFile, LockKind, LockedPackage};
 
 /// The production packages `lock` pins for `env`, after checking the lock is still the one its
-/// source file makes: the Pipfile's hash for a Pipfile.lock (as `pipenv verify` does), else
-/// the project's `declared` dependencies against the locked versions.
+/// source file makes: the Pipfile's hash for a Pipfile.lock (as `pipenv verify` does), the
+/// content-hash for a poetry.lock, and the project's `declared` dependencies against the locked
+/// versions.
 pub fn locked_and_fresh(
     lock: &LockFile,
     declared: &[String],
@@ -21,9 +22,17 @@ pub fn locked_and_fresh(
     env: &MarkerEnvironment,
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<LockedPackage>, LockError> {
-    if let (LockKind::PipfileLock, Some((_, pipfile))) = (lock.kind, &lock.made_from) {
-        super::pipfile_lock::check_fresh(&lock.path, &lock.text, pipfile)?;
-        return lock.packages(env, Some(root), &super::Selection::default(), vars);
+    match (lock.kind, &lock.made_from) {
+        (LockKind::PipfileLock, Some((_, pipfile))) => {
+            super::pipfile_lock::check_fresh(&lock.path, &lock.text, pipfile)?;
+            return lock.packages(env, Some(root), &super::Selection::default(), vars);
+        }
+        // poetry.lock records pyproject's content-hash (as `poetry check --lock` compares);
+        // the declared-versions check below still runs, for the names it can give.
+        (LockKind::PoetryLock, Some((_, pyproject))) => {
+            super::poetry_lock::check_fresh(&lock.path, &lock.text, pyproject)?;
+        }
+        _ => {}
     }
     let packages = lock.packages(env, Some(root), &super::Selection::default(), vars)?;
     check(lock, declared, Some(root), &packages, env)?;

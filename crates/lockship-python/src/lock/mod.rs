@@ -64,19 +64,27 @@ pub struct Selection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockKind {
     UvLock,
+    PoetryLock,
     PyLock,
     PipfileLock,
     RequirementsTxt,
 }
 
 /// The lock files looked for when none is configured, in this order.
-pub const LOOKED_FOR: [&str; 4] = ["uv.lock", "pylock.toml", "Pipfile.lock", "requirements.txt"];
+pub const LOOKED_FOR: [&str; 5] = [
+    "uv.lock",
+    "poetry.lock",
+    "pylock.toml",
+    "Pipfile.lock",
+    "requirements.txt",
+];
 
 impl LockKind {
     /// The format's name, for messages and reports.
     pub fn name(self) -> &'static str {
         match self {
             LockKind::UvLock => "uv.lock",
+            LockKind::PoetryLock => "poetry.lock",
             LockKind::PyLock => "pylock.toml",
             LockKind::PipfileLock => "Pipfile.lock",
             LockKind::RequirementsTxt => "requirements.txt",
@@ -90,6 +98,8 @@ impl LockKind {
         } else if name == "pylock.toml" || (name.starts_with("pylock.") && name.ends_with(".toml"))
         {
             Some(LockKind::PyLock)
+        } else if name == "poetry.lock" {
+            Some(LockKind::PoetryLock)
         } else if name == "Pipfile.lock" {
             Some(LockKind::PipfileLock)
         } else if name.ends_with(".txt") || name.ends_with(".in") {
@@ -108,8 +118,8 @@ pub struct LockFile {
     pub text: String,
     /// Digest of the file's bytes, recorded in the image labels.
     pub digest: Digest,
-    /// The file the lock was made from, when the format checks its freshness by it: a
-    /// Pipfile.lock's Pipfile (beside it).
+    /// The file the lock was made from, when the format reads it or checks its freshness by
+    /// it: a poetry.lock's pyproject.toml, a Pipfile.lock's Pipfile (beside the lock).
     pub made_from: Option<(PathBuf, String)>,
 }
 
@@ -174,15 +184,20 @@ impl LockFile {
             message: "not UTF-8 text".into(),
         })?;
         let made_from = match kind {
-            LockKind::PipfileLock => {
-                let pipfile = path.with_file_name("Pipfile");
-                let text = fs_err::read_to_string(&pipfile).map_err(|e| LockError::Unreadable {
-                    path: pipfile.clone(),
+            LockKind::PoetryLock => Some("pyproject.toml"),
+            LockKind::PipfileLock => Some("Pipfile"),
+            _ => None,
+        };
+        let made_from = match made_from {
+            Some(name) => {
+                let source = path.with_file_name(name);
+                let text = fs_err::read_to_string(&source).map_err(|e| LockError::Unreadable {
+                    path: source.clone(),
                     source: e,
                 })?;
-                Some((pipfile, text))
+                Some((source, text))
             }
-            _ => None,
+            None => None,
         };
         Ok(LockFile {
             digest: Digest::of_bytes(&bytes),
@@ -208,6 +223,10 @@ impl LockFile {
             LockKind::PyLock => pylock::parse(&self.path, &self.text, env, selection)?,
             LockKind::PipfileLock => {
                 pipfile_lock::parse(&self.path, &self.text, env, selection, vars)?
+            }
+            LockKind::PoetryLock => {
+                let pyproject = self.made_from.as_ref().map_or("", |(_, text)| text);
+                poetry_lock::parse(&self.path, &self.text, pyproject, env, selection)?
             }
             LockKind::RequirementsTxt if *selection != Selection::default() => {
                 return Err(LockError::Invalid {

@@ -431,9 +431,23 @@ fn a_changed_pyproject_makes_the_lock_stale() {
         &PYPROJECT_2.replace("poetry 2 style, PEP 621", "another description"),
     )
     .unwrap();
-    // Poetry 2.2.1 did not hash [dependency-groups]; from 2.3 poetry does.
-    let as_253 = LOCK_22.replace("Poetry 2.2.1", "Poetry 2.5.1");
-    assert!(stale(&as_253, PYPROJECT_22).contains("(hashed as Poetry 2.5.1 does)"));
+    // Poetry 2.2.1 did not hash [dependency-groups]; from 2.3 poetry does, and accepts a lock
+    // of an older 2.x hashed either way (poetry 2.5.1 computes 529b… for PYPROJECT_22).
+    let as_251 = LOCK_22.replace("Poetry 2.2.1", "Poetry 2.5.1");
+    assert!(stale(&as_251, PYPROJECT_22).contains("(hashed as Poetry 2.5.1 does)"));
+    let with_groups = "529ba096587c83e40bd7ef92fecbfdde8523508e07163f019b564199b45b997e";
+    let hashed_with_groups = LOCK_22.replace(
+        "676254ece9ab172c6464e39a47862a1f2e3112946e67680a7303298d08ad8d56",
+        with_groups,
+    );
+    assert_ne!(hashed_with_groups, LOCK_22);
+    check_fresh(Path::new("poetry.lock"), &hashed_with_groups, PYPROJECT_22).unwrap();
+    check_fresh(
+        Path::new("poetry.lock"),
+        &hashed_with_groups.replace("Poetry 2.2.1", "Poetry 2.5.1"),
+        PYPROJECT_22,
+    )
+    .unwrap();
     let no_hash = LOCK_22.replace("content-hash", "other-hash");
     assert_eq!(
         stale(&no_hash, PYPROJECT_22),

@@ -244,6 +244,24 @@ fn poetry18_walk_follows_extras_through_the_graph() {
     assert_eq!(pins(LOCK_18BX, PYPROJECT_18BX, &["yaml"], &["dev"]), more);
 }
 
+#[test]
+fn walking_a_poetry2_lock_gives_what_its_markers_say() {
+    // Read as lock version 2.0, LOCK_2 is walked from PYPROJECT_2: its [project] dependencies
+    // with the [tool.poetry] details for six, its PEP 735 groups and the include of lint.
+    let as_20 = LOCK_2.replace("lock-version = \"2.1\"", "lock-version = \"2.0\"");
+    for (extras, groups) in [
+        (&[][..], &[][..]),
+        (&["fast", "Attrs_Extra"], &["dev", "docs"]),
+        (&["fast"], &["lint"]),
+    ] {
+        assert_eq!(
+            pins(&as_20, PYPROJECT_2, extras, groups),
+            pins(LOCK_2, PYPROJECT_2, extras, groups),
+            "{extras:?} {groups:?}"
+        );
+    }
+}
+
 /// LOCK_3's local directory package, cut out where a test needs the rest to succeed.
 const LOCALLIB: &str = r#"[[package]]
 name = "locallib"
@@ -802,6 +820,10 @@ charset_normalizer = ">=2,<4"
 idna = ">=2.5,<4"
 PySocks = {version = ">=1.5.6,!=1.5.7", optional = true, markers = "extra == \"socks\""}
 urllib3 = ">=1.26,<3"
+
+[package.extras]
+socks = ["PySocks (>=1.5.6,!=1.5.7)"]
+use-chardet-on-py3 = ["chardet (>=3.0.2,<8)"]
 
 [package.source]
 type = "legacy"

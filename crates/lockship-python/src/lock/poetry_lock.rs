@@ -286,24 +286,28 @@ pub fn check_fresh(
     let pyproject: toml::Table = from_toml(&pyproject_path, &Reduced::whole(pyproject_text))?;
     // The poetry that wrote the lock (its header; else its lock version) decides how the hash
     // was made: 1.x hashed [tool.poetry] only, 2.0 added [project], 2.3 [dependency-groups].
-    // Poetry 2.3 and later accept a lock from an older 2.x hashed without the groups.
-    let algorithm = if poetry1 {
-        Algorithm::Poetry1
+    // Like Poetry 2.3+, a lock from an older 2.x is fresh with or without the groups hashed.
+    let algorithms: &[Algorithm] = if poetry1 {
+        &[Algorithm::Poetry1]
     } else if generator
         .as_ref()
         .is_some_and(|v| *v < Version::new([2, 3]))
     {
-        Algorithm::Poetry2
+        &[Algorithm::Poetry23, Algorithm::Poetry2]
     } else {
-        Algorithm::Poetry23
+        &[Algorithm::Poetry23]
     };
-    let computed = content_hash::content_hash(&pyproject, algorithm).map_err(|message| {
-        LockError::Invalid {
-            path: pyproject_path,
-            message: format!("cannot compute poetry's content-hash: {message}"),
-        }
-    })?;
-    if computed == recorded {
+    let mut fresh = false;
+    for &algorithm in algorithms {
+        let computed = content_hash::content_hash(&pyproject, algorithm).map_err(|message| {
+            LockError::Invalid {
+                path: pyproject_path.clone(),
+                message: format!("cannot compute poetry's content-hash: {message}"),
+            }
+        })?;
+        fresh |= computed == recorded;
+    }
+    if fresh {
         Ok(())
     } else {
         let by = generator.map_or_else(

@@ -245,23 +245,30 @@ impl PyProject {
                 }
             }
         }
-        for group in groups {
-            let mut seen = BTreeSet::new();
-            self.group_roots(group, &mut seen, &mut roots)?;
+        // The chosen groups and those they include, each once (a worklist: no recursion on
+        // input).
+        let known = self.group_names();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut todo: Vec<String> = groups.iter().cloned().collect();
+        while let Some(group) = todo.pop() {
+            if !seen.insert(group.clone()) {
+                continue;
+            }
+            for include in self.group_roots(&group, &mut roots)? {
+                if !known.contains(&include) {
+                    return Err(format!(
+                        "dependency group `{group}` includes group `{include}`, which is not defined"
+                    ));
+                }
+                todo.push(include);
+            }
         }
         Ok(roots)
     }
 
-    /// The dependencies of group `name` (normalized) and of the groups it includes.
-    fn group_roots(
-        &self,
-        name: &str,
-        seen: &mut BTreeSet<String>,
-        roots: &mut Vec<RootDep>,
-    ) -> Result<(), String> {
-        if !seen.insert(name.to_string()) {
-            return Ok(());
-        }
+    /// Adds the dependencies of group `name` (normalized) to `roots`; gives the groups it
+    /// includes.
+    fn group_roots(&self, name: &str, roots: &mut Vec<RootDep>) -> Result<Vec<String>, String> {
         let poetry = &self.tool.poetry;
         let poetry_group = poetry
             .group
@@ -307,15 +314,7 @@ impl PyProject {
                 .into_iter()
                 .flat_map(|g| g.include_groups.iter().map(|n| normalize_name(n))),
         );
-        for include in includes {
-            if !self.group_names().contains(&include) {
-                return Err(format!(
-                    "dependency group `{name}` includes group `{include}`, which is not defined"
-                ));
-            }
-            self.group_roots(&include, seen, roots)?;
-        }
-        Ok(())
+        Ok(includes)
     }
 }
 

@@ -244,6 +244,24 @@ fn poetry18_walk_follows_extras_through_the_graph() {
     assert_eq!(pins(LOCK_18BX, PYPROJECT_18BX, &["yaml"], &["dev"]), more);
 }
 
+#[test]
+fn walking_a_poetry2_lock_gives_what_its_markers_say() {
+    // Read as lock version 2.0, LOCK_2 is walked from PYPROJECT_2: its [project] dependencies
+    // with the [tool.poetry] details for six, its PEP 735 groups and the include of lint.
+    let as_20 = LOCK_2.replace("lock-version = \"2.1\"", "lock-version = \"2.0\"");
+    for (extras, groups) in [
+        (&[][..], &[][..]),
+        (&["fast", "Attrs_Extra"], &["dev", "docs"]),
+        (&["fast"], &["lint"]),
+    ] {
+        assert_eq!(
+            pins(&as_20, PYPROJECT_2, extras, groups),
+            pins(LOCK_2, PYPROJECT_2, extras, groups),
+            "{extras:?} {groups:?}"
+        );
+    }
+}
+
 /// LOCK_3's local directory package, cut out where a test needs the rest to succeed.
 const LOCALLIB: &str = r#"[[package]]
 name = "locallib"
@@ -431,9 +449,23 @@ fn a_changed_pyproject_makes_the_lock_stale() {
         &PYPROJECT_2.replace("poetry 2 style, PEP 621", "another description"),
     )
     .unwrap();
-    // Poetry 2.2.1 did not hash [dependency-groups]; from 2.3 poetry does.
-    let as_253 = LOCK_22.replace("Poetry 2.2.1", "Poetry 2.5.1");
-    assert!(stale(&as_253, PYPROJECT_22).contains("(hashed as Poetry 2.5.1 does)"));
+    // Poetry 2.2.1 did not hash [dependency-groups]; from 2.3 poetry does, and accepts a lock
+    // of an older 2.x hashed either way (poetry 2.5.1 computes 529b… for PYPROJECT_22).
+    let as_251 = LOCK_22.replace("Poetry 2.2.1", "Poetry 2.5.1");
+    assert!(stale(&as_251, PYPROJECT_22).contains("(hashed as Poetry 2.5.1 does)"));
+    let with_groups = "529ba096587c83e40bd7ef92fecbfdde8523508e07163f019b564199b45b997e";
+    let hashed_with_groups = LOCK_22.replace(
+        "676254ece9ab172c6464e39a47862a1f2e3112946e67680a7303298d08ad8d56",
+        with_groups,
+    );
+    assert_ne!(hashed_with_groups, LOCK_22);
+    check_fresh(Path::new("poetry.lock"), &hashed_with_groups, PYPROJECT_22).unwrap();
+    check_fresh(
+        Path::new("poetry.lock"),
+        &hashed_with_groups.replace("Poetry 2.2.1", "Poetry 2.5.1"),
+        PYPROJECT_22,
+    )
+    .unwrap();
     let no_hash = LOCK_22.replace("content-hash", "other-hash");
     assert_eq!(
         stale(&no_hash, PYPROJECT_22),
@@ -788,6 +820,10 @@ charset_normalizer = ">=2,<4"
 idna = ">=2.5,<4"
 PySocks = {version = ">=1.5.6,!=1.5.7", optional = true, markers = "extra == \"socks\""}
 urllib3 = ">=1.26,<3"
+
+[package.extras]
+socks = ["PySocks (>=1.5.6,!=1.5.7)"]
+use-chardet-on-py3 = ["chardet (>=3.0.2,<8)"]
 
 [package.source]
 type = "legacy"

@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lockship_oci::digest::Digest;
-use lockship_python::lock::uv_lock::Selection;
+use lockship_python::lock::Selection;
 use lockship_python::lock::{LockFile, LockKind};
 use lockship_python::target::PythonTarget;
 
@@ -17,8 +17,9 @@ fuzz_target!(|data: &[u8]| {
         kind: LockKind::UvLock,
         text: text.to_string(),
         digest: Digest::of_bytes(data),
+        made_from: None,
     };
-    let _ = lock.packages(&env, Some("app"), &Selection::default());
+    let _ = lock.packages(&env, Some("app"), &Selection::default(), &|_| None);
     let _ = lock.packages(
         &env,
         None,
@@ -26,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
             extras: vec!["plot".into()],
             groups: vec!["dev".into()],
         },
+        &|_| None,
     );
 });
 

@@ -5,6 +5,7 @@ pub mod freshness;
 pub mod pipfile_lock;
 pub mod poetry_lock;
 pub mod pylock;
+mod python_json;
 pub mod requirements_txt;
 pub mod uv_lock;
 

@@ -191,71 +191,16 @@ fn dump_toml(value: &Value, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// A JSON string as Python's `ensure_ascii` encoder writes it: `\"`, `\\`, `\n`, `\r`, `\t`,
-/// `\b`, `\f`, and `\uXXXX` (lowercase hex, surrogate pairs) for every other character outside
-/// space to tilde.
+/// A JSON string as Python's `ensure_ascii` encoder writes it.
 fn string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
+    crate::lock::python_json::push_str(out, s);
 }
 
-/// Python's `repr(float)`: the shortest digits that round-trip, in positional notation when
-/// the decimal point falls within 16 digits of them, else as `1e+16` / `1.5e-05`.
+/// Python's `repr(float)`, as `json.dumps` writes floats.
 fn float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    // Rust's `{:e}` also gives the shortest round-tripping digits: `-1.5e-5`, `0e0`.
-    let sci = format!("{f:e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i64 = exponent.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let n = digits.len() as i64;
-    // Digits before the decimal point, as CPython's dtoa counts it (`decpt`).
-    let decpt = exponent + 1;
-    if decpt <= -4 || decpt > 16 {
-        let (first, rest) = digits.split_at(1);
-        let dot = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let e = decpt - 1;
-        let esign = if e < 0 { '-' } else { '+' };
-        format!("{sign}{first}{dot}e{esign}{:02}", e.abs())
-    } else if decpt <= 0 {
-        format!("{sign}0.{}{digits}", "0".repeat((-decpt) as usize))
-    } else if decpt >= n {
-        format!("{sign}{digits}{}.0", "0".repeat((decpt - n) as usize))
-    } else {
-        let (int, frac) = digits.split_at(decpt as usize);
-        format!("{sign}{int}.{frac}")
-    }
+    let mut out = String::new();
+    crate::lock::python_json::push_float(&mut out, f);
+    out
 }
 
 #[cfg(test)]

@@ -227,38 +227,24 @@ pub async fn run(
                 .arg(&project.dir);
             "uv lock"
         }
-        LockKind::RequirementsTxt => {
-            cmd.args([
-                "pip",
-                "compile",
-                "--quiet",
-                "--generate-hashes",
-                "--python-version",
-                &python,
-                "--python-platform",
-            ])
-            .arg(uv_platform(&target))
-            .arg(project.dir.join("pyproject.toml"))
-            .arg("-o")
-            .arg(&path);
-            "uv pip compile"
-        }
-        LockKind::PyLock => {
-            cmd.args([
-                "pip",
-                "compile",
-                "--quiet",
-                "--format",
-                "pylock.toml",
-                "--python-version",
-                &python,
-                "--python-platform",
-            ])
-            .arg(uv_platform(&target))
-            .arg(project.dir.join("pyproject.toml"))
-            .arg("-o")
-            .arg(&path);
-            "uv pip compile --format pylock.toml"
+        LockKind::RequirementsTxt | LockKind::PyLock => {
+            // One environment's lock: the base's Python on the base's platform.
+            let (format, tool) = if kind == LockKind::PyLock {
+                (
+                    ["--format", "pylock.toml"],
+                    "uv pip compile --format pylock.toml",
+                )
+            } else {
+                (["--generate-hashes", "--quiet"], "uv pip compile")
+            };
+            cmd.args(["pip", "compile", "--quiet"])
+                .args(format)
+                .args(["--python-version", &python, "--python-platform"])
+                .arg(uv_platform(&target))
+                .arg(project.dir.join("pyproject.toml"))
+                .arg("-o")
+                .arg(&path);
+            tool
         }
         LockKind::PipfileLock | LockKind::PoetryLock => {
             let command = if kind == LockKind::PoetryLock {

@@ -202,3 +202,131 @@ fn a_private_index_is_read_with_every_kind_of_credential_and_never_leaks_it() {
         .args(["rmi", "-f", "private-app:1"])
         .output();
 }
+
+/// The same private index, locked by poetry (credentials in POETRY_HTTP_BASIC_<SOURCE>_*) and
+/// by pipenv (`${VAR}` in the Pipfile's source URL): each lock names the index itself, lockship
+/// reads it natively with the same credentials the tool used, and the password reaches nothing.
+#[test]
+fn poetry_and_pipenv_locks_of_a_private_index_build_with_their_own_credentials() {
+    if services_missing() {
+        return;
+    }
+    let tools = std::path::PathBuf::from(std::env::var("LOCKSHIP_TEST_TOOLS").unwrap());
+    let wheels = real_wheels(&WHEELS);
+    let server = PypiServer::start(&wheels, USER, PASSWORD);
+    let scratch = tempfile::tempdir().unwrap();
+    let mut scan = SecretScan::default()
+        .secret("password", PASSWORD)
+        .basic_auth("basic auth", USER, PASSWORD);
+    let mut digests = Vec::new();
+    for tool in ["poetry", "pipenv"] {
+        let dir = scratch.path().join(tool);
+        std::fs::create_dir_all(&dir).unwrap();
+        let deps: Vec<String> = WHEELS.iter().map(|w| format!("\"{w}\"")).collect();
+        std::fs::write(
+            dir.join("main.py"),
+            "import six, idna; print(six.__version__)\n",
+        )
+        .unwrap();
+        let lockship_table = "[tool.lockship]\napp = \"copy\"\ninclude = [\"main.py\"]\nentrypoint = [\"/opt/venv/bin/python\", \"/app/main.py\"]\n";
+        let vars: Vec<(&str, String)> = if tool == "poetry" {
+            std::fs::write(
+                dir.join("pyproject.toml"),
+                format!(
+                    "[project]\nname = \"private-{tool}\"\nversion = \"1.0\"\nrequires-python = \">=3.11\"\ndependencies = [{}]\n\n[tool.poetry]\npackage-mode = false\n\n[[tool.poetry.source]]\nname = \"private\"\nurl = \"{}\"\npriority = \"primary\"\n\n{lockship_table}",
+                    deps.join(", "),
+                    server.url()
+                ),
+            )
+            .unwrap();
+            vec![
+                ("POETRY_HTTP_BASIC_PRIVATE_USERNAME", USER.to_string()),
+                ("POETRY_HTTP_BASIC_PRIVATE_PASSWORD", PASSWORD.to_string()),
+            ]
+        } else {
+            std::fs::write(
+                dir.join("pyproject.toml"),
+                format!(
+                    "[project]\nname = \"private-{tool}\"\nversion = \"1.0\"\n\n{lockship_table}"
+                ),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join("Pipfile"),
+                format!(
+                    "[[source]]\nurl = \"http://${{PPS_USER}}:${{PPS_PASSWORD}}@127.0.0.1:{}/simple\"\nverify_ssl = false\nname = \"private\"\n\n[packages]\nsix = \"==1.16.0\"\nidna = \"==3.7\"\n\n[requires]\npython_version = \"3.11\"\n",
+                    server.port
+                ),
+            )
+            .unwrap();
+            vec![
+                ("PPS_USER", USER.to_string()),
+                ("PPS_PASSWORD", PASSWORD.to_string()),
+            ]
+        };
+        let mut lock = Command::new(tools.join(tool).join("bin").join(tool));
+        lock.arg("lock")
+            .current_dir(&dir)
+            .env("POETRY_CACHE_DIR", scratch.path().join("tool-cache"))
+            .env("PIPENV_CACHE_DIR", scratch.path().join("tool-cache"))
+            .env("PIPENV_VENV_IN_PROJECT", "1")
+            .env("PIPENV_NOSPIN", "1")
+            .envs(vars.iter().map(|(k, v)| (k, v)));
+        let locked = lock.output().unwrap();
+        assert!(
+            locked.status.success(),
+            "{tool} lock: {}",
+            String::from_utf8_lossy(&locked.stderr)
+        );
+        // The tools' own files are theirs to keep secrets in; what lockship writes is scanned.
+        let lock_file = if tool == "poetry" {
+            "poetry.lock"
+        } else {
+            "Pipfile.lock"
+        };
+        let text = std::fs::read_to_string(dir.join(lock_file)).unwrap();
+        assert!(
+            !text.contains(PASSWORD),
+            "{tool} wrote the password into {lock_file}"
+        );
+        let cache = scratch.path().join(format!("cache-{tool}"));
+        let project = Project {
+            tmp: tempfile::tempdir().unwrap(),
+            dir: dir.clone(),
+        };
+        let out = scratch.path().join(format!("{tool}.oci"));
+        let output = build(&project, &cache, &vars, &out);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{tool}: {stderr}");
+        let report = json(&String::from_utf8_lossy(&output.stdout));
+        assert_eq!(report["lock_format"], lock_file);
+        digests.push(layer_digests(&report));
+        scan.output(&output, &format!("the {tool} build"));
+        scan.dir(&cache);
+        scan.dir(&out);
+
+        // Without the credentials the index refuses, and the message says where lockship looked.
+        let output = build(
+            &project,
+            &scratch.path().join(format!("cache-{tool}-none")),
+            &vars
+                .iter()
+                .map(|(k, _)| (*k, String::new()))
+                .collect::<Vec<_>>(),
+            &scratch.path().join(format!("{tool}-none.oci")),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{tool}: {stderr}");
+        assert!(stderr.contains("refused to list"), "{tool}: {stderr}");
+        scan.output(&output, &format!("the {tool} build without credentials"));
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "poetry's and pipenv's locks of the same versions give the same layers"
+    );
+    assert!(
+        scan.found.is_empty(),
+        "secrets found:\n{}",
+        scan.found.join("\n")
+    );
+}

@@ -97,6 +97,76 @@ fn locked_by(tool: &str) -> Project {
     project
 }
 
+/// A lockship run that must fail; its stderr.
+fn refused(project: &Project, cache: &Path) -> String {
+    let out = lockship(cache)
+        .env("PIP_INDEX_URL", index_url())
+        .arg("build")
+        .arg(&project.dir)
+        .args(["--base", &env().base, "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A poetry.lock or Pipfile.lock whose source file changed is stale, with the tool's command as
+/// the hint; a lock version lockship does not know is named with the ones it reads. The files
+/// are put back afterwards.
+fn stale_and_unknown_versions_are_named(tool: &str, project: &Project, cache: &Path) {
+    let (source, lock, edit, version_from, version_to, hint) = match tool {
+        "poetry" => (
+            "pyproject.toml",
+            "poetry.lock",
+            ("\"certifi==2024.2.2\"", "\"certifi==2024.2.2\", \"click\""),
+            "lock-version = \"2.1\"",
+            "lock-version = \"3.0\"",
+            "hint: run `poetry lock` to update it",
+        ),
+        "pipenv" => (
+            "Pipfile",
+            "Pipfile.lock",
+            (
+                "certifi = \"==2024.2.2\"",
+                "certifi = \"==2024.2.2\"\nclick = \"*\"",
+            ),
+            "\"pipfile-spec\": 6",
+            "\"pipfile-spec\": 7",
+            "hint: run `pipenv lock` to update it",
+        ),
+        _ => return,
+    };
+    let source_path = project.path(source);
+    let original = std::fs::read_to_string(&source_path).unwrap();
+    assert!(original.contains(edit.0), "{source}: {original}");
+    std::fs::write(&source_path, original.replace(edit.0, edit.1)).unwrap();
+    let stderr = refused(project, cache);
+    assert!(
+        stderr.contains(&format!("{lock} is out of date with {source}: ")),
+        "{tool}: {stderr}"
+    );
+    assert!(stderr.contains(hint), "{tool}: {stderr}");
+    std::fs::write(&source_path, &original).unwrap();
+
+    let lock_path = project.path(lock);
+    let locked = std::fs::read_to_string(&lock_path).unwrap();
+    assert!(locked.contains(version_from), "{lock}");
+    std::fs::write(&lock_path, locked.replace(version_from, version_to)).unwrap();
+    let stderr = refused(project, cache);
+    let (found, supported) = if tool == "poetry" {
+        ("3.0", "2.0, 2.1")
+    } else {
+        ("pipfile-spec 7", "pipfile-spec 6")
+    };
+    assert!(
+        stderr.contains(&format!(
+            "lock version {found} is not supported (lockship reads {supported})"
+        )),
+        "{tool}: {stderr}"
+    );
+    std::fs::write(&lock_path, locked).unwrap();
+}
+
 #[test]
 fn four_tools_locking_the_same_versions_give_the_same_layers() {
     if services_missing() {
@@ -125,6 +195,7 @@ fn four_tools_locking_the_same_versions_give_the_same_layers() {
         assert_eq!(report["lock"], lock, "{tool}");
         assert_eq!(report["lock_format"], lock, "{tool}");
         layers.push((tool, layer_digests(&report)));
+        stale_and_unknown_versions_are_named(tool, &project, &cache);
         if tool == "pipenv" {
             let tar = project.tmp.path().join("image.tar");
             run_ok(

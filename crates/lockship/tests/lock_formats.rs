@@ -30,28 +30,15 @@ fn run_in(dir: &Path, cmd: &mut Command) {
 
 /// The fixture with only the lock `tool` wrote (and the files that tool reads).
 fn locked_by(tool: &str) -> Project {
-    let project = fixture("four-locks", false);
+    // uv.lock comes from the fixture helper (the real uv, cached by pyproject's digest).
+    let project = fixture("four-locks", matches!(tool, "uv" | "pylock"));
     let dir = &project.dir;
     if tool != "pipenv" {
         std::fs::remove_file(dir.join("Pipfile")).unwrap();
     }
-    let uv_lock = || {
-        run_in(
-            dir,
-            Command::new("uv").args([
-                "lock",
-                "--quiet",
-                "--exclude-newer",
-                "2025-06-01",
-                "--python",
-                "3.11",
-            ]),
-        )
-    };
     match tool {
-        "uv" => uv_lock(),
+        "uv" => {}
         "pylock" => {
-            uv_lock();
             run_in(
                 dir,
                 Command::new("uv").args([

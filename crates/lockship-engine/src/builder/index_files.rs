@@ -22,7 +22,7 @@ use crate::cache_dir::Bucket;
 pub(super) async fn resolve_index_files(
     lock: &LockFile,
     project: &Project,
-    packages: Vec<LockedPackage>,
+    mut packages: Vec<LockedPackage>,
     http: &Http,
     opts: &BuildOptions,
 ) -> Result<Vec<LockedPackage>, Error> {
@@ -36,49 +36,40 @@ pub(super) async fn resolve_index_files(
         &opts.index_sources,
         project.pyproject.as_ref(),
     );
-    // Files on the user's index need its credentials even when the lock names their URLs.
-    let default_index = configured
-        .as_ref()
-        .ok()
-        .map(|url| http.add_credentials(url));
-    // Every host the build will ask gets its credentials: user info first, then the user's
-    // uv/poetry variables and netrc.
-    let own_indexes: Vec<String> = packages
-        .iter()
-        .filter_map(|p| match &p.artifacts {
+    let mut needs_default = false;
+    // A package's own index carries its user info off to `http`, once, here.
+    for p in &mut packages {
+        match &mut p.artifacts {
             Artifacts::FromIndex {
                 index: Some(own), ..
-            } => Some(http.add_credentials(own)),
-            _ => None,
-        })
-        .collect();
-    let file_urls = packages.iter().flat_map(|p| match &p.artifacts {
-        Artifacts::Listed { wheels, .. } => wheels.iter().map(|w| w.url.as_str()).collect(),
-        Artifacts::FromIndex { .. } => Vec::new(),
+            } => *own = http.add_credentials(own),
+            Artifacts::FromIndex { index: None, .. } => needs_default = true,
+            Artifacts::Listed { .. } => {}
+        }
+    }
+    // Files on the user's index need its credentials even when the lock names their URLs; only
+    // packages with no index of their own need the index to be configured.
+    let default_index = match configured {
+        Ok(url) => http.add_credentials(&url),
+        Err(e) if needs_default => return Err(e.into()),
+        Err(_) => String::new(),
+    };
+    // Every host the build will ask gets its credentials: user info first, then the user's
+    // uv/poetry variables and netrc.
+    let urls = packages.iter().flat_map(|p| match &p.artifacts {
+        Artifacts::Listed { wheels, .. } => {
+            wheels.iter().map(|w| w.url.as_str()).collect::<Vec<_>>()
+        }
+        Artifacts::FromIndex { index, .. } => index.iter().map(String::as_str).collect(),
     });
     super::credentials::register(
         project,
-        default_index
-            .iter()
-            .map(String::as_str)
-            .chain(own_indexes.iter().map(String::as_str))
-            .chain(file_urls),
+        std::iter::once(default_index.as_str())
+            .filter(|url| !url.is_empty())
+            .chain(urls),
         &opts.index_credentials,
         http,
     );
-    let needs_default = packages
-        .iter()
-        .any(|p| matches!(p.artifacts, Artifacts::FromIndex { index: None, .. }));
-    let default_index = match (default_index, needs_default) {
-        (Some(url), _) => url,
-        (None, false) => String::new(),
-        (None, true) => {
-            return Err(configured
-                .err()
-                .map(Error::from)
-                .unwrap_or_else(|| Error::Usage("no package index configured".into())))
-        }
-    };
     let cache = Bucket::Index.under(&opts.cache_dir);
     futures::stream::iter(packages)
         .map(|p| {
@@ -87,10 +78,7 @@ pub(super) async fn resolve_index_files(
                 let Artifacts::FromIndex { hashes, index } = &p.artifacts else {
                     return Ok(p);
                 };
-                let index_url = match index {
-                    Some(own) => http.add_credentials(own),
-                    None => default_index.clone(),
-                };
+                let index_url = index.clone().unwrap_or_else(|| default_index.clone());
                 let key = Digest::of_parts(
                     [index_url.as_str(), &p.name, &p.version]
                         .into_iter()

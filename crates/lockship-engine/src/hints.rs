@@ -12,7 +12,7 @@ use lockship_oci::registry::RegistryError;
 use lockship_python::app::AppError;
 use lockship_python::fetch::FetchError;
 use lockship_python::index::IndexError;
-use lockship_python::lock::LockError;
+use lockship_python::lock::{LockError, LockKind};
 use lockship_python::probe::ProbeError;
 use lockship_python::select::NoWheelError;
 
@@ -184,17 +184,14 @@ pub(crate) fn debian(e: &DebianError) -> Option<String> {
 }
 
 fn relock_hint(path: &Path) -> String {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if name == "uv.lock" {
-        "run `uv lock` to update it".into()
-    } else if name == "Pipfile.lock" {
-        "run `pipenv lock` to update it".into()
-    } else if name == "poetry.lock" {
-        "run `poetry lock` to update it".into()
-    } else if name.starts_with("pylock.") {
-        "run `lockship lock` to update it".into()
-    } else {
-        "regenerate it with `uv pip compile pyproject.toml --generate-hashes`".into()
+    let kind = crate::lock_command::kind_of(path);
+    match kind {
+        Some(LockKind::UvLock) => "run `uv lock` to update it".into(),
+        Some(LockKind::PyLock) => "run `lockship lock` to update it".into(),
+        _ => match kind.and_then(crate::lock_command::foreign_relock) {
+            Some(command) => format!("run `{command}` to update it"),
+            None => "regenerate it with `uv pip compile pyproject.toml --generate-hashes`".into(),
+        },
     }
 }
 

@@ -49,6 +49,20 @@ impl From<NoUv> for RelockError {
     }
 }
 
+/// The command that relocks a lock `lockship lock` cannot rewrite yet: its own tool's.
+pub(crate) fn foreign_relock(kind: LockKind) -> Option<&'static str> {
+    match kind {
+        LockKind::PoetryLock => Some("poetry lock"),
+        LockKind::PipfileLock => Some("pipenv lock"),
+        LockKind::UvLock | LockKind::PyLock | LockKind::RequirementsTxt => None,
+    }
+}
+
+/// The kind a lock's file name says, for hints that only have its path.
+pub(crate) fn kind_of(path: &Path) -> Option<LockKind> {
+    LockKind::of_file_name(path.file_name()?.to_str()?)
+}
+
 impl RelockError {
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -56,13 +70,10 @@ impl RelockError {
             RelockError::Resolve { .. } => {
                 Some("loosen the conflicting requirements in pyproject.toml, then run `lockship lock` again".into())
             }
-            RelockError::Stale { path, .. } if path.file_name().is_some_and(|n| n == "Pipfile.lock") => {
-                Some("run `pipenv lock` and commit the result".into())
+            RelockError::Stale { path, .. } => {
+                let command = kind_of(path).and_then(foreign_relock).unwrap_or("lockship lock");
+                Some(format!("run `{command}` and commit the result"))
             }
-            RelockError::Stale { path, .. } if path.file_name().is_some_and(|n| n == "poetry.lock") => {
-                Some("run `poetry lock` and commit the result".into())
-            }
-            RelockError::Stale { .. } => Some("run `lockship lock` and commit the result".into()),
             RelockError::NotYet { command, .. } => Some(format!(
                 "run `{command}` in the project; lockship builds from the lock it writes"
             )),
@@ -247,14 +258,9 @@ pub async fn run(
             tool
         }
         LockKind::PipfileLock | LockKind::PoetryLock => {
-            let command = if kind == LockKind::PoetryLock {
-                "poetry lock"
-            } else {
-                "pipenv lock"
-            };
             return Err(RelockError::NotYet {
                 path,
-                command: command.into(),
+                command: foreign_relock(kind).unwrap_or_default().into(),
             }
             .into());
         }

@@ -108,7 +108,8 @@ pub fn split_credentials(url: &str) -> SplitUrl {
     }
 }
 
-fn percent_decode(text: &str) -> String {
+/// `%XX` escapes decoded (invalid UTF-8 replaced); `+` stays `+`, as in a URL path.
+pub fn percent_decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
         .into_owned()

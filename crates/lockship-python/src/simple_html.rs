@@ -65,7 +65,8 @@ pub fn parse(body: &[u8]) -> Result<HtmlPage, String> {
                 .trim()
                 .to_string()
         } else {
-            percent_decode(&from_url)
+            // `+` in local versions is often sent as `%2B`.
+            lockship_net::url::percent_decode(&from_url)
         };
         if filename.is_empty() {
             continue;
@@ -81,14 +82,6 @@ pub fn parse(body: &[u8]) -> Result<HtmlPage, String> {
         });
     }
     Ok(page)
-}
-
-/// Decodes `%XX` escapes in a file name (`+` in local versions is often sent as `%2B`).
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
 }
 
 #[cfg(test)]

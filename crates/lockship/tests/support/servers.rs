@@ -182,7 +182,15 @@ struct ProxyState {
     log: Vec<Logged>,
     /// Method and path of requests whose last attempt got a fault.
     faulted: std::collections::HashSet<String>,
+    /// Faults periodic rules gave each method and path. Concurrent requests can share one
+    /// (every upload POSTs to the same path), so sparing "the retry" cannot tell them apart;
+    /// capping the faults per path below lockship's attempts keeps every one transient.
+    periodic_faults: std::collections::HashMap<String, usize>,
 }
+
+/// At most this many periodic faults per method and path: one fewer than lockship's default
+/// attempts (5), so no request can meet a periodic fault on every attempt.
+const PERIODIC_FAULTS_PER_PATH: usize = 4;
 
 /// A fault-injecting proxy in front of `upstream` (host:port, plain HTTP).
 pub struct FaultProxy {
@@ -265,16 +273,22 @@ async fn proxy(
         // every attempt up with the period.
         let key = format!("{method} {path}");
         let retried = s.faulted.contains(&key);
+        let capped = s.periodic_faults.get(&key).copied().unwrap_or(0) >= PERIODIC_FAULTS_PER_PATH;
+        let mut periodic = false;
         for (rule, seen, injected) in s.rules.iter_mut() {
             if rule.matches(&method, &path) {
                 *seen += 1;
-                let spared = rule.every > 1 && retried;
+                let spared = rule.every > 1 && (retried || capped);
                 if picked.is_none() && *seen % rule.every == 0 && *injected < rule.times && !spared
                 {
                     *injected += 1;
                     picked = Some(rule.fault.clone());
+                    periodic = rule.every > 1;
                 }
             }
+        }
+        if periodic {
+            *s.periodic_faults.entry(key.clone()).or_default() += 1;
         }
         if picked.is_some() {
             s.faulted.insert(key);

@@ -184,15 +184,11 @@ pub(crate) fn debian(e: &DebianError) -> Option<String> {
 }
 
 fn relock_hint(path: &Path) -> String {
-    let kind = crate::lock_command::kind_of(path);
-    match kind {
-        Some(LockKind::UvLock) => "run `uv lock` to update it".into(),
-        Some(LockKind::PyLock) => "run `lockship lock` to update it".into(),
-        _ => match kind.and_then(crate::lock_command::foreign_relock) {
-            Some(command) => format!("run `{command}` to update it"),
-            None => "regenerate it with `uv pip compile pyproject.toml --generate-hashes`".into(),
-        },
-    }
+    let kind = crate::lock_command::kind_of(path).unwrap_or(LockKind::RequirementsTxt);
+    format!(
+        "run `lockship lock` (or `{}`) to update it",
+        crate::lock_command::own_relock(kind)
+    )
 }
 
 /// For a failure to read or write the cache or an output.

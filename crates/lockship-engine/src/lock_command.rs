@@ -1,6 +1,7 @@
-//! `lockship lock`: re-resolves the project's lock with the project's own tool (uv for uv.lock,
-//! `uv pip compile` for requirements.txt and pylock.toml), for the Python of the image's base, and reports what
-//! changed. `--check` is the CI guard: it fails, naming what differs, when the lock is stale.
+//! `lockship lock`: re-resolves the project's lock with the format's own tool (uv for uv.lock,
+//! `uv pip compile` for requirements.txt and pylock.toml, poetry for poetry.lock, pipenv for
+//! Pipfile.lock), for the Python of the image's base, and reports what changed. `--check` is the
+//! CI guard: it fails, naming what differs, when the lock is stale.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,24 +17,30 @@ use lockship_net::Http;
 use lockship_python::app::last_line;
 use lockship_python::lock::Selection;
 use lockship_python::lock::{freshness, LockFile, LockKind};
+use lockship_python::lock_tool::{self, NoTool};
 use lockship_python::target::{Libc, PythonTarget};
 use lockship_python::uv::{self, NoUv, UV_VERSION};
 use lockship_sys::interrupt::Children;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelockError {
-    #[error("no uv on PATH, and installing uv {version} with pip failed: {message}")]
-    NoTool { version: String, message: String },
+    #[error("no {tool} on PATH, and installing {tool} {version} failed: {message}")]
+    NoTool {
+        tool: String,
+        version: String,
+        message: String,
+    },
     #[error("{tool} could not resolve {project}:\n{message}")]
     Resolve {
         tool: String,
         project: PathBuf,
         message: String,
     },
-    #[error("{path} is out of date with pyproject.toml: {message}")]
+    #[error(
+        "{path} is out of date with {}: {message}",
+        lockship_python::lock::made_from(path)
+    )]
     Stale { path: PathBuf, message: String },
-    #[error("`lockship lock` cannot rewrite {path} yet (it checks it with --check)")]
-    NotYet { path: PathBuf, command: String },
     #[error(
         "{path} is a symlink: `lockship lock` rewrites the lock in place and does not follow links"
     )]
@@ -43,18 +50,31 @@ pub enum RelockError {
 impl From<NoUv> for RelockError {
     fn from(e: NoUv) -> Self {
         RelockError::NoTool {
+            tool: "uv".into(),
             version: e.version,
             message: e.message,
         }
     }
 }
 
-/// The command that relocks a lock `lockship lock` cannot rewrite yet: its own tool's.
-pub(crate) fn foreign_relock(kind: LockKind) -> Option<&'static str> {
+impl From<NoTool> for RelockError {
+    fn from(e: NoTool) -> Self {
+        RelockError::NoTool {
+            tool: e.tool,
+            version: e.version,
+            message: e.message,
+        }
+    }
+}
+
+/// The command of the format's own tool that relocks it, for users who run it by hand.
+pub(crate) fn own_relock(kind: LockKind) -> &'static str {
     match kind {
-        LockKind::PoetryLock => Some("poetry lock"),
-        LockKind::PipfileLock => Some("pipenv lock"),
-        LockKind::UvLock | LockKind::PyLock | LockKind::RequirementsTxt => None,
+        LockKind::UvLock => "uv lock",
+        LockKind::PoetryLock => "poetry lock",
+        LockKind::PipfileLock => "pipenv lock",
+        LockKind::PyLock => "uv pip compile pyproject.toml --format pylock.toml",
+        LockKind::RequirementsTxt => "uv pip compile pyproject.toml --generate-hashes",
     }
 }
 
@@ -66,17 +86,11 @@ pub(crate) fn kind_of(path: &Path) -> Option<LockKind> {
 impl RelockError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            RelockError::NoTool { .. } => Some("install uv (`pip install uv`) or put it on PATH".into()),
+            RelockError::NoTool { tool, .. } => Some(format!("install {tool} (`pipx install {tool}`) or put it on PATH")),
             RelockError::Resolve { .. } => {
                 Some("loosen the conflicting requirements in pyproject.toml, then run `lockship lock` again".into())
             }
-            RelockError::Stale { path, .. } => {
-                let command = kind_of(path).and_then(foreign_relock).unwrap_or("lockship lock");
-                Some(format!("run `{command}` and commit the result"))
-            }
-            RelockError::NotYet { command, .. } => Some(format!(
-                "run `{command}` in the project; lockship builds from the lock it writes"
-            )),
+            RelockError::Stale { .. } => Some("run `lockship lock` and commit the result".into()),
             RelockError::Symlink { .. } => {
                 Some("replace the link with the lock file itself, or set `lock` to the file".into())
             }
@@ -112,6 +126,7 @@ pub struct LockReport {
 /// uv was found but could not be started.
 fn tool_failed(e: std::io::Error) -> RelockError {
     RelockError::NoTool {
+        tool: "uv".into(),
         version: UV_VERSION.into(),
         message: e.to_string(),
     }
@@ -143,6 +158,147 @@ fn uv_platform(target: &PythonTarget) -> String {
     }
 }
 
+/// The lock to write when there is none: the configured one, else the one the project's own
+/// tool would write (a Pipfile's Pipfile.lock, a poetry project's poetry.lock), else uv.lock.
+fn new_lock_name(project: &Project, configured: Option<&Path>) -> PathBuf {
+    if let Some(configured) = configured {
+        return configured.to_path_buf();
+    }
+    let poetry = project.pyproject.as_ref().is_some_and(|p| {
+        p.get("tool").and_then(|t| t.get("poetry")).is_some()
+            && p.get("tool").and_then(|t| t.get("uv")).is_none()
+    });
+    PathBuf::from(if project.dir.join("Pipfile").is_file() {
+        "Pipfile.lock"
+    } else if poetry {
+        "poetry.lock"
+    } else {
+        "uv.lock"
+    })
+}
+
+/// What the relocking command is made from.
+struct RelockInputs<'a> {
+    project: &'a Project,
+    lock: &'a Path,
+    python: &'a str,
+    target: &'a PythonTarget,
+    lock_opts: &'a LockOptions,
+}
+
+/// The command that relocks a lock of `kind`, and its name for the report.
+fn relock_command(
+    kind: LockKind,
+    uv: &Path,
+    tools: &Path,
+    inputs: &RelockInputs<'_>,
+) -> Result<(Command, String), RelockError> {
+    let RelockInputs {
+        project,
+        lock,
+        python,
+        target,
+        lock_opts,
+    } = *inputs;
+    // poetry and pipenv read the file the lock is made from, beside the lock.
+    let lock_dir = lock.parent().unwrap_or(&project.dir);
+    let lock_dir = std::path::absolute(lock_dir).unwrap_or_else(|_| lock_dir.to_path_buf());
+    let upgrade_only = !lock_opts.upgrade && !lock_opts.upgrade_packages.is_empty();
+    let (mut cmd, tool) = match kind {
+        LockKind::UvLock => {
+            let mut cmd = Command::new(uv);
+            cmd.args(["lock", "--quiet", "--python", python, "--project"])
+                .arg(&project.dir);
+            uv_upgrades(&mut cmd, lock_opts);
+            (cmd, "uv lock".to_string())
+        }
+        LockKind::RequirementsTxt | LockKind::PyLock => {
+            // One environment's lock: the base's Python on the base's platform.
+            let (format, tool) = if kind == LockKind::PyLock {
+                (
+                    ["--format", "pylock.toml"],
+                    "uv pip compile --format pylock.toml",
+                )
+            } else {
+                (["--generate-hashes", "--quiet"], "uv pip compile")
+            };
+            let mut cmd = Command::new(uv);
+            cmd.args(["pip", "compile", "--quiet"])
+                .args(format)
+                .args(["--python-version", python, "--python-platform"])
+                .arg(uv_platform(target))
+                .arg(project.dir.join("pyproject.toml"))
+                .arg("-o")
+                .arg(lock);
+            uv_upgrades(&mut cmd, lock_opts);
+            (cmd, tool.to_string())
+        }
+        LockKind::PoetryLock => {
+            let poetry = lock_tool::POETRY.find_or_install(uv, tools)?;
+            let mut cmd = poetry.command();
+            // poetry keeps what is locked unless told to regenerate; `update --lock NAME` moves
+            // only the named packages and installs nothing.
+            let tool = if upgrade_only {
+                cmd.args(["update", "--lock", "--no-interaction", "--quiet", "--"])
+                    .args(&lock_opts.upgrade_packages);
+                "poetry update --lock"
+            } else if lock_opts.upgrade {
+                cmd.args(["lock", "--regenerate", "--no-interaction", "--quiet"]);
+                "poetry lock --regenerate"
+            } else {
+                cmd.args(["lock", "--no-interaction", "--quiet"]);
+                "poetry lock"
+            };
+            // poetry's caches go to lockship's unless the user chose a place.
+            if std::env::var_os("POETRY_CACHE_DIR").is_none() {
+                cmd.env("POETRY_CACHE_DIR", tools.join("poetry-cache"));
+            }
+            (cmd, format!("{tool} ({})", poetry.shown))
+        }
+        LockKind::PipfileLock => {
+            let pipenv = lock_tool::PIPENV.find_or_install(uv, tools)?;
+            let mut cmd = pipenv.command();
+            // pipenv resolves afresh on `lock`; `upgrade --lock-only NAME` moves only the named
+            // packages and leaves the Pipfile as it is.
+            let tool = if upgrade_only {
+                cmd.args(["upgrade", "--lock-only", "--python", python])
+                    .args(&lock_opts.upgrade_packages);
+                "pipenv upgrade --lock-only"
+            } else {
+                cmd.args(["lock", "--python", python]);
+                "pipenv lock"
+            };
+            // pipenv resolves inside a virtual environment: lockship's, in its cache, never a
+            // `.venv` written into the project or the user's active one.
+            cmd.env("PIPENV_PIPFILE", lock_dir.join("Pipfile"))
+                .env("PIPENV_NOSPIN", "1")
+                .env("PIPENV_YES", "1")
+                .env("PIPENV_IGNORE_VIRTUALENVS", "1")
+                .env_remove("PIPENV_VENV_IN_PROJECT")
+                .env("WORKON_HOME", tools.join("pipenv-venvs"));
+            if std::env::var_os("PIPENV_CACHE_DIR").is_none() {
+                cmd.env("PIPENV_CACHE_DIR", tools.join("pipenv-cache"));
+            }
+            (cmd, format!("{tool} ({})", pipenv.shown))
+        }
+    };
+    cmd.current_dir(match kind {
+        LockKind::PoetryLock | LockKind::PipfileLock => &lock_dir,
+        _ => &project.dir,
+    });
+    Ok((cmd, tool))
+}
+
+/// uv's upgrade flags.
+fn uv_upgrades(cmd: &mut Command, lock_opts: &LockOptions) {
+    if lock_opts.upgrade {
+        cmd.arg("--upgrade");
+    }
+    for package in &lock_opts.upgrade_packages {
+        cmd.args(["--upgrade-package", package]);
+    }
+}
+
 /// Runs `lockship lock` for the project in `opts.project_dir`.
 pub async fn run(
     opts: &BuildOptions,
@@ -162,9 +318,13 @@ pub async fn run(
         .unwrap_or_else(|| {
             project
                 .dir
-                .join(configured.as_deref().unwrap_or(Path::new("uv.lock")))
+                .join(new_lock_name(&project, configured.as_deref()))
         });
-    let kind = existing.as_ref().map_or(LockKind::UvLock, |l| l.kind);
+    let kind = existing
+        .as_ref()
+        .map(|l| l.kind)
+        .or_else(|| kind_of(&path))
+        .unwrap_or(LockKind::UvLock);
     let store = builder::open_cache(&opts.cache_dir)?;
     let http = Http::new(&opts.net);
     let target = builder::open_base(&project, &path, opts, &http, &store, reporter).await?;
@@ -229,56 +389,32 @@ pub async fn run(
         return Err(RelockError::Symlink { path }.into());
     }
     let before = existing.as_ref().map(versions).unwrap_or_default();
-    let uv = uv::find_or_install(&opts.uv, &Bucket::Tools.under(&opts.cache_dir))
-        .map_err(RelockError::from)?;
-    let mut cmd = Command::new(&uv);
-    let tool = match kind {
-        LockKind::UvLock => {
-            cmd.args(["lock", "--quiet", "--python", &python, "--project"])
-                .arg(&project.dir);
-            "uv lock"
-        }
-        LockKind::RequirementsTxt | LockKind::PyLock => {
-            // One environment's lock: the base's Python on the base's platform.
-            let (format, tool) = if kind == LockKind::PyLock {
-                (
-                    ["--format", "pylock.toml"],
-                    "uv pip compile --format pylock.toml",
-                )
-            } else {
-                (["--generate-hashes", "--quiet"], "uv pip compile")
-            };
-            cmd.args(["pip", "compile", "--quiet"])
-                .args(format)
-                .args(["--python-version", &python, "--python-platform"])
-                .arg(uv_platform(&target))
-                .arg(project.dir.join("pyproject.toml"))
-                .arg("-o")
-                .arg(&path);
-            tool
-        }
-        LockKind::PipfileLock | LockKind::PoetryLock => {
-            return Err(RelockError::NotYet {
-                path,
-                command: foreign_relock(kind).unwrap_or_default().into(),
-            }
-            .into());
-        }
-    };
-    if lock_opts.upgrade {
-        cmd.arg("--upgrade");
-    }
-    for package in &lock_opts.upgrade_packages {
-        cmd.args(["--upgrade-package", package]);
-    }
+    let tools = Bucket::Tools.under(&opts.cache_dir);
+    let uv = uv::find_or_install(&opts.uv, &tools).map_err(RelockError::from)?;
+    let (mut cmd, tool) = relock_command(
+        kind,
+        &uv,
+        &tools,
+        &RelockInputs {
+            project: &project,
+            lock: &path,
+            python: &python,
+            target: &target,
+            lock_opts,
+        },
+    )?;
     reporter.step(&format!(
         "{tool} for Python {python} ({})",
         target.describe()
     ));
-    // uv runs as a child that lockship stops with itself (a lock is written whole or not).
+    // The tool runs as a child that lockship stops with itself.
     let out = Children::default()
-        .output(cmd.current_dir(&project.dir))
-        .map_err(tool_failed)?;
+        .output(&mut cmd)
+        .map_err(|e| RelockError::Resolve {
+            tool: tool.clone(),
+            project: project.dir.clone(),
+            message: format!("cannot start it: {e}"),
+        })?;
     if !out.status.success() {
         let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(RelockError::Resolve {

@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod index;
 pub mod install;
 pub mod lock;
+pub mod lock_tool;
 pub mod probe;
 pub mod pyproject;
 pub mod select;

@@ -22,7 +22,7 @@ pub enum Command {
     Build(BuildArgs),
     /// Build the image and run the smoke commands (`smoke` in [tool.lockship]) inside it.
     Test(TestArgs),
-    /// Re-resolve the lock (uv.lock or requirements.txt) with uv for the base's Python.
+    /// Re-resolve the lock with its own tool (uv, poetry, pipenv) for the base's Python.
     Lock(LockArgs),
 }
 

@@ -103,7 +103,10 @@ fn lock_out_of_date_with_pyproject() {
             project.path("uv.lock").display()
         )
     );
-    assert!(err.contains("hint: run `uv lock` to update it"), "{err}");
+    assert!(
+        err.contains("hint: run `lockship lock` (or `uv lock`) to update it"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -108,7 +108,7 @@ fn stale_and_unknown_versions_are_named(tool: &str, project: &Project, cache: &P
             ("\"certifi==2024.2.2\"", "\"certifi==2024.2.2\", \"click\""),
             "lock-version = \"2.1\"",
             "lock-version = \"3.0\"",
-            "hint: run `poetry lock` to update it",
+            "hint: run `lockship lock` (or `poetry lock`) to update it",
         ),
         "pipenv" => (
             "Pipfile",
@@ -119,7 +119,7 @@ fn stale_and_unknown_versions_are_named(tool: &str, project: &Project, cache: &P
             ),
             "\"pipfile-spec\": 6",
             "\"pipfile-spec\": 7",
-            "hint: run `pipenv lock` to update it",
+            "hint: run `lockship lock` (or `pipenv lock`) to update it",
         ),
         _ => return,
     };

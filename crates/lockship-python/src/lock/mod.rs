@@ -277,7 +277,7 @@ pub(crate) fn parse_marker(text: &str) -> Result<MarkerTree, String> {
 }
 
 /// The file a lock is made from, for messages: a Pipfile.lock's Pipfile, else pyproject.toml.
-fn made_from(lock: &Path) -> &'static str {
+pub fn made_from(lock: &Path) -> &'static str {
     match lock.file_name().and_then(|n| n.to_str()) {
         Some(n) if n.eq_ignore_ascii_case("Pipfile.lock") => "Pipfile",
         _ => "pyproject.toml",

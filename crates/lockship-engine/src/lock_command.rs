@@ -418,7 +418,7 @@ pub async fn run(
     if !out.status.success() {
         let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(RelockError::Resolve {
-            tool: tool.into(),
+            tool,
             project: project.dir.clone(),
             message,
         }
@@ -448,7 +448,7 @@ pub async fn run(
     changes.sort_by(|a, b| a.package.cmp(&b.package));
     Ok(LockReport {
         lock: path,
-        tool: tool.into(),
+        tool,
         python,
         changes,
     })

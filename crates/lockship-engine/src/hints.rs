@@ -100,7 +100,7 @@ pub(crate) fn lock(e: &LockError) -> Option<String> {
             "set `lock` in [tool.lockship] to a uv.lock, poetry.lock, pylock.toml, Pipfile.lock or requirements.txt".into(),
         ),
         LockError::Unhashed { .. } => Some(
-            "lock it with hashes (uv, poetry and pipenv write them; `pip-compile --generate-hashes`)".into(),
+            "lock with hashes (uv, poetry and pipenv write them; `uv pip compile --generate-hashes`), or set `allow-unhashed = true` in [tool.lockship] to trust the index's hashes".into(),
         ),
         LockError::UnsupportedVersion { .. } => {
             Some("re-lock with a supported version of the tool".into())

@@ -75,6 +75,10 @@ pub struct Config {
     pub app: Option<String>,
     pub include: Option<Vec<String>>,
     pub lock: Option<PathBuf>,
+    /// Accept packages the lock pins without hashes, taking their files' sha256 from the index
+    /// (listed in a warning). Off by default: every file is checked against the lock.
+    #[serde(default, rename = "allow-unhashed")]
+    pub allow_unhashed: bool,
     pub venv: Option<String>,
     pub source: Option<String>,
     /// Commands run inside the built image before anything is pushed.

@@ -4,8 +4,10 @@
 //! index to use from the user's own configuration.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::Deserialize;
+use uv_pep440::Version;
 
 use super::lock::{Artifacts, LockedPackage, LockedWheel};
 use lockship_net::url::{strip_userinfo, Redacted};
@@ -144,7 +146,22 @@ struct FileEntry {
     size: Option<u64>,
 }
 
-/// Replaces `FromIndex` artifacts with the index's wheels whose hash the lock allows. `index`
+/// The version a distribution's file name states (`name-1.0-py3-none-any.whl`,
+/// `name-1.0.tar.gz`), for picking a package's files by version.
+fn file_version(filename: &str) -> Option<Version> {
+    let version = if let Some(stem) = filename.strip_suffix(".whl") {
+        stem.split('-').nth(1)?
+    } else {
+        let stem = [".tar.gz", ".zip", ".tar.bz2", ".tgz"]
+            .iter()
+            .find_map(|ext| filename.strip_suffix(ext))?;
+        stem.rsplit_once('-')?.1
+    };
+    Version::from_str(version).ok()
+}
+
+/// Replaces `FromIndex` artifacts with the index's wheels whose hash the lock allows, and
+/// `Unhashed` ones with the index's wheels of the pinned version that the index gives a sha256. `index`
 /// carries no user info: [`Http`] adds the credentials registered for its origin, to the page
 /// and to files on the same origin, and to nothing else.
 pub async fn resolve_files(
@@ -152,9 +169,14 @@ pub async fn resolve_files(
     index: &str,
     package: LockedPackage,
 ) -> Result<LockedPackage, IndexError> {
-    let Artifacts::FromIndex { hashes, .. } = &package.artifacts else {
-        return Ok(package);
+    // Files are chosen by the lock's hashes; for a package locked without any, by the pinned
+    // version, trusting the sha256 the index gives for each file.
+    let hashes: Option<&[Digest]> = match &package.artifacts {
+        Artifacts::FromIndex { hashes, .. } => Some(hashes),
+        Artifacts::Unhashed { .. } => None,
+        Artifacts::Listed { .. } => return Ok(package),
     };
+    let pinned = Version::from_str(&package.version).ok();
     let url = format!("{}/{}/", index.trim_end_matches('/'), package.name);
     let (final_url, body) = http
         .get_bytes(
@@ -196,7 +218,11 @@ pub async fn resolve_files(
         let Some(sha256) = file.hashes.get("sha256").and_then(|h| Digest::from_hex(h)) else {
             continue;
         };
-        if !hashes.contains(&sha256) {
+        let wanted = match hashes {
+            Some(hashes) => hashes.contains(&sha256),
+            None => pinned.is_some() && file_version(&file.filename) == pinned,
+        };
+        if !wanted {
             continue;
         }
         if !file.filename.ends_with(".whl") {
@@ -256,6 +282,16 @@ pub fn parse_project_page(body: &[u8]) -> Result<ProjectPage, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn file_names_state_their_version() {
+        let v = |s: &str| Version::from_str(s).ok();
+        assert_eq!(file_version("six-1.16.0-py2.py3-none-any.whl"), v("1.16.0"));
+        assert_eq!(file_version("zope.interface-6.0.tar.gz"), v("6.0"));
+        assert_eq!(file_version("Foo_Bar-2.0rc1.zip"), v("2.0rc1"));
+        assert_eq!(file_version("six-1.16.0.exe"), None);
+        assert_eq!(file_version("nonsense.whl"), None);
+    }
     use super::*;
 
     #[test]

@@ -60,7 +60,7 @@ pub fn choose(
     for package in packages {
         let (wheels, has_sdist) = match &package.artifacts {
             Artifacts::Listed { wheels, has_sdist } => (wheels.as_slice(), *has_sdist),
-            Artifacts::FromIndex { .. } => (&[][..], false),
+            Artifacts::FromIndex { .. } | Artifacts::Unhashed { .. } => (&[][..], false),
         };
         let best = wheels
             .iter()

@@ -213,3 +213,82 @@ fn four_tools_locking_the_same_versions_give_the_same_layers() {
         );
     }
 }
+
+/// A lock that pins versions without hashes is refused, naming every such package, with the
+/// way out in the hint; with `allow-unhashed = true` it builds from the index's own hashes,
+/// lists the packages in a warning and in the report, and gives the same layers as uv.lock.
+#[test]
+fn unhashed_locks_are_refused_unless_allowed() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let project = fixture("four-locks", false);
+    std::fs::remove_file(project.path("Pipfile")).unwrap();
+    std::fs::write(
+        project.path("requirements.txt"),
+        "six==1.16.0\nidna==3.7\ncertifi==2024.2.2\n",
+    )
+    .unwrap();
+    let cache = project.tmp.path().join("cache");
+    let stderr = refused(&project, &cache);
+    assert!(
+        stderr.contains(
+            "requirements.txt: 3 packages are (certifi==2024.2.2, idna==3.7, six==1.16.0) locked \
+             without hashes"
+        ) && stderr.contains("hint: lock with hashes")
+            && stderr.contains("`allow-unhashed = true`"),
+        "{stderr}"
+    );
+    assert!(
+        !cache.join("index").exists()
+            || std::fs::read_dir(cache.join("index")).unwrap().count() == 0,
+        "nothing was looked up"
+    );
+
+    let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();
+    assert!(pyproject
+        .trim_end()
+        .ends_with("entrypoint = [\"/opt/venv/bin/python\", \"/app/main.py\"]"));
+    std::fs::write(
+        project.path("pyproject.toml"),
+        format!("{pyproject}allow-unhashed = true\n"),
+    )
+    .unwrap();
+    let out = lockship(&cache)
+        .env("PIP_INDEX_URL", index_url())
+        .arg("build")
+        .arg(&project.dir)
+        .args(["--base", &env.base, "--format", "json", "--output"])
+        .arg(format!(
+            "oci:{}",
+            project.tmp.path().join("image.oci").display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: 3 packages are locked without hashes (allow-unhashed = true): \
+             certifi==2024.2.2, idna==3.7, six==1.16.0"
+        ),
+        "{stderr}"
+    );
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        report["unhashed"],
+        serde_json::json!(["certifi==2024.2.2", "idna==3.7", "six==1.16.0"])
+    );
+
+    let uv = locked_by("uv");
+    let uv_report = json(&run_ok(
+        lockship(&uv.tmp.path().join("cache"))
+            .arg("build")
+            .arg(&uv.dir)
+            .args(["--base", &env.base, "--format", "json", "--output"])
+            .arg(format!("oci:{}", uv.tmp.path().join("image.oci").display())),
+    ));
+    assert_eq!(uv_report["unhashed"], serde_json::json!([]));
+    assert_eq!(layer_digests(&report), layer_digests(&uv_report));
+}

@@ -42,8 +42,11 @@ pub(super) async fn resolve_index_files(
         match &mut p.artifacts {
             Artifacts::FromIndex {
                 index: Some(own), ..
-            } => *own = http.add_credentials(own),
-            Artifacts::FromIndex { index: None, .. } => needs_default = true,
+            }
+            | Artifacts::Unhashed { index: Some(own) } => *own = http.add_credentials(own),
+            Artifacts::FromIndex { index: None, .. } | Artifacts::Unhashed { index: None } => {
+                needs_default = true
+            }
             Artifacts::Listed { .. } => {}
         }
     }
@@ -60,7 +63,9 @@ pub(super) async fn resolve_index_files(
         Artifacts::Listed { wheels, .. } => {
             wheels.iter().map(|w| w.url.as_str()).collect::<Vec<_>>()
         }
-        Artifacts::FromIndex { index, .. } => index.iter().map(String::as_str).collect(),
+        Artifacts::FromIndex { index, .. } | Artifacts::Unhashed { index } => {
+            index.iter().map(String::as_str).collect()
+        }
     });
     super::credentials::register(
         project,
@@ -75,12 +80,16 @@ pub(super) async fn resolve_index_files(
         .map(|p| {
             let (http, default_index, cache) = (&http, &default_index, &cache);
             async move {
-                let Artifacts::FromIndex { hashes, index } = &p.artifacts else {
-                    return Ok(p);
+                let (hashes, index) = match &p.artifacts {
+                    Artifacts::FromIndex { hashes, index } => (hashes.as_slice(), index),
+                    // Marked apart in the key: the index's own hashes were trusted.
+                    Artifacts::Unhashed { index } => (&[][..], index),
+                    Artifacts::Listed { .. } => return Ok(p),
                 };
                 let index_url = index.clone().unwrap_or_else(|| default_index.clone());
+                let unhashed = if hashes.is_empty() { "unhashed" } else { "" };
                 let key = Digest::of_parts(
-                    [index_url.as_str(), &p.name, &p.version]
+                    [index_url.as_str(), &p.name, &p.version, unhashed]
                         .into_iter()
                         .chain(hashes.iter().map(Digest::as_str)),
                 );

@@ -14,7 +14,7 @@ use crate::project::{AppMode, Project, TargetConfig};
 use crate::user::{self, User};
 use lockship_oci::registry;
 use lockship_python::app;
-use lockship_python::lock::Selection;
+use lockship_python::lock::{self, Selection};
 use lockship_python::lock::{freshness, LockFile, LockedPackage};
 use lockship_python::select;
 use lockship_python::target::PythonTarget;
@@ -42,6 +42,8 @@ pub(super) struct Prepared {
     pub must_test: bool,
     /// The app wheel being built (not for `--dry-run`, nor when the app is copied).
     pub app_wheel: Option<AppWheel>,
+    /// Packages locked without hashes, let in by `allow-unhashed` (`name==version`).
+    pub unhashed: Vec<String>,
 }
 
 impl Prepared {
@@ -155,6 +157,19 @@ pub(super) async fn prepare(
             })
             .collect()
     };
+    let unhashed = check_unhashed(&lock, &project, &packages, &target_packages)?;
+    if !unhashed.is_empty() {
+        reporter.warn(&format!(
+            "{} locked without hashes (allow-unhashed = true): {}; their files are checked only \
+             against the sha256 the index gives",
+            if unhashed.len() == 1 {
+                "1 package is".to_string()
+            } else {
+                format!("{} packages are", unhashed.len())
+            },
+            unhashed.join(", ")
+        ));
+    }
     let packages = resolve_index_files(&lock, &project, packages, http, opts).await?;
     let target_packages = resolve_index_files(&lock, &project, target_packages, http, opts).await?;
     let tags = target.tags()?;
@@ -210,5 +225,26 @@ pub(super) async fn prepare(
         commands,
         must_test,
         app_wheel,
+        unhashed,
     })
+}
+
+/// The packages the lock pins without hashes (`name==version`): refused unless the project
+/// sets `allow-unhashed = true`.
+fn check_unhashed(
+    lock: &LockFile,
+    project: &Project,
+    packages: &[LockedPackage],
+    target_packages: &[LockedPackage],
+) -> Result<Vec<String>, Error> {
+    let mut unhashed = lock::unhashed(packages);
+    unhashed.extend(lock::unhashed(target_packages));
+    if !unhashed.is_empty() && !project.config.allow_unhashed {
+        return Err(lock::LockError::Unhashed {
+            path: lock.path.clone(),
+            packages: unhashed,
+        }
+        .into());
+    }
+    Ok(unhashed)
 }

@@ -28,6 +28,8 @@ pub struct BuildReport {
     /// The lock file read, relative to the project, and its format.
     pub lock: String,
     pub lock_format: String,
+    /// Packages the lock pins without hashes, let in by `allow-unhashed` (`name==version`).
+    pub unhashed: Vec<String>,
     /// How the Debian base lock changed in this build (`+ pkg ver`, `- pkg ver`, `pkg a → b`).
     pub base_changes: Vec<String>,
     pub target: PythonTarget,

@@ -43,6 +43,12 @@ pub enum Artifacts {
         /// one; None: the project's configured index. Never shown: it may carry credentials.
         index: Option<String>,
     },
+    /// The lock pins a version but no hash (allowed only with `allow-unhashed = true`): files
+    /// come from the package's index, checked against the sha256 the index gives for them.
+    Unhashed {
+        /// As for `FromIndex`. Never shown.
+        index: Option<String>,
+    },
 }
 
 /// One package pinned by the lock and needed on the target.
@@ -148,8 +154,12 @@ pub enum LockError {
         found: String,
         supported: String,
     },
-    #[error("{path}: {package} is locked without hashes")]
-    Unhashed { path: PathBuf, package: String },
+    #[error("{path}: {} locked without hashes", unhashed_list(.packages))]
+    Unhashed {
+        path: PathBuf,
+        /// `name==version` of each.
+        packages: Vec<String>,
+    },
     #[error("{path}: package {package} comes from {source_kind}, which lockship cannot build yet")]
     UnsupportedSource {
         path: PathBuf,
@@ -274,6 +284,26 @@ pub(crate) fn parse_marker(text: &str) -> Result<MarkerTree, String> {
         }
     }
     MarkerTree::from_str(text).map_err(|e| e.to_string())
+}
+
+/// `six==1.16.0 is` or `2 packages are (a==1, b==2)`, for the Unhashed message.
+fn unhashed_list(packages: &[String]) -> String {
+    match packages {
+        [one] => format!("{one} is"),
+        many => format!("{} packages are ({})", many.len(), many.join(", ")),
+    }
+}
+
+/// `name==version` of every package the lock pins without a hash, sorted.
+pub fn unhashed(packages: &[LockedPackage]) -> Vec<String> {
+    let mut names: Vec<String> = packages
+        .iter()
+        .filter(|p| matches!(p.artifacts, Artifacts::Unhashed { .. }))
+        .map(|p| format!("{}=={}", p.name, p.version))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// The file a lock is made from, for messages: a Pipfile.lock's Pipfile, else pyproject.toml.

@@ -204,9 +204,13 @@ pub fn parse(
         .map(|(name, c)| LockedPackage {
             name,
             version: c.version,
-            artifacts: Artifacts::FromIndex {
-                hashes: c.hashes,
-                index: c.index,
+            artifacts: if c.hashes.is_empty() {
+                Artifacts::Unhashed { index: c.index }
+            } else {
+                Artifacts::FromIndex {
+                    hashes: c.hashes,
+                    index: c.index,
+                }
             },
         })
         .collect())
@@ -318,12 +322,6 @@ fn locked(
             })?,
     };
     let raw_hashes = entry.hashes.as_deref().unwrap_or(&[]);
-    if raw_hashes.is_empty() {
-        return Err(LockError::Unhashed {
-            path: path.to_path_buf(),
-            package: name.to_string(),
-        });
-    }
     let mut hashes: Vec<Digest> = Vec::new();
     let mut seen: HashSet<Digest> = HashSet::new();
     let mut others: BTreeSet<&str> = BTreeSet::new();
@@ -338,7 +336,7 @@ fn locked(
             others.insert(hash.split(':').next().unwrap_or(hash));
         }
     }
-    if hashes.is_empty() {
+    if hashes.is_empty() && !raw_hashes.is_empty() {
         return Err(invalid(
             path,
             format!(
@@ -996,7 +994,7 @@ mod tests {
 
     fn index_of(packages: &[LockedPackage], name: &str) -> Option<String> {
         match &packages.iter().find(|p| p.name == name)?.artifacts {
-            Artifacts::FromIndex { index, .. } => index.clone(),
+            Artifacts::FromIndex { index, .. } | Artifacts::Unhashed { index } => index.clone(),
             Artifacts::Listed { .. } => None,
         }
     }
@@ -1414,18 +1412,22 @@ python_version = "3.11"
     }
 
     #[test]
-    fn unhashed_and_non_sha256_packages_are_refused() {
-        let err = parse(
+    fn unhashed_packages_are_marked_and_non_sha256_ones_refused() {
+        // Whether an unhashed package is let in is the project's choice (`allow-unhashed`).
+        let pkgs = parse(
             lock_path(),
             &with_six_hashes("[]"),
             &env(),
             &Selection::default(),
             &vars,
         )
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(crate::lock::unhashed(&pkgs), ["six==1.17.0"]);
         assert_eq!(
-            err.to_string(),
-            "proj/Pipfile.lock: six is locked without hashes"
+            pkgs.iter().find(|p| p.name == "six").unwrap().artifacts,
+            Artifacts::Unhashed {
+                index: Some("https://mirror.example/simple".into())
+            }
         );
         let md5 = with_six_hashes(r#"["md5:0123456789abcdef0123456789abcdef", "sha512:00"]"#);
         let err = parse(lock_path(), &md5, &env(), &Selection::default(), &vars).unwrap_err();

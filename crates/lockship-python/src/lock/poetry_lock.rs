@@ -799,9 +799,10 @@ fn locked(
     }
     if hashes.is_empty() {
         if other_algorithms.is_empty() {
-            return Err(LockError::Unhashed {
-                path: path_buf(),
-                package: label,
+            return Ok(LockedPackage {
+                name: name.to_string(),
+                version: package.version.clone(),
+                artifacts: Artifacts::Unhashed { index },
             });
         }
         return Err(LockError::Invalid {

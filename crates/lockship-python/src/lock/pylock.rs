@@ -56,6 +56,8 @@ struct Package<'a> {
     sdist: Option<IgnoredAny>,
     #[serde(borrow)]
     wheels: Option<Vec<Wheel<'a>>>,
+    /// The package's index (its simple API), used for files locked without hashes.
+    index: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -405,6 +407,25 @@ fn locked(
         ),
         None => None,
     };
+    if wheels
+        .iter()
+        .any(|w| w.hashes.as_ref().is_none_or(|h| h.is_empty()))
+    {
+        // Files without hashes come from the package's index, as a hash-only lock's do.
+        let version = version.ok_or_else(|| {
+            invalid(format!(
+                "{} is locked without hashes and without a version",
+                p.name
+            ))
+        })?;
+        return Ok(Some(LockedPackage {
+            name,
+            version: version.to_string(),
+            artifacts: Artifacts::Unhashed {
+                index: p.index.as_ref().map(|i| i.to_string()),
+            },
+        }));
+    }
     let mut found_version = None;
     let wheels = wheels
         .iter()
@@ -499,10 +520,8 @@ fn wheel(
     let hashes = match &w.hashes {
         Some(h) if !h.is_empty() => h,
         _ => {
-            return Err(LockError::Unhashed {
-                path: path.to_path_buf(),
-                package: format!("{} (wheel {filename})", p.name),
-            })
+            // Packages with an unhashed wheel were taken as `Unhashed` before this.
+            return Err(invalid(format!("wheel {filename} has no hashes")));
         }
     };
     let sha256 = match hashes
@@ -1186,16 +1205,18 @@ archive = { path = "wheels/six-1.17.0-py2.py3-none-any.whl", hashes = { sha256 =
     #[test]
     fn wheels_must_carry_a_sha256() {
         let sha = r#"hashes = { sha256 = "61a3265b914e850b85317d0b3109c7f8cd35a670f963866005d6ef1d5175a12b" }"#;
+        // No hashes: the package comes from its index, if the project allows it.
         let none = uv_with(&format!(", {sha}"), "");
+        let pkgs = read(&none, &Selection::default()).unwrap();
+        assert_eq!(crate::lock::unhashed(&pkgs), ["click==8.2.1"]);
         assert_eq!(
-            error(&none, &Selection::default()),
-            "/srv/app/pylock.toml: click (wheel click-8.2.1-py3-none-any.whl) is locked without \
-             hashes"
+            pkgs[0].artifacts,
+            Artifacts::Unhashed {
+                index: Some("https://index.example/simple".into())
+            }
         );
-        assert!(matches!(
-            read(&uv_with(sha, "hashes = {}"), &Selection::default()),
-            Err(LockError::Unhashed { .. })
-        ));
+        let empty = read(&uv_with(sha, "hashes = {}"), &Selection::default()).unwrap();
+        assert_eq!(crate::lock::unhashed(&empty), ["click==8.2.1"]);
         let md5 = uv_with(
             sha,
             r#"hashes = { md5 = "0f343b0931126a20f133d67c2b018a3b", sha512 = "00" }"#,

@@ -142,17 +142,16 @@ pub fn parse(
                 "`{spec}` is not pinned to one exact version"
             )));
         }
-        if hashes.is_empty() {
-            return Err(invalid(format!(
-                "{name}=={version} has no --hash (lockship installs only verified files)"
-            )));
-        }
         packages.push(LockedPackage {
             name: normalize_name(name),
             version: version.to_string(),
-            artifacts: Artifacts::FromIndex {
-                hashes,
-                index: None,
+            artifacts: if hashes.is_empty() {
+                Artifacts::Unhashed { index: None }
+            } else {
+                Artifacts::FromIndex {
+                    hashes,
+                    index: None,
+                }
             },
         });
     }
@@ -199,11 +198,8 @@ mod tests {
             err.to_string(),
             "r.txt: line 1: `click>=8` is not pinned with =="
         );
-        let err = parse(Path::new("r.txt"), "\nclick==8.1.7\n", &env()).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("r.txt: line 2: click==8.1.7 has no --hash"),
-            "{err}"
-        );
+        // Pinned but unhashed: marked, for the project to refuse or allow.
+        let pkgs = parse(Path::new("r.txt"), "\nclick==8.1.7\n", &env()).unwrap();
+        assert_eq!(crate::lock::unhashed(&pkgs), ["click==8.1.7"]);
     }
 }

@@ -105,6 +105,9 @@ pub(crate) fn lock(e: &LockError) -> Option<String> {
         LockError::UnsupportedVersion { .. } => {
             Some("re-lock with a supported version of the tool".into())
         }
+        LockError::UnsupportedSource { .. } => Some(
+            "lockship installs packages from an index, workspace members and local directories: publish the package to your index, or check it out and use a path source".into(),
+        ),
         _ => None,
     }
 }
@@ -137,6 +140,10 @@ pub(crate) fn app(e: &AppError) -> Option<String> {
         AppError::BuildFailed { .. } => {
             Some("run `uv build --wheel` in the project to see the full output".into())
         }
+        AppError::NotAProject { .. } | AppError::OtherWheel { .. } => Some(
+            "fix the path in [tool.uv.sources] (or the workspace members), then run `uv lock`"
+                .into(),
+        ),
         _ => None,
     }
 }

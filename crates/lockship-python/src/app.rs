@@ -27,6 +27,18 @@ pub enum AppError {
         project: PathBuf,
         globs: Vec<String>,
     },
+    #[error("{lock}: {package} is locked from {dir}, which is not a Python project (no pyproject.toml or setup.py)")]
+    NotAProject {
+        lock: PathBuf,
+        package: String,
+        dir: PathBuf,
+    },
+    #[error("the wheel built from {dir} is {wheel}, not a wheel of {package}")]
+    OtherWheel {
+        dir: PathBuf,
+        package: String,
+        wheel: String,
+    },
 }
 
 /// `a`, `b` (for messages).

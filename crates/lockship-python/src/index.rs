@@ -148,7 +148,7 @@ struct FileEntry {
 
 /// The version a distribution's file name states (`name-1.0-py3-none-any.whl`,
 /// `name-1.0.tar.gz`), for picking a package's files by version.
-fn file_version(filename: &str) -> Option<Version> {
+pub fn file_version(filename: &str) -> Option<Version> {
     let version = if let Some(stem) = filename.strip_suffix(".whl") {
         stem.split('-').nth(1)?
     } else {
@@ -174,7 +174,7 @@ pub async fn resolve_files(
     let hashes: Option<&[Digest]> = match &package.artifacts {
         Artifacts::FromIndex { hashes, .. } => Some(hashes),
         Artifacts::Unhashed { .. } => None,
-        Artifacts::Listed { .. } => return Ok(package),
+        Artifacts::Listed { .. } | Artifacts::Local { .. } => return Ok(package),
     };
     let pinned = Version::from_str(&package.version).ok();
     let url = format!("{}/{}/", index.trim_end_matches('/'), package.name);

@@ -60,7 +60,9 @@ pub fn choose(
     for package in packages {
         let (wheels, has_sdist) = match &package.artifacts {
             Artifacts::Listed { wheels, has_sdist } => (wheels.as_slice(), *has_sdist),
-            Artifacts::FromIndex { .. } | Artifacts::Unhashed { .. } => (&[][..], false),
+            Artifacts::FromIndex { .. } | Artifacts::Unhashed { .. } | Artifacts::Local { .. } => {
+                (&[][..], false)
+            }
         };
         let best = wheels
             .iter()

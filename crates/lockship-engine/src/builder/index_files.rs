@@ -47,7 +47,7 @@ pub(super) async fn resolve_index_files(
             Artifacts::FromIndex { index: None, .. } | Artifacts::Unhashed { index: None } => {
                 needs_default = true
             }
-            Artifacts::Listed { .. } => {}
+            Artifacts::Listed { .. } | Artifacts::Local { .. } => {}
         }
     }
     // Files on the user's index need its credentials even when the lock names their URLs; only
@@ -66,6 +66,7 @@ pub(super) async fn resolve_index_files(
         Artifacts::FromIndex { index, .. } | Artifacts::Unhashed { index } => {
             index.iter().map(String::as_str).collect()
         }
+        Artifacts::Local { .. } => Vec::new(),
     });
     super::credentials::register(
         project,
@@ -84,7 +85,7 @@ pub(super) async fn resolve_index_files(
                     Artifacts::FromIndex { hashes, index } => (hashes.as_slice(), index),
                     // Marked apart in the key: the index's own hashes were trusted.
                     Artifacts::Unhashed { index } => (&[][..], index),
-                    Artifacts::Listed { .. } => return Ok(p),
+                    Artifacts::Listed { .. } | Artifacts::Local { .. } => return Ok(p),
                 };
                 let index_url = index.clone().unwrap_or_else(|| default_index.clone());
                 let unhashed = if hashes.is_empty() { "unhashed" } else { "" };

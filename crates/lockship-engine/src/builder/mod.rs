@@ -30,6 +30,7 @@ mod config;
 mod credentials;
 mod index_files;
 mod layers;
+mod local_packages;
 mod pipeline;
 mod prepare;
 mod produce;

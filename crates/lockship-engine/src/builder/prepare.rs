@@ -22,6 +22,7 @@ use lockship_python::target::PythonTarget;
 use super::app_wheel::{self, AppWheel};
 use super::base::{python_target, BaseSource, ResolvedBase};
 use super::index_files::resolve_index_files;
+use super::local_packages::build_local_packages;
 use super::{Session, SmokeMode, Timer};
 
 /// What the later stages build from.
@@ -170,6 +171,8 @@ pub(super) async fn prepare(
             unhashed.join(", ")
         ));
     }
+    let packages = build_local_packages(session, &lock.path, packages).await?;
+    let target_packages = build_local_packages(session, &lock.path, target_packages).await?;
     let packages = resolve_index_files(&lock, &project, packages, http, opts).await?;
     let target_packages = resolve_index_files(&lock, &project, target_packages, http, opts).await?;
     let tags = target.tags()?;

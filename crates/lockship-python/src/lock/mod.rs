@@ -43,6 +43,9 @@ pub enum Artifacts {
         /// one; None: the project's configured index. Never shown: it may carry credentials.
         index: Option<String>,
     },
+    /// A workspace member or path dependency: a wheel built from this directory (the lock's
+    /// directory joined with the path the lock gives) by its own PEP 517 backend.
+    Local { dir: PathBuf },
     /// The lock pins a version but no hash (allowed only with `allow-unhashed = true`): files
     /// come from the package's index, checked against the sha256 the index gives for them.
     Unhashed {

@@ -295,11 +295,26 @@ impl UvLock {
         }
         needed
             .into_iter()
-            .map(|i| self.locked(path, &self.packages[i]))
+            .filter_map(|i| self.locked(path, &self.packages[i]).transpose())
             .collect()
     }
 
-    fn locked(&self, path: &Path, p: &Package) -> Result<LockedPackage, LockError> {
+    /// How `p` is installed; None for a virtual workspace member (only its dependencies are).
+    fn locked(&self, path: &Path, p: &Package) -> Result<Option<LockedPackage>, LockError> {
+        if p.source.virtual_.is_some() {
+            return Ok(None);
+        }
+        // Workspace members and path dependencies: built from their directory, like the app.
+        if let Some(dir) = p.source.editable.as_ref().or(p.source.directory.as_ref()) {
+            let lock_dir = path.parent().unwrap_or(Path::new(""));
+            return Ok(Some(LockedPackage {
+                name: normalize_name(&p.name),
+                version: p.version.clone().unwrap_or_default(),
+                artifacts: Artifacts::Local {
+                    dir: lock_dir.join(dir),
+                },
+            }));
+        }
         if p.source.registry.is_none() {
             return Err(LockError::UnsupportedSource {
                 path: path.to_path_buf(),
@@ -338,14 +353,14 @@ impl UvLock {
                 })
             })
             .collect::<Result<Vec<_>, LockError>>()?;
-        Ok(LockedPackage {
+        Ok(Some(LockedPackage {
             name: normalize_name(&p.name),
             version: p.version.clone().unwrap_or_default(),
             artifacts: Artifacts::Listed {
                 wheels,
                 has_sdist: p.sdist.is_some(),
             },
-        })
+        }))
     }
 }
 

@@ -995,7 +995,7 @@ mod tests {
     fn index_of(packages: &[LockedPackage], name: &str) -> Option<String> {
         match &packages.iter().find(|p| p.name == name)?.artifacts {
             Artifacts::FromIndex { index, .. } | Artifacts::Unhashed { index } => index.clone(),
-            Artifacts::Listed { .. } => None,
+            Artifacts::Listed { .. } | Artifacts::Local { .. } => None,
         }
     }
 

@@ -367,6 +367,7 @@ impl UvLock {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// A small uv.lock: app -> click, rich[jupyter] -> pygments; colorama on Windows and in dev.
     pub(crate) const LOCK: &str = r#"
@@ -428,6 +429,57 @@ wheels = [{ url = "https://files.example/ipywidgets-8.0.0-py3-none-any.whl", has
 
     fn linux() -> uv_pep508::MarkerEnvironment {
         crate::target::bookworm().marker_env()
+    }
+
+    #[test]
+    fn members_and_path_dependencies_are_local_and_virtual_ones_skipped() {
+        let text = r#"
+version = 1
+
+[[package]]
+name = "app"
+version = "1.0"
+source = { virtual = "." }
+dependencies = [{ name = "lib" }, { name = "util" }, { name = "tools" }]
+
+[[package]]
+name = "lib"
+version = "0.3.0"
+source = { editable = "packages/lib" }
+
+[[package]]
+name = "Util"
+version = "0.1.0"
+source = { directory = "../vendor/util" }
+
+[[package]]
+name = "tools"
+version = "0.0.0"
+source = { virtual = "packages/tools" }
+"#;
+        let lock = UvLock::parse(Path::new("proj/uv.lock"), text).unwrap();
+        let pkgs = lock
+            .packages_for(
+                Path::new("proj/uv.lock"),
+                &linux(),
+                None,
+                &Selection::default(),
+            )
+            .unwrap();
+        let local: Vec<(&str, PathBuf)> = pkgs
+            .iter()
+            .map(|p| match &p.artifacts {
+                Artifacts::Local { dir } => (p.name.as_str(), dir.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            local,
+            [
+                ("lib", PathBuf::from("proj/packages/lib")),
+                ("util", PathBuf::from("proj/../vendor/util"))
+            ]
+        );
     }
 
     #[test]

@@ -7,6 +7,10 @@ pulls it, lockship pulls and inspects it), cold (every cache empty, base image p
 with no change, one line of app code changed, one small dependency added. Prints and writes a
 markdown table with lockship / BuildKit ratios (against the faster Dockerfile pattern).
 
+lockship builds each fixture twice: from uv.lock, and from a poetry.lock that the real poetry
+made with the same versions (the project's dependencies pinned to what uv resolved), to show
+that reading poetry.lock (its files looked up on the index) costs no more than reading uv.lock.
+
 "Base image present" means for BuildKit that the daemon holds the base; for lockship, that its
 cache holds what pulling the base leaves there (its config, layers and the facts read from
 them), primed with `lockship build --dry-run`. Every other cache is emptied: build caches and
@@ -18,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -37,7 +42,10 @@ CUTOFF = "2025-06-01"
 ADDED = "six>=1.16"
 WORK = tempfile.mkdtemp(prefix="lockship-bench-")
 PHASES = {}  # (fixture, scenario index) → lockship's --format json timings, one per round
-TOOLS = ["lockship", "uv-pattern", "wheel-pattern"]
+TOOLS = ["lockship", "lockship-poetry", "uv-pattern", "wheel-pattern"]
+DOCKERFILES = 2  # TOOLS[2:] are BuildKit's
+POETRY = os.path.join(os.environ["LOCKSHIP_TEST_TOOLS"], "poetry", "bin", "poetry")
+INDEX = os.environ["UV_DEFAULT_INDEX"]
 SCENARIOS = ["cold, base not local", "cold", "warm", "app changed", "dependency added"]
 
 
@@ -64,7 +72,23 @@ def prepare(fixture, variant):
          "--python-platform", "x86_64-manylinux_2_36", "-o", "requirements.txt"], cwd=path, env=cutoff)
     # The Dockerfiles' index traffic goes through this machine's TLS proxy: they need its CA.
     shutil.copy("/etc/ssl/certs/ca-certificates.crt", os.path.join(path, "bench-ca.crt"))
+    prepare_poetry(path)
     return path
+
+
+def prepare_poetry(path):
+    """A copy of the locked fixture at `path`-poetry with a poetry.lock of the same versions."""
+    poetry = f"{path}-poetry"
+    shutil.copytree(path, poetry)
+    pins = [line.split()[0] for line in open(os.path.join(path, "requirements.txt")) if re.match(r"^[A-Za-z0-9]", line)]
+    pyproject = open(os.path.join(poetry, "pyproject.toml")).read()
+    pyproject = re.sub(r"dependencies = \[.*?\]", "dependencies = " + json.dumps(pins), pyproject, count=1, flags=re.S)
+    # Poetry reaches the index through a declared source only.
+    pyproject += f'\n[[tool.poetry.source]]\nname = "idx"\nurl = "{INDEX}"\npriority = "primary"\n'
+    open(os.path.join(poetry, "pyproject.toml"), "w").write(pyproject)
+    for name in ("uv.lock", "requirements.txt"):
+        os.remove(os.path.join(poetry, name))
+    run([POETRY, "lock", "--no-interaction", "--quiet"], cwd=poetry, env={"POETRY_CACHE_DIR": os.path.join(WORK, "poetry-cache")})
 
 
 def manifest(repo, tag):
@@ -80,11 +104,11 @@ def build(tool, fixture, src, tag, cache):
     """Builds and pushes; returns (seconds of the build, peak RSS KiB or None, repo)."""
     repo = f"bench/{tool}-{fixture}"
     ref = f"{REGISTRY}/{repo}:{tag}"
-    if tool == "lockship":
+    if tool.startswith("lockship"):
         rss = os.path.join(WORK, "rss")
         secs, out = run(["/usr/bin/time", "-f", "%M", "-o", rss, LOCKSHIP, "build", src, "--base", BASE, "--push", ref,
                          "--no-test", "--format", "json"], env=lockship_env(cache))
-        PHASES.setdefault((fixture, tag.split("-")[1]), []).append(json.loads(out)["timings"])
+        PHASES.setdefault((fixture, tool, tag.split("-")[1]), []).append(json.loads(out)["timings"])
         return secs, int(open(rss).read().split()[-1]), repo
     dockerfile = os.path.join(ROOT, "bench", "docker", f"{tool.split('-')[0]}.Dockerfile")
     secs, _ = run([DOCKER, "build", "--quiet", "--network", "host", "-f", dockerfile, "--build-arg", f"BASE={BASE}",
@@ -99,7 +123,7 @@ def lockship_env(cache):
 
 def reset(tool, cache, src, keep_base):
     """Empties every cache; keep_base leaves the base image pulled (see the module doc)."""
-    if tool == "lockship":
+    if tool.startswith("lockship"):
         shutil.rmtree(cache, ignore_errors=True)
         if keep_base:
             run([LOCKSHIP, "build", src, "--base", BASE, "--dry-run"], env=lockship_env(cache))
@@ -113,12 +137,13 @@ def reset(tool, cache, src, keep_base):
 def one_round(fixture, round_no, results, digests):
     for tool in TOOLS:
         src = os.path.join(WORK, f"{fixture}-work")
+        suffix = "-poetry" if tool == "lockship-poetry" else ""
         cache = os.path.join(WORK, f"cache-{tool}")
         previous = None
         for scenario in SCENARIOS:
             if scenario.startswith("cold"):
                 shutil.rmtree(src, ignore_errors=True)
-                shutil.copytree(os.path.join(WORK, f"{fixture}-base"), src)
+                shutil.copytree(os.path.join(WORK, f"{fixture}-base{suffix}"), src)
                 reset(tool, cache, src, keep_base=scenario == "cold")
                 previous = None
             if scenario == "app changed":
@@ -126,8 +151,8 @@ def one_round(fixture, round_no, results, digests):
                 with open(main, "a") as f:
                     f.write(f"# change {round_no}\n")
             if scenario == "dependency added":
-                added = os.path.join(WORK, f"{fixture}-added")
-                for name in ("pyproject.toml", "uv.lock", "requirements.txt"):
+                added = os.path.join(WORK, f"{fixture}-added{suffix}")
+                for name in ("pyproject.toml", "poetry.lock") if suffix else ("pyproject.toml", "uv.lock", "requirements.txt"):
                     shutil.copy(os.path.join(added, name), os.path.join(src, name))
             tag = f"r{round_no}-{SCENARIOS.index(scenario)}"
             secs, extra, repo = build(tool, fixture, src, tag, cache)
@@ -137,12 +162,12 @@ def one_round(fixture, round_no, results, digests):
             cell = results.setdefault((fixture, scenario, tool), {"secs": [], "rss": [], "push": [], "layers": 0, "compressed": 0, "pushed": []})
             cell["secs"].append(secs)
             # lockship's extra is its peak RSS (its push is inside secs); BuildKit's is its push.
-            cell["rss" if tool == "lockship" else "push"].append(extra)
+            cell["rss" if tool.startswith("lockship") else "push"].append(extra)
             cell["layers"] = len(layers)
             cell["compressed"] = sum(layers.values())
             cell["pushed"].append(pushed)
             if scenario.startswith("cold"):
-                digests.setdefault((fixture, tool), set()).add(m["config"]["digest"] if tool != "lockship" else digest)
+                digests.setdefault((fixture, tool), set()).add(m["config"]["digest"] if not tool.startswith("lockship") else digest)
             previous = layers
             print(f"bench: {fixture} {tool} {scenario}: {secs:.2f}s", file=sys.stderr)
 
@@ -163,36 +188,38 @@ def table(results, digests, sizes):
     kib = lambda b: f"{b / 1024:.0f}"
     secs = lambda s: "" if s is None else f"{s:.2f}"
     lines = [
-        "| fixture | scenario | lockship (s) | uv pattern (s) | wheel pattern (s) | lockship / faster |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| fixture | scenario | lockship (s) | lockship, poetry.lock (s) | uv pattern (s) | wheel pattern (s) | lockship / faster |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for fixture in FIXTURES:
         for scenario in SCENARIOS:
             med = [statistics.median(results[(fixture, scenario, t)]["secs"]) for t in TOOLS]
-            lines.append(f"| {fixture} | {scenario} | {med[0]:.2f} | {med[1]:.2f} | {med[2]:.2f} | {ratio(med[0], min(med[1:]))} |")
-    lines += ["", "| fixture | metric | lockship | uv pattern | wheel pattern | lockship / smaller |", "| --- | --- | --- | --- | --- | --- |"]
+            lines.append(f"| {fixture} | {scenario} | {med[0]:.2f} | {med[1]:.2f} | {med[2]:.2f} | {med[3]:.2f} | {ratio(med[0], min(med[DOCKERFILES:]))} |")
+    lines += ["", "| fixture | metric | lockship | lockship, poetry.lock | uv pattern | wheel pattern | lockship / smaller |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for fixture in FIXTURES:
         rows = [
             ("image, uncompressed (MiB)", [sizes[(fixture, t)] for t in TOOLS], mib),
             ("image, compressed (MiB)", [results[(fixture, "cold", t)]["compressed"] for t in TOOLS], mib),
             ("layers", [results[(fixture, "cold", t)]["layers"] for t in TOOLS], str),
-            ("BuildKit's untimed `docker push` after cold (s)", [None] + [statistics.median(results[(fixture, "cold", t)]["push"]) for t in TOOLS[1:]], secs),
+            ("BuildKit's untimed `docker push` after cold (s)", [None, None] + [statistics.median(results[(fixture, "cold", t)]["push"]) for t in TOOLS[DOCKERFILES:]], secs),
             ("pushed after app change (KiB)", [statistics.median(results[(fixture, "app changed", t)]["pushed"]) for t in TOOLS], kib),
             ("pushed after dependency added (KiB)", [statistics.median(results[(fixture, "dependency added", t)]["pushed"]) for t in TOOLS], kib),
         ]
         for name, values, fmt in rows:
-            cmp = ratio(values[0], min(values[1:])) if values[0] is not None else ""
-            lines.append(f"| {fixture} | {name} | {fmt(values[0])} | {fmt(values[1])} | {fmt(values[2])} | {cmp} |")
+            cmp = ratio(values[0], min(values[DOCKERFILES:])) if values[0] is not None else ""
+            lines.append(f"| {fixture} | {name} | {' | '.join(fmt(v) for v in values)} | {cmp} |")
         for scenario in ("cold", "cold, base not local"):
-            rounds = PHASES[(fixture, str(SCENARIOS.index(scenario)))]
-            names = [name for name, _ in rounds[0]]
-            phases = " · ".join(f"{n} {statistics.median(dict(r)[n] for r in rounds):.2f}" for n in names)
-            lines.append(f"| {fixture} | lockship {scenario}, by phase (s) | {phases} | | | |")
-        rss = max(max(results[(fixture, s, "lockship")]["rss"]) for s in SCENARIOS)
-        lines.append(f"| {fixture} | lockship peak RSS (MiB) | {rss / 1024:.0f} | | | |")
+            by_tool = []
+            for tool in TOOLS[:DOCKERFILES]:
+                rounds = PHASES[(fixture, tool, str(SCENARIOS.index(scenario)))]
+                names = [name for name, _ in rounds[0]]
+                by_tool.append(" · ".join(f"{n} {statistics.median(dict(r)[n] for r in rounds):.2f}" for n in names))
+            lines.append(f"| {fixture} | lockship {scenario}, by phase (s) | {by_tool[0]} | {by_tool[1]} | | | |")
+        rss = [max(max(results[(fixture, s, t)]["rss"]) for s in SCENARIOS) for t in TOOLS[:DOCKERFILES]]
+        lines.append(f"| {fixture} | lockship peak RSS (MiB) | {rss[0] / 1024:.0f} | {rss[1] / 1024:.0f} | | | |")
         same = ["yes" if len(digests[(fixture, t)]) == 1 else f"no ({len(digests[(fixture, t)])} digests)" for t in TOOLS]
         note = "" if RUNS > 1 else " (needs RUNS ≥ 2)"
-        lines.append(f"| {fixture} | same digest across clean builds{note} | {same[0]} | {same[1]} | {same[2]} | |")
+        lines.append(f"| {fixture} | same digest across clean builds{note} | {' | '.join(same)} | |")
     return "\n".join(lines) + "\n"
 
 

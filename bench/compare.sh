@@ -9,6 +9,7 @@
 source "$(dirname "$0")/../scripts/lib.sh"
 ensure_tools
 start_registry
+export_index
 start_dockerd
 make_base 3.11-bookworm-pip python3,python3-pip,python3-venv,ca-certificates LOCKSHIP_BENCH_BASE
 cd "$LOCKSHIP_ROOT"

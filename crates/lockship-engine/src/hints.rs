@@ -158,6 +158,9 @@ pub(crate) fn fetch(e: &FetchError) -> Option<String> {
             "the file differs from the one locked: re-lock if the index legitimately changed, otherwise do not trust this index".into(),
         ),
         FetchError::Refused { .. } => Some(CREDENTIALS.into()),
+        FetchError::OutsideProject { .. } => Some(
+            "put the wheels in a directory of the project (a wheelhouse beside the lock) and lock again".into(),
+        ),
         _ => None,
     }
 }

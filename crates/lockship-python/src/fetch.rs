@@ -1,5 +1,9 @@
 //! Downloads chosen wheels into the content-addressed cache, verifying each against
-//! the lock's SHA-256 as it streams; a mismatch aborts and caches nothing.
+//! the lock's SHA-256 as it streams; a mismatch aborts and caches nothing. A wheel the lock
+//! names by a local path (a `file:` URL) is copied the same way, and only from inside the
+//! project ([`check_local`]).
+
+use std::path::{Path, PathBuf};
 
 use super::select::ChosenWheel;
 use lockship_net::url::Redacted;
@@ -34,8 +38,88 @@ pub enum FetchError {
         #[source]
         source: NetError,
     },
+    #[error("cannot read {package} {version} from {path}: {source}")]
+    Local {
+        package: String,
+        version: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the lock takes {package} {version} from {path}, outside the project {project}")]
+    OutsideProject {
+        package: String,
+        version: String,
+        path: PathBuf,
+        project: PathBuf,
+    },
     #[error(transparent)]
     Store(BlobStoreError),
+}
+
+/// The file a wheel's `file:` URL names, if it is one.
+fn local_path(url: &str) -> Option<PathBuf> {
+    if !url.starts_with("file:") {
+        return None;
+    }
+    // A file URL that names no usable path yields an empty one, which nothing opens.
+    Some(
+        ::url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .unwrap_or_default(),
+    )
+}
+
+/// Refuses a wheel named by a local path that leads outside `project` (after following links):
+/// a lock from elsewhere does not get to read the host's files into an image.
+pub fn check_local(project: &Path, wheel: &ChosenWheel) -> Result<(), FetchError> {
+    let Some(path) = local_path(&wheel.wheel.url) else {
+        return Ok(());
+    };
+    let error = |source: std::io::Error| FetchError::Local {
+        package: wheel.name.clone(),
+        version: wheel.version.clone(),
+        path: path.clone(),
+        source,
+    };
+    let real = std::fs::canonicalize(&path).map_err(error)?;
+    let root = std::fs::canonicalize(project).map_err(error)?;
+    if !real.starts_with(&root) {
+        return Err(FetchError::OutsideProject {
+            package: wheel.name.clone(),
+            version: wheel.version.clone(),
+            path,
+            project: project.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Copies a local wheel into the store, checked against the lock's hash.
+fn copy_local(path: &Path, wheel: &ChosenWheel, store: &BlobStore) -> Result<(), FetchError> {
+    let error = |source: std::io::Error| FetchError::Local {
+        package: wheel.name.clone(),
+        version: wheel.version.clone(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(error)?;
+    let mut pending = store.begin().map_err(FetchError::Store)?;
+    std::io::copy(&mut file, &mut pending).map_err(error)?;
+    match store.commit(pending, Some(&wheel.wheel.sha256), &wheel.wheel.filename) {
+        Ok(_) => Ok(()),
+        Err(BlobStoreError::DigestMismatch {
+            expected, actual, ..
+        }) => Err(FetchError::HashMismatch {
+            package: wheel.name.clone(),
+            version: wheel.version.clone(),
+            url: lockship_net::url::redact(&wheel.wheel.url),
+            expected,
+            actual,
+        }),
+        Err(e) => Err(FetchError::Store(e)),
+    }
 }
 
 /// Downloads one wheel unless the store has it intact. Returns whether it was downloaded.
@@ -50,6 +134,10 @@ pub async fn fetch_one(
         .map_err(FetchError::Store)?
     {
         return Ok(false);
+    }
+    if let Some(path) = local_path(&wheel.wheel.url) {
+        copy_local(&path, wheel, store)?;
+        return Ok(true);
     }
     download::fetch_verified(http, &wheel.wheel.url, &wheel.wheel.sha256, what, store)
         .await

@@ -292,3 +292,95 @@ fn unhashed_locks_are_refused_unless_allowed() {
     assert_eq!(uv_report["unhashed"], serde_json::json!([]));
     assert_eq!(layer_digests(&report), layer_digests(&uv_report));
 }
+
+/// A pylock.toml wheel named by a path (a wheelhouse in the project) is copied from disk,
+/// checked against the lock's hash, and installed; a path that leads outside the project,
+/// directly or through a link, is refused before anything is read.
+#[test]
+fn pylock_path_wheels_come_from_inside_the_project_only() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let project = fixture("four-locks", false);
+    std::fs::remove_file(project.path("Pipfile")).unwrap();
+    let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();
+    std::fs::write(
+        project.path("pyproject.toml"),
+        pyproject.replace(
+            r#"dependencies = ["six==1.16.0", "idna==3.7", "certifi==2024.2.2"]"#,
+            r#"dependencies = ["six==1.16.0"]"#,
+        ),
+    )
+    .unwrap();
+    // A real wheel from the index, in a wheelhouse beside the lock.
+    let wheels = project.path("wheels");
+    run_ok(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "six==1.16.0",
+                "-d",
+            ])
+            .arg(&wheels)
+            .env("PIP_INDEX_URL", index_url()),
+    );
+    let name = "six-1.16.0-py2.py3-none-any.whl";
+    let sha = lockship_oci::digest::Digest::of_bytes(&std::fs::read(wheels.join(name)).unwrap());
+    let lock = |path: &str| {
+        format!(
+            "lock-version = \"1.0\"\ncreated-by = \"hand\"\nrequires-python = \">=3.11\"\n\n[[packages]]\nname = \"six\"\nversion = \"1.16.0\"\nwheels = [{{ path = \"{path}\", hashes = {{ sha256 = \"{}\" }} }}]\n",
+            sha.hex()
+        )
+    };
+    std::fs::write(project.path("pylock.toml"), lock(&format!("wheels/{name}"))).unwrap();
+    let cache = project.tmp.path().join("cache");
+    let tar = project.tmp.path().join("image.tar");
+    run_ok(
+        lockship(&cache)
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &env.base, "--tag", "pylock-path:1", "--output"])
+            .arg(format!("docker:{}", tar.display())),
+    );
+    docker_load(&tar);
+    assert_eq!(
+        docker_run(
+            "pylock-path:1",
+            Some("/opt/venv/bin/python"),
+            &["-c", "import six; print(six.__version__)"]
+        )
+        .trim(),
+        "1.16.0"
+    );
+
+    // Outside the project: by a relative path, and by a link inside the project.
+    let outside = project.tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(wheels.join(name), outside.join(name)).unwrap();
+    std::os::unix::fs::symlink(outside.join(name), wheels.join("linked.whl")).unwrap();
+    for path in [
+        format!("../elsewhere/{name}"),
+        "wheels/linked.whl".to_string(),
+    ] {
+        std::fs::write(
+            project.path("pylock.toml"),
+            lock(&path).replace(
+                "wheels = [{ path",
+                &format!("wheels = [{{ name = \"{name}\", path"),
+            ),
+        )
+        .unwrap();
+        let stderr = refused(&project, &project.tmp.path().join("cache2"));
+        assert!(
+            stderr.contains("the lock takes six 1.16.0 from")
+                && stderr.contains("outside the project")
+                && stderr.contains("hint: put the wheels in a directory of the project"),
+            "{path}: {stderr}"
+        );
+    }
+}

@@ -178,6 +178,9 @@ pub(super) async fn prepare(
     let tags = target.tags()?;
     let chosen = select::choose(&packages, &tags, &target.describe())?;
     let target_chosen = select::choose(&target_packages, &tags, &target.describe())?;
+    for wheel in chosen.iter().chain(&target_chosen) {
+        lockship_python::fetch::check_local(&project.dir, wheel)?;
+    }
     timer.lap("lock");
 
     let user = user::resolve(project.config.user.as_deref(), &base.facts)?;

@@ -6,6 +6,7 @@ mod support;
 
 use std::process::Command;
 
+use support::lock_tools::refused;
 use support::*;
 
 /// Builds `project` to a docker tarball tagged `tag`; the JSON report.
@@ -129,14 +130,7 @@ fn a_git_source_is_refused_by_name() {
             .args(["lock", "--quiet"])
             .current_dir(&project.dir),
     );
-    let out = lockship(&project.tmp.path().join("cache"))
-        .arg("build")
-        .arg(&project.dir)
-        .args(["--base", &env().base, "--dry-run"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&project, &project.tmp.path().join("cache"));
     assert!(
         stderr.contains(
             "uv.lock: package gitdep comes from a git repository, which lockship cannot build yet"

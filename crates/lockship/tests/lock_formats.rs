@@ -8,15 +8,11 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use support::lock_tools::*;
 use support::*;
 
 fn tools() -> PathBuf {
     PathBuf::from(std::env::var("LOCKSHIP_TEST_TOOLS").expect("set by scripts/test"))
-}
-
-/// The package index the tools lock against: the one scripts/test configured.
-fn index_url() -> String {
-    std::env::var("UV_DEFAULT_INDEX").expect("set by scripts/test")
 }
 
 fn run_in(dir: &Path, cmd: &mut Command) {
@@ -53,16 +49,7 @@ fn locked_by(tool: &str) -> Project {
             std::fs::remove_file(dir.join("uv.lock")).unwrap();
         }
         "poetry" => {
-            // Poetry reaches the index only through a declared source (TESTING.md).
-            let pyproject = std::fs::read_to_string(dir.join("pyproject.toml")).unwrap();
-            std::fs::write(
-                dir.join("pyproject.toml"),
-                format!(
-                    "{pyproject}\n[[tool.poetry.source]]\nname = \"idx\"\nurl = \"{}\"\npriority = \"primary\"\n",
-                    index_url()
-                ),
-            )
-            .unwrap();
+            add_poetry_source(&project);
             run_in(
                 dir,
                 Command::new(tools().join("poetry/bin/poetry"))
@@ -82,19 +69,6 @@ fn locked_by(tool: &str) -> Project {
         _ => unreachable!(),
     }
     project
-}
-
-/// A lockship run that must fail; its stderr.
-fn refused(project: &Project, cache: &Path) -> String {
-    let out = lockship(cache)
-        .env("PIP_INDEX_URL", index_url())
-        .arg("build")
-        .arg(&project.dir)
-        .args(["--base", &env().base, "--dry-run"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A poetry.lock or Pipfile.lock whose source file changed is stale, with the tool's command as

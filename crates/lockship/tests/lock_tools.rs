@@ -9,12 +9,8 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+use support::lock_tools::*;
 use support::*;
-
-/// The package index the tools lock against: the one scripts/test configured.
-fn index_url() -> String {
-    std::env::var("UV_DEFAULT_INDEX").expect("set by scripts/test")
-}
 
 /// `lockship lock` with the registry base and a PATH without poetry or pipenv.
 fn lock(project: &Project, args: &[&str]) -> Command {
@@ -43,16 +39,7 @@ fn project_for(tool: &str) -> Project {
     let project = fixture("relock", false);
     if tool == "poetry" {
         std::fs::remove_file(project.path("Pipfile")).unwrap();
-        // Poetry reaches the index only through a declared source (TESTING.md).
-        let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();
-        std::fs::write(
-            project.path("pyproject.toml"),
-            format!(
-                "{pyproject}\n[[tool.poetry.source]]\nname = \"idx\"\nurl = \"{}\"\npriority = \"primary\"\n",
-                index_url()
-            ),
-        )
-        .unwrap();
+        add_poetry_source(&project);
     }
     project
 }

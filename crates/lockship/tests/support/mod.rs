@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod lock_tools;
 pub mod pypiserver;
 pub mod secret_scan;
 pub mod servers;

@@ -105,6 +105,9 @@ pub(crate) fn lock(e: &LockError) -> Option<String> {
         LockError::UnsupportedVersion { .. } => {
             Some("re-lock with a supported version of the tool".into())
         }
+        LockError::WrongPython { .. } => Some(
+            "build on a base with a Python the lock allows (`base` in [tool.lockship], or --base), or widen requires-python and run `lockship lock`".into(),
+        ),
         LockError::UnsupportedSource { .. } => Some(
             "lockship installs packages from an index, workspace members and local directories: publish the package to your index, or check it out and use a path source".into(),
         ),

@@ -151,6 +151,12 @@ pub enum LockError {
     UnknownFormat { path: PathBuf },
     #[error("{path} is out of date with {}: {problems}", made_from(path))]
     Stale { path: PathBuf, problems: String },
+    #[error("{path} is locked for Python `{allowed}`, and the base's Python is {python}")]
+    WrongPython {
+        path: PathBuf,
+        allowed: String,
+        python: String,
+    },
     #[error("{path}: lock version {found} is not supported (lockship reads {supported})")]
     UnsupportedVersion {
         path: PathBuf,
@@ -287,6 +293,21 @@ pub(crate) fn parse_marker(text: &str) -> Result<MarkerTree, String> {
         }
     }
     MarkerTree::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Whether `python` satisfies the requires-python `spec` (PEP 440) of `whose`.
+pub(crate) fn python_satisfies(
+    path: &Path,
+    spec: &str,
+    python: &uv_pep440::Version,
+    whose: &str,
+) -> Result<bool, LockError> {
+    let specifiers =
+        uv_pep440::VersionSpecifiers::from_str(spec).map_err(|e| LockError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("{whose}: bad requires-python `{spec}`: {e}"),
+        })?;
+    Ok(specifiers.contains(python))
 }
 
 /// `six==1.16.0 is` or `2 packages are (a==1, b==2)`, for the Unhashed message.

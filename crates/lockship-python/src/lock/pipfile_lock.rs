@@ -18,11 +18,48 @@ use lockship_oci::digest::Digest;
 /// The `_meta.pipfile-spec` current pipenv writes (plette's `PIPFILE_SPEC_CURRENT`).
 const PIPFILE_SPEC: u64 = 6;
 
+/// The target's Python must be the one `[requires]` names: `python_version` by major.minor,
+/// `python_full_version` exactly.
+fn check_python(
+    path: &Path,
+    requires: &Requires,
+    env: &MarkerEnvironment,
+) -> Result<(), LockError> {
+    let full = &env.python_full_version().version;
+    let short = &env.python_version().version;
+    let checks = [
+        (requires.python_full_version.as_deref(), full),
+        (requires.python_version.as_deref(), short),
+    ];
+    for (wanted, have) in checks {
+        let Some(wanted) = wanted else { continue };
+        // An unparsable entry is pipenv's to complain about; it does not decide the image.
+        if Version::from_str(wanted).is_ok_and(|w| w != *have) {
+            return Err(LockError::WrongPython {
+                path: path.to_path_buf(),
+                allowed: format!("=={wanted}"),
+                python: full.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The sources a lock records, in order: the first is pipenv's default index.
 #[derive(Deserialize)]
 struct Meta {
     #[serde(default)]
     sources: Vec<Source>,
+    #[serde(default)]
+    requires: Requires,
+}
+
+/// The Pipfile's `[requires]`: the Python the lock was made for (`pipenv install --deploy`
+/// refuses another).
+#[derive(Deserialize, Default)]
+struct Requires {
+    python_version: Option<String>,
+    python_full_version: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +184,7 @@ pub fn parse(
             ),
         ));
     }
+    check_python(path, &meta.requires, env)?;
     let sections = selected_sections(path, &top, &selection.groups)?;
 
     let mut urls = SourceUrls::new(&meta.sources, vars);
@@ -1408,6 +1446,29 @@ python_version = "3.11"
         assert_eq!(
             expand_url("https://$NOPE@h.example/s", &vars),
             Err("NOPE".to_string())
+        );
+    }
+
+    #[test]
+    fn the_base_python_must_be_the_one_the_pipfile_requires() {
+        let run = |requires: &str| {
+            let lock = G_LOCK.replace(r#""python_version": "3.11""#, requires);
+            parse(lock_path(), &lock, &env(), &Selection::default(), &vars)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(run(r#""python_version": "3.11""#), Ok(()));
+        assert_eq!(run(r#""python_full_version": "3.11.2""#), Ok(()));
+        assert_eq!(
+            run(r#""python_version": "3.12""#),
+            Err(
+                "proj/Pipfile.lock is locked for Python `==3.12`, and the base's Python is 3.11.2"
+                    .into()
+            )
+        );
+        assert_eq!(
+            run(r#""python_full_version": "3.11.9""#),
+            Err("proj/Pipfile.lock is locked for Python `==3.11.9`, and the base's Python is 3.11.2".into())
         );
     }
 

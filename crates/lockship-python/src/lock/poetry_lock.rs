@@ -42,6 +42,9 @@ struct Metadata {
     lock_version: Option<String>,
     #[serde(rename = "content-hash")]
     content_hash: Option<String>,
+    /// The project's Python constraint, in poetry's syntax.
+    #[serde(rename = "python-versions")]
+    python_versions: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -208,6 +211,22 @@ pub fn parse(
         message,
     })?;
     let mut picker = Picker::new(path, &lock, env);
+    // The Python the project allows (poetry resolved for all of it): the base's must be one.
+    if let Some(allowed) = lock
+        .metadata
+        .as_ref()
+        .and_then(|m| m.python_versions.as_deref())
+    {
+        let fits = Constraint::parse(allowed)
+            .is_none_or(|c| c.allows_python(&picker.python_full, &picker.python_short));
+        if !fits {
+            return Err(LockError::WrongPython {
+                path: path.to_path_buf(),
+                allowed: allowed.to_string(),
+                python: picker.python_full.to_string(),
+            });
+        }
+    }
     let own_name = project.name();
     let needed = if lock.lock_version() == Some("2.1") {
         picker.by_groups_and_markers(&extras, &groups)?

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use uv_pep440::{Version, VersionSpecifiers};
+use uv_pep440::Version;
 use uv_pep508::MarkerEnvironment;
 
 use super::{
@@ -147,9 +147,11 @@ pub fn parse(
     let python = &env.python_full_version().version;
     if let Some(spec) = &lock.requires_python {
         if !requires(path, spec, python, "the lock")? {
-            return Err(invalid(format!(
-                "the target's Python {python} does not satisfy the lock's requires-python `{spec}`"
-            )));
+            return Err(LockError::WrongPython {
+                path: path.to_path_buf(),
+                allowed: spec.clone(),
+                python: python.to_string(),
+            });
         }
     }
     if !lock.environments.is_empty() {
@@ -240,14 +242,7 @@ fn check_version(path: &Path, found: &toml::Value) -> Result<(), LockError> {
     })
 }
 
-/// Whether `python` satisfies the requires-python `spec` of `whose`.
-fn requires(path: &Path, spec: &str, python: &Version, whose: &str) -> Result<bool, LockError> {
-    let specifiers = VersionSpecifiers::from_str(spec).map_err(|e| LockError::Invalid {
-        path: path.to_path_buf(),
-        message: format!("{whose}: bad requires-python `{spec}`: {e}"),
-    })?;
-    Ok(specifiers.contains(python))
-}
+use super::python_satisfies as requires;
 
 /// The extras and dependency groups to make true in markers, checked against what the lock
 /// declares. Their element types (uv's normalized names) come from `evaluate_pep751`'s
@@ -1127,8 +1122,7 @@ archive = { path = "wheels/six-1.17.0-py2.py3-none-any.whl", hashes = { sha256 =
     fn requires_python_of_the_lock_and_of_packages() {
         assert_eq!(
             error(PEP_EXAMPLE, &Selection::default()),
-            "/srv/app/pylock.toml: the target's Python 3.11.2 does not satisfy the lock's \
-             requires-python `==3.12`"
+            "/srv/app/pylock.toml is locked for Python `==3.12`, and the base's Python is 3.11.2"
         );
         let lock_ok = PEP_EXAMPLE.replace("requires-python = '==3.12'", "");
         let packages = read(&lock_ok, &Selection::default()).unwrap();

@@ -14,6 +14,8 @@ use lockship_oci::digest::Digest;
 #[derive(Deserialize)]
 pub struct UvLock {
     version: u32,
+    #[serde(rename = "requires-python")]
+    requires_python: Option<String>,
     #[serde(default, rename = "package")]
     packages: Vec<Package>,
 }
@@ -195,6 +197,16 @@ impl UvLock {
         root: Option<&str>,
         selection: &Selection,
     ) -> Result<Vec<LockedPackage>, LockError> {
+        let python = &env.python_full_version().version;
+        if let Some(spec) = &self.requires_python {
+            if !super::python_satisfies(path, spec, python, "the lock")? {
+                return Err(LockError::WrongPython {
+                    path: path.to_path_buf(),
+                    allowed: spec.clone(),
+                    python: python.to_string(),
+                });
+            }
+        }
         let roots = self.roots(root);
         if roots.is_empty() {
             return Err(LockError::Invalid {
@@ -429,6 +441,28 @@ wheels = [{ url = "https://files.example/ipywidgets-8.0.0-py3-none-any.whl", has
 
     fn linux() -> uv_pep508::MarkerEnvironment {
         crate::target::bookworm().marker_env()
+    }
+
+    #[test]
+    fn the_base_python_must_be_one_the_lock_allows() {
+        let newer = LOCK.replace(
+            "requires-python = \">=3.11\"",
+            "requires-python = \">=3.12\"",
+        );
+        assert_ne!(newer, LOCK);
+        let lock = UvLock::parse(Path::new("uv.lock"), &newer).unwrap();
+        let err = lock
+            .packages_for(
+                Path::new("uv.lock"),
+                &linux(),
+                Some("app"),
+                &Selection::default(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "uv.lock is locked for Python `>=3.12`, and the base's Python is 3.11.2"
+        );
     }
 
     #[test]

@@ -1829,3 +1829,31 @@ lock-version = "2.1"
 python-versions = ">=3.11"
 content-hash = "676254ece9ab172c6464e39a47862a1f2e3112946e67680a7303298d08ad8d56"
 "##;
+
+#[test]
+fn the_base_python_must_be_one_the_project_allows() {
+    let meta = "lock-version = \"2.1\"\npython-versions = \">=3.10\"";
+    assert!(LOCK_2.contains(meta));
+    for (allowed, ok) in [
+        ("^3.12", false),
+        (">=3.10,<3.11", false),
+        ("~3.11", true),
+        ("*", true),
+    ] {
+        let lock = LOCK_2.replace(
+            meta,
+            &format!("lock-version = \"2.1\"\npython-versions = \"{allowed}\""),
+        );
+        let got = pick(&lock, PYPROJECT_2, &select(&[], &[]));
+        match (ok, got) {
+            (true, Ok(_)) => {}
+            (false, Err(e)) => assert_eq!(
+                e.to_string(),
+                format!(
+                    "poetry.lock is locked for Python `{allowed}`, and the base's Python is 3.11.2"
+                )
+            ),
+            (_, other) => panic!("{allowed}: {other:?}"),
+        }
+    }
+}

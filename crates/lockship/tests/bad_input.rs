@@ -77,7 +77,7 @@ fn unreadable_lock() {
         )),
         "{err}"
     );
-    assert!(err.contains("hint: run `uv lock`"), "{err}");
+    assert!(err.contains("hint: run `lockship lock` (or `uv lock`)"), "{err}");
 }
 
 #[test]

@@ -77,7 +77,10 @@ fn unreadable_lock() {
         )),
         "{err}"
     );
-    assert!(err.contains("hint: run `lockship lock` (or `uv lock`)"), "{err}");
+    assert!(
+        err.contains("hint: run `lockship lock` (or `uv lock`)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -223,7 +223,7 @@ fn a_pinned_uv_is_installed_on_demand_or_the_error_says_why() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with(&format!(
-            "error: no uv on PATH, and installing uv {} with pip failed: ",
+            "error: no uv on PATH, and installing uv {} failed: ",
             lockship_python::uv::UV_VERSION
         )),
         "{stderr}"

@@ -143,6 +143,9 @@ pub(crate) fn app(e: &AppError) -> Option<String> {
         AppError::BuildFailed { .. } => {
             Some("run `uv build --wheel` in the project to see the full output".into())
         }
+        AppError::OutsideLock { .. } => Some(
+            "lockship builds path dependencies that live under the lock's directory: make it a workspace member, or publish it to your index".into(),
+        ),
         AppError::NotAProject { .. } | AppError::OtherWheel { .. } => Some(
             "fix the path in [tool.uv.sources] (or the workspace members), then run `uv lock`"
                 .into(),

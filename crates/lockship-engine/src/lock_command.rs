@@ -253,6 +253,10 @@ fn relock_command(
             if std::env::var_os("POETRY_CACHE_DIR").is_none() {
                 cmd.env("POETRY_CACHE_DIR", tools.join("poetry-cache"));
             }
+            // poetry makes a virtual environment for `lock` too: in lockship's cache, never in
+            // the project (a project's poetry.toml may ask for `in-project`; the variables win).
+            cmd.env("POETRY_VIRTUALENVS_IN_PROJECT", "false")
+                .env("POETRY_VIRTUALENVS_PATH", tools.join("poetry-venvs"));
             (cmd, format!("{tool} ({})", poetry.shown))
         }
         LockKind::PipfileLock => {
@@ -274,7 +278,13 @@ fn relock_command(
                 .env("PIPENV_NOSPIN", "1")
                 .env("PIPENV_YES", "1")
                 .env("PIPENV_IGNORE_VIRTUALENVS", "1")
-                .env_remove("PIPENV_VENV_IN_PROJECT")
+                // Set, not removed: unset, a Pipfile's `[pipenv] venv_in_project` or an
+                // existing `.venv` would decide, and PIPENV_YES would let pipenv replace it.
+                .env("PIPENV_VENV_IN_PROJECT", "0")
+                // No interpreter installed behind the user's back, no .env file read.
+                .env("PIPENV_DONT_USE_PYENV", "1")
+                .env("PIPENV_DONT_USE_ASDF", "1")
+                .env("PIPENV_DONT_LOAD_ENV", "1")
                 .env("WORKON_HOME", tools.join("pipenv-venvs"));
             if std::env::var_os("PIPENV_CACHE_DIR").is_none() {
                 cmd.env("PIPENV_CACHE_DIR", tools.join("pipenv-cache"));
@@ -416,7 +426,8 @@ pub async fn run(
             message: format!("cannot start it: {e}"),
         })?;
     if !out.status.success() {
-        let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        // A tool may print an index URL with its credentials: never shown as it is.
+        let message = lockship_net::url::redact_text(String::from_utf8_lossy(&out.stderr).trim());
         return Err(RelockError::Resolve {
             tool,
             project: project.dir.clone(),

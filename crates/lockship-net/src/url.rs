@@ -58,6 +58,26 @@ pub fn redact(url: &str) -> Redacted {
     }
 }
 
+/// `text` (a tool's output) with the user info of every URL in it hidden, as [`redact`] does.
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        // The URL starts after the last delimiter before its scheme separator.
+        let start = rest[..at]
+            .rfind(|c: char| c.is_whitespace() || "\"'<>([{=,".contains(c))
+            .map_or(0, |i| i + 1);
+        let end = rest[at..]
+            .find(|c: char| c.is_whitespace() || "\"'<>)]},".contains(c))
+            .map_or(rest.len(), |i| at + i);
+        out.push_str(&rest[..start]);
+        out.push_str(redact(&rest[start..end]).as_str());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `url` (which carries no user info) as shown when requests to it go with `user`'s
 /// credentials: `https://user:****@host/x`.
 pub fn redact_with_user(url: &str, user: &str) -> Redacted {
@@ -144,6 +164,20 @@ pub fn source_label(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn urls_in_text_lose_their_user_info() {
+        let text = "ERROR: 401 for url: https://ci:s3cret@git.example/simple/six/ (\"http://tok@h/x\")\nno url here";
+        let shown = redact_text(text);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("tok@"),
+            "{shown}"
+        );
+        assert_eq!(
+            shown,
+            "ERROR: 401 for url: https://ci:****@git.example/simple/six/ (\"http://****@h/x\")\nno url here"
+        );
+    }
     use super::*;
 
     #[test]

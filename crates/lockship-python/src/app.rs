@@ -33,6 +33,12 @@ pub enum AppError {
         package: String,
         dir: PathBuf,
     },
+    #[error("{lock}: {package} is locked from {dir}, outside the lock's directory")]
+    OutsideLock {
+        lock: PathBuf,
+        package: String,
+        dir: PathBuf,
+    },
     #[error("the wheel built from {dir} is {wheel}, not a wheel of {package}")]
     OtherWheel {
         dir: PathBuf,

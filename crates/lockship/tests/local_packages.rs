@@ -83,6 +83,36 @@ fn workspace_members_and_path_dependencies_are_built_with_their_backends() {
     );
 }
 
+/// A path dependency outside the lock's directory is refused before its backend runs.
+#[test]
+fn a_path_dependency_outside_the_lock_directory_is_refused() {
+    if services_missing() {
+        return;
+    }
+    let project = fixture("workspace", false);
+    let outside = project.tmp.path().join("local-util");
+    std::fs::rename(project.path("vendor/local-util"), &outside).unwrap();
+    let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();
+    std::fs::write(
+        project.path("pyproject.toml"),
+        pyproject.replace("path = \"vendor/local-util\"", "path = \"../local-util\""),
+    )
+    .unwrap();
+    run_ok(
+        Command::new("uv")
+            .args(["lock", "--quiet"])
+            .current_dir(&project.dir),
+    );
+    let stderr = refused(&project, &project.tmp.path().join("cache"));
+    assert!(
+        stderr.contains("local-util is locked from")
+            && stderr.contains("outside the lock's directory")
+            && stderr.contains("hint: lockship builds path dependencies that live under"),
+        "{stderr}"
+    );
+    assert!(!outside.join("build").exists() && !outside.join("dist").exists());
+}
+
 #[test]
 fn a_git_source_is_refused_by_name() {
     if services_missing() {

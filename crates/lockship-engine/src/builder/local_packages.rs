@@ -38,6 +38,24 @@ pub(super) async fn build_local_packages(
         {
             return Err(not_a_project().into());
         }
+        // Its backend runs there and its files go into the image: only under the lock's
+        // directory (after links), never wherever a lock from elsewhere points.
+        let root = match lock_path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let inside = match (std::fs::canonicalize(dir), std::fs::canonicalize(root)) {
+            (Ok(dir), Ok(root)) => dir.starts_with(root),
+            _ => false,
+        };
+        if !inside {
+            return Err(AppError::OutsideLock {
+                lock: lock_path.to_path_buf(),
+                package: p.name.clone(),
+                dir: dir.clone(),
+            }
+            .into());
+        }
         let pyproject = match std::fs::read_to_string(dir.join("pyproject.toml")) {
             Ok(text) => Some(
                 toml::from_str::<toml::Value>(&text).map_err(|e| AppError::Read {

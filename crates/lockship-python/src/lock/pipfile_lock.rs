@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use uv_pep440::Version;
 use uv_pep508::{MarkerEnvironment, MarkerTree};
 
-use super::python_json::{push_float, push_str};
+use super::python_json::{push_float, push_str, push_toml, COMPACT};
 use super::{normalize_name, Artifacts, LockError, LockedPackage, Selection};
 use lockship_oci::digest::Digest;
 
@@ -904,45 +904,12 @@ fn dump(value: &Py<'_>, out: &mut String, key: &str) -> Result<(), String> {
             }
             out.push('}');
         }
-        Py::Toml(value) => match value {
-            toml::Value::String(s) => push_str(out, s),
-            toml::Value::Integer(n) => {
-                let _ = write!(out, "{n}");
-            }
-            toml::Value::Float(f) => push_float(out, *f),
-            toml::Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-            toml::Value::Datetime(_) => {
-                return Err(format!(
-                    "`{key}` is a TOML date or time, which pipenv cannot hash"
-                ))
-            }
-            toml::Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    dump(&Py::Toml(item), out, key)?;
-                }
-                out.push(']');
-            }
-            toml::Value::Table(table) => {
-                // Sorted explicitly: the map keeps document order if a crate in the build
-                // enables toml's `preserve_order`.
-                let mut entries: Vec<(&String, &toml::Value)> = table.iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                out.push('{');
-                for (i, (k, v)) in entries.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    push_str(out, k);
-                    out.push(':');
-                    dump(&Py::Toml(v), out, k)?;
-                }
-                out.push('}');
-            }
-        },
+        Py::Toml(value) => push_toml(out, value, COMPACT, key).map_err(|date| {
+            format!(
+                "`{}` is a TOML date or time, which pipenv cannot hash",
+                date.key
+            )
+        })?,
         Py::Json(value) => match value {
             Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),

@@ -82,3 +82,82 @@ pub(crate) fn push_float(out: &mut String, f: f64) {
         let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }
 }
+
+/// The separators given to `json.dumps`: its defaults, or pipenv's compact pair.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Separators {
+    pub item: &'static str,
+    pub key: &'static str,
+}
+
+/// `json.dumps`'s default separators, `", "` and `": "` (poetry's content-hash).
+pub(crate) const DEFAULT: Separators = Separators {
+    item: ", ",
+    key: ": ",
+};
+
+/// `separators=(",", ":")` (pipenv's Pipfile hash).
+pub(crate) const COMPACT: Separators = Separators {
+    item: ",",
+    key: ":",
+};
+
+/// A TOML date or time met while writing: `json.dumps` cannot serialize what tomllib reads
+/// from one, so neither tool can hash it.
+#[derive(Debug)]
+pub(crate) struct DateInToml {
+    /// The innermost key it stands under (`key` as given, for a value at the top).
+    pub key: String,
+    pub value: toml::value::Datetime,
+}
+
+/// Writes `value` as `json.dumps(v, sort_keys=True, separators=sep)` writes what tomllib read
+/// from it. `key` is the key `value` stands under, for [`DateInToml`].
+pub(crate) fn push_toml(
+    out: &mut String,
+    value: &toml::Value,
+    sep: Separators,
+    key: &str,
+) -> Result<(), DateInToml> {
+    match value {
+        toml::Value::String(s) => push_str(out, s),
+        toml::Value::Integer(n) => {
+            let _ = write!(out, "{n}");
+        }
+        toml::Value::Float(f) => push_float(out, *f),
+        toml::Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
+        toml::Value::Datetime(d) => {
+            return Err(DateInToml {
+                key: key.to_string(),
+                value: *d,
+            })
+        }
+        toml::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep.item);
+                }
+                push_toml(out, item, sep, key)?;
+            }
+            out.push(']');
+        }
+        toml::Value::Table(table) => {
+            // Sorted explicitly: the map keeps document order if a crate in the build enables
+            // toml's `preserve_order`. String order is code point order, Python's str sort.
+            let mut entries: Vec<(&String, &toml::Value)> = table.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep.item);
+                }
+                push_str(out, k);
+                out.push_str(sep.key);
+                push_toml(out, v, sep, k)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}

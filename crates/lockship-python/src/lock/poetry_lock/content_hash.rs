@@ -4,6 +4,7 @@
 
 use toml::{Table, Value};
 
+use crate::lock::python_json;
 use lockship_oci::digest::Digest;
 
 /// The ways poetry has hashed pyproject.toml (poetry/packages/locker.py).
@@ -136,10 +137,10 @@ fn dump(value: &Json, out: &mut String) -> Result<(), String> {
             out.push('{');
             for (i, (key, v)) in sorted.into_iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.push_str(python_json::DEFAULT.item);
                 }
-                string(key, out);
-                out.push_str(": ");
+                python_json::push_str(out, key);
+                out.push_str(python_json::DEFAULT.key);
                 dump(v, out)?;
             }
             out.push('}');
@@ -150,57 +151,12 @@ fn dump(value: &Json, out: &mut String) -> Result<(), String> {
 }
 
 fn dump_toml(value: &Value, out: &mut String) -> Result<(), String> {
-    match value {
-        Value::String(s) => string(s, out),
-        Value::Integer(i) => out.push_str(&i.to_string()),
-        Value::Float(f) => out.push_str(&float_repr(*f)),
-        Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Datetime(d) => {
-            return Err(format!(
-                "the date/time {d} cannot be hashed (poetry fails on it too)"
-            ))
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                dump_toml(item, out)?;
-            }
-            out.push(']');
-        }
-        Value::Table(table) => {
-            // Rust's String order is UTF-8 byte order, which is Python's code point order.
-            let mut keys: Vec<&String> = table.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                string(key, out);
-                out.push_str(": ");
-                if let Some(v) = table.get(key) {
-                    dump_toml(v, out)?;
-                }
-            }
-            out.push('}');
-        }
-    }
-    Ok(())
-}
-
-/// A JSON string as Python's `ensure_ascii` encoder writes it.
-fn string(s: &str, out: &mut String) {
-    crate::lock::python_json::push_str(out, s);
-}
-
-/// Python's `repr(float)`, as `json.dumps` writes floats.
-fn float_repr(f: f64) -> String {
-    let mut out = String::new();
-    crate::lock::python_json::push_float(&mut out, f);
-    out
+    python_json::push_toml(out, value, python_json::DEFAULT, "").map_err(|date| {
+        format!(
+            "the date/time {} cannot be hashed (poetry fails on it too)",
+            date.value
+        )
+    })
 }
 
 #[cfg(test)]

@@ -133,20 +133,10 @@ fn poetry_form(text: &str) -> Option<(Vec<File<'_>>, usize)> {
         }
         s.expect(b"{")?;
         s.blank(false);
-        s.expect(b"file")?;
-        s.blank(false);
-        s.expect(b"=")?;
-        s.blank(false);
-        let file = s.string()?;
-        s.blank(false);
+        let file = s.field(b"file")?;
         s.expect(b",")?;
         s.blank(false);
-        s.expect(b"hash")?;
-        s.blank(false);
-        s.expect(b"=")?;
-        s.blank(false);
-        let hash = s.string()?;
-        s.blank(false);
+        let hash = s.field(b"hash")?;
         s.expect(b"}")?;
         files.push(File {
             file: Some(Cow::Borrowed(file)),
@@ -196,6 +186,17 @@ impl<'a> Scanner<'a> {
     }
 
     /// A basic string without escapes or control characters.
+    /// `key = "value"` and the blanks after it, on one line: the value.
+    fn field(&mut self, key: &[u8]) -> Option<&'a str> {
+        self.expect(key)?;
+        self.blank(false);
+        self.expect(b"=")?;
+        self.blank(false);
+        let value = self.string()?;
+        self.blank(false);
+        Some(value)
+    }
+
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b"\"")?;
         let start = self.at;

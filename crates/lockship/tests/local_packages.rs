@@ -83,6 +83,20 @@ fn workspace_members_and_path_dependencies_are_built_with_their_backends() {
     );
 }
 
+/// `edit` applied to the project's pyproject.toml, the project locked by the real uv; the stderr
+/// of a build that must be refused.
+fn relocked_and_refused(project: &Project, edit: impl FnOnce(String) -> String) -> String {
+    let path = project.path("pyproject.toml");
+    let edited = edit(std::fs::read_to_string(&path).unwrap());
+    std::fs::write(&path, edited).unwrap();
+    run_ok(
+        Command::new("uv")
+            .args(["lock", "--quiet"])
+            .current_dir(&project.dir),
+    );
+    refused(project, &project.tmp.path().join("cache"))
+}
+
 /// A path dependency outside the lock's directory is refused before its backend runs.
 #[test]
 fn a_path_dependency_outside_the_lock_directory_is_refused() {
@@ -92,18 +106,9 @@ fn a_path_dependency_outside_the_lock_directory_is_refused() {
     let project = fixture("workspace", false);
     let outside = project.tmp.path().join("local-util");
     std::fs::rename(project.path("vendor/local-util"), &outside).unwrap();
-    let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();
-    std::fs::write(
-        project.path("pyproject.toml"),
-        pyproject.replace("path = \"vendor/local-util\"", "path = \"../local-util\""),
-    )
-    .unwrap();
-    run_ok(
-        Command::new("uv")
-            .args(["lock", "--quiet"])
-            .current_dir(&project.dir),
-    );
-    let stderr = refused(&project, &project.tmp.path().join("cache"));
+    let stderr = relocked_and_refused(&project, |pyproject| {
+        pyproject.replace("path = \"vendor/local-util\"", "path = \"../local-util\"")
+    });
     assert!(
         stderr.contains("local-util is locked from")
             && stderr.contains("outside the lock's directory")
@@ -144,23 +149,17 @@ fn a_git_source_is_refused_by_name() {
     ] {
         run_ok(Command::new("git").args(args).current_dir(&repo));
     }
-    let pyproject = std::fs::read_to_string(project.path("pyproject.toml")).unwrap();
-    let pyproject = pyproject
-        .replace("\"six==1.16.0\"]", "\"six==1.16.0\", \"gitdep\"]")
-        .replace(
-            "[tool.uv.sources]\n",
-            &format!(
-                "[tool.uv.sources]\ngitdep = {{ git = \"file://{}\" }}\n",
-                repo.display()
-            ),
-        );
-    std::fs::write(project.path("pyproject.toml"), pyproject).unwrap();
-    run_ok(
-        Command::new("uv")
-            .args(["lock", "--quiet"])
-            .current_dir(&project.dir),
-    );
-    let stderr = refused(&project, &project.tmp.path().join("cache"));
+    let stderr = relocked_and_refused(&project, |pyproject| {
+        pyproject
+            .replace("\"six==1.16.0\"]", "\"six==1.16.0\", \"gitdep\"]")
+            .replace(
+                "[tool.uv.sources]\n",
+                &format!(
+                    "[tool.uv.sources]\ngitdep = {{ git = \"file://{}\" }}\n",
+                    repo.display()
+                ),
+            )
+    });
     assert!(
         stderr.contains(
             "uv.lock: package gitdep comes from a git repository, which lockship cannot build yet"

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::Deserialize;
+use uv_distribution_filename::DistFilename;
+use uv_normalize::PackageName;
 use uv_pep440::Version;
 
 use super::lock::{Artifacts, LockedPackage, LockedWheel};
@@ -146,18 +148,14 @@ struct FileEntry {
     size: Option<u64>,
 }
 
-/// The version a distribution's file name states (`name-1.0-py3-none-any.whl`,
-/// `name-1.0.tar.gz`), for picking a package's files by version.
-pub fn file_version(filename: &str) -> Option<Version> {
-    let version = if let Some(stem) = filename.strip_suffix(".whl") {
-        stem.split('-').nth(1)?
-    } else {
-        let stem = [".tar.gz", ".zip", ".tar.bz2", ".tgz"]
-            .iter()
-            .find_map(|ext| filename.strip_suffix(ext))?;
-        stem.rsplit_once('-')?.1
-    };
-    Version::from_str(version).ok()
+/// The version a distribution file of `package` states in its name (`six-1.16.0-py3-none-any.whl`,
+/// `zope.interface-6.0.tar.gz`); None for another project's file or no distribution at all.
+pub fn file_version(filename: &str, package: &str) -> Option<Version> {
+    let package = PackageName::from_str(package).ok()?;
+    // The wheel parser takes the name as a hint only: the name is compared here.
+    DistFilename::try_from_filename(filename, &package)
+        .filter(|f| *f.name() == package)
+        .map(|f| f.version().clone())
 }
 
 /// Replaces `FromIndex` artifacts with the index's wheels whose hash the lock allows, and
@@ -220,7 +218,7 @@ pub async fn resolve_files(
         };
         let wanted = match hashes {
             Some(hashes) => hashes.contains(&sha256),
-            None => pinned.is_some() && file_version(&file.filename) == pinned,
+            None => pinned.is_some() && file_version(&file.filename, &package.name) == pinned,
         };
         if !wanted {
             continue;
@@ -286,11 +284,20 @@ mod tests {
     #[test]
     fn file_names_state_their_version() {
         let v = |s: &str| Version::from_str(s).ok();
-        assert_eq!(file_version("six-1.16.0-py2.py3-none-any.whl"), v("1.16.0"));
-        assert_eq!(file_version("zope.interface-6.0.tar.gz"), v("6.0"));
-        assert_eq!(file_version("Foo_Bar-2.0rc1.zip"), v("2.0rc1"));
-        assert_eq!(file_version("six-1.16.0.exe"), None);
-        assert_eq!(file_version("nonsense.whl"), None);
+        assert_eq!(
+            file_version("six-1.16.0-py2.py3-none-any.whl", "six"),
+            v("1.16.0")
+        );
+        assert_eq!(
+            file_version("zope.interface-6.0.tar.gz", "zope-interface"),
+            v("6.0")
+        );
+        assert_eq!(file_version("Foo_Bar-2.0rc1.zip", "foo-bar"), v("2.0rc1"));
+        assert_eq!(file_version("six-1.16.0.exe", "six"), None);
+        assert_eq!(file_version("nonsense.whl", "nonsense"), None);
+        // Another project's file on the page, and a version with a dash in an sdist name.
+        assert_eq!(file_version("sixer-1.16.0-py3-none-any.whl", "six"), None);
+        assert_eq!(file_version("foo-1.0-1.tar.gz", "foo"), v("1.0-1"));
     }
     use super::*;
 

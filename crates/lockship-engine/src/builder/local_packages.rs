@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::error::Error;
 use lockship_python::app::{self, AppError, BuildSystem};
 use lockship_python::index::file_version;
-use lockship_python::lock::{normalize_name, Artifacts, LockedPackage, LockedWheel};
+use lockship_python::lock::{Artifacts, LockedPackage, LockedWheel};
 
 use super::app_wheel;
 use super::cache::io_err;
@@ -97,11 +97,7 @@ pub(super) async fn build_local_packages(
         };
         // The backend decides the name and version: the wheel must be the package the lock
         // says, and its version (dynamic versions are not in the lock) is the one installed.
-        let name_in_file = filename.split('-').next().map(normalize_name);
-        let version = file_version(&filename).ok_or_else(other_wheel)?;
-        if name_in_file.as_deref() != Some(p.name.as_str()) {
-            return Err(other_wheel().into());
-        }
+        let version = file_version(&filename, &p.name).ok_or_else(other_wheel)?;
         let bytes = fs_err::read(&wheel).map_err(io_err(&wheel))?;
         let sha256 = session.store.put_bytes(&bytes)?;
         out.push(LockedPackage {

@@ -10,7 +10,6 @@ use globset::{Glob, GlobSetBuilder};
 use crate::pyproject::string_list;
 use lockship_oci::digest::{Digest, Hasher};
 use lockship_sys::interrupt::Children;
-use lockship_sys::scratch::ScratchDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -264,45 +263,17 @@ fn build_env(
     children: &Children,
 ) -> Result<PathBuf, String> {
     let key = Digest::of_parts(system.requires.iter().chain([&system.backend]));
-    let dir = envs.join(&key.hex()[..32]);
-    if dir.join("bin").join("python").exists() {
-        return Ok(dir);
-    }
-    std::fs::create_dir_all(envs).map_err(|e| format!("{}: {e}", envs.display()))?;
-    let tmp = ScratchDir::new_in(envs).map_err(|e| format!("{}: {e}", envs.display()))?;
-    // `uv venv` refuses an existing directory: create the venv just inside the temp dir.
-    let staging = tmp.path().join("env");
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = children.output(cmd).map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(last_line(&out.stderr))
-        }
-    };
-    run(Command::new(uv).args(["venv", "--quiet"]).arg(&staging))?;
-    if !system.requires.is_empty() {
-        run(Command::new(uv)
-            // Bytecode now, once: without it every hook call compiles the backend again
-            // (hatchling: 0.21 s per build instead of 0.09 s), since PYTHONDONTWRITEBYTECODE is
-            // common in CI and containers.
-            .args([
-                "pip",
-                "install",
-                "--quiet",
-                "--compile-bytecode",
-                "--python",
-            ])
-            .arg(staging.join("bin").join("python"))
-            .args(&system.requires))?;
-    }
-    // A venv records its own path; renaming keeps it usable for running the backend, which is
-    // all it is for (no scripts from it are run).
-    match std::fs::rename(&staging, &dir) {
-        Ok(()) => Ok(dir),
-        Err(_) if dir.join("bin").join("python").exists() => Ok(dir), // another build won
-        Err(e) => Err(format!("{}: {e}", dir.display())),
-    }
+    crate::uv::cached_venv(
+        uv,
+        &envs.join(&key.hex()[..32]),
+        &["--quiet"],
+        // Bytecode now, once: without it every hook call compiles the backend again
+        // (hatchling: 0.21 s per build instead of 0.09 s), since PYTHONDONTWRITEBYTECODE is
+        // common in CI and containers.
+        &["--quiet", "--compile-bytecode"],
+        &system.requires,
+        children,
+    )
 }
 
 fn build_with_uv(

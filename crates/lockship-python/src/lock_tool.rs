@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lockship_sys::interrupt::Children;
-use lockship_sys::scratch::ScratchDir;
-
-use crate::app::last_line;
 
 /// A lock tool lockship can install for itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,48 +71,27 @@ impl LockTool {
             });
         }
         let dir = tools_dir.join(format!("{}-{}", self.name, self.version));
-        // The environment is run through its interpreter (`python -m poetry`): its scripts'
-        // shebangs name the staging directory it was made in, its interpreter link does not.
-        let python = dir.join("bin").join("python");
-        let installed = ToolCommand {
-            program: python.clone(),
-            prefix: vec!["-m".into(), self.name.into()],
-            shown: format!("{} {} (installed by lockship)", self.name, self.version),
-        };
-        if python.exists() && dir.join(".complete").is_file() {
-            return Ok(installed);
-        }
-        let fail = |message: String| NoTool {
+        // A Python already on the machine: lockship downloads no interpreter behind the user's
+        // back, and uv keeps nothing of the install outside lockship's cache.
+        let env = crate::uv::cached_venv(
+            uv.as_os_str(),
+            &dir,
+            &["--quiet", "--python-preference", "only-system"],
+            &["--quiet", "--no-cache"],
+            &[format!("{}=={}", self.name, self.version)],
+            &children,
+        )
+        .map_err(|message| NoTool {
             tool: self.name.to_string(),
             version: self.version.to_string(),
             message,
-        };
-        std::fs::create_dir_all(tools_dir).map_err(|e| fail(e.to_string()))?;
-        let staging = ScratchDir::new_in(tools_dir).map_err(|e| fail(e.to_string()))?;
-        let env = staging.path().join("env");
-        let run = |cmd: &mut Command| -> Result<(), NoTool> {
-            let out = children.output(cmd).map_err(|e| fail(e.to_string()))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(fail(last_line(&out.stderr)))
-            }
-        };
-        // A Python already on the machine: lockship downloads no interpreter behind the user's
-        // back, and uv keeps nothing of the install outside lockship's cache.
-        run(Command::new(uv)
-            .args(["venv", "--quiet", "--python-preference", "only-system"])
-            .arg(&env))?;
-        run(Command::new(uv)
-            .args(["pip", "install", "--quiet", "--no-cache", "--python"])
-            .arg(env.join("bin").join("python"))
-            .arg(format!("{}=={}", self.name, self.version)))?;
-        std::fs::write(env.join(".complete"), self.version).map_err(|e| fail(e.to_string()))?;
-        match std::fs::rename(&env, &dir) {
-            Ok(()) => Ok(installed),
-            // Another run installed it first.
-            Err(_) if dir.join(".complete").is_file() => Ok(installed),
-            Err(e) => Err(fail(format!("{}: {e}", dir.display()))),
-        }
+        })?;
+        // Run through its interpreter (`python -m poetry`): the scripts' shebangs name the
+        // staging directory it was made in, its interpreter link does not.
+        Ok(ToolCommand {
+            program: env.join("bin").join("python"),
+            prefix: vec!["-m".into(), self.name.into()],
+            shown: format!("{} {} (installed by lockship)", self.name, self.version),
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! Finding uv, which runs the Python work lockship does not do itself (an app's build
 //! environment, re-resolving a lock): the program the user named (the CLI reads LOCKSHIP_UV),
-//! else a pinned uv that lockship installs once into its cache.
+//! else a pinned uv that lockship installs once into its cache. And the cached virtual
+//! environments uv makes for lockship (build backends, poetry, pipenv).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -75,4 +76,50 @@ pub fn find_or_install(named: &OsStr, tools_dir: &Path) -> Result<PathBuf, NoUv>
         }
     })?;
     Ok(bin)
+}
+
+/// A virtual environment made by `uv` at `dir` with `packages` installed, unless one is there
+/// already. Made in a private directory beside `dir` and renamed into place once complete, so
+/// a finished `dir/bin/python` means a complete environment, and concurrent runs agree.
+/// `venv_args` and `install_args` go to `uv venv` and `uv pip install`. A venv records its own
+/// path; after the rename it still runs `python -m …`, which is all these are used for (their
+/// scripts' shebangs name the staging directory).
+pub fn cached_venv(
+    uv: &OsStr,
+    dir: &Path,
+    venv_args: &[&str],
+    install_args: &[&str],
+    packages: &[String],
+    children: &Children,
+) -> Result<PathBuf, String> {
+    if dir.join("bin").join("python").exists() {
+        return Ok(dir.to_path_buf());
+    }
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let tmp = ScratchDir::new_in(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    // `uv venv` refuses an existing directory: the venv goes just inside the temp dir.
+    let staging = tmp.path().join("env");
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let out = children.output(cmd).map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(last_line(&out.stderr))
+        }
+    };
+    run(Command::new(uv).arg("venv").args(venv_args).arg(&staging))?;
+    if !packages.is_empty() {
+        run(Command::new(uv)
+            .args(["pip", "install"])
+            .args(install_args)
+            .arg("--python")
+            .arg(staging.join("bin").join("python"))
+            .args(packages))?;
+    }
+    match std::fs::rename(&staging, dir) {
+        Ok(()) => Ok(dir.to_path_buf()),
+        Err(_) if dir.join("bin").join("python").exists() => Ok(dir.to_path_buf()), // another run won
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
 }

@@ -83,9 +83,7 @@ pub fn check_local(project: &Path, wheel: &ChosenWheel) -> Result<(), FetchError
         path: path.clone(),
         source,
     };
-    let real = std::fs::canonicalize(&path).map_err(error)?;
-    let root = std::fs::canonicalize(project).map_err(error)?;
-    if !real.starts_with(&root) {
+    if !lockship_sys::confine::resolves_inside(&path, project).map_err(error)? {
         return Err(FetchError::OutsideProject {
             package: wheel.name.clone(),
             version: wheel.version.clone(),

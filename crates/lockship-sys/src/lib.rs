@@ -2,5 +2,6 @@
 //! collected after a crash, and signals and child processes, so that a stopped build leaves
 //! nothing behind.
 
+pub mod confine;
 pub mod interrupt;
 pub mod scratch;

@@ -44,11 +44,7 @@ pub(super) async fn build_local_packages(
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let inside = match (std::fs::canonicalize(dir), std::fs::canonicalize(root)) {
-            (Ok(dir), Ok(root)) => dir.starts_with(root),
-            _ => false,
-        };
-        if !inside {
+        if !lockship_sys::confine::resolves_inside(dir, root).unwrap_or(false) {
             return Err(AppError::OutsideLock {
                 lock: lock_path.to_path_buf(),
                 package: p.name.clone(),

@@ -22,10 +22,12 @@ pub enum Bucket {
     BuildEnvs,
     /// Tools lockship installs for itself (a pinned uv).
     Tools,
+    /// Base interpreters unpacked to compile bytecode with, by base.
+    Interpreters,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 8] = [
+    pub const ALL: [Bucket; 9] = [
         Bucket::Blobs,
         Bucket::Layers,
         Bucket::Bases,
@@ -34,6 +36,7 @@ impl Bucket {
         Bucket::AppWheels,
         Bucket::BuildEnvs,
         Bucket::Tools,
+        Bucket::Interpreters,
     ];
 
     fn name(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Bucket {
             Bucket::AppWheels => "app-wheels",
             Bucket::BuildEnvs => "build-envs",
             Bucket::Tools => "tools",
+            Bucket::Interpreters => "interpreters",
         }
     }
 

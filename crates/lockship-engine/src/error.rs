@@ -12,6 +12,7 @@ use lockship_oci::layout::OutputError;
 use lockship_oci::layout_image::LayoutReadError;
 use lockship_oci::registry::RegistryError;
 use lockship_python::app::AppError;
+use lockship_python::bytecode::BytecodeError;
 use lockship_python::fetch::FetchError;
 use lockship_python::index::IndexError;
 use lockship_python::install::InstallError;
@@ -43,6 +44,8 @@ pub enum Error {
     Install(#[from] InstallError),
     #[error(transparent)]
     App(#[from] AppError),
+    #[error(transparent)]
+    Bytecode(#[from] BytecodeError),
     #[error(transparent)]
     Layer(#[from] LayerError),
     #[error(transparent)]
@@ -87,6 +90,7 @@ impl Error {
             Error::NoWheel(e) => hints::no_wheel(e),
             Error::Fetch(e) => hints::fetch(e),
             Error::App(e) => hints::app(e),
+            Error::Bytecode(e) => hints::bytecode(e),
             Error::Debian(e) => hints::debian(e),
             Error::Smoke(e) => e.hint(),
             Error::Relock(e) => e.hint(),

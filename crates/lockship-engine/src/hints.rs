@@ -10,6 +10,7 @@ use lockship_oci::layout::OutputError;
 use lockship_oci::layout_image::LayoutReadError;
 use lockship_oci::registry::RegistryError;
 use lockship_python::app::AppError;
+use lockship_python::bytecode::BytecodeError;
 use lockship_python::fetch::FetchError;
 use lockship_python::index::IndexError;
 use lockship_python::lock::{LockError, LockKind};
@@ -151,6 +152,21 @@ pub(crate) fn app(e: &AppError) -> Option<String> {
                 .into(),
         ),
         _ => None,
+    }
+}
+
+pub(crate) fn bytecode(e: &BytecodeError) -> Option<String> {
+    match e {
+        BytecodeError::Unrunnable { .. } | BytecodeError::WrongVersion { .. } => Some(
+            "lockship compiles bytecode with the base's own interpreter; build without it with --no-bytecode or bytecode = false in [tool.lockship]".into(),
+        ),
+        BytecodeError::Source { .. } => Some(
+            "the wheel in the cache does not match its own RECORD; run the build again (damaged entries are fetched again) or report the wheel to its maintainers".into(),
+        ),
+        BytecodeError::Unpack(_) => Some(CACHE.into()),
+        BytecodeError::Compile { .. } => Some(
+            "build with --no-bytecode to go on without it, and report the message to lockship".into(),
+        ),
     }
 }
 

@@ -11,6 +11,10 @@ use lockship_python::target::PythonTarget;
 /// Bump when the bytes of any layer lockship writes would change, to invalidate cached layers.
 const LAYER_FORMAT: &str = "lockship-layer-v1";
 
+/// Added to the key of a package layer that carries bytecode (the interpreter's version is in
+/// the target, also part of the key).
+const BYTECODE: &str = "bytecode-unchecked-hash-v1";
+
 /// Past this many dependency layers, the smallest packages share one layer: runtimes limit
 /// layer counts (overlayfs stacks ~128 lower directories) and each layer costs a round trip.
 pub const MAX_DEPENDENCY_LAYERS: usize = 40;
@@ -24,12 +28,25 @@ pub const MAX_TARGET_LAYERS: usize = 20;
 pub enum LayerContent {
     /// The venv skeleton, the user's passwd/group entries, home and workdir.
     Runtime,
-    /// Locked dependencies.
-    Wheels { wheels: Vec<ChosenWheel> },
+    /// Locked dependencies, with their bytecode when `bytecode` is set.
+    Wheels {
+        wheels: Vec<ChosenWheel>,
+        bytecode: bool,
+    },
     /// The project built as a wheel.
-    AppWheel,
+    AppWheel { bytecode: bool },
     /// Project files copied into the workdir.
     AppFiles { files: Vec<PathBuf> },
+}
+
+impl LayerContent {
+    /// Whether writing the layer compiles bytecode.
+    pub fn has_bytecode(&self) -> bool {
+        matches!(
+            self,
+            LayerContent::Wheels { bytecode: true, .. } | LayerContent::AppWheel { bytecode: true }
+        )
+    }
 }
 
 /// A layer to produce.
@@ -60,6 +77,8 @@ pub struct PlanInputs<'a> {
     /// A target's own files (name of the target, files, digest of their contents).
     pub target_files: Option<(String, Vec<PathBuf>, String)>,
     pub mtime: u64,
+    /// Whether package layers carry `.pyc` files.
+    pub bytecode: bool,
 }
 
 /// How the app goes in.
@@ -93,22 +112,39 @@ pub fn plan_layers(
         key: key(&[&common[..], &["runtime", &inputs.runtime_key]].concat()),
     }];
 
-    layers.extend(dependency_layers(wheels, &common, MAX_DEPENDENCY_LAYERS));
+    // Layers with bytecode have keys of their own; layers without keep the keys they had.
+    let bytecode = inputs.bytecode;
+    let packages: &[&str] = if bytecode {
+        &[LAYER_FORMAT, target_json.as_str(), mtime.as_str(), BYTECODE]
+    } else {
+        &common
+    };
+    layers.extend(dependency_layers(
+        wheels,
+        packages,
+        MAX_DEPENDENCY_LAYERS,
+        bytecode,
+    ));
     // A target's extra dependencies come after the production ones, so every production layer
     // is shared, byte for byte, between the targets.
-    layers.extend(dependency_layers(target_wheels, &common, MAX_TARGET_LAYERS));
+    layers.extend(dependency_layers(
+        target_wheels,
+        packages,
+        MAX_TARGET_LAYERS,
+        bytecode,
+    ));
 
-    let app_key = key(&[&common[..], &["app", &inputs.app_key]].concat());
+    let app_key = key(&[packages, &["app", &inputs.app_key]].concat());
     layers.push(match inputs.app {
         AppPlan::Wheel => PlannedLayer {
             description: "lockship: the project, built as a wheel".into(),
-            content: LayerContent::AppWheel,
+            content: LayerContent::AppWheel { bytecode },
             key: app_key,
         },
         AppPlan::Files(files) => PlannedLayer {
             description: format!("lockship: {} project files", files.len()),
             content: LayerContent::AppFiles { files },
-            key: app_key,
+            key: key(&[&common[..], &["app", &inputs.app_key]].concat()),
         },
     });
     if let Some((name, files, digest)) = inputs.target_files {
@@ -125,7 +161,12 @@ pub fn plan_layers(
 }
 
 /// One layer per package, the smallest grouped into one past `max` layers.
-fn dependency_layers(wheels: &[ChosenWheel], common: &[&str], max: usize) -> Vec<PlannedLayer> {
+fn dependency_layers(
+    wheels: &[ChosenWheel],
+    common: &[&str],
+    max: usize,
+    bytecode: bool,
+) -> Vec<PlannedLayer> {
     let mut wheels: Vec<ChosenWheel> = wheels.to_vec();
     if wheels.is_empty() {
         return Vec::new();
@@ -175,7 +216,10 @@ fn dependency_layers(wheels: &[ChosenWheel], common: &[&str], max: usize) -> Vec
             PlannedLayer {
                 description,
                 key: key(&parts),
-                content: LayerContent::Wheels { wheels: group },
+                content: LayerContent::Wheels {
+                    wheels: group,
+                    bytecode,
+                },
             }
         })
         .collect()
@@ -210,12 +254,13 @@ mod tests {
             app: AppPlan::Wheel,
             target_files: None,
             mtime: 0,
+            bytecode: true,
         }
     }
 
     fn names(layer: &PlannedLayer) -> Vec<&str> {
         match &layer.content {
-            LayerContent::Wheels { wheels } => wheels.iter().map(|w| w.name.as_str()).collect(),
+            LayerContent::Wheels { wheels, .. } => wheels.iter().map(|w| w.name.as_str()).collect(),
             _ => Vec::new(),
         }
     }
@@ -249,6 +294,31 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), plan.layers.len());
+    }
+
+    #[test]
+    fn bytecode_changes_the_package_and_app_keys_only() {
+        let target = bookworm();
+        let wheels = [wheel("click", 1), wheel("numpy", 9)];
+        let with = plan_layers(inputs(&target), &wheels, &[]);
+        let without = plan_layers(
+            PlanInputs {
+                bytecode: false,
+                ..inputs(&target)
+            },
+            &wheels,
+            &[],
+        );
+        let same: Vec<bool> = with
+            .layers
+            .iter()
+            .zip(&without.layers)
+            .map(|(a, b)| a.key == b.key)
+            .collect();
+        assert_eq!(same, [true, false, false, false]);
+        assert!(with.layers[1].content.has_bytecode());
+        assert!(!without.layers[1].content.has_bytecode());
+        assert!(!with.layers[0].content.has_bytecode());
     }
 
     #[test]

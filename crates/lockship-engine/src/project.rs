@@ -81,6 +81,9 @@ pub struct Config {
     pub allow_unhashed: bool,
     pub venv: Option<String>,
     pub source: Option<String>,
+    /// Compile the packages' `.py` files into unchecked-hash `.pyc` files in their own layers
+    /// (on unless set to false; `--no-bytecode` turns it off for one build).
+    pub bytecode: Option<bool>,
     /// Commands run inside the built image before anything is pushed.
     #[serde(default)]
     pub smoke: Vec<Command>,

@@ -16,3 +16,4 @@ pub mod media_types;
 pub mod platform;
 pub mod registry;
 pub mod tar_tree;
+pub mod unpack;

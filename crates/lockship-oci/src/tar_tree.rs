@@ -223,6 +223,11 @@ impl TarTree {
         self.entries.keys().map(String::as_str)
     }
 
+    /// Entries in the order they will be written.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Entry)> {
+        self.entries.iter().map(|(p, e)| (p.as_str(), e))
+    }
+
     /// Adds an entry at `path` (leading `/` ignored), creating missing parents as root-owned 0755
     /// directories. A later insert at the same path replaces the earlier one.
     pub fn insert(&mut self, path: &str, entry: Entry) {

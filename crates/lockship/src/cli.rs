@@ -120,6 +120,9 @@ pub struct BuildArgs {
     /// Push without running the smoke tests first.
     #[arg(long)]
     pub no_test: bool,
+    /// Put no .pyc files in the image, whatever `bytecode` in [tool.lockship] says.
+    #[arg(long)]
+    pub no_bytecode: bool,
     #[command(flatten)]
     pub smoke: SmokeArgs,
 }
@@ -132,6 +135,9 @@ pub struct TestArgs {
     /// The target to build: `production` (default) or a [tool.lockship.targets.NAME].
     #[arg(long, default_value = "production", value_name = "NAME")]
     pub target: String,
+    /// Put no .pyc files in the image, whatever `bytecode` in [tool.lockship] says.
+    #[arg(long)]
+    pub no_bytecode: bool,
     #[command(flatten)]
     pub smoke: SmokeArgs,
 }

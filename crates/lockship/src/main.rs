@@ -195,6 +195,7 @@ fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
         index_sources: host_env::index_sources(),
         index_credentials: host_env::index_credentials(),
         url_vars: host_env::url_vars(),
+        no_bytecode: false,
     })
 }
 
@@ -222,6 +223,7 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         runtime: args.smoke.runtime,
         network: args.smoke.network,
         target: args.target.clone(),
+        no_bytecode: args.no_bytecode,
         ..options(&args.common)?
     };
     let progress = Progress::new(args.common.verbose);
@@ -273,6 +275,7 @@ async fn run_test(args: TestArgs) -> Result<(), Error> {
         runtime: args.smoke.runtime,
         network: args.smoke.network,
         target: args.target.clone(),
+        no_bytecode: args.no_bytecode,
         ..options(&args.common)?
     };
     let progress = Progress::new(args.common.verbose);
@@ -337,7 +340,7 @@ fn render_plan(report: &BuildReport) -> String {
             i + 1,
             layer.description.trim_start_matches("lockship: ")
         ));
-        if let LayerContent::Wheels { wheels } = &layer.content {
+        if let LayerContent::Wheels { wheels, .. } = &layer.content {
             if wheels.len() > 1 {
                 for w in wheels {
                     out.push_str(&format!("        {}\n", w.wheel.filename));

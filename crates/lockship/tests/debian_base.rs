@@ -403,6 +403,11 @@ fn arm64_base_and_wheels_without_emulation() {
         Command::new("skopeo").args(["inspect", &format!("oci:{}:0.1.0", oci.display())]),
     ));
     assert_eq!(inspect["Architecture"], "arm64");
+    // Bytecode for arm64, compiled by the amd64 variant of the same Debian Python.
+    let layers = layout_layers(&oci);
+    assert!(layers.iter().flatten().any(|(p, head)| p
+        .ends_with("site-packages/numpy/__pycache__/__init__.cpython-311.pyc")
+        && head[4..8] == [1, 0, 0, 0]));
 }
 
 #[test]

@@ -61,6 +61,12 @@ pub(crate) trait BaseSource: Send + Sync {
     ) -> LocalBoxFuture<'a, Result<(), Error>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// The same base for the host's architecture, whose interpreter runs here (to compile the
+    /// bytecode of an image for another architecture); None when there is none to ask for.
+    fn for_host(&self) -> Option<Box<dyn BaseSource + '_>> {
+        None
+    }
 }
 
 /// A base image in a registry.
@@ -114,6 +120,16 @@ impl BaseSource for RegistryBase<'_> {
             Ok(())
         })
     }
+
+    fn for_host(&self) -> Option<Box<dyn BaseSource + '_>> {
+        Some(Box::new(RegistryBase {
+            registry: self.registry,
+            reference: self.reference.clone(),
+            text: self.text.clone(),
+            choice: PlatformChoice::host(),
+            cache_dir: self.cache_dir,
+        }))
+    }
 }
 
 /// A base assembled from Debian packages; its one layer is written into the store.
@@ -141,6 +157,25 @@ impl BaseSource for DebianBase<'_> {
             self.opts,
             reporter,
         ))
+    }
+
+    fn for_host(&self) -> Option<Box<dyn BaseSource + '_>> {
+        let platform = Platform::host();
+        // Its own lock, kept in the cache: the project's lock is for the image's platform.
+        let lock_name = Digest::of_parts([
+            "lockship-host-base-lock",
+            &self.lock_path.to_string_lossy(),
+            &platform.to_string(),
+        ]);
+        Some(Box::new(DebianBase {
+            spec: self.spec.clone(),
+            platform,
+            lock_path: Bucket::Interpreters
+                .under(&self.opts.cache_dir)
+                .join(format!("{}.base.lock", lock_name.hex())),
+            http: self.http,
+            opts: self.opts,
+        }))
     }
 }
 
@@ -197,6 +232,16 @@ impl BaseSource for LayoutBase<'_> {
                 BlobOrigin::Local,
             )
         })
+    }
+
+    fn for_host(&self) -> Option<Box<dyn BaseSource + '_>> {
+        Some(Box::new(LayoutBase {
+            text: self.text.clone(),
+            dir: self.dir.clone(),
+            wanted: self.wanted.clone(),
+            choice: PlatformChoice::host(),
+            cache_dir: self.cache_dir,
+        }))
     }
 }
 
@@ -310,6 +355,16 @@ pub(crate) async fn open_base(
 pub(crate) struct PlatformChoice {
     platform: Platform,
     required: bool,
+}
+
+impl PlatformChoice {
+    /// The host's platform, which the base must have.
+    fn host() -> PlatformChoice {
+        PlatformChoice {
+            platform: Platform::host(),
+            required: true,
+        }
+    }
 }
 
 /// A base image from a registry: its manifest and config, and its facts.

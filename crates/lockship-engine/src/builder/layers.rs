@@ -13,7 +13,9 @@ use lockship_python::probe::BaseFacts;
 use lockship_python::select::ChosenWheel;
 use lockship_python::target::PythonTarget;
 
+use super::bytecode::Compiler;
 use super::cache::io_err;
+use lockship_python::bytecode;
 use lockship_sys::scratch::ScratchDir;
 
 /// What every layer builder needs; shared by the pipeline's blocking workers.
@@ -25,6 +27,8 @@ pub(super) struct LayerContext {
     pub(super) user: User,
     pub(super) workdir: String,
     pub(super) facts: BaseFacts,
+    /// Compiles bytecode for layers that carry it (None when none does).
+    pub(super) compiler: Option<std::sync::Arc<Compiler>>,
 }
 
 /// Writes `planned`; the app layer installs `app_wheel`, built beforehand (see `app_wheel.rs`).
@@ -44,14 +48,17 @@ pub(super) fn build_layer(
             user::add_to_tree(&ctx.user, &ctx.facts, &mut tree);
             tree.dir(&ctx.workdir, 0o755, 0, 0);
         }
-        LayerContent::Wheels { wheels } => {
+        LayerContent::Wheels { wheels, bytecode } => {
             for w in wheels {
                 install_from_store(ctx, w, &root, &mut tree)?;
+            }
+            if *bytecode {
+                compile(ctx, &tree, &root, scratch.path())?;
             }
             tree.add_host_dir(&root, "")
                 .map_err(lockship_oci::layer::LayerError::from)?;
         }
-        LayerContent::AppWheel => {
+        LayerContent::AppWheel { bytecode } => {
             let wheel = app_wheel.ok_or_else(|| {
                 Error::Usage("the app layer was planned without an app wheel".into())
             })?;
@@ -60,6 +67,9 @@ pub(super) fn build_layer(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             install::install(wheel, &filename, &ctx.target, &root, &mut tree)?;
+            if *bytecode {
+                compile(ctx, &tree, &root, scratch.path())?;
+            }
             tree.add_host_dir(&root, "")
                 .map_err(lockship_oci::layer::LayerError::from)?;
         }
@@ -76,6 +86,28 @@ pub(super) fn build_layer(
         }
     }
     Ok(layer::write_layer(&tree, ctx.mtime, &ctx.store)?)
+}
+
+/// Compiles the `.py` files the layer puts in site-packages into pycs staged under `root`.
+fn compile(ctx: &LayerContext, tree: &TarTree, root: &Path, scratch: &Path) -> Result<(), Error> {
+    let compiler = ctx.compiler.as_ref().ok_or_else(|| {
+        Error::Usage("a layer with bytecode was planned without an interpreter".into())
+    })?;
+    let site = ctx.target.site_packages();
+    let jobs = bytecode::jobs_for_layer(
+        tree,
+        root,
+        &site,
+        &compiler.interpreter.cache_tag,
+        &scratch.join("sources"),
+    )?;
+    compiler.interpreter.compile(
+        &jobs,
+        compiler.workers,
+        &scratch.join("workers"),
+        &compiler.children,
+    )?;
+    Ok(())
 }
 
 pub(super) fn install_from_store(

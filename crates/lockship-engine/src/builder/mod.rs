@@ -25,6 +25,7 @@ use lockship_python::lock::LockFile;
 mod app_wheel;
 mod assemble;
 mod base;
+mod bytecode;
 mod cache;
 mod config;
 mod credentials;
@@ -86,6 +87,8 @@ pub struct BuildOptions {
     pub index_credentials: IndexCredentials,
     /// Variables for `${VAR}` in a Pipfile's source URLs (the environment, in memory only).
     pub url_vars: std::collections::BTreeMap<String, String>,
+    /// `--no-bytecode`: no `.pyc` files, whatever the config says.
+    pub no_bytecode: bool,
 }
 
 /// When the smoke commands run.
@@ -234,7 +237,7 @@ async fn build_from(
         }
         .into());
     }
-    let produced = produce_layers(session, &mut prepared).await?;
+    let produced = produce_layers(session, &mut prepared, source).await?;
     timer.lap("layers");
     let image = assemble(opts, &prepared, &produced);
     timer.lap("image");

@@ -73,12 +73,12 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
             .unwrap_or(2),
     );
     let tasks = to_build.into_iter().map(|(index, layer)| {
-        let wants_app = matches!(layer.content, LayerContent::AppWheel);
+        let wants_app = matches!(layer.content, LayerContent::AppWheel { .. });
         let app = if wants_app { app_wheel.take() } else { None };
         let (ctx, downloads, cores, cache_entry) =
             (ctx.clone(), &downloads, &cores, &cache_entries[index]);
         async move {
-            if let LayerContent::Wheels { wheels } = &layer.content {
+            if let LayerContent::Wheels { wheels, .. } = &layer.content {
                 let store = &ctx.store;
                 let fetches = wheels.iter().map(|wheel| async move {
                     let _slot = downloads.acquire().await.expect("never closed");
@@ -138,7 +138,7 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
 /// Roughly how long a layer takes: the size of its wheels (the app and runtime layers are small).
 fn weight(layer: &PlannedLayer) -> u64 {
     match &layer.content {
-        LayerContent::Wheels { wheels } => wheels.iter().filter_map(|w| w.wheel.size).sum(),
+        LayerContent::Wheels { wheels, .. } => wheels.iter().filter_map(|w| w.wheel.size).sum(),
         _ => 0,
     }
 }

@@ -200,6 +200,7 @@ pub(super) async fn prepare(
             app: app_plan,
             target_files,
             mtime: opts.source_date_epoch,
+            bytecode: !opts.no_bytecode && project.config.bytecode.unwrap_or(true),
         },
         &chosen,
         &target_chosen,

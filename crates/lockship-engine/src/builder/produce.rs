@@ -9,6 +9,8 @@ use crate::error::Error;
 use crate::plan::PlannedLayer;
 use lockship_oci::layer::LayerInfo;
 
+use super::base::BaseSource;
+use super::bytecode::compiler;
 use super::cache::read_cached;
 use super::layers::LayerContext;
 use super::pipeline::{self, EarlyPushes};
@@ -33,6 +35,7 @@ pub(super) fn reads_layers(opts: &BuildOptions, prepared: &Prepared) -> bool {
 pub(super) async fn produce_layers(
     session: &Session<'_>,
     prepared: &mut Prepared,
+    source: &dyn BaseSource,
 ) -> Result<Produced, Error> {
     let Session {
         opts,
@@ -72,6 +75,11 @@ pub(super) async fn produce_layers(
     if !to_build.is_empty() {
         reporter.step(&format!("writing {} layers", to_build.len()));
     }
+    let compiler = if to_build.iter().any(|(_, l)| l.content.has_bytecode()) {
+        Some(compiler(session, &prepared.target, &prepared.base, source).await?)
+    } else {
+        None
+    };
     let ctx = Arc::new(LayerContext {
         target: prepared.target.clone(),
         store: store.clone(),
@@ -80,6 +88,7 @@ pub(super) async fn produce_layers(
         user: prepared.user.clone(),
         workdir: prepared.workdir.clone(),
         facts: prepared.base.facts.clone(),
+        compiler,
     });
     // Layers go to the registries as they are written, unless smoke tests must pass first.
     let early_push: &[_] = if prepared.must_test {

@@ -96,6 +96,7 @@ fn options(project_dir: &Path, cache_dir: &Path, out: &Path) -> BuildOptions {
         index_sources: IndexSources::default(),
         index_credentials: Default::default(),
         url_vars: Default::default(),
+        no_bytecode: true,
     }
 }
 
@@ -175,7 +176,9 @@ async fn each_stage_alone_on_an_injected_base() {
         [LayerContent::Runtime, LayerContent::AppFiles { .. }]
     ));
 
-    let produced = produce_layers(&session, &mut prepared).await.unwrap();
+    let produced = produce_layers(&session, &mut prepared, &s.source)
+        .await
+        .unwrap();
     assert_eq!(produced.fresh, [true, true]);
     for info in &produced.layers {
         assert!(s.store.verify(&info.digest, "layer").unwrap());

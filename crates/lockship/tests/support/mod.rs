@@ -455,3 +455,42 @@ pub fn docker_config(dir: &Path, registry: &str, auth_b64: Option<&str>) {
     )
     .unwrap();
 }
+
+/// The layers of the only image in the OCI layout at `dir`, base first: each entry's path and
+/// its first 16 bytes (a pyc's header).
+pub fn layout_layers(dir: &Path) -> Vec<Vec<(String, Vec<u8>)>> {
+    use std::io::Read;
+    let blob = |digest: &str| {
+        std::fs::read(
+            dir.join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 1, "one image in {}", dir.display());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(manifests[0]["digest"].as_str().unwrap())).unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| {
+            let bytes = blob(layer["digest"].as_str().unwrap());
+            let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(&bytes[..]));
+            archive
+                .entries()
+                .unwrap()
+                .map(|e| {
+                    let mut e = e.unwrap();
+                    let path = e.path().unwrap().display().to_string();
+                    let mut head = Vec::new();
+                    (&mut e).take(16).read_to_end(&mut head).unwrap();
+                    (path, head)
+                })
+                .collect()
+        })
+        .collect()
+}

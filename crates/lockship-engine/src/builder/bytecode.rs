@@ -1,0 +1,114 @@
+//! The interpreter that compiles the image's bytecode: the base's own, unpacked once per base
+//! into the cache (`interpreters/`), or, for an image of another architecture, the same base's
+//! variant for the host's (bytecode does not depend on the architecture, only on the Python).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cache_dir::Bucket;
+use crate::error::Error;
+use lockship_oci::digest::Digest;
+use lockship_oci::media_types;
+use lockship_oci::platform::Platform;
+use lockship_oci::unpack::Layer;
+use lockship_python::bytecode::{self, Interpreter};
+use lockship_python::target::PythonTarget;
+use lockship_sys::interrupt::Children;
+use lockship_sys::scratch::ScratchDir;
+
+use super::base::{BaseSource, ResolvedBase};
+use super::cache::io_err;
+use super::Session;
+
+/// What the layer writers need to compile a layer's sources.
+pub(super) struct Compiler {
+    pub interpreter: Interpreter,
+    pub children: Children,
+    /// Compile processes per layer.
+    pub workers: usize,
+}
+
+/// The interpreter for `target`'s bytecode, from `base` (read from `source`).
+pub(super) async fn compiler(
+    session: &Session<'_>,
+    target: &PythonTarget,
+    base: &ResolvedBase,
+    source: &dyn BaseSource,
+) -> Result<Arc<Compiler>, Error> {
+    let host = Platform::host();
+    let host_source;
+    let (source, base) = if target.architecture == host.architecture {
+        (source, base.clone())
+    } else {
+        host_source = source.for_host().ok_or_else(|| {
+            Error::Usage(format!(
+                "bytecode for {} needs the base's variant for this machine's {}, and this base has no other variants to ask for",
+                target.architecture, host.architecture
+            ))
+        })?;
+        session.reporter.step(&format!(
+            "resolving the base for {host} to compile bytecode with"
+        ));
+        let host_base = host_source.resolve(session.store, session.reporter).await?;
+        (host_source.as_ref(), host_base)
+    };
+    let (major, minor, _) = target.version;
+    let dir = interpreter_dir(&session.opts.cache_dir, &base);
+    if !dir.is_dir() {
+        session.reporter.step(&format!(
+            "unpacking {} from the base to compile bytecode with",
+            base.facts.interpreter
+        ));
+        source.fetch_layers(&base, session.store).await?;
+        let layers: Vec<Layer> = base
+            .layers
+            .iter()
+            .map(|l| Layer {
+                path: session.store.path(&l.info.digest),
+                gzip: media_types::is_gzip_layer(&l.info.media_type),
+            })
+            .collect();
+        let (interpreter, dest) = (base.facts.interpreter.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || unpack(&layers, &interpreter, minor, &dest))
+            .await
+            .map_err(|e| Error::Usage(format!("interpreter unpacking crashed: {e}")))??;
+    }
+    let children = Children::default();
+    let (interpreter, children2) = (base.facts.interpreter.clone(), children.clone());
+    let interpreter = tokio::task::spawn_blocking(move || {
+        Interpreter::open(&dir, &interpreter, (major, minor), &children2)
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("interpreter check crashed: {e}")))??;
+    Ok(Arc::new(Compiler {
+        interpreter,
+        children,
+        workers: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    }))
+}
+
+/// Where the interpreter of `base` is unpacked: one directory per exact base.
+fn interpreter_dir(cache_dir: &Path, base: &ResolvedBase) -> PathBuf {
+    let key = Digest::of_parts([
+        "lockship-interpreter-v1",
+        &base.pinned,
+        &base.facts.interpreter,
+    ]);
+    Bucket::Interpreters.under(cache_dir).join(key.hex())
+}
+
+/// Unpacks into a scratch directory beside `dest` and renames it into place, so a killed run
+/// leaves nothing half-unpacked; a concurrent build that got there first wins.
+fn unpack(layers: &[Layer], interpreter: &str, minor: u8, dest: &Path) -> Result<(), Error> {
+    let parent = dest.parent().unwrap_or(dest);
+    fs_err::create_dir_all(parent).map_err(io_err(parent))?;
+    let scratch = ScratchDir::new_in(parent).map_err(io_err(parent))?;
+    bytecode::unpack_interpreter(layers, interpreter, minor, scratch.path())?;
+    match scratch.persist(dest) {
+        Ok(()) => Ok(()),
+        Err(_) if dest.is_dir() => Ok(()),
+        Err(e) => Err(io_err(dest)(e)),
+    }
+}

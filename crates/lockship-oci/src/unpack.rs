@@ -1,0 +1,424 @@
+//! Unpacks chosen files of an image's layers into a host directory, merged as a container
+//! runtime merges them (later layers win, whiteouts delete), without ever following a link on
+//! the host: symlinks are resolved inside the image's own root, and what lands on disk is
+//! plain directories, files and hard links between them. Used to run a base's own interpreter
+//! on the host (bytecode), where a hostile base must not be able to write outside `dest`.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::tar_tree::check_path;
+
+/// A layer blob to read, base first.
+pub struct Layer {
+    pub path: PathBuf,
+    pub gzip: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("cannot read base layer {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What the merged tree holds at a path.
+#[derive(Clone, Debug)]
+enum Node {
+    Dir,
+    /// A regular file, written to disk if it was selected.
+    File {
+        written: bool,
+    },
+    Symlink(String),
+    /// A tar hard link to another path of the image.
+    Link(String),
+}
+
+/// Symlinks followed while resolving one path before giving up (the kernel's limit).
+const MAX_LINKS: usize = 40;
+
+/// Unpacks the regular files of `layers` whose path in the image (symlinks in their parent
+/// directories resolved inside the image) `select` accepts into `dest`, which must be empty.
+/// A selected symlink or hard link whose target is a written file becomes a hard link to it,
+/// so a library found by its soname (`libz.so.1` → `libz.so.1.2.13`) is there under both.
+pub fn unpack_selected(
+    layers: &[Layer],
+    dest: &Path,
+    select: &dyn Fn(&str) -> bool,
+) -> Result<(), UnpackError> {
+    let mut tree: BTreeMap<String, Node> = BTreeMap::new();
+    for layer in layers {
+        let rerr = |source| UnpackError::Read {
+            path: layer.path.clone(),
+            source,
+        };
+        let file = std::fs::File::open(&layer.path).map_err(rerr)?;
+        let reader: Box<dyn Read> = if layer.gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file)))
+        } else {
+            Box::new(io::BufReader::new(file))
+        };
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive.entries().map_err(rerr)? {
+            let mut entry = entry.map_err(rerr)?;
+            let raw = entry.path().map_err(rerr)?.to_string_lossy().into_owned();
+            let Some(literal) = normalise(&raw) else {
+                continue;
+            };
+            let (dir, name) = split(&literal);
+            let dir = if dir.is_empty() {
+                String::new()
+            } else {
+                match resolve(&tree, dir, true) {
+                    Some(d) => d,
+                    None => continue,
+                }
+            };
+            let path = join(&dir, name);
+            if name == ".wh..wh..opq" {
+                remove_under(&mut tree, dest, &dir, false)?;
+                continue;
+            }
+            if let Some(deleted) = name.strip_prefix(".wh.") {
+                remove_under(&mut tree, dest, &join(&dir, deleted), true)?;
+                continue;
+            }
+            // Whatever the path held before (a file, a link, a directory of the lower layer
+            // replaced by a file) goes; a directory over a directory merges.
+            let kind = entry.header().entry_type();
+            if !(kind.is_dir() && matches!(tree.get(&path), Some(Node::Dir))) {
+                remove_under(&mut tree, dest, &path, true)?;
+            }
+            let node = if kind.is_dir() {
+                Node::Dir
+            } else if kind.is_symlink() {
+                match entry.link_name().map_err(rerr)? {
+                    Some(target) => Node::Symlink(target.to_string_lossy().into_owned()),
+                    None => continue,
+                }
+            } else if kind.is_hard_link() {
+                match entry
+                    .link_name()
+                    .map_err(rerr)?
+                    .and_then(|t| normalise(&t.to_string_lossy()))
+                {
+                    Some(target) => Node::Link(target),
+                    None => continue,
+                }
+            } else if kind.is_file() {
+                let written = select(&path);
+                if written {
+                    let out = dest.join(&path);
+                    make_parents(dest, &path)?;
+                    let werr = |source| UnpackError::Write {
+                        path: out.clone(),
+                        source,
+                    };
+                    let mut file = std::fs::File::create(&out).map_err(werr)?;
+                    io::copy(&mut entry, &mut file).map_err(rerr)?;
+                    let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
+                    use std::os::unix::fs::PermissionsExt;
+                    file.set_permissions(std::fs::Permissions::from_mode(mode | 0o600))
+                        .map_err(werr)?;
+                }
+                Node::File { written }
+            } else {
+                // Devices, fifos: nothing a program run from here needs.
+                continue;
+            };
+            tree.insert(path, node);
+        }
+    }
+    // Links last, once every file they may name is on disk.
+    let links: Vec<String> = tree
+        .iter()
+        .filter(|(p, n)| matches!(n, Node::Symlink(_) | Node::Link(_)) && select(p))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for path in links {
+        let target = match &tree[&path] {
+            Node::Link(target) => resolve(&tree, target, true),
+            _ => resolve(&tree, &path, true),
+        };
+        if let Some(target) = target {
+            if matches!(tree.get(&target), Some(Node::File { written: true })) {
+                make_parents(dest, &path)?;
+                let out = dest.join(&path);
+                std::fs::hard_link(dest.join(&target), &out)
+                    .map_err(|source| UnpackError::Write { path: out, source })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A tar path as a relative image path, or None for one that is empty or climbs out.
+fn normalise(raw: &str) -> Option<String> {
+    let path = raw
+        .trim_start_matches("./")
+        .trim_start_matches('/')
+        .trim_end_matches('/');
+    if path.is_empty() || path == "." || check_path(path).is_err() {
+        return None;
+    }
+    Some(path.to_string())
+}
+
+fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Resolves `path` inside the image: every symlink component is followed with the image's
+/// `/` as the root (`..` stops there), the last one only when `last` is set. None when a
+/// component is missing from the tree is fine (the path may be created), but a loop is not.
+fn resolve(tree: &BTreeMap<String, Node>, path: &str, last: bool) -> Option<String> {
+    let mut pending: Vec<String> = path
+        .split('/')
+        .rev()
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut followed = 0;
+    while let Some(component) = pending.pop() {
+        match component.as_str() {
+            "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        done.push(component);
+        if pending.is_empty() && !last {
+            break;
+        }
+        if let Some(Node::Symlink(target)) = tree.get(&done.join("/")) {
+            followed += 1;
+            if followed > MAX_LINKS {
+                return None;
+            }
+            done.pop();
+            if target.starts_with('/') {
+                done.clear();
+            }
+            pending.extend(
+                target
+                    .split('/')
+                    .rev()
+                    .filter(|c| !c.is_empty())
+                    .map(String::from),
+            );
+        }
+    }
+    Some(done.join("/"))
+}
+
+/// Creates the directories above `path` under `dest`. Nothing under `dest` is ever a symlink
+/// (see the module), so this cannot be led outside it.
+fn make_parents(dest: &Path, path: &str) -> Result<(), UnpackError> {
+    let (dir, _) = split(path);
+    let out = dest.join(dir);
+    std::fs::create_dir_all(&out).map_err(|source| UnpackError::Write { path: out, source })
+}
+
+/// Removes `path` (with `itself`) or only what is below it, from the tree and from `dest`.
+fn remove_under(
+    tree: &mut BTreeMap<String, Node>,
+    dest: &Path,
+    path: &str,
+    itself: bool,
+) -> Result<(), UnpackError> {
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    let doomed: Vec<String> = tree
+        .range(prefix.clone()..)
+        .take_while(|(p, _)| p.starts_with(&prefix))
+        .map(|(p, _)| p.clone())
+        .chain(
+            itself
+                .then(|| path.to_string())
+                .filter(|p| tree.contains_key(p)),
+        )
+        .collect();
+    for p in doomed {
+        tree.remove(&p);
+    }
+    let on_disk = dest.join(path);
+    let gone = match std::fs::symlink_metadata(&on_disk) {
+        Ok(meta) if meta.is_dir() && itself => std::fs::remove_dir_all(&on_disk),
+        Ok(meta) if meta.is_dir() => {
+            for entry in std::fs::read_dir(&on_disk).into_iter().flatten().flatten() {
+                let p = entry.path();
+                if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                }
+                .map_err(|source| UnpackError::Write {
+                    path: p.clone(),
+                    source,
+                })?;
+            }
+            Ok(())
+        }
+        Ok(_) => std::fs::remove_file(&on_disk),
+        Err(_) => Ok(()),
+    };
+    gone.map_err(|source| UnpackError::Write {
+        path: on_disk,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    enum E<'a> {
+        File(&'a str, &'a str),
+        Dir(&'a str),
+        Symlink(&'a str, &'a str),
+        Link(&'a str, &'a str),
+    }
+
+    fn layer(dir: &Path, name: &str, entries: &[E<'_>]) -> Layer {
+        let path = dir.join(name);
+        let mut builder = tar::Builder::new(std::fs::File::create(&path).unwrap());
+        for e in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o755);
+            match e {
+                E::File(p, body) => {
+                    h.set_size(body.len() as u64);
+                    h.set_entry_type(tar::EntryType::Regular);
+                    builder.append_data(&mut h, p, body.as_bytes()).unwrap();
+                }
+                E::Dir(p) => {
+                    h.set_size(0);
+                    h.set_entry_type(tar::EntryType::Directory);
+                    builder.append_data(&mut h, p, io::empty()).unwrap();
+                }
+                E::Symlink(p, t) | E::Link(p, t) => {
+                    h.set_size(0);
+                    h.set_entry_type(if matches!(e, E::Symlink(..)) {
+                        tar::EntryType::Symlink
+                    } else {
+                        tar::EntryType::Link
+                    });
+                    builder.append_link(&mut h, p, t).unwrap();
+                }
+            }
+        }
+        builder.finish().unwrap();
+        Layer { path, gzip: false }
+    }
+
+    fn read(dest: &Path, p: &str) -> Option<String> {
+        std::fs::read_to_string(dest.join(p)).ok()
+    }
+
+    #[test]
+    fn layers_merge_and_whiteouts_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("root");
+        std::fs::create_dir(&dest).unwrap();
+        let layers = [
+            layer(
+                dir.path(),
+                "1",
+                &[
+                    E::Dir("usr/lib"),
+                    E::File("usr/lib/libz.so.1.2", "z1"),
+                    E::Symlink("usr/lib/libz.so.1", "libz.so.1.2"),
+                    E::File("usr/lib/gone.so", "x"),
+                    E::File("usr/lib/old/a.so", "x"),
+                    E::File("usr/share/doc", "not selected"),
+                    E::Symlink("lib", "usr/lib"),
+                ],
+            ),
+            layer(
+                dir.path(),
+                "2",
+                &[
+                    E::File("usr/lib/libz.so.1.2", "z2"),
+                    E::File("usr/lib/.wh.gone.so", ""),
+                    E::File("usr/lib/old/.wh..wh..opq", ""),
+                    // Written through the `lib` symlink: lands in usr/lib, as in a container.
+                    E::File("lib/libm.so.6", "m"),
+                    E::Link("usr/lib/libm-hard.so", "usr/lib/libm.so.6"),
+                ],
+            ),
+        ];
+        unpack_selected(&layers, &dest, &|p| p.starts_with("usr/lib/")).unwrap();
+        assert_eq!(read(&dest, "usr/lib/libz.so.1.2").as_deref(), Some("z2"));
+        assert_eq!(read(&dest, "usr/lib/libz.so.1").as_deref(), Some("z2"));
+        assert_eq!(read(&dest, "usr/lib/libm.so.6").as_deref(), Some("m"));
+        assert_eq!(read(&dest, "usr/lib/libm-hard.so").as_deref(), Some("m"));
+        assert!(!dest.join("usr/lib/gone.so").exists());
+        assert!(!dest.join("usr/lib/old/a.so").exists());
+        assert!(!dest.join("usr/share").exists());
+        assert!(!dest.join("lib").exists());
+    }
+
+    #[test]
+    fn links_never_lead_outside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("root");
+        std::fs::create_dir(&dest).unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let escape = format!("{}", outside.display());
+        let layers = [layer(
+            dir.path(),
+            "1",
+            &[
+                E::Symlink("usr/lib", &escape),
+                E::Symlink("up", "../../../../.."),
+                E::File("usr/lib/evil.so", "a"),
+                E::File("up/evil2.so", "b"),
+                E::Symlink("loop", "loop"),
+                E::File("loop/x.so", "c"),
+                E::Symlink("usr/lib2", "/../../etc/passwd"),
+            ],
+        )];
+        unpack_selected(&layers, &dest, &|_| true).unwrap();
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(!dir.path().join("evil2.so").exists());
+        // Absolute and climbing targets resolve inside the root.
+        assert_eq!(
+            read(
+                &dest,
+                &format!("{}/evil.so", escape.trim_start_matches('/'))
+            )
+            .as_deref(),
+            Some("a")
+        );
+        assert_eq!(read(&dest, "evil2.so").as_deref(), Some("b"));
+        for entry in walkdir::WalkDir::new(&dest) {
+            assert!(!entry.unwrap().path_is_symlink());
+        }
+    }
+}

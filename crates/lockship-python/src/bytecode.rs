@@ -1,0 +1,534 @@
+//! Bytecode for the image, compiled on the host by the base's own interpreter: its files are
+//! unpacked from the base's layers ([`unpack_interpreter`]) and it is started through the
+//! base's own dynamic loader, so no daemon, no container and no second Python are needed, and
+//! the `.pyc` files are exactly what that interpreter would write. They are unchecked-hash pycs
+//! (PEP 552): no timestamps, so clean builds give the same bytes, and an immutable image never
+//! needs the source checked.
+//!
+//! Running the base's interpreter on the host trusts the base the way `docker build` trusts the
+//! image it runs `RUN` steps in, minus the container: the interpreter only reads the sources it
+//! is given and writes the pycs it is told to, with an empty environment.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use lockship_oci::digest::ContentCheck;
+use lockship_oci::tar_tree::{EntryData, TarTree, ZipSource};
+use lockship_oci::unpack::{self, Layer};
+use lockship_sys::interrupt::Children;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BytecodeError {
+    #[error(transparent)]
+    Unpack(#[from] unpack::UnpackError),
+    #[error("cannot run the base's interpreter {interpreter} on this machine: {message}")]
+    Unrunnable {
+        interpreter: String,
+        message: String,
+    },
+    #[error("the base's interpreter {interpreter} is Python {found}, but the base was read as Python {expected}")]
+    WrongVersion {
+        interpreter: String,
+        found: String,
+        expected: String,
+    },
+    #[error("{what}: {message}")]
+    Source { what: String, message: String },
+    #[error("compiling bytecode with {interpreter} failed: {message}")]
+    Compile {
+        interpreter: String,
+        message: String,
+    },
+}
+
+/// Whether `path` (in the image) is needed to run the interpreter at `interpreter` (e.g.
+/// `/usr/bin/python3.11`): the interpreter, the dynamic loader, shared libraries directly in
+/// the library directories, and the standard library without its tests and installed packages.
+pub fn needed_to_run(interpreter: &str, minor: u8) -> impl Fn(&str) -> bool {
+    let exe = interpreter.trim_start_matches('/').to_string();
+    let prefix = exe
+        .rsplit_once("/bin/")
+        .map(|(p, _)| p.to_string())
+        .unwrap_or_default();
+    let stdlib = format!("{prefix}/lib/python3.{minor}/");
+    move |path: &str| {
+        if path == exe {
+            return true;
+        }
+        if let Some(rest) = path.strip_prefix(&stdlib) {
+            let top = rest.split('/').next().unwrap_or("");
+            return !matches!(top, "site-packages" | "dist-packages" | "test" | "idlelib");
+        }
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let lib_dir = LIB_DIRS.contains(&dir)
+            || LIB_DIRS
+                .iter()
+                .any(|d| dir.strip_prefix(d).is_some_and(is_triplet));
+        lib_dir && (name.contains(".so") || name.starts_with("ld-"))
+    }
+}
+
+/// Where dynamic loaders and shared libraries live in the images lockship reads.
+const LIB_DIRS: [&str; 5] = ["lib", "lib64", "usr/lib", "usr/lib64", "usr/local/lib"];
+
+/// `/x86_64-linux-gnu`, `/aarch64-linux-gnu`: a multiarch directory right below a lib dir.
+fn is_triplet(rest: &str) -> bool {
+    rest.strip_prefix('/')
+        .is_some_and(|t| !t.contains('/') && t.contains("-linux-"))
+}
+
+/// Unpacks what running `interpreter` needs from the base's `layers` into `dest` (empty).
+pub fn unpack_interpreter(
+    layers: &[Layer],
+    interpreter: &str,
+    minor: u8,
+    dest: &Path,
+) -> Result<(), BytecodeError> {
+    let select = needed_to_run(interpreter, minor);
+    unpack::unpack_selected(layers, dest, &select)?;
+    Ok(())
+}
+
+/// The base's interpreter, unpacked on the host and known to start.
+#[derive(Clone, Debug)]
+pub struct Interpreter {
+    /// The interpreter's path in the image, for messages.
+    name: String,
+    exe: PathBuf,
+    loader: PathBuf,
+    glibc: bool,
+    library_path: String,
+    /// `sys.implementation.cache_tag`, e.g. `cpython-311`.
+    pub cache_tag: String,
+    /// `sys.version_info[:3]` as the interpreter reports it.
+    pub version: (u8, u8, u8),
+}
+
+/// Run by the interpreter: compiles the (source, pyc, name in the image) triples listed,
+/// NUL-separated, in the file named by argv[1]. Sources that do not compile (test data with
+/// deliberate syntax errors, Python 2 files) get no pyc, as with pip and uv; any other failure
+/// stops the worker.
+const WORKER: &str = r#"
+import os, sys, py_compile
+mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+with open(sys.argv[1], "rb") as f:
+    items = f.read().split(b"\0")
+skipped = 0
+for i in range(0, len(items) - 2, 3):
+    src, pyc, name = (os.fsdecode(x) for x in items[i:i + 3])
+    try:
+        py_compile.compile(src, cfile=pyc, dfile=name, doraise=True, invalidation_mode=mode)
+    except py_compile.PyCompileError:
+        skipped += 1
+print(skipped)
+"#;
+
+const PROBE: &str =
+    "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.implementation.cache_tag)";
+
+impl Interpreter {
+    /// Finds the loader and libraries in `root` (see [`unpack_interpreter`]) for the
+    /// interpreter at `interpreter` in the image, and checks that it starts and is `expected`.
+    pub fn open(
+        root: &Path,
+        interpreter: &str,
+        expected: (u8, u8),
+        children: &Children,
+    ) -> Result<Interpreter, BytecodeError> {
+        let unrunnable = |message: String| BytecodeError::Unrunnable {
+            interpreter: interpreter.to_string(),
+            message,
+        };
+        let exe = root.join(interpreter.trim_start_matches('/'));
+        if !exe.is_file() {
+            return Err(unrunnable("it is not in the base's layers".into()));
+        }
+        let loader = find_loader(root).ok_or_else(|| {
+            unrunnable(format!(
+                "no dynamic loader for {} in the base",
+                std::env::consts::ARCH
+            ))
+        })?;
+        let glibc = loader
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("ld-linux"));
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for dir in LIB_DIRS {
+            let base = root.join(dir);
+            if let Ok(read) = std::fs::read_dir(&base) {
+                for entry in read.flatten() {
+                    let n = entry.file_name().to_string_lossy().into_owned();
+                    if n.contains("-linux-") && entry.path().is_dir() {
+                        dirs.push(entry.path());
+                    }
+                }
+                dirs.push(base);
+            }
+        }
+        let library_path = std::env::join_paths(&dirs)
+            .map_err(|e| unrunnable(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        let mut interp = Interpreter {
+            name: interpreter.to_string(),
+            exe,
+            loader,
+            glibc,
+            library_path,
+            cache_tag: String::new(),
+            version: (0, 0, 0),
+        };
+        let out = children
+            .output(interp.command(root).arg("-c").arg(PROBE))
+            .map_err(|e| unrunnable(e.to_string()))?;
+        if !out.status.success() {
+            return Err(unrunnable(last_line(&out.stderr)));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let version = lines.next().unwrap_or("").trim().to_string();
+        interp.cache_tag = lines.next().unwrap_or("").trim().to_string();
+        let parts: Vec<u8> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+        if parts.len() != 3 || interp.cache_tag.is_empty() || interp.cache_tag.contains('/') {
+            return Err(unrunnable(format!("it answered {text:?}")));
+        }
+        interp.version = (parts[0], parts[1], parts[2]);
+        if (parts[0], parts[1]) != expected {
+            return Err(BytecodeError::WrongVersion {
+                interpreter: interp.name,
+                found: version,
+                expected: format!("{}.{}", expected.0, expected.1),
+            });
+        }
+        Ok(interp)
+    }
+
+    /// The interpreter started through the base's loader, with an empty environment but a
+    /// fixed hash seed (set iteration order reaches the bytecode of older Pythons), no user
+    /// site and no `site` module, in `cwd`.
+    fn command(&self, cwd: &Path) -> Command {
+        let mut cmd = Command::new(&self.loader);
+        if self.glibc {
+            // The host's ld.so.cache names the host's libraries, not the base's.
+            cmd.arg("--inhibit-cache");
+        }
+        cmd.arg("--library-path")
+            .arg(&self.library_path)
+            .arg(&self.exe)
+            .args(["-s", "-S"])
+            .env_clear()
+            .env("PYTHONHASHSEED", "0")
+            .current_dir(cwd);
+        cmd
+    }
+
+    /// Compiles `jobs` in up to `workers` processes, splitting them by size. The pycs do not
+    /// depend on how the work is split. Returns how many sources did not compile.
+    pub fn compile(
+        &self,
+        jobs: &[Job],
+        workers: usize,
+        scratch: &Path,
+        children: &Children,
+    ) -> Result<usize, BytecodeError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let total: u64 = jobs.iter().map(|j| j.size).sum();
+        // A worker costs ~20 ms to start; give each at least a few MB of source.
+        let n = workers.clamp(1, 16).min((total / (4 << 20)) as usize + 1);
+        let mut chunks: Vec<(u64, Vec<&Job>)> = (0..n).map(|_| (0, Vec::new())).collect();
+        let mut by_size: Vec<&Job> = jobs.iter().collect();
+        by_size.sort_by_key(|j| std::cmp::Reverse(j.size));
+        for job in by_size {
+            let lightest = chunks
+                .iter_mut()
+                .min_by_key(|(size, _)| *size)
+                .expect("at least one chunk");
+            lightest.0 += job.size;
+            lightest.1.push(job);
+        }
+        let results: Vec<Result<usize, BytecodeError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, (_, chunk))| {
+                    scope.spawn(move || {
+                        self.compile_chunk(chunk, &scratch.join(i.to_string()), children)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(self.failed("a compile worker thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut skipped = 0;
+        for r in results {
+            skipped += r?;
+        }
+        Ok(skipped)
+    }
+
+    fn compile_chunk(
+        &self,
+        chunk: &[&Job],
+        dir: &Path,
+        children: &Children,
+    ) -> Result<usize, BytecodeError> {
+        use std::os::unix::ffi::OsStrExt;
+        std::fs::create_dir_all(dir).map_err(|e| self.failed(e.to_string()))?;
+        let mut list = Vec::new();
+        for job in chunk {
+            for part in [job.source.as_os_str(), job.pyc.as_os_str()] {
+                list.extend_from_slice(part.as_bytes());
+                list.push(0);
+            }
+            list.extend_from_slice(job.image_path.as_bytes());
+            list.push(0);
+        }
+        let list_path = dir.join("jobs");
+        std::fs::write(&list_path, &list).map_err(|e| self.failed(e.to_string()))?;
+        let out = children
+            .output(self.command(dir).arg("-c").arg(WORKER).arg(&list_path))
+            .map_err(|e| self.failed(e.to_string()))?;
+        if !out.status.success() {
+            return Err(self.failed(last_line(&out.stderr)));
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|_| self.failed("the worker gave no count".into()))
+    }
+
+    fn failed(&self, message: String) -> BytecodeError {
+        BytecodeError::Compile {
+            interpreter: self.name.clone(),
+            message,
+        }
+    }
+}
+
+/// The base's dynamic loader for the host's architecture, if the base has one.
+fn find_loader(root: &Path) -> Option<PathBuf> {
+    let names: &[&str] = match std::env::consts::ARCH {
+        "x86_64" => &["ld-linux-x86-64.so.2", "ld-musl-x86_64.so.1"],
+        "aarch64" => &["ld-linux-aarch64.so.1", "ld-musl-aarch64.so.1"],
+        _ => &[],
+    };
+    for name in names {
+        for dir in ["lib64", "usr/lib64", "lib", "usr/lib"] {
+            let mut candidates = vec![root.join(dir).join(name)];
+            if let Ok(read) = std::fs::read_dir(root.join(dir)) {
+                candidates.extend(
+                    read.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().contains("-linux-"))
+                        .map(|e| e.path().join(name)),
+                );
+            }
+            if let Some(found) = candidates.into_iter().find(|c| c.is_file()) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+fn last_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("it exited without a message")
+        .trim()
+        .to_string()
+}
+
+/// One source to compile.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The source on the host.
+    pub source: PathBuf,
+    /// Where the pyc goes on the host.
+    pub pyc: PathBuf,
+    /// The source's absolute path in the image (what tracebacks show).
+    pub image_path: String,
+    pub size: u64,
+}
+
+/// `a/b/mod.py` → `a/b/__pycache__/mod.cpython-311.pyc`.
+pub fn pyc_path(py: &str, cache_tag: &str) -> String {
+    let (dir, file) = py.rsplit_once('/').unwrap_or(("", py));
+    let stem = file.strip_suffix(".py").unwrap_or(file);
+    if dir.is_empty() {
+        format!("__pycache__/{stem}.{cache_tag}.pyc")
+    } else {
+        format!("{dir}/__pycache__/{stem}.{cache_tag}.pyc")
+    }
+}
+
+/// The `.py` files a layer puts under `site` (an image path without the leading `/`), as
+/// compile jobs whose pycs go into `root` (the host directory standing for the image's `/`):
+/// files staged in `root` are compiled where they are; files still in a wheel are extracted
+/// into `sources`, checked against their RECORD hash.
+pub fn jobs_for_layer(
+    tree: &TarTree,
+    root: &Path,
+    site: &str,
+    cache_tag: &str,
+    sources: &Path,
+) -> Result<Vec<Job>, BytecodeError> {
+    let site_slash = format!("{}/", site.trim_matches('/'));
+    let mut jobs = Vec::new();
+    let mut archives: HashMap<Arc<ZipSource>, zip::ZipArchive<std::fs::File>> = HashMap::new();
+    for (path, entry) in tree.entries() {
+        if !path.starts_with(&site_slash) || !path.ends_with(".py") {
+            continue;
+        }
+        let EntryData::ZipMember {
+            archive,
+            index,
+            size,
+            check,
+        } = &entry.data
+        else {
+            continue;
+        };
+        let source = sources.join(path);
+        extract(
+            &mut archives,
+            archive,
+            *index,
+            *size,
+            check.as_ref(),
+            &source,
+        )
+        .map_err(|message| BytecodeError::Source {
+            what: format!("{}: {path}", archive.name),
+            message,
+        })?;
+        jobs.push(Job {
+            source,
+            pyc: root.join(pyc_path(path, cache_tag)),
+            image_path: format!("/{path}"),
+            size: *size,
+        });
+    }
+    let staged = root.join(&site_slash);
+    for entry in walkdir::WalkDir::new(&staged).sort_by_file_name() {
+        let Ok(entry) = entry else { continue };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let Some(rel) = rel.to_str() else { continue };
+        if !rel.ends_with(".py") {
+            continue;
+        }
+        jobs.push(Job {
+            source: entry.path().to_path_buf(),
+            pyc: root.join(pyc_path(rel, cache_tag)),
+            image_path: format!("/{rel}"),
+            size: entry.metadata().map(|m| m.len()).unwrap_or(0),
+        });
+    }
+    Ok(jobs)
+}
+
+fn extract(
+    archives: &mut HashMap<Arc<ZipSource>, zip::ZipArchive<std::fs::File>>,
+    archive: &Arc<ZipSource>,
+    index: usize,
+    size: u64,
+    check: Option<&ContentCheck>,
+    dest: &Path,
+) -> Result<(), String> {
+    let zip = match archives.entry(archive.clone()) {
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            let file = std::fs::File::open(&archive.path).map_err(|e| e.to_string())?;
+            v.insert(zip::ZipArchive::new(file).map_err(|e| e.to_string())?)
+        }
+    };
+    let member = zip.by_index(index).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    member
+        .take(size + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 != size {
+        return Err(format!(
+            "{} bytes where the archive records {size}",
+            bytes.len()
+        ));
+    }
+    if let Some(check) = check {
+        let mut h = check.hasher();
+        h.update(&bytes);
+        if !h.matches(check) {
+            return Err("its contents do not match the hash RECORD gives for it".into());
+        }
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(dest, &bytes).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyc_paths_follow_pep_3147() {
+        assert_eq!(
+            pyc_path(
+                "opt/venv/lib/python3.11/site-packages/six.py",
+                "cpython-311"
+            ),
+            "opt/venv/lib/python3.11/site-packages/__pycache__/six.cpython-311.pyc"
+        );
+        assert_eq!(
+            pyc_path("a.py", "cpython-312"),
+            "__pycache__/a.cpython-312.pyc"
+        );
+    }
+
+    #[test]
+    fn only_what_runs_the_interpreter_is_unpacked() {
+        let needed = needed_to_run("/usr/bin/python3.11", 11);
+        for yes in [
+            "usr/bin/python3.11",
+            "usr/lib/python3.11/os.py",
+            "usr/lib/python3.11/lib-dynload/_json.cpython-311-x86_64-linux-gnu.so",
+            "usr/lib/x86_64-linux-gnu/libz.so.1",
+            "usr/lib64/ld-linux-x86-64.so.2",
+            "lib/ld-musl-x86_64.so.1",
+        ] {
+            assert!(needed(yes), "{yes}");
+        }
+        for no in [
+            "usr/bin/perl",
+            "usr/lib/python3.11/site-packages/x.py",
+            "usr/lib/python3.11/test/test_os.py",
+            "usr/lib/x86_64-linux-gnu/perl/5.36/x.so",
+            "usr/share/doc/libz/copyright",
+            "etc/ld.so.cache",
+        ] {
+            assert!(!needed(no), "{no}");
+        }
+        let local = needed_to_run("/usr/local/bin/python3.12", 12);
+        assert!(local("usr/local/lib/libpython3.12.so.1.0"));
+        assert!(local("usr/local/lib/python3.12/encodings/utf_8.py"));
+        assert!(!local("usr/lib/python3.12/encodings/utf_8.py"));
+    }
+}

@@ -1,0 +1,203 @@
+//! Bytecode in the image: compiled by the base's own interpreter on the host, unchecked-hash
+//! pycs (PEP 552) in each package's own layer, the same bytes from clean builds, used by the
+//! image's Python, and left out with `--no-bytecode`.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::*;
+
+/// `x/y.py` → `x/__pycache__/y.cpython-311.pyc`.
+fn pyc_of(py: &str) -> String {
+    let (dir, file) = py.rsplit_once('/').unwrap();
+    format!(
+        "{dir}/__pycache__/{}.cpython-311.pyc",
+        file.trim_end_matches(".py")
+    )
+}
+
+fn build(
+    project: &Project,
+    cache: &std::path::Path,
+    oci: &std::path::Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    let env = env();
+    json(&run_ok(
+        lockship(cache)
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &env.base, "--format", "json", "--no-test"])
+            .arg("--output")
+            .arg(format!("oci:{}", oci.display()))
+            .args(extra),
+    ))
+}
+
+#[test]
+fn bytecode_is_reproducible_unchecked_and_used_by_the_image() {
+    if services_missing() {
+        return;
+    }
+    let project = fixture("hello-cli", true);
+    let out = project.tmp.path();
+    // Two cold caches: nothing is shared between the builds but the inputs.
+    let (cache1, cache2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = build(&project, cache1.path(), &out.join("a.oci"), &[]);
+    let second = build(&project, cache2.path(), &out.join("b.oci"), &[]);
+    assert_eq!(first["digest"], second["digest"], "clean builds agree");
+
+    let layers = layout_layers(&out.join("a.oci"));
+    let site = "opt/venv/lib/python3.11/site-packages/";
+    let mut compiled = 0;
+    for (i, layer) in layers.iter().enumerate().skip(1) {
+        let paths: BTreeSet<&str> = layer.iter().map(|(p, _)| p.as_str()).collect();
+        for (path, head) in layer {
+            if path.starts_with(site) && path.ends_with(".py") {
+                // Every module has its pyc beside it, in the same layer.
+                assert!(
+                    paths.contains(pyc_of(path).as_str()),
+                    "layer {i}: no pyc for {path}"
+                );
+                compiled += 1;
+            }
+            if path.ends_with(".pyc") {
+                // Python 3.11's magic number, then flags 0b01: hash-based, source unchecked.
+                assert_eq!(&head[..4], b"\xa7\x0d\x0d\x0a", "{path}");
+                assert_eq!(
+                    &head[4..8],
+                    [1, 0, 0, 0],
+                    "{path} is not an unchecked-hash pyc"
+                );
+                assert!(path.starts_with(site), "{path} outside site-packages");
+            }
+        }
+    }
+    assert!(compiled > 100, "only {compiled} modules compiled");
+
+    // The image's Python loads the pycs and compiles nothing at import (as the non-root user,
+    // who could not write a pyc anyway).
+    let tar = out.join("img.tar");
+    let tag = format!("{}:1", unique("bytecode"));
+    run_ok(
+        lockship(cache1.path())
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &env().base, "--no-test", "--tag", &tag])
+            .arg("--output")
+            .arg(format!("docker:{}", tar.display())),
+    );
+    docker_load(&tar);
+    let run = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/opt/venv/bin/python",
+            &tag,
+            "-v",
+            "-c",
+            "import rich.console, click, hello_cli.main",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "# /{site}rich/__pycache__/console.cpython-311.pyc matches /{site}rich/console.py"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hello_cli/__pycache__/main.cpython-311.pyc matches"),
+        "{stderr}"
+    );
+    let from_source: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("# code object from") && l.contains("/opt/venv/") && l.ends_with(".py'")
+        })
+        .collect();
+    assert!(
+        from_source.is_empty(),
+        "compiled at import: {from_source:?}"
+    );
+    docker(&["rmi", &tag]);
+
+    // --no-bytecode: no pyc at all, and the runtime layer is the same one.
+    let plain = build(
+        &project,
+        cache1.path(),
+        &out.join("c.oci"),
+        &["--no-bytecode"],
+    );
+    assert_ne!(plain["digest"], first["digest"]);
+    assert_eq!(
+        layer_digests(&plain)[1],
+        layer_digests(&first)[1],
+        "runtime layer shared"
+    );
+    // (The base's own layer has the standard library's, which Debian compiles on install.)
+    let pycs: Vec<String> = layout_layers(&out.join("c.oci"))
+        .into_iter()
+        .skip(1)
+        .flatten()
+        .map(|(p, _)| p)
+        .filter(|p| p.ends_with(".pyc"))
+        .collect();
+    assert!(pycs.is_empty(), "{pycs:?}");
+}
+
+#[test]
+fn a_target_dependency_compiles_only_its_own_layers() {
+    if services_missing() {
+        return;
+    }
+    let project = fixture("hello-cli", true);
+    let cache = tempfile::tempdir().unwrap();
+    let production = build(
+        &project,
+        cache.path(),
+        &project.tmp.path().join("p.oci"),
+        &[],
+    );
+    let dev = build(
+        &project,
+        cache.path(),
+        &project.tmp.path().join("d.oci"),
+        &["--target", "dev"],
+    );
+    // Production's layers, with their bytecode, are reused as they are; only pytest and its
+    // dependencies (and the app, whose layer follows them) are written.
+    let built: Vec<&str> = dev["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["built"] == true)
+        .map(|l| l["description"].as_str().unwrap())
+        .collect();
+    assert!(!built.is_empty());
+    for d in &built {
+        assert!(
+            ["pytest", "pluggy", "iniconfig", "packaging", "the project"]
+                .iter()
+                .any(|p| d.contains(p)),
+            "{d} was written again: {built:?}"
+        );
+    }
+    let production_digests: BTreeSet<String> = layer_digests(&production).into_iter().collect();
+    let reused = layer_digests(&dev)
+        .into_iter()
+        .filter(|d| production_digests.contains(d))
+        .count();
+    assert!(reused >= production_digests.len() - 1, "{reused} reused");
+    // pytest's own layer holds pytest's pycs.
+    let layers = layout_layers(&project.tmp.path().join("d.oci"));
+    assert!(layers.iter().any(|l| l
+        .iter()
+        .any(|(p, _)| p.ends_with("_pytest/__pycache__/main.cpython-311.pyc"))));
+}

@@ -7,9 +7,14 @@ pulls it, lockship pulls and inspects it), cold (every cache empty, base image p
 with no change, one line of app code changed, one small dependency added. Prints and writes a
 markdown table with lockship / BuildKit ratios (against the faster Dockerfile pattern).
 
-lockship builds each fixture twice: from uv.lock, and from a poetry.lock that the real poetry
-made with the same versions (the project's dependencies pinned to what uv resolved), to show
-that reading poetry.lock (its files looked up on the index) costs no more than reading uv.lock.
+lockship builds each fixture three times: from uv.lock (with bytecode, the default), from uv.lock
+with --no-bytecode, and from a poetry.lock that the real poetry made with the same versions (the
+project's dependencies pinned to what uv resolved), to show that reading poetry.lock (its files
+looked up on the index) costs no more than reading uv.lock. The uv pattern runs twice too:
+without bytecode, and with UV_COMPILE_BYTECODE=1 as uv's Docker guide recommends.
+
+After the rounds, each tool's cold image starts STARTS times (`python -c 'import …'` of the
+fixture's heaviest packages, a fresh container each time, network off): what bytecode buys.
 
 "Base image present" means for BuildKit that the daemon holds the base; for lockship, that its
 cache holds what pulling the base leaves there (its config, layers and the facts read from
@@ -42,8 +47,18 @@ CUTOFF = "2025-06-01"
 ADDED = "six>=1.16"
 WORK = tempfile.mkdtemp(prefix="lockship-bench-")
 PHASES = {}  # (fixture, scenario index) → lockship's --format json timings, one per round
-TOOLS = ["lockship", "lockship-poetry", "uv-pattern", "wheel-pattern"]
-DOCKERFILES = 2  # TOOLS[2:] are BuildKit's
+TOOLS = ["lockship", "lockship-no-bytecode", "lockship-poetry", "uv-pattern", "uv-bytecode-pattern", "wheel-pattern"]
+LABELS = {
+    "lockship": "lockship",
+    "lockship-no-bytecode": "lockship, --no-bytecode",
+    "lockship-poetry": "lockship, poetry.lock",
+    "uv-pattern": "uv pattern",
+    "uv-bytecode-pattern": "uv pattern, UV_COMPILE_BYTECODE=1",
+    "wheel-pattern": "wheel pattern",
+}
+DOCKERFILES = 3  # TOOLS[3:] are BuildKit's
+STARTS = int(os.environ.get("STARTS", "7"))
+IMPORTS = {"data-pipeline": "import pandas, pyarrow, sklearn", "small-cli": "import rich.console, httpx, pydantic"}
 POETRY = os.path.join(os.environ["LOCKSHIP_TEST_TOOLS"], "poetry", "bin", "poetry")
 INDEX = os.environ["UV_DEFAULT_INDEX"]
 SCENARIOS = ["cold, base not local", "cold", "warm", "app changed", "dependency added"]
@@ -106,13 +121,15 @@ def build(tool, fixture, src, tag, cache):
     ref = f"{REGISTRY}/{repo}:{tag}"
     if tool.startswith("lockship"):
         rss = os.path.join(WORK, "rss")
+        flags = ["--no-bytecode"] if tool == "lockship-no-bytecode" else []
         secs, out = run(["/usr/bin/time", "-f", "%M", "-o", rss, LOCKSHIP, "build", src, "--base", BASE, "--push", ref,
-                         "--no-test", "--format", "json"], env=lockship_env(cache))
+                         "--no-test", "--format", "json", *flags], env=lockship_env(cache))
         PHASES.setdefault((fixture, tool, tag.split("-")[1]), []).append(json.loads(out)["timings"])
         return secs, int(open(rss).read().split()[-1]), repo
     dockerfile = os.path.join(ROOT, "bench", "docker", f"{tool.split('-')[0]}.Dockerfile")
+    bytecode = "1" if tool == "uv-bytecode-pattern" else "0"
     secs, _ = run([DOCKER, "build", "--quiet", "--network", "host", "-f", dockerfile, "--build-arg", f"BASE={BASE}",
-                   "-t", ref, src], env={"DOCKER_BUILDKIT": "1"})
+                   "--build-arg", f"UV_COMPILE_BYTECODE={bytecode}", "-t", ref, src], env={"DOCKER_BUILDKIT": "1"})
     push_secs, _ = run([DOCKER, "push", "--quiet", ref])
     return secs, push_secs, repo
 
@@ -179,29 +196,48 @@ def uncompressed(tool, fixture):
     return int(size)
 
 
+def start_time(tool, fixture):
+    """Median seconds for a fresh container of the cold image to import the fixture's heaviest
+    packages (pulled by `uncompressed` first). Tools take turns run by run, so a noisy moment
+    on this shared machine hits them alike."""
+    ref = f"{REGISTRY}/bench/{tool}-{fixture}:r1-1"
+    cmd = [DOCKER, "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python", ref, "-c", IMPORTS[fixture]]
+    run(cmd)  # the first start also warms the page cache with the image's files
+    return cmd
+
+
+def start_times(fixture):
+    cmds = {tool: start_time(tool, fixture) for tool in TOOLS}
+    times = {tool: [] for tool in TOOLS}
+    for _ in range(STARTS):
+        for tool, cmd in cmds.items():
+            times[tool].append(run(cmd)[0])
+    return {tool: statistics.median(t) for tool, t in times.items()}
+
+
 def ratio(ours, theirs):
     return f"{ours / theirs:.2f}×" if theirs else "n/a"
 
 
-def table(results, digests, sizes):
+def table(results, digests, sizes, starts):
     mib = lambda b: f"{b / 1048576:.2f}"
     kib = lambda b: f"{b / 1024:.0f}"
     secs = lambda s: "" if s is None else f"{s:.2f}"
-    lines = [
-        "| fixture | scenario | lockship (s) | lockship, poetry.lock (s) | uv pattern (s) | wheel pattern (s) | lockship / faster |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    names = " | ".join(LABELS[t] for t in TOOLS)
+    rule = "| --- " * (len(TOOLS) + 3) + "|"
+    lines = [f"| fixture | scenario (s) | {names} | lockship / faster |", rule]
     for fixture in FIXTURES:
         for scenario in SCENARIOS:
             med = [statistics.median(results[(fixture, scenario, t)]["secs"]) for t in TOOLS]
-            lines.append(f"| {fixture} | {scenario} | {med[0]:.2f} | {med[1]:.2f} | {med[2]:.2f} | {med[3]:.2f} | {ratio(med[0], min(med[DOCKERFILES:]))} |")
-    lines += ["", "| fixture | metric | lockship | lockship, poetry.lock | uv pattern | wheel pattern | lockship / smaller |", "| --- | --- | --- | --- | --- | --- | --- |"]
+            lines.append(f"| {fixture} | {scenario} | {' | '.join(f'{m:.2f}' for m in med)} | {ratio(med[0], min(med[DOCKERFILES:]))} |")
+    lines += ["", f"| fixture | metric | {names} | lockship / smaller |", rule]
     for fixture in FIXTURES:
         rows = [
             ("image, uncompressed (MiB)", [sizes[(fixture, t)] for t in TOOLS], mib),
             ("image, compressed (MiB)", [results[(fixture, "cold", t)]["compressed"] for t in TOOLS], mib),
             ("layers", [results[(fixture, "cold", t)]["layers"] for t in TOOLS], str),
-            ("BuildKit's untimed `docker push` after cold (s)", [None, None] + [statistics.median(results[(fixture, "cold", t)]["push"]) for t in TOOLS[DOCKERFILES:]], secs),
+            (f"container start, `{IMPORTS[fixture]}` (s, median of {STARTS})", [starts[(fixture, t)] for t in TOOLS], secs),
+            ("BuildKit's untimed `docker push` after cold (s)", [None] * DOCKERFILES + [statistics.median(results[(fixture, "cold", t)]["push"]) for t in TOOLS[DOCKERFILES:]], secs),
             ("pushed after app change (KiB)", [statistics.median(results[(fixture, "app changed", t)]["pushed"]) for t in TOOLS], kib),
             ("pushed after dependency added (KiB)", [statistics.median(results[(fixture, "dependency added", t)]["pushed"]) for t in TOOLS], kib),
         ]
@@ -214,9 +250,9 @@ def table(results, digests, sizes):
                 rounds = PHASES[(fixture, tool, str(SCENARIOS.index(scenario)))]
                 names = [name for name, _ in rounds[0]]
                 by_tool.append(" · ".join(f"{n} {statistics.median(dict(r)[n] for r in rounds):.2f}" for n in names))
-            lines.append(f"| {fixture} | lockship {scenario}, by phase (s) | {by_tool[0]} | {by_tool[1]} | | | |")
+            lines.append(f"| {fixture} | lockship {scenario}, by phase (s) | {' | '.join(by_tool)} |{' |' * (len(TOOLS) - DOCKERFILES + 1)}")
         rss = [max(max(results[(fixture, s, t)]["rss"]) for s in SCENARIOS) for t in TOOLS[:DOCKERFILES]]
-        lines.append(f"| {fixture} | lockship peak RSS (MiB) | {rss[0] / 1024:.0f} | {rss[1] / 1024:.0f} | | | |")
+        lines.append(f"| {fixture} | lockship peak RSS (MiB) | {' | '.join(f'{r / 1024:.0f}' for r in rss)} |{' |' * (len(TOOLS) - DOCKERFILES + 1)}")
         same = ["yes" if len(digests[(fixture, t)]) == 1 else f"no ({len(digests[(fixture, t)])} digests)" for t in TOOLS]
         note = "" if RUNS > 1 else " (needs RUNS ≥ 2)"
         lines.append(f"| {fixture} | same digest across clean builds{note} | {' | '.join(same)} | |")
@@ -224,7 +260,7 @@ def table(results, digests, sizes):
 
 
 def main():
-    results, digests, sizes = {}, {}, {}
+    results, digests, sizes, starts = {}, {}, {}, {}
     for fixture in FIXTURES:
         prepare(fixture, "base")
         prepare(fixture, "added")
@@ -232,13 +268,15 @@ def main():
             one_round(fixture, r, results, digests)
         for tool in TOOLS:
             sizes[(fixture, tool)] = uncompressed(tool, fixture)
+        for tool, secs in start_times(fixture).items():
+            starts[(fixture, tool)] = secs
     header = (
         f"lockship vs Docker BuildKit, {datetime.date.today()}, {platform.machine()} Linux, {os.cpu_count()} cores, "
         f"median of {RUNS} rounds; lockship's times include its push to the loopback registry, BuildKit's do not "
         f"(its `docker push` times are listed below). \"cold\": every cache empty, base image present; "
         f"\"cold, base not local\": BuildKit pulls the base, lockship pulls and inspects it.\n\n"
     )
-    text = header + table(results, digests, sizes)
+    text = header + table(results, digests, sizes, starts)
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     open(os.path.join(ROOT, "bench", "results", "latest.md"), "w").write(text)
     print(text)

@@ -2,9 +2,12 @@
 # then the project, into a venv copied onto the same base. BASE is the benchmark's base image.
 ARG BASE
 FROM ${BASE} AS build
+# 1 compiles bytecode at install, as uv's Docker guide recommends for production images.
+ARG UV_COMPILE_BYTECODE=0
 COPY bench-ca.crt /etc/ssl/certs/bench-ca.crt
 ENV SSL_CERT_FILE=/etc/ssl/certs/bench-ca.crt PIP_CERT=/etc/ssl/certs/bench-ca.crt \
     UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_COMPILE_BYTECODE=${UV_COMPILE_BYTECODE} \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN --mount=type=cache,target=/root/.cache/pip pip install --break-system-packages uv==0.13.9
 WORKDIR /app

@@ -24,10 +24,12 @@ pub enum Bucket {
     Tools,
     /// Base interpreters unpacked to compile bytecode with, by base.
     Interpreters,
+    /// What the ELF files of a wheel need and provide, by the wheel's sha256.
+    Native,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 9] = [
+    pub const ALL: [Bucket; 10] = [
         Bucket::Blobs,
         Bucket::Layers,
         Bucket::Bases,
@@ -37,6 +39,7 @@ impl Bucket {
         Bucket::BuildEnvs,
         Bucket::Tools,
         Bucket::Interpreters,
+        Bucket::Native,
     ];
 
     fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Bucket {
             Bucket::BuildEnvs => "build-envs",
             Bucket::Tools => "tools",
             Bucket::Interpreters => "interpreters",
+            Bucket::Native => "native",
         }
     }
 

@@ -17,6 +17,7 @@ use lockship_python::fetch::FetchError;
 use lockship_python::index::IndexError;
 use lockship_python::install::InstallError;
 use lockship_python::lock::LockError;
+use lockship_python::native::NativeError;
 use lockship_python::probe::ProbeError;
 use lockship_python::select::NoWheelError;
 use lockship_python::target::TargetError;
@@ -46,6 +47,10 @@ pub enum Error {
     App(#[from] AppError),
     #[error(transparent)]
     Bytecode(#[from] BytecodeError),
+    #[error(transparent)]
+    Native(#[from] NativeError),
+    #[error(transparent)]
+    Unpack(#[from] lockship_oci::unpack::UnpackError),
     #[error(transparent)]
     Layer(#[from] LayerError),
     #[error(transparent)]
@@ -91,6 +96,7 @@ impl Error {
             Error::Fetch(e) => hints::fetch(e),
             Error::App(e) => hints::app(e),
             Error::Bytecode(e) => hints::bytecode(e),
+            Error::Native(e) => hints::native(e),
             Error::Debian(e) => hints::debian(e),
             Error::Smoke(e) => e.hint(),
             Error::Relock(e) => e.hint(),
@@ -99,7 +105,7 @@ impl Error {
             Error::PartialPush { .. } => Some(
                 "the references listed as pushed already point at the new image; run the build again to push the rest (blobs already there are skipped)".into(),
             ),
-            Error::Store(_) | Error::Io { .. } => {
+            Error::Store(_) | Error::Io { .. } | Error::Unpack(_) => {
                 Some(hints::CACHE.into())
             }
             _ => None,

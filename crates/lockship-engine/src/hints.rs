@@ -14,6 +14,7 @@ use lockship_python::bytecode::BytecodeError;
 use lockship_python::fetch::FetchError;
 use lockship_python::index::IndexError;
 use lockship_python::lock::{LockError, LockKind};
+use lockship_python::native::NativeError;
 use lockship_python::probe::ProbeError;
 use lockship_python::select::NoWheelError;
 
@@ -166,6 +167,17 @@ pub(crate) fn bytecode(e: &BytecodeError) -> Option<String> {
         BytecodeError::Unpack(_) => Some(CACHE.into()),
         BytecodeError::Compile { .. } => Some(
             "build with --no-bytecode to go on without it, and report the message to lockship".into(),
+        ),
+    }
+}
+
+pub(crate) fn native(e: &NativeError) -> Option<String> {
+    match e {
+        NativeError::Missing { .. } => Some(
+            "add the package that provides it to the base ([tool.lockship.base] packages for a Debian base; `apt-file search LIBRARY` names it), use a base image that has it, or a wheel that bundles it (auditwheel repair)".into(),
+        ),
+        NativeError::Read { .. } => Some(
+            "the wheel holds a file that looks like a shared library but cannot be read as one; report it to the package's maintainers".into(),
         ),
     }
 }

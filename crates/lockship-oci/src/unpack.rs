@@ -57,6 +57,49 @@ pub fn unpack_selected(
     dest: &Path,
     select: &dyn Fn(&str) -> bool,
 ) -> Result<(), UnpackError> {
+    let tree = merge(layers, Some(dest), select)?;
+    // Links last, once every file they may name is on disk.
+    let links: Vec<String> = tree
+        .iter()
+        .filter(|(p, n)| matches!(n, Node::Symlink(_) | Node::Link(_)) && select(p))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for path in links {
+        let target = match &tree[&path] {
+            Node::Link(target) => resolve(&tree, target, true),
+            _ => resolve(&tree, &path, true),
+        };
+        if let Some(target) = target {
+            if matches!(tree.get(&target), Some(Node::File { written: true })) {
+                make_parents(dest, &path)?;
+                let out = dest.join(&path);
+                std::fs::hard_link(dest.join(&target), &out)
+                    .map_err(|source| UnpackError::Write { path: out, source })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The paths of the files and links (not directories) the merged `layers` hold that `select`
+/// accepts, read without writing anything.
+pub fn merged_paths(
+    layers: &[Layer],
+    select: &dyn Fn(&str) -> bool,
+) -> Result<Vec<String>, UnpackError> {
+    Ok(merge(layers, None, &|_| false)?
+        .into_iter()
+        .filter(|(p, n)| !matches!(n, Node::Dir) && select(p))
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// Merges `layers` into a tree, writing the regular files `select` accepts under `dest`.
+fn merge(
+    layers: &[Layer],
+    dest: Option<&Path>,
+    select: &dyn Fn(&str) -> bool,
+) -> Result<BTreeMap<String, Node>, UnpackError> {
     let mut tree: BTreeMap<String, Node> = BTreeMap::new();
     for layer in layers {
         let rerr = |source| UnpackError::Read {
@@ -117,8 +160,8 @@ pub fn unpack_selected(
                     None => continue,
                 }
             } else if kind.is_file() {
-                let written = select(&path);
-                if written {
+                let written = dest.is_some() && select(&path);
+                if let (true, Some(dest)) = (written, dest) {
                     let out = dest.join(&path);
                     make_parents(dest, &path)?;
                     let werr = |source| UnpackError::Write {
@@ -140,27 +183,7 @@ pub fn unpack_selected(
             tree.insert(path, node);
         }
     }
-    // Links last, once every file they may name is on disk.
-    let links: Vec<String> = tree
-        .iter()
-        .filter(|(p, n)| matches!(n, Node::Symlink(_) | Node::Link(_)) && select(p))
-        .map(|(p, _)| p.clone())
-        .collect();
-    for path in links {
-        let target = match &tree[&path] {
-            Node::Link(target) => resolve(&tree, target, true),
-            _ => resolve(&tree, &path, true),
-        };
-        if let Some(target) = target {
-            if matches!(tree.get(&target), Some(Node::File { written: true })) {
-                make_parents(dest, &path)?;
-                let out = dest.join(&path);
-                std::fs::hard_link(dest.join(&target), &out)
-                    .map_err(|source| UnpackError::Write { path: out, source })?;
-            }
-        }
-    }
-    Ok(())
+    Ok(tree)
 }
 
 /// A tar path as a relative image path, or None for one that is empty or climbs out.
@@ -244,7 +267,7 @@ fn make_parents(dest: &Path, path: &str) -> Result<(), UnpackError> {
 /// Removes `path` (with `itself`) or only what is below it, from the tree and from `dest`.
 fn remove_under(
     tree: &mut BTreeMap<String, Node>,
-    dest: &Path,
+    dest: Option<&Path>,
     path: &str,
     itself: bool,
 ) -> Result<(), UnpackError> {
@@ -266,6 +289,9 @@ fn remove_under(
     for p in doomed {
         tree.remove(&p);
     }
+    let Some(dest) = dest else {
+        return Ok(());
+    };
     let on_disk = dest.join(path);
     let gone = match std::fs::symlink_metadata(&on_disk) {
         Ok(meta) if meta.is_dir() && itself => std::fs::remove_dir_all(&on_disk),
@@ -372,6 +398,20 @@ mod tests {
                 ],
             ),
         ];
+        assert_eq!(
+            merged_paths(&layers, &|p| p.starts_with("usr/lib/")).unwrap(),
+            [
+                "usr/lib/libm-hard.so",
+                "usr/lib/libm.so.6",
+                "usr/lib/libz.so.1",
+                "usr/lib/libz.so.1.2"
+            ]
+        );
+        assert_eq!(
+            std::fs::read_dir(&dest).unwrap().count(),
+            0,
+            "listing writes nothing"
+        );
         unpack_selected(&layers, &dest, &|p| p.starts_with("usr/lib/")).unwrap();
         assert_eq!(read(&dest, "usr/lib/libz.so.1.2").as_deref(), Some("z2"));
         assert_eq!(read(&dest, "usr/lib/libz.so.1").as_deref(), Some("z2"));

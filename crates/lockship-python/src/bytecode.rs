@@ -20,6 +20,8 @@ use lockship_oci::tar_tree::{EntryData, TarTree, ZipSource};
 use lockship_oci::unpack::{self, Layer};
 use lockship_sys::interrupt::Children;
 
+use super::native::{is_library_dir, LIB_DIRS};
+
 #[derive(Debug, thiserror::Error)]
 pub enum BytecodeError {
     #[error(transparent)]
@@ -63,21 +65,8 @@ pub fn needed_to_run(interpreter: &str, minor: u8) -> impl Fn(&str) -> bool {
             return !matches!(top, "site-packages" | "dist-packages" | "test" | "idlelib");
         }
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let lib_dir = LIB_DIRS.contains(&dir)
-            || LIB_DIRS
-                .iter()
-                .any(|d| dir.strip_prefix(d).is_some_and(is_triplet));
-        lib_dir && (name.contains(".so") || name.starts_with("ld-"))
+        is_library_dir(dir) && (name.contains(".so") || name.starts_with("ld-"))
     }
-}
-
-/// Where dynamic loaders and shared libraries live in the images lockship reads.
-const LIB_DIRS: [&str; 5] = ["lib", "lib64", "usr/lib", "usr/lib64", "usr/local/lib"];
-
-/// `/x86_64-linux-gnu`, `/aarch64-linux-gnu`: a multiarch directory right below a lib dir.
-fn is_triplet(rest: &str) -> bool {
-    rest.strip_prefix('/')
-        .is_some_and(|t| !t.contains('/') && t.contains("-linux-"))
 }
 
 /// Unpacks what running `interpreter` needs from the base's `layers` into `dest` (empty).

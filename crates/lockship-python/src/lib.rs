@@ -10,6 +10,7 @@ pub mod index;
 pub mod install;
 pub mod lock;
 pub mod lock_tool;
+pub mod native;
 pub mod probe;
 pub mod pyproject;
 pub mod select;

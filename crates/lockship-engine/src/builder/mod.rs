@@ -32,6 +32,7 @@ mod credentials;
 mod index_files;
 mod layers;
 mod local_packages;
+mod native_libs;
 mod pipeline;
 mod prepare;
 mod produce;
@@ -239,6 +240,8 @@ async fn build_from(
     }
     let produced = produce_layers(session, &mut prepared, source).await?;
     timer.lap("layers");
+    native_libs::check_libraries(session, &prepared, source).await?;
+    timer.lap("libraries");
     let image = assemble(opts, &prepared, &produced);
     timer.lap("image");
     let published = publish(session, &prepared, &image, &produced, source, &mut timer).await?;

@@ -1,0 +1,130 @@
+//! The shared-library check, once the layers are produced: every ELF file of every locked
+//! wheel must find the libraries it needs in the image (see `python::native`). Each wheel's ELF
+//! facts are cached by its sha256 and the base's library names by the base, so a rebuild reads
+//! neither; a pure-Python image never reads the base for it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::cache_dir::Bucket;
+use crate::error::Error;
+use crate::plan::LayerContent;
+use lockship_oci::digest::Digest;
+use lockship_oci::media_types;
+use lockship_oci::unpack::{self, Layer};
+use lockship_python::fetch;
+use lockship_python::native::{self, NativeFacts};
+use lockship_python::select::ChosenWheel;
+
+use super::base::{BaseSource, ResolvedBase};
+use super::cache::{read_cached, write_cached};
+use super::prepare::Prepared;
+use super::Session;
+
+/// Fails the build when a locked wheel's native code needs a library the image lacks.
+pub(super) async fn check_libraries(
+    session: &Session<'_>,
+    prepared: &Prepared,
+    source: &dyn BaseSource,
+) -> Result<(), Error> {
+    let wheels: Vec<&ChosenWheel> = prepared
+        .plan
+        .layers
+        .iter()
+        .flat_map(|l| match &l.content {
+            LayerContent::Wheels { wheels, .. } => wheels.iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let bucket = Bucket::Native.under(&session.opts.cache_dir);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let facts: Vec<NativeFacts> =
+        futures::stream::iter(wheels.iter().map(|w| wheel_facts(session, w, &bucket)))
+            .buffered(cores)
+            .try_collect()
+            .await?;
+    if facts.iter().all(|f| f.objects.is_empty()) {
+        return Ok(());
+    }
+    let base = base_libraries(session, &prepared.base, source).await?;
+    let installed: Vec<(String, &NativeFacts)> = wheels
+        .iter()
+        .zip(&facts)
+        .map(|(w, f)| (format!("{} {}", w.name, w.version), f))
+        .collect();
+    let missing = native::missing_libraries(&installed, &base);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(native::missing_error(&missing).into())
+    }
+}
+
+/// The ELF facts of one wheel: cached, or read from the wheel (checked against its hash).
+async fn wheel_facts(
+    session: &Session<'_>,
+    wheel: &ChosenWheel,
+    bucket: &Path,
+) -> Result<NativeFacts, Error> {
+    let entry = bucket.join(format!("{}.json", wheel.wheel.sha256.hex()));
+    if let Some(facts) = read_cached::<NativeFacts>(&entry) {
+        return Ok(facts);
+    }
+    // In the store unless its layer came from the cache and the wheel was evicted since.
+    fetch::fetch_one(session.http, wheel, session.store).await?;
+    let what = format!("{} {}", wheel.name, wheel.version);
+    if !session.store.verify(&wheel.wheel.sha256, &what)? {
+        fetch::fetch_one(session.http, wheel, session.store).await?;
+    }
+    let (path, name) = (
+        session.store.path(&wheel.wheel.sha256),
+        wheel.wheel.filename.clone(),
+    );
+    let facts = tokio::task::spawn_blocking(move || native::scan_wheel(&path, &name))
+        .await
+        .map_err(|e| Error::Usage(format!("ELF reader crashed: {e}")))??;
+    write_cached(&entry, &facts)?;
+    Ok(facts)
+}
+
+/// The file names in the base's library directories, cached by the exact base.
+async fn base_libraries(
+    session: &Session<'_>,
+    base: &ResolvedBase,
+    source: &dyn BaseSource,
+) -> Result<BTreeSet<String>, Error> {
+    let key = Digest::of_parts(["lockship-base-libraries-v1", &base.pinned]);
+    let entry = Bucket::Bases
+        .under(&session.opts.cache_dir)
+        .join(format!("{}.libraries.json", key.hex()));
+    if let Some(names) = read_cached::<BTreeSet<String>>(&entry) {
+        return Ok(names);
+    }
+    source.fetch_layers(base, session.store).await?;
+    let layers: Vec<Layer> = base
+        .layers
+        .iter()
+        .map(|l| Layer {
+            path: session.store.path(&l.info.digest),
+            gzip: media_types::is_gzip_layer(&l.info.media_type),
+        })
+        .collect();
+    let paths = tokio::task::spawn_blocking(move || {
+        unpack::merged_paths(&layers, &|p| {
+            p.rsplit_once('/')
+                .is_some_and(|(dir, _)| native::is_library_dir(dir))
+        })
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("base reader crashed: {e}")))??;
+    let names: BTreeSet<String> = paths
+        .iter()
+        .filter_map(|p| p.rsplit('/').next().map(String::from))
+        .collect();
+    write_cached(&entry, &names)?;
+    Ok(names)
+}

@@ -135,6 +135,7 @@ mod tests {
             libc: Libc::Glibc { major: 2, minor: 36 },
             passwd: Some("root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n".into()),
             group: Some("root:x:0:\n".into()),
+            libraries: None,
         }
     }
 

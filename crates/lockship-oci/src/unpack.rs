@@ -174,6 +174,11 @@ fn merge(
                     use std::os::unix::fs::PermissionsExt;
                     file.set_permissions(std::fs::Permissions::from_mode(mode | 0o600))
                         .map_err(werr)?;
+                    // The image's times: timestamp pycs beside a source stay valid.
+                    if let Ok(secs) = entry.header().mtime() {
+                        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+                        file.set_modified(when).map_err(werr)?;
+                    }
                 }
                 Node::File { written }
             } else {

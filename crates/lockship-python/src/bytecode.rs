@@ -10,15 +10,16 @@
 //! is given and writes the pycs it is told to, with an empty environment.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
+use std::process::{ChildStderr, ChildStdin, ChildStdout, Command};
+use std::sync::{Arc, Mutex};
 
 use lockship_oci::digest::ContentCheck;
 use lockship_oci::tar_tree::{EntryData, TarTree, ZipSource};
 use lockship_oci::unpack::{self, Layer};
-use lockship_sys::interrupt::Children;
+use lockship_sys::interrupt::{Children, Running};
 
 use super::native::{is_library_dir, LIB_DIRS};
 
@@ -81,8 +82,9 @@ pub fn unpack_interpreter(
     Ok(())
 }
 
-/// The base's interpreter, unpacked on the host and known to start.
-#[derive(Clone, Debug)]
+/// The base's interpreter, unpacked on the host and known to start, with its idle compile
+/// workers: a worker lives for the whole build, so each layer costs no interpreter start.
+#[derive(Debug)]
 pub struct Interpreter {
     /// The interpreter's path in the image, for messages.
     name: String,
@@ -94,25 +96,40 @@ pub struct Interpreter {
     pub cache_tag: String,
     /// `sys.version_info[:3]` as the interpreter reports it.
     pub version: (u8, u8, u8),
+    /// Where workers run (their working directory: empty, nothing to import from).
+    home: PathBuf,
+    idle: Mutex<Vec<Worker>>,
 }
 
-/// Run by the interpreter: compiles the (source, pyc, name in the image) triples listed,
-/// NUL-separated, in the file named by argv[1]. Sources that do not compile (test data with
-/// deliberate syntax errors, Python 2 files) get no pyc, as with pip and uv; any other failure
-/// stops the worker.
+/// A compile worker: the interpreter running [`WORKER`].
+#[derive(Debug)]
+struct Worker {
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    stderr: ChildStderr,
+    // Last: dropping it kills the process, after the pipes are closed.
+    _process: Running,
+}
+
+/// Run by the interpreter: for each line on stdin, the path of a file listing (source, pyc,
+/// name in the image) triples, NUL-separated, compiles them and answers with a line giving how
+/// many did not compile. Those (test data with deliberate syntax errors, Python 2 files) get
+/// no pyc, as with pip and uv; any other failure ends the worker.
 const WORKER: &str = r#"
 import os, sys, py_compile
 mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
-with open(sys.argv[1], "rb") as f:
-    items = f.read().split(b"\0")
-skipped = 0
-for i in range(0, len(items) - 2, 3):
-    src, pyc, name = (os.fsdecode(x) for x in items[i:i + 3])
-    try:
-        py_compile.compile(src, cfile=pyc, dfile=name, doraise=True, invalidation_mode=mode)
-    except py_compile.PyCompileError:
-        skipped += 1
-print(skipped)
+for line in sys.stdin:
+    with open(line.rstrip("\n"), "rb") as f:
+        items = f.read().split(b"\0")
+    skipped = 0
+    for i in range(0, len(items) - 2, 3):
+        src, pyc, name = (os.fsdecode(x) for x in items[i:i + 3])
+        try:
+            py_compile.compile(src, cfile=pyc, dfile=name, doraise=True, invalidation_mode=mode)
+        except py_compile.PyCompileError:
+            skipped += 1
+    sys.stdout.write("%d\n" % skipped)
+    sys.stdout.flush()
 "#;
 
 const PROBE: &str =
@@ -169,6 +186,8 @@ impl Interpreter {
             library_path,
             cache_tag: String::new(),
             version: (0, 0, 0),
+            home: root.join(".lockship-workers"),
+            idle: Mutex::new(Vec::new()),
         };
         let out = children
             .output(interp.command(root).arg("-c").arg(PROBE))
@@ -274,6 +293,11 @@ impl Interpreter {
     ) -> Result<usize, BytecodeError> {
         use std::os::unix::ffi::OsStrExt;
         std::fs::create_dir_all(dir).map_err(|e| self.failed(e.to_string()))?;
+        let mut list_line = dir.join("jobs").into_os_string().into_vec();
+        if list_line.contains(&b'\n') {
+            return Err(self.failed(format!("{}: a newline in the path", dir.display())));
+        }
+        list_line.push(b'\n');
         let mut list = Vec::new();
         for job in chunk {
             for part in [job.source.as_os_str(), job.pyc.as_os_str()] {
@@ -283,18 +307,51 @@ impl Interpreter {
             list.extend_from_slice(job.image_path.as_bytes());
             list.push(0);
         }
-        let list_path = dir.join("jobs");
-        std::fs::write(&list_path, &list).map_err(|e| self.failed(e.to_string()))?;
-        let out = children
-            .output(self.command(dir).arg("-c").arg(WORKER).arg(&list_path))
-            .map_err(|e| self.failed(e.to_string()))?;
-        if !out.status.success() {
-            return Err(self.failed(last_line(&out.stderr)));
+        std::fs::write(dir.join("jobs"), &list).map_err(|e| self.failed(e.to_string()))?;
+        let mut worker = self.worker(children)?;
+        let mut answer = String::new();
+        let asked = worker
+            .stdin
+            .write_all(&list_line)
+            .and_then(|()| worker.stdin.flush())
+            .and_then(|()| worker.stdout.read_line(&mut answer));
+        match (asked, answer.trim().parse::<usize>()) {
+            (Ok(_), Ok(skipped)) => {
+                self.lock_idle().push(worker);
+                Ok(skipped)
+            }
+            // The worker died: what it said on stderr is why.
+            _ => {
+                let mut stderr = Vec::new();
+                drop(worker.stdin);
+                let _ = worker.stderr.read_to_end(&mut stderr);
+                Err(self.failed(last_line(&stderr)))
+            }
         }
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .map_err(|_| self.failed("the worker gave no count".into()))
+    }
+
+    /// An idle worker, or a new one.
+    fn worker(&self, children: &Children) -> Result<Worker, BytecodeError> {
+        if let Some(worker) = self.lock_idle().pop() {
+            return Ok(worker);
+        }
+        std::fs::create_dir_all(&self.home).map_err(|e| self.failed(e.to_string()))?;
+        let mut process = children
+            .spawn(self.command(&self.home).arg("-c").arg(WORKER))
+            .map_err(|e| self.failed(e.to_string()))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) = process.pipes() else {
+            return Err(self.failed("the worker has no pipes".into()));
+        };
+        Ok(Worker {
+            stdin,
+            stdout: BufReader::new(stdout),
+            stderr,
+            _process: process,
+        })
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Worker>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn failed(&self, message: String) -> BytecodeError {

@@ -1,7 +1,7 @@
 //! Reads the facts a build needs out of a base image's layers: where its Python is and which
 //! version, which libc, and its /etc/passwd and /etc/group (to add the non-root user to).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,10 @@ pub struct BaseFacts {
     pub libc: Libc,
     pub passwd: Option<String>,
     pub group: Option<String>,
+    /// The file names in the base's library directories (for the shared-library check); None
+    /// when not read (facts cached by an older lockship, a Debian base's facts from its lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libraries: Option<BTreeSet<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +53,8 @@ struct Scan {
     glibc_file_version: Option<(u16, u16)>,
     glibc: bool,
     musl: bool,
+    /// Paths of the entries in library directories.
+    libraries: BTreeSet<String>,
 }
 
 const CAPTURED: [&str; 4] = [
@@ -132,6 +138,12 @@ pub fn probe_readers<R: Read>(
         libc,
         passwd: scan.files.get("etc/passwd").cloned(),
         group: scan.files.get("etc/group").cloned(),
+        libraries: Some(
+            scan.libraries
+                .iter()
+                .filter_map(|p| p.rsplit('/').next().map(String::from))
+                .collect(),
+        ),
     })
 }
 
@@ -162,10 +174,14 @@ fn scan_layer(path: &Path, gzip: bool, file: impl Read, scan: &mut Scan) -> Resu
                 format!("{dir}/{deleted}")
             };
             scan.files.remove(&gone);
+            scan.libraries.remove(&gone);
             if let Some(minor) = python_minor(deleted) {
                 scan.pythons.insert((dir.to_string(), minor), false);
             }
             continue;
+        }
+        if !entry.header().entry_type().is_dir() && super::native::is_library_dir(dir) {
+            scan.libraries.insert(path.clone());
         }
         if let Some(minor) = python_minor(name) {
             if dir == "usr/bin" || dir == "usr/local/bin" {

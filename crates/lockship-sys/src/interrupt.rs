@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -133,35 +133,61 @@ impl Children {
     /// Runs `cmd` to completion and collects its output, like [`Command::output`], as a child
     /// that dies with lockship.
     pub fn output(&self, cmd: &mut Command) -> io::Result<Output> {
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
+        cmd.stdin(std::process::Stdio::null());
+        let (child, pgid, _registered) = self.start(cmd, true)?;
+        let output = child.wait_with_output();
+        self.lock().groups.remove(&pgid);
+        output
+    }
+
+    /// Starts `cmd` as a long-lived child fed through its stdin (a worker), which dies with
+    /// lockship, with [`Children::kill`], or when the returned handle is dropped. It gets no
+    /// `PR_SET_PDEATHSIG`: that fires when the spawning *thread* ends, and a worker outlives
+    /// the thread that started it; a worker reads its stdin, which ends with lockship anyway.
+    pub fn spawn(&self, cmd: &mut Command) -> io::Result<Running> {
+        cmd.stdin(std::process::Stdio::piped());
+        let (child, pgid, registered) = self.start(cmd, false)?;
+        Ok(Running {
+            child,
+            pgid,
+            _registered: registered,
+            children: self.clone(),
+        })
+    }
+
+    /// Spawns `cmd` in a process group of its own, registered to be killed on a stop, and
+    /// with `death_signal`, killed when the calling thread ends.
+    fn start(
+        &self,
+        cmd: &mut Command,
+        death_signal: bool,
+    ) -> io::Result<(Child, i32, Registration)> {
+        cmd.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .process_group(0);
-        // SAFETY: the closure runs between fork and exec and calls only prctl(2), which is
-        // async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
+        if death_signal {
+            // SAFETY: the closure runs between fork and exec and calls only prctl(2), which is
+            // async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
         }
         if self.lock().cancelled {
             return Err(cancelled());
         }
         let child = cmd.spawn()?;
         let pgid = child.id() as i32;
-        let _registered = GLOBAL.register(Undo::Group(pgid));
-        {
-            let mut state = self.lock();
-            state.groups.insert(pgid, ());
-            // Cancelled between the check and the spawn: this one goes too.
-            if state.cancelled {
-                kill_group(pgid);
-            }
+        let registered = GLOBAL.register(Undo::Group(pgid));
+        let mut state = self.lock();
+        state.groups.insert(pgid, ());
+        // Cancelled between the check and the spawn: this one goes too.
+        if state.cancelled {
+            kill_group(pgid);
         }
-        let output = child.wait_with_output();
-        self.lock().groups.remove(&pgid);
-        output
+        Ok((child, pgid, registered))
     }
 
     /// Kills every child group still running, and refuses to start more.
@@ -175,6 +201,40 @@ impl Children {
 
     fn lock(&self) -> MutexGuard<'_, ChildState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A child started by [`Children::spawn`]; dropping it kills its group and reaps it.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    pgid: i32,
+    _registered: Registration,
+    children: Children,
+}
+
+impl Running {
+    /// The child's stdin, stdout and stderr (each is there until taken).
+    pub fn pipes(
+        &mut self,
+    ) -> (
+        Option<ChildStdin>,
+        Option<ChildStdout>,
+        Option<std::process::ChildStderr>,
+    ) {
+        (
+            self.child.stdin.take(),
+            self.child.stdout.take(),
+            self.child.stderr.take(),
+        )
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        kill_group(self.pgid);
+        let _ = self.child.wait();
+        self.children.lock().groups.remove(&self.pgid);
     }
 }
 

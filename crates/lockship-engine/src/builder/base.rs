@@ -628,5 +628,6 @@ fn debian_facts(f: lockship_debian::base::DebianFacts) -> BaseFacts {
         },
         passwd: Some(f.passwd),
         group: Some(f.group),
+        libraries: None,
     }
 }

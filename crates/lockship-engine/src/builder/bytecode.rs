@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures::future::LocalBoxFuture;
+
 use crate::cache_dir::Bucket;
 use crate::error::Error;
 use lockship_oci::digest::Digest;
@@ -26,6 +28,27 @@ pub(super) struct Compiler {
     pub children: Children,
     /// Compile processes per layer.
     pub workers: usize,
+}
+
+/// The compiler, made on first use (once, however many layers ask at the same time), so that
+/// unpacking the interpreter overlaps the downloads that come before the first compile.
+pub(super) struct CompilerSlot<'a> {
+    cell: tokio::sync::OnceCell<Arc<Compiler>>,
+    #[allow(clippy::type_complexity)]
+    make: Box<dyn Fn() -> LocalBoxFuture<'a, Result<Arc<Compiler>, Error>> + 'a>,
+}
+
+impl<'a> CompilerSlot<'a> {
+    pub fn new(make: impl Fn() -> LocalBoxFuture<'a, Result<Arc<Compiler>, Error>> + 'a) -> Self {
+        CompilerSlot {
+            cell: tokio::sync::OnceCell::new(),
+            make: Box::new(make),
+        }
+    }
+
+    pub async fn get(&self) -> Result<Arc<Compiler>, Error> {
+        self.cell.get_or_try_init(|| (self.make)()).await.cloned()
+    }
 }
 
 /// The interpreter for `target`'s bytecode, from `base` (read from `source`).
@@ -92,7 +115,7 @@ pub(super) async fn compiler(
 /// Where the interpreter of `base` is unpacked: one directory per exact base.
 fn interpreter_dir(cache_dir: &Path, base: &ResolvedBase) -> PathBuf {
     let key = Digest::of_parts([
-        "lockship-interpreter-v1",
+        "lockship-interpreter-v2",
         &base.pinned,
         &base.facts.interpreter,
     ]);

@@ -27,15 +27,17 @@ pub(super) struct LayerContext {
     pub(super) user: User,
     pub(super) workdir: String,
     pub(super) facts: BaseFacts,
-    /// Compiles bytecode for layers that carry it (None when none does).
-    pub(super) compiler: Option<std::sync::Arc<Compiler>>,
+    /// Where wheels' ELF facts are cached (`native_libs`).
+    pub(super) native_dir: PathBuf,
 }
 
-/// Writes `planned`; the app layer installs `app_wheel`, built beforehand (see `app_wheel.rs`).
+/// Writes `planned`; the app layer installs `app_wheel`, built beforehand (see `app_wheel.rs`),
+/// and a layer with bytecode compiles it with `compiler`.
 pub(super) fn build_layer(
     ctx: &LayerContext,
     planned: &PlannedLayer,
     app_wheel: Option<&Path>,
+    compiler: Option<&Compiler>,
 ) -> Result<LayerInfo, Error> {
     let tmp = ctx.store.tmp_dir();
     let scratch = ScratchDir::new_in(&tmp).map_err(io_err(&tmp))?;
@@ -53,7 +55,7 @@ pub(super) fn build_layer(
                 install_from_store(ctx, w, &root, &mut tree)?;
             }
             if *bytecode {
-                compile(ctx, &tree, &root, scratch.path())?;
+                compile(ctx, compiler, &tree, &root, scratch.path())?;
             }
             tree.add_host_dir(&root, "")
                 .map_err(lockship_oci::layer::LayerError::from)?;
@@ -68,7 +70,7 @@ pub(super) fn build_layer(
                 .unwrap_or_default();
             install::install(wheel, &filename, &ctx.target, &root, &mut tree)?;
             if *bytecode {
-                compile(ctx, &tree, &root, scratch.path())?;
+                compile(ctx, compiler, &tree, &root, scratch.path())?;
             }
             tree.add_host_dir(&root, "")
                 .map_err(lockship_oci::layer::LayerError::from)?;
@@ -89,8 +91,14 @@ pub(super) fn build_layer(
 }
 
 /// Compiles the `.py` files the layer puts in site-packages into pycs staged under `root`.
-fn compile(ctx: &LayerContext, tree: &TarTree, root: &Path, scratch: &Path) -> Result<(), Error> {
-    let compiler = ctx.compiler.as_ref().ok_or_else(|| {
+fn compile(
+    ctx: &LayerContext,
+    compiler: Option<&Compiler>,
+    tree: &TarTree,
+    root: &Path,
+    scratch: &Path,
+) -> Result<(), Error> {
+    let compiler = compiler.ok_or_else(|| {
         Error::Usage("a layer with bytecode was planned without an interpreter".into())
     })?;
     let site = ctx.target.site_packages();

@@ -50,7 +50,10 @@ pub(super) async fn check_libraries(
     if facts.iter().all(|f| f.objects.is_empty()) {
         return Ok(());
     }
-    let base = base_libraries(session, &prepared.base, source).await?;
+    let base = match &prepared.base.facts.libraries {
+        Some(names) => names.clone(),
+        None => base_libraries(session, &prepared.base, source).await?,
+    };
     let installed: Vec<(String, &NativeFacts)> = wheels
         .iter()
         .zip(&facts)
@@ -62,6 +65,17 @@ pub(super) async fn check_libraries(
     } else {
         Err(native::missing_error(&missing).into())
     }
+}
+
+/// Reads and caches the ELF facts of `wheel`, in the store at `path`, unless cached: the layer
+/// writer calls it right after writing the wheel's layer, so the check finds them ready.
+pub(super) fn cache_facts(bucket: &Path, path: &Path, wheel: &ChosenWheel) -> Result<(), Error> {
+    let entry = bucket.join(format!("{}.json", wheel.wheel.sha256.hex()));
+    if entry.is_file() {
+        return Ok(());
+    }
+    let facts = native::scan_wheel(path, &wheel.wheel.filename)?;
+    write_cached(&entry, &facts)
 }
 
 /// The ELF facts of one wheel: cached, or read from the wheel (checked against its hash).

@@ -21,15 +21,17 @@ use lockship_oci::registry::{LayerPush, Registry};
 use lockship_python::fetch;
 
 use super::app_wheel::AppWheel;
+use super::bytecode::CompilerSlot;
 use super::cache::write_cached;
 use super::layers::{build_layer, LayerContext};
+use super::native_libs;
 use super::Reporter;
 
 /// Concurrent wheel downloads.
 const DOWNLOADS: usize = 8;
 
 /// What the pipeline works on.
-pub(super) struct Jobs<'a> {
+pub(super) struct Jobs<'a, 'c> {
     /// Planned layers the cache lacks, with their index in the plan.
     pub to_build: Vec<(usize, PlannedLayer)>,
     /// Where each built layer's cache entry goes, by plan index.
@@ -41,6 +43,8 @@ pub(super) struct Jobs<'a> {
     pub early_push: &'a [Reference],
     /// The app wheel being built, for the app layer.
     pub app_wheel: Option<AppWheel>,
+    /// The bytecode compiler, when a layer to build carries bytecode.
+    pub compiler: Option<&'a CompilerSlot<'c>>,
 }
 
 /// Layers pushed during the build, by target reference.
@@ -54,7 +58,7 @@ pub(super) struct Built {
 }
 
 /// Runs the pipeline to the end, or to the first error.
-pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built, Error> {
+pub(super) async fn run(jobs: Jobs<'_, '_>, reporter: &dyn Reporter) -> Result<Built, Error> {
     let Jobs {
         mut to_build,
         cache_entries,
@@ -63,6 +67,7 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
         registry,
         early_push,
         mut app_wheel,
+        compiler,
     } = jobs;
     // Biggest first: the longest layer starts earliest and no core idles at the end.
     to_build.sort_by_key(|(i, l)| (std::cmp::Reverse(weight(l)), *i));
@@ -93,10 +98,27 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
                 Some(wheel) => Some(wheel.finish().await?),
                 None => None,
             };
+            let layer_compiler = match compiler {
+                Some(slot) if layer.content.has_bytecode() => Some(slot.get().await?),
+                _ => None,
+            };
             let core = cores.acquire().await.expect("never closed");
             let (job_ctx, job_layer) = (ctx.clone(), layer.clone());
             let info = tokio::task::spawn_blocking(move || {
-                build_layer(&job_ctx, &job_layer, app_wheel.as_deref())
+                let info = build_layer(
+                    &job_ctx,
+                    &job_layer,
+                    app_wheel.as_deref(),
+                    layer_compiler.as_deref(),
+                )?;
+                // While the wheels are warm in the page cache: their ELF facts for the check.
+                if let LayerContent::Wheels { wheels, .. } = &job_layer.content {
+                    for w in wheels {
+                        let path = job_ctx.store.path(&w.wheel.sha256);
+                        native_libs::cache_facts(&job_ctx.native_dir, &path, w)?;
+                    }
+                }
+                Ok::<_, Error>(info)
             })
             .await
             .map_err(crashed)??;
@@ -117,7 +139,15 @@ pub(super) async fn run(jobs: Jobs<'_>, reporter: &dyn Reporter) -> Result<Built
             Ok::<_, Error>((index, info, pushed))
         }
     });
-    let results = futures::future::try_join_all(tasks).await?;
+    // Start on the compiler at once rather than when the first layer needs it.
+    let warm_up = async {
+        if let Some(slot) = compiler {
+            slot.get().await?;
+        }
+        Ok::<_, Error>(())
+    };
+    let (results, ()) =
+        futures::future::try_join(futures::future::try_join_all(tasks), warm_up).await?;
     let mut built = Built {
         layers: Vec::new(),
         pushed: HashMap::new(),

@@ -10,7 +10,7 @@ use crate::plan::PlannedLayer;
 use lockship_oci::layer::LayerInfo;
 
 use super::base::BaseSource;
-use super::bytecode::compiler;
+use super::bytecode::{compiler, CompilerSlot};
 use super::cache::read_cached;
 use super::layers::LayerContext;
 use super::pipeline::{self, EarlyPushes};
@@ -75,11 +75,12 @@ pub(super) async fn produce_layers(
     if !to_build.is_empty() {
         reporter.step(&format!("writing {} layers", to_build.len()));
     }
-    let compiler = if to_build.iter().any(|(_, l)| l.content.has_bytecode()) {
-        Some(compiler(session, &prepared.target, &prepared.base, source).await?)
-    } else {
-        None
-    };
+    // The interpreter is unpacked while the first wheels download.
+    let (target, base) = (&prepared.target, &prepared.base);
+    let compiler = to_build
+        .iter()
+        .any(|(_, l)| l.content.has_bytecode())
+        .then(|| CompilerSlot::new(move || Box::pin(compiler(session, target, base, source))));
     let ctx = Arc::new(LayerContext {
         target: prepared.target.clone(),
         store: store.clone(),
@@ -88,7 +89,7 @@ pub(super) async fn produce_layers(
         user: prepared.user.clone(),
         workdir: prepared.workdir.clone(),
         facts: prepared.base.facts.clone(),
-        compiler,
+        native_dir: Bucket::Native.under(&opts.cache_dir),
     });
     // Layers go to the registries as they are written, unless smoke tests must pass first.
     let early_push: &[_] = if prepared.must_test {
@@ -105,6 +106,7 @@ pub(super) async fn produce_layers(
             registry,
             early_push,
             app_wheel: prepared.app_wheel.take(),
+            compiler: compiler.as_ref(),
         },
         reporter,
     )

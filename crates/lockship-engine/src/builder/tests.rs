@@ -53,6 +53,7 @@ fn stored_base(store: &BlobStore) -> StoredBase {
             },
             passwd: Some(PASSWD.into()),
             group: Some("root:x:0:\n".into()),
+            libraries: None,
         },
         reference: None,
         built: false,

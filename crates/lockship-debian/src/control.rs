@@ -63,8 +63,16 @@ pub fn parse_relations(field: &str) -> Vec<Vec<Dep>> {
 fn parse_dep(term: &str) -> Option<Dep> {
     let term = term.trim();
     // Architecture restrictions `[amd64]` and build profiles `<!nocheck>` only appear in source
-    // packages; drop them if present.
-    let term = term.split(['[', '<']).next().unwrap_or(term).trim();
+    // packages; drop them if present. They follow the version constraint, whose `<<` and `<=`
+    // must not be taken for a profile.
+    let term = match term.find('(') {
+        Some(open) => match term[open..].find(')') {
+            Some(close) => &term[..open + close + 1],
+            None => term,
+        },
+        None => term.split(['[', '<']).next().unwrap_or(term),
+    }
+    .trim();
     let (name, constraint) = match term.split_once('(') {
         Some((name, rest)) => {
             let inner = rest.trim_end_matches(')').trim();
@@ -133,6 +141,14 @@ mod tests {
         assert_eq!(deps[1][1].name, "foo");
         assert_eq!(deps[2][0].name, "bar");
         assert_eq!(deps[3][0].name, "baz");
+        // `<<` and `<=` are relations, not build profiles (python3-distutils in bookworm).
+        let deps = parse_relations(
+            "python3:any (>= 3.10.8-0~), python3:any (<< 3.12), x (<= 2) <!nocheck>, y <!cross>",
+        );
+        assert_eq!(deps[1][0].constraint, Some((Relation::Lt, "3.12".into())));
+        assert_eq!(deps[2][0].constraint, Some((Relation::Le, "2".into())));
+        assert_eq!(deps[3][0].name, "y");
+        assert!(deps.iter().all(|clause| clause.len() == 1));
     }
 
     #[test]

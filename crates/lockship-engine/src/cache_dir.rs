@@ -26,10 +26,12 @@ pub enum Bucket {
     Interpreters,
     /// What the ELF files of a wheel need and provide, by the wheel's sha256.
     Native,
+    /// Wheels built from sdists, by (sdist, builder, target).
+    BuiltWheels,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 10] = [
+    pub const ALL: [Bucket; 11] = [
         Bucket::Blobs,
         Bucket::Layers,
         Bucket::Bases,
@@ -40,6 +42,7 @@ impl Bucket {
         Bucket::Tools,
         Bucket::Interpreters,
         Bucket::Native,
+        Bucket::BuiltWheels,
     ];
 
     fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Bucket {
             Bucket::Tools => "tools",
             Bucket::Interpreters => "interpreters",
             Bucket::Native => "native",
+            Bucket::BuiltWheels => "built-wheels",
         }
     }
 

@@ -49,6 +49,9 @@ pub enum Error {
     Bytecode(#[from] BytecodeError),
     #[error(transparent)]
     Native(#[from] NativeError),
+    /// Boxed: a failed build carries the tail of its log.
+    #[error(transparent)]
+    Builder(Box<crate::container_build::BuilderError>),
     #[error(transparent)]
     Unpack(#[from] lockship_oci::unpack::UnpackError),
     #[error(transparent)]
@@ -97,6 +100,7 @@ impl Error {
             Error::App(e) => hints::app(e),
             Error::Bytecode(e) => hints::bytecode(e),
             Error::Native(e) => hints::native(e),
+            Error::Builder(e) => e.hint(),
             Error::Debian(e) => hints::debian(e),
             Error::Smoke(e) => e.hint(),
             Error::Relock(e) => e.hint(),
@@ -129,6 +133,12 @@ impl Error {
 impl From<RegistryError> for Error {
     fn from(e: RegistryError) -> Self {
         Error::Registry(Box::new(e))
+    }
+}
+
+impl From<crate::container_build::BuilderError> for Error {
+    fn from(e: crate::container_build::BuilderError) -> Self {
+        Error::Builder(Box::new(e))
     }
 }
 

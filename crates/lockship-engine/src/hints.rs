@@ -183,7 +183,7 @@ pub(crate) fn native(e: &NativeError) -> Option<String> {
 }
 
 pub(crate) fn no_wheel(_: &NoWheelError) -> Option<String> {
-    Some("building from sdists is not supported yet: choose versions that ship wheels for this target, or a base image with another Python version".into())
+    Some("these have neither a wheel for this target nor an sdist with a sha256 to build one from: choose versions that ship wheels for it, or a base image with another Python version".into())
 }
 
 pub(crate) fn fetch(e: &FetchError) -> Option<String> {

@@ -5,6 +5,7 @@
 
 pub mod builder;
 pub mod cache_dir;
+pub mod container_build;
 pub mod error;
 mod hints;
 pub mod lock_command;

@@ -90,6 +90,21 @@ pub struct Config {
     /// Image variants (`dev`, `test`, …) that add to the production image.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
+    /// Where packages without a wheel for the target are built from their sdists.
+    pub builder: Option<BuilderConfig>,
+}
+
+/// `[tool.lockship.builder]`: the container that builds sdists into wheels.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuilderConfig {
+    /// For a registry base, the image with compilers and the same Python (`python:3.12` beside
+    /// a `python:3.12-slim` base).
+    pub image: Option<String>,
+    /// For a Debian-package base, packages the builder gets beyond the base's, build-essential
+    /// and pythonX.Y-dev (`libpq-dev`, …).
+    #[serde(default)]
+    pub packages: Vec<String>,
 }
 
 /// A `[tool.lockship.targets.NAME]` table: what a variant adds to the production image.

@@ -66,7 +66,7 @@ pub struct SmokeResult {
 }
 
 impl Runtime {
-    fn program(self) -> &'static str {
+    pub fn program(self) -> &'static str {
         match self {
             Runtime::Docker => "docker",
             Runtime::Podman => "podman",

@@ -202,6 +202,29 @@ impl Http {
         self.note(url, &format!("credentials from {from}"));
     }
 
+    /// `url` with the credentials registered for its origin as user info, for a tool lockship
+    /// hands the URL to (pip in a builder container). Never for a message or a record.
+    pub fn with_credentials(&self, url: &str) -> String {
+        let creds = Origin::of(url).and_then(|origin| {
+            self.credentials
+                .read()
+                .ok()
+                .and_then(|map| map.get(&origin).cloned())
+        });
+        match (creds, ::url::Url::parse(url)) {
+            (Some((user, password)), Ok(mut parsed)) => {
+                if parsed.set_username(&user).is_ok()
+                    && parsed.set_password(Some(&password)).is_ok()
+                {
+                    parsed.to_string()
+                } else {
+                    url.to_string()
+                }
+            }
+            _ => url.to_string(),
+        }
+    }
+
     /// Whether requests to `url`'s origin carry credentials.
     pub fn has_credentials(&self, url: &str) -> bool {
         Origin::of(url).is_some_and(|origin| {

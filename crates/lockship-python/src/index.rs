@@ -210,7 +210,7 @@ pub async fn resolve_files(
     if let Some(page_base) = page.base.as_deref().and_then(|b| base.join(b).ok()) {
         base = page_base;
     }
-    let mut has_sdist = false;
+    let mut sdist = None;
     let mut wheels = Vec::new();
     for file in page.files {
         let Some(sha256) = file.hashes.get("sha256").and_then(|h| Digest::from_hex(h)) else {
@@ -223,10 +223,6 @@ pub async fn resolve_files(
         if !wanted {
             continue;
         }
-        if !file.filename.ends_with(".whl") {
-            has_sdist = true;
-            continue;
-        }
         // Relative to the page, after redirects. User info in a page's links is dropped: an
         // index does not get to hand out credentials.
         let file_url = base
@@ -234,14 +230,19 @@ pub async fn resolve_files(
             .map(|u| u.to_string())
             .unwrap_or(file.url);
         let file_url = strip_userinfo(&file_url);
-        wheels.push(LockedWheel {
+        let found = LockedWheel {
             filename: file.filename,
             url: file_url,
             sha256,
             size: file.size,
-        });
+        };
+        if found.filename.ends_with(".whl") {
+            wheels.push(found);
+        } else if is_sdist(&found.filename) && sdist.is_none() {
+            sdist = Some(found);
+        }
     }
-    if wheels.is_empty() && !has_sdist {
+    if wheels.is_empty() && sdist.is_none() {
         return Err(IndexError::NotListed {
             package: package.name.clone(),
             version: package.version.clone(),
@@ -249,9 +250,14 @@ pub async fn resolve_files(
         });
     }
     Ok(LockedPackage {
-        artifacts: Artifacts::Listed { wheels, has_sdist },
+        artifacts: Artifacts::Listed { wheels, sdist },
         ..package
     })
+}
+
+/// A source distribution's file name: `.tar.gz` (PEP 625), or the `.zip` older ones used.
+fn is_sdist(filename: &str) -> bool {
+    filename.ends_with(".tar.gz") || filename.ends_with(".zip")
 }
 
 /// Parses a project page, PEP 691 JSON or PEP 503 HTML (told apart by their first byte, since

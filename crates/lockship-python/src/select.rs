@@ -24,7 +24,8 @@ pub struct Unsatisfied {
     pub name: String,
     pub version: String,
     pub wheels: usize,
-    pub has_sdist: bool,
+    /// Its sdist, which a builder can turn into a wheel.
+    pub sdist: Option<LockedWheel>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +39,7 @@ fn list(packages: &[Unsatisfied]) -> String {
     packages
         .iter()
         .map(|p| {
-            let what = match (p.wheels, p.has_sdist) {
+            let what = match (p.wheels, p.sdist.is_some()) {
                 (0, true) => "sdist only".to_string(),
                 (0, false) => "no files".to_string(),
                 (n, _) => format!("{n} wheels, none compatible"),
@@ -55,13 +56,26 @@ pub fn choose(
     tags: &Tags,
     target: &str,
 ) -> Result<Vec<ChosenWheel>, NoWheelError> {
+    let (chosen, missing) = partition(packages, tags);
+    if missing.is_empty() {
+        Ok(chosen)
+    } else {
+        Err(NoWheelError {
+            target: target.to_string(),
+            packages: missing,
+        })
+    }
+}
+
+/// The best wheel of each package that has one, and the packages that have none.
+pub fn partition(packages: &[LockedPackage], tags: &Tags) -> (Vec<ChosenWheel>, Vec<Unsatisfied>) {
     let mut chosen = Vec::new();
     let mut missing = Vec::new();
     for package in packages {
-        let (wheels, has_sdist) = match &package.artifacts {
-            Artifacts::Listed { wheels, has_sdist } => (wheels.as_slice(), *has_sdist),
+        let (wheels, sdist) = match &package.artifacts {
+            Artifacts::Listed { wheels, sdist } => (wheels.as_slice(), sdist),
             Artifacts::FromIndex { .. } | Artifacts::Unhashed { .. } | Artifacts::Local { .. } => {
-                (&[][..], false)
+                (&[][..], &None)
             }
         };
         let best = wheels
@@ -88,18 +102,25 @@ pub fn choose(
                 name: package.name.clone(),
                 version: package.version.clone(),
                 wheels: wheels.len(),
-                has_sdist,
+                sdist: sdist.clone(),
             }),
         }
     }
-    if missing.is_empty() {
-        Ok(chosen)
-    } else {
-        Err(NoWheelError {
-            target: target.to_string(),
-            packages: missing,
-        })
-    }
+    (chosen, missing)
+}
+
+/// Whether `filename` is a wheel of `package` at `version` (names and versions normalized).
+pub fn is_wheel_of(filename: &str, package: &str, version: &str) -> bool {
+    filename.ends_with(".whl")
+        && crate::index::file_version(filename, package)
+            .zip(uv_pep440::Version::from_str(version).ok())
+            .is_some_and(|(found, pinned)| found == pinned)
+}
+
+/// Whether the wheel named `filename` installs on a target with `tags`.
+pub fn fits(filename: &str, tags: &Tags) -> bool {
+    WheelFilename::from_str(filename)
+        .is_ok_and(|name| matches!(name.compatibility(tags), TagCompatibility::Compatible(_)))
 }
 
 #[cfg(test)]
@@ -120,10 +141,13 @@ mod tests {
     fn prefers_the_most_specific_wheel_and_lists_all_failures() {
         let target = crate::target::bookworm();
         let tags = target.tags().unwrap();
-        let pkg = |name: &str, wheels: Vec<LockedWheel>, has_sdist| LockedPackage {
+        let pkg = |name: &str, wheels: Vec<LockedWheel>, has_sdist: bool| LockedPackage {
             name: name.into(),
             version: "1.0".into(),
-            artifacts: Artifacts::Listed { wheels, has_sdist },
+            artifacts: Artifacts::Listed {
+                wheels,
+                sdist: has_sdist.then(|| wheel(&format!("{name}-1.0.tar.gz"))),
+            },
         };
         let packages = vec![
             pkg(

@@ -83,6 +83,22 @@ pub fn registry_access() -> RegistryAccess {
     }
 }
 
+/// The CA bundle builder containers get: SSL_CERT_FILE when it names a file, else the
+/// system's (Debian's and Fedora's locations).
+pub fn ca_bundle() -> Option<PathBuf> {
+    var("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+            ]
+            .map(PathBuf::from),
+        )
+        .find(|p| p.is_file())
+}
+
 /// SOURCE_DATE_EPOCH, the mtime of every file lockship writes into an image (0 when unset).
 pub fn source_date_epoch() -> Result<u64, Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {

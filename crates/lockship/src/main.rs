@@ -196,6 +196,7 @@ fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
         index_credentials: host_env::index_credentials(),
         url_vars: host_env::url_vars(),
         no_bytecode: false,
+        ca_bundle: host_env::ca_bundle(),
     })
 }
 

@@ -67,6 +67,12 @@ pub(crate) trait BaseSource: Send + Sync {
     fn for_host(&self) -> Option<Box<dyn BaseSource + '_>> {
         None
     }
+
+    /// A builder lockship can assemble itself from this base with `packages` added (a Debian
+    /// base); None when the builder must be named (`[tool.lockship.builder] image`).
+    fn builder(&self, _packages: &[String]) -> Option<Box<dyn BaseSource + '_>> {
+        None
+    }
 }
 
 /// A base image in a registry.
@@ -173,6 +179,34 @@ impl BaseSource for DebianBase<'_> {
             lock_path: Bucket::Interpreters
                 .under(&self.opts.cache_dir)
                 .join(format!("{}.base.lock", lock_name.hex())),
+            http: self.http,
+            opts: self.opts,
+        }))
+    }
+
+    fn builder(&self, packages: &[String]) -> Option<Box<dyn BaseSource + '_>> {
+        let mut spec = self.spec.clone();
+        for p in packages {
+            if !spec.packages.contains(p) {
+                spec.packages.push(p.clone());
+            }
+        }
+        // Its own lock, in the cache, pinned once resolved (the builder is not shipped).
+        let lock_name = Digest::of_parts(
+            [
+                "lockship-builder-lock",
+                &self.lock_path.to_string_lossy(),
+                &self.platform.to_string(),
+            ]
+            .into_iter()
+            .chain(spec.packages.iter().map(String::as_str)),
+        );
+        Some(Box::new(DebianBase {
+            spec,
+            platform: self.platform.clone(),
+            lock_path: Bucket::Bases
+                .under(&self.opts.cache_dir)
+                .join(format!("{}.builder.lock", lock_name.hex())),
             http: self.http,
             opts: self.opts,
         }))
@@ -468,6 +502,10 @@ pub(super) async fn debian_base(
 ) -> Result<ResolvedBase, Error> {
     let arch = lockship_debian::dpkg_arch(&platform.architecture);
     reporter.step(&format!("Debian {} base for {arch}", spec.suite));
+    // The project's directory, or a cache bucket (a builder's or a host variant's lock).
+    if let Some(dir) = lock_path.parent() {
+        fs_err::create_dir_all(dir).map_err(super::cache::io_err(dir))?;
+    }
     let (base_lock, changes) =
         lockship_debian::base::lock(spec, &arch, lock_path, http, store, opts.upgrade_base).await?;
     let text = base_lock.to_text();

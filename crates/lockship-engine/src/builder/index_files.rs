@@ -26,16 +26,7 @@ pub(super) async fn resolve_index_files(
     http: &Http,
     opts: &BuildOptions,
 ) -> Result<Vec<LockedPackage>, Error> {
-    let from_lock = match lock.kind {
-        LockKind::RequirementsTxt => requirements_txt::options(&lock.text).index_url,
-        _ => None,
-    };
-    let configured = index::configured_index(
-        &lock.path,
-        from_lock.as_deref(),
-        &opts.index_sources,
-        project.pyproject.as_ref(),
-    );
+    let configured = default_index(lock, project, opts);
     let mut needs_default = false;
     // A package's own index carries its user info off to `http`, once, here.
     for p in &mut packages {
@@ -90,27 +81,33 @@ pub(super) async fn resolve_index_files(
                 let index_url = index.clone().unwrap_or_else(|| default_index.clone());
                 let unhashed = if hashes.is_empty() { "unhashed" } else { "" };
                 let key = Digest::of_parts(
-                    [index_url.as_str(), &p.name, &p.version, unhashed]
-                        .into_iter()
-                        .chain(hashes.iter().map(Digest::as_str)),
+                    [
+                        "files-v2",
+                        index_url.as_str(),
+                        &p.name,
+                        &p.version,
+                        unhashed,
+                    ]
+                    .into_iter()
+                    .chain(hashes.iter().map(Digest::as_str)),
                 );
                 let path = cache.join(format!("{}.json", key.hex()));
                 if let Some(files) = read_cached::<CachedFiles>(&path) {
                     return Ok(LockedPackage {
                         artifacts: Artifacts::Listed {
                             wheels: files.wheels.into_iter().map(Into::into).collect(),
-                            has_sdist: files.has_sdist,
+                            sdist: files.sdist.map(Into::into),
                         },
                         ..p
                     });
                 }
                 let resolved = index::resolve_files(http, &index_url, p).await?;
-                if let Artifacts::Listed { wheels, has_sdist } = &resolved.artifacts {
+                if let Artifacts::Listed { wheels, sdist } = &resolved.artifacts {
                     write_cached(
                         &path,
                         &CachedFiles {
                             wheels: wheels.iter().cloned().map(Into::into).collect(),
-                            has_sdist: *has_sdist,
+                            sdist: sdist.clone().map(Into::into),
                         },
                     )?;
                 }
@@ -122,10 +119,29 @@ pub(super) async fn resolve_index_files(
         .await
 }
 
+/// The index the project's packages come from unless the lock names another: the lock's own
+/// (`--index-url` in a requirements.txt), else the user's configuration.
+pub(super) fn default_index(
+    lock: &LockFile,
+    project: &Project,
+    opts: &BuildOptions,
+) -> Result<String, index::IndexError> {
+    let from_lock = match lock.kind {
+        LockKind::RequirementsTxt => requirements_txt::options(&lock.text).index_url,
+        _ => None,
+    };
+    index::configured_index(
+        &lock.path,
+        from_lock.as_deref(),
+        &opts.index_sources,
+        project.pyproject.as_ref(),
+    )
+}
+
 #[derive(Serialize, serde::Deserialize)]
 pub(super) struct CachedFiles {
     wheels: Vec<CachedWheel>,
-    has_sdist: bool,
+    sdist: Option<CachedWheel>,
 }
 
 #[derive(Serialize, serde::Deserialize)]

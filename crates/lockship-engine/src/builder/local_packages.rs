@@ -107,7 +107,7 @@ pub(super) async fn build_local_packages(
                     sha256,
                     size: Some(bytes.len() as u64),
                 }],
-                has_sdist: false,
+                sdist: None,
             },
             ..p
         });

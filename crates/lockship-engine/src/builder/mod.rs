@@ -38,6 +38,7 @@ mod prepare;
 mod produce;
 mod publish;
 mod report;
+mod sdists;
 mod smoke_gate;
 #[cfg(test)]
 mod tests;
@@ -90,6 +91,9 @@ pub struct BuildOptions {
     pub url_vars: std::collections::BTreeMap<String, String>,
     /// `--no-bytecode`: no `.pyc` files, whatever the config says.
     pub no_bytecode: bool,
+    /// The host's CA bundle (SSL_CERT_FILE, else the system's), mounted into builder
+    /// containers so that their pip trusts what lockship trusts.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// When the smoke commands run.

@@ -21,8 +21,9 @@ use lockship_python::target::PythonTarget;
 
 use super::app_wheel::{self, AppWheel};
 use super::base::{python_target, BaseSource, ResolvedBase};
-use super::index_files::resolve_index_files;
+use super::index_files::{default_index, resolve_index_files};
 use super::local_packages::build_local_packages;
+use super::sdists::{build_missing, BuildContext};
 use super::{Session, SmokeMode, Timer};
 
 /// What the later stages build from.
@@ -176,8 +177,20 @@ pub(super) async fn prepare(
     let packages = resolve_index_files(&lock, &project, packages, http, opts).await?;
     let target_packages = resolve_index_files(&lock, &project, target_packages, http, opts).await?;
     let tags = target.tags()?;
-    let chosen = select::choose(&packages, &tags, &target.describe())?;
-    let target_chosen = select::choose(&target_packages, &tags, &target.describe())?;
+    let (mut chosen, missing) = select::partition(&packages, &tags);
+    let (mut target_chosen, target_missing) = select::partition(&target_packages, &tags);
+    if !missing.is_empty() || !target_missing.is_empty() {
+        let ctx = BuildContext {
+            project: &project,
+            target: &target,
+            source,
+            index_url: default_index(&lock, &project, opts)
+                .ok()
+                .map(|url| http.add_credentials(&url)),
+        };
+        chosen.extend(build_missing(session, &ctx, missing).await?);
+        target_chosen.extend(build_missing(session, &ctx, target_missing).await?);
+    }
     for wheel in chosen.iter().chain(&target_chosen) {
         lockship_python::fetch::check_local(&project.dir, wheel)?;
     }

@@ -98,6 +98,7 @@ fn options(project_dir: &Path, cache_dir: &Path, out: &Path) -> BuildOptions {
         index_credentials: Default::default(),
         url_vars: Default::default(),
         no_bytecode: true,
+        ca_bundle: None,
     }
 }
 

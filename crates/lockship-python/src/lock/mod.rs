@@ -33,7 +33,9 @@ pub enum Artifacts {
     /// The lock lists the wheels (uv.lock).
     Listed {
         wheels: Vec<LockedWheel>,
-        has_sdist: bool,
+        /// The source distribution, when the lock (or the index) names one with a sha256: a
+        /// file like a wheel (name, URL, hash), built into a wheel when no wheel fits.
+        sdist: Option<LockedWheel>,
     },
     /// The lock lists only allowed hashes (requirements.txt, poetry.lock, Pipfile.lock): files
     /// come from a package index.

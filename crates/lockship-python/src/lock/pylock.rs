@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use uv_pep440::Version;
 use uv_pep508::MarkerEnvironment;
@@ -53,7 +52,8 @@ struct Package<'a> {
     vcs: Option<Vcs>,
     directory: Option<Directory>,
     archive: Option<Archive>,
-    sdist: Option<IgnoredAny>,
+    #[serde(borrow)]
+    sdist: Option<Wheel<'a>>,
     #[serde(borrow)]
     wheels: Option<Vec<Wheel<'a>>>,
     /// The package's index (its simple API), used for files locked without hashes.
@@ -440,9 +440,25 @@ fn locked(
             .unwrap_or_default(),
         artifacts: Artifacts::Listed {
             wheels,
-            has_sdist: p.sdist.is_some(),
+            sdist: p.sdist.as_ref().and_then(sdist),
         },
     }))
+}
+
+/// The sdist of a package when it has a URL and a sha256 (a path sdist is left out: lockship
+/// builds only what it can fetch and check).
+fn sdist(s: &Wheel) -> Option<LockedWheel> {
+    let url = s.url.as_deref()?.to_string();
+    let sha256 = Digest::from_hex(s.hashes.as_ref()?.get("sha256")?)?;
+    Some(LockedWheel {
+        filename: s
+            .name
+            .as_deref()
+            .map_or_else(|| last_segment(&url), str::to_string),
+        sha256,
+        size: s.size,
+        url,
+    })
 }
 
 /// One wheel of `p` (normalized `name`), checked: a wheel file of this package and version,
@@ -907,10 +923,10 @@ wheels = [{ path = "../wheels/six-1.17.0-py2.py3-none-any.whl", hashes = { sha25
         );
         let click = &packages[0];
         assert_eq!(click.version, "8.2.1");
-        let Artifacts::Listed { wheels, has_sdist } = &click.artifacts else {
+        let Artifacts::Listed { wheels, sdist } = &click.artifacts else {
             panic!("pylock.toml lists wheels")
         };
-        assert!(*has_sdist);
+        assert_eq!(sdist.as_ref().unwrap().filename, "click-8.2.1.tar.gz");
         assert_eq!(
             wheels,
             &[LockedWheel {
@@ -924,13 +940,10 @@ wheels = [{ path = "../wheels/six-1.17.0-py2.py3-none-any.whl", hashes = { sha25
             }]
         );
         // docopt has only an sdist: the engine reports that no wheel fits the target.
-        assert_eq!(
-            packages[1].artifacts,
-            Artifacts::Listed {
-                wheels: vec![],
-                has_sdist: true
-            }
-        );
+        assert!(matches!(
+            &packages[1].artifacts,
+            Artifacts::Listed { wheels, sdist: Some(_) } if wheels.is_empty()
+        ));
     }
 
     #[test]
@@ -992,13 +1005,10 @@ wheels = [{ path = "../wheels/six-1.17.0-py2.py3-none-any.whl", hashes = { sha25
             "ipython_pygments_lexers-1.1.1-py3-none-any.whl"
         );
         assert_eq!(wheels[0].size, None);
-        assert_eq!(
-            packages[1].artifacts,
-            Artifacts::Listed {
-                wheels: vec![],
-                has_sdist: true
-            }
-        );
+        assert!(matches!(
+            &packages[1].artifacts,
+            Artifacts::Listed { wheels, sdist: Some(_) } if wheels.is_empty()
+        ));
     }
 
     #[test]

@@ -370,10 +370,27 @@ impl UvLock {
             version: p.version.clone().unwrap_or_default(),
             artifacts: Artifacts::Listed {
                 wheels,
-                has_sdist: p.sdist.is_some(),
+                sdist: p.sdist.as_ref().and_then(sdist),
             },
         }))
     }
+}
+
+/// The sdist of a registry package (`{ url, hash, size }`); one without a URL or a sha256 (a
+/// path sdist) cannot be fetched and checked, and is left out.
+fn sdist(table: &toml::Value) -> Option<LockedWheel> {
+    let url = table.get("url")?.as_str()?.to_string();
+    let sha256 = Digest::parse(table.get("hash")?.as_str()?)?;
+    let last = url.rsplit('/').next().unwrap_or(&url);
+    Some(LockedWheel {
+        filename: last.split(['#', '?']).next().unwrap_or(last).to_string(),
+        sha256,
+        size: table
+            .get("size")
+            .and_then(|s| s.as_integer())
+            .map(|s| s as u64),
+        url,
+    })
 }
 
 #[cfg(test)]
@@ -530,10 +547,15 @@ source = { virtual = "packages/tools" }
         let names: Vec<_> = pkgs.iter().map(|p| p.name.as_str()).collect();
         // colorama is windows-only; ipywidgets comes in through rich[jupyter].
         assert_eq!(names, ["click", "rich", "pygments", "ipywidgets"]);
-        let Artifacts::Listed { wheels, has_sdist } = &pkgs[0].artifacts else {
+        let Artifacts::Listed { wheels, sdist } = &pkgs[0].artifacts else {
             panic!("uv.lock lists wheels")
         };
-        assert!(*has_sdist);
+        let sdist = sdist.as_ref().unwrap();
+        assert_eq!(sdist.filename, "click-8.1.7.tar.gz");
+        assert_eq!(
+            sdist.sha256.hex(),
+            "ca9853ad459e787e2192211578cc907e7594e294c7ccc834310722b41b9ca6de"
+        );
         assert_eq!(wheels[0].filename, "click-8.1.7-py3-none-any.whl");
         assert_eq!(wheels[0].size, Some(97941));
     }

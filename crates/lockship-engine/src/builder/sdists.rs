@@ -1,0 +1,303 @@
+//! Packages with no wheel that fits the target, built from their sdists in a builder (see
+//! `container_build`): for a Debian-package base, an image lockship assembles from the same
+//! suite (the base's packages plus build-essential, pythonX.Y-dev, python3-pip and
+//! `[tool.lockship.builder] packages`) and loads into Docker or Podman; for any other base, the
+//! `[tool.lockship.builder] image`. Built wheels are cached by (sdist hash, builder, target)
+//! and then go into the image like any locked wheel. The builder never reaches the image.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache_dir::Bucket;
+use crate::container_build::{self, BuilderError, ContainerBuild};
+use crate::error::Error;
+use crate::project::Project;
+use crate::smoke::Runtime;
+use lockship_oci::digest::Digest;
+use lockship_oci::image::{self, ConfigSpec};
+use lockship_oci::platform::Platform;
+use lockship_python::fetch;
+use lockship_python::lock::LockedWheel;
+use lockship_python::select::{self, ChosenWheel, NoWheelError, Unsatisfied};
+use lockship_python::target::PythonTarget;
+use lockship_sys::interrupt::Children;
+use lockship_sys::scratch::ScratchDir;
+
+use super::base::BaseSource;
+use super::cache::{io_err, read_cached, write_cached};
+use super::Session;
+
+/// A wheel built from an sdist, as cached.
+#[derive(Serialize, Deserialize)]
+struct Built {
+    filename: String,
+    sha256: Digest,
+    size: u64,
+}
+
+/// The builder of one build: its image as the runtime knows it and what identifies it.
+struct Builder {
+    image: String,
+    identity: String,
+    /// A Debian builder lockship assembled: loaded into the runtime when it lacks it.
+    assembled: Option<super::base::ResolvedBase>,
+}
+
+/// What building needs besides the packages.
+pub(super) struct BuildContext<'a> {
+    pub project: &'a Project,
+    pub target: &'a PythonTarget,
+    pub source: &'a dyn BaseSource,
+    /// The index for build requirements (its credentials registered with the HTTP client).
+    pub index_url: Option<String>,
+}
+
+/// Wheels for `missing`, built from their sdists (or taken from the cache). A package without
+/// an sdist fails the build as before, with every such package named. `--dry-run` builds
+/// nothing: a package not built yet is planned with its sdist.
+pub(super) async fn build_missing(
+    session: &Session<'_>,
+    ctx: &BuildContext<'_>,
+    missing: Vec<Unsatisfied>,
+) -> Result<Vec<ChosenWheel>, Error> {
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (buildable, unbuildable): (Vec<_>, Vec<_>) =
+        missing.into_iter().partition(|u| u.sdist.is_some());
+    if !unbuildable.is_empty() {
+        return Err(NoWheelError {
+            target: ctx.target.describe(),
+            packages: unbuildable,
+        }
+        .into());
+    }
+    let builder = builder(session, ctx, &buildable[0]).await?;
+    let target_json = serde_json::to_string(ctx.target).expect("target serializes");
+    let mut runtime = None;
+    let mut wheels = Vec::new();
+    for package in &buildable {
+        let sdist = package.sdist.as_ref().expect("partitioned on sdist");
+        let key = Digest::of_parts([
+            "lockship-sdist-wheel-v1",
+            sdist.sha256.as_str(),
+            &builder.identity,
+            &target_json,
+        ]);
+        let entry = Bucket::BuiltWheels
+            .under(&session.opts.cache_dir)
+            .join(format!("{}.json", key.hex()));
+        let chosen = |filename: String, sha256: Digest, size: u64| ChosenWheel {
+            name: package.name.clone(),
+            version: package.version.clone(),
+            wheel: LockedWheel {
+                filename,
+                // Never fetched: it is in the store, or the cache entry is not used.
+                url: format!("lockship-built:{}", key.hex()),
+                sha256,
+                size: Some(size),
+            },
+        };
+        if let Some(built) = read_cached::<Built>(&entry) {
+            if session.store.contains(&built.sha256) {
+                wheels.push(chosen(built.filename, built.sha256, built.size));
+                continue;
+            }
+        }
+        if session.opts.dry_run {
+            wheels.push(ChosenWheel {
+                name: package.name.clone(),
+                version: package.version.clone(),
+                wheel: sdist.clone(),
+            });
+            continue;
+        }
+        let runtime = match runtime {
+            Some(r) => r,
+            None => {
+                let r =
+                    Runtime::detect(session.opts.runtime).map_err(|_| BuilderError::NoRuntime)?;
+                load_builder(session, &builder, r).await?;
+                runtime = Some(r);
+                r
+            }
+        };
+        session.reporter.step(&format!(
+            "building {} {} from {} in {}",
+            package.name, package.version, sdist.filename, builder.image
+        ));
+        let sdist_chosen = ChosenWheel {
+            name: package.name.clone(),
+            version: package.version.clone(),
+            wheel: sdist.clone(),
+        };
+        fetch::fetch_one(session.http, &sdist_chosen, session.store).await?;
+        let built = build_one(session, ctx, &builder, runtime, package, sdist).await?;
+        check_built(&built.filename, package, &builder.image, ctx.target)?;
+        write_cached(&entry, &built)?;
+        wheels.push(chosen(built.filename, built.sha256, built.size));
+    }
+    Ok(wheels)
+}
+
+/// The builder: `[tool.lockship.builder] image`, else one assembled from a Debian base.
+async fn builder(
+    session: &Session<'_>,
+    ctx: &BuildContext<'_>,
+    first: &Unsatisfied,
+) -> Result<Builder, Error> {
+    let config = ctx.project.config.builder.clone().unwrap_or_default();
+    if let Some(image) = config.image {
+        return Ok(Builder {
+            identity: format!("image {image}"),
+            image,
+            assembled: None,
+        });
+    }
+    let (major, minor, _) = ctx.target.version;
+    let mut packages = vec![
+        "build-essential".to_string(),
+        format!("python{major}.{minor}-dev"),
+        "python3-pip".to_string(),
+    ];
+    packages.extend(config.packages);
+    let Some(source) = ctx.source.builder(&packages) else {
+        return Err(BuilderError::NoImage {
+            package: first.name.clone(),
+            version: first.version.clone(),
+            target: ctx.target.describe(),
+            config: ctx.project.config_path.clone(),
+        }
+        .into());
+    };
+    session
+        .reporter
+        .step("assembling the builder from Debian packages");
+    let base = source.resolve(session.store, session.reporter).await?;
+    let tag_digest = Digest::of_parts(["lockship-builder", &base.pinned]);
+    Ok(Builder {
+        image: format!("lockship-builder:{}", &tag_digest.hex()[..16]),
+        identity: base.pinned.clone(),
+        assembled: Some(base),
+    })
+}
+
+/// Loads an assembled builder into the runtime unless it has it already.
+async fn load_builder(
+    session: &Session<'_>,
+    builder: &Builder,
+    runtime: Runtime,
+) -> Result<(), Error> {
+    let Some(base) = &builder.assembled else {
+        return Ok(());
+    };
+    if container_build::has_image(runtime, &builder.image) {
+        return Ok(());
+    }
+    session
+        .reporter
+        .step(&format!("loading the builder into {}", runtime.program()));
+    let image = image::assemble(&base.config, base.layers.clone(), 0, &ConfigSpec::default());
+    let tmp = session.store.tmp_dir();
+    let scratch = ScratchDir::new_in(&tmp).map_err(io_err(&tmp))?;
+    let tar = scratch.path().join("builder.tar");
+    let (store, tag, tar2) = (session.store.clone(), builder.image.clone(), tar.clone());
+    tokio::task::spawn_blocking(move || {
+        lockship_oci::docker_tar::write(&image, &store, &tar2, &tag)
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("builder writer crashed: {e}")))??;
+    runtime.load(&tar)?;
+    Ok(())
+}
+
+/// Runs one build and puts the wheel in the store.
+async fn build_one(
+    session: &Session<'_>,
+    ctx: &BuildContext<'_>,
+    builder: &Builder,
+    runtime: Runtime,
+    package: &Unsatisfied,
+    sdist: &LockedWheel,
+) -> Result<Built, Error> {
+    let host = Platform::host();
+    let platform = (ctx.target.architecture != host.architecture)
+        .then(|| format!("linux/{}", ctx.target.architecture));
+    if platform.is_some() && !container_build::can_run(ctx.target.machine()) {
+        return Err(BuilderError::NoEmulation {
+            platform: format!("linux/{}", ctx.target.architecture),
+            host: host.architecture,
+            machine: ctx.target.machine().to_string(),
+        }
+        .into());
+    }
+    let (major, minor, _) = ctx.target.version;
+    let tmp = session.store.tmp_dir();
+    let scratch = ScratchDir::new_in(&tmp).map_err(io_err(&tmp))?;
+    let (image, python) = (builder.image.clone(), format!("python{major}.{minor}"));
+    let (name, version) = (package.name.clone(), package.version.clone());
+    let (sdist_path, sdist_name) = (session.store.path(&sdist.sha256), sdist.filename.clone());
+    let index_url = ctx
+        .index_url
+        .as_deref()
+        .map(|url| session.http.with_credentials(url));
+    let ca_bundle = session.opts.ca_bundle.clone();
+    let (source_date_epoch, work) = (session.opts.source_date_epoch, scratch.path().to_path_buf());
+    // A build takes minutes at worst: off the async workers.
+    let wheel = tokio::task::spawn_blocking(move || {
+        ContainerBuild {
+            runtime,
+            image: &image,
+            platform: platform.as_deref(),
+            python,
+            package: &name,
+            version: &version,
+            sdist: &sdist_path,
+            sdist_name: &sdist_name,
+            index_url,
+            ca_bundle: ca_bundle.as_deref(),
+            source_date_epoch,
+        }
+        .run(&work, &Children::default())
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("the build of {} crashed: {e}", package.name)))??;
+    let bytes = fs_err::read(&wheel).map_err(|e| Error::Io {
+        path: wheel.clone(),
+        source: e,
+    })?;
+    let sha256 = session.store.put_bytes(&bytes)?;
+    Ok(Built {
+        filename: wheel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256,
+        size: bytes.len() as u64,
+    })
+}
+
+/// The built wheel must be the package's, of its version, and fit the target.
+fn check_built(
+    filename: &str,
+    package: &Unsatisfied,
+    image: &str,
+    target: &PythonTarget,
+) -> Result<(), Error> {
+    let wrong = |why: String| BuilderError::NoWheel {
+        package: package.name.clone(),
+        version: package.version.clone(),
+        image: image.to_string(),
+        found: why,
+    };
+    if !select::is_wheel_of(filename, &package.name, &package.version) {
+        return Err(wrong(filename.to_string()).into());
+    }
+    if !select::fits(filename, &target.tags()?) {
+        return Err(wrong(format!(
+            "{filename}, which does not fit {}",
+            target.describe()
+        ))
+        .into());
+    }
+    Ok(())
+}

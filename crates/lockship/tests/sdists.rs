@@ -1,0 +1,227 @@
+//! Packages published only as sdists, built into wheels in a builder: assembled by lockship
+//! from the Debian base's suite (build-essential, python3.X-dev, pip) and loaded into Docker,
+//! or named as an image for a registry base. Real sdists from the index, compiled by the real
+//! gcc; the wheels are cached, reproducible, checked like any wheel (shared libraries too), and
+//! the builder's failures say what went wrong.
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+fn build(project: &Project, cache: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    lockship(cache)
+        .arg("build")
+        .arg(&project.dir)
+        .args(["--no-test", "--verbose", "--format", "json", "--output", out])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: std::process::Output) -> (serde_json::Value, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (json(&String::from_utf8_lossy(&out.stdout)), stderr)
+}
+
+fn failed(out: std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+#[test]
+fn sdists_are_built_in_a_debian_builder_cached_and_reproducible() {
+    if services_missing() {
+        return;
+    }
+    let project = fixture("sdist-app", true);
+    let cache = project.tmp.path().join("cache");
+    let tar = project.tmp.path().join("image.tar");
+    let tag = format!("{}:1", unique("sdist"));
+    let (report, stderr) = ok(build(
+        &project,
+        &cache,
+        &format!("docker:{}", tar.display()),
+        &["--tag", &tag],
+    ));
+    assert!(
+        stderr.contains(
+            "building markupsafe 2.0.1 from MarkupSafe-2.0.1.tar.gz in lockship-builder:"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("building docopt 0.6.2 from docopt-0.6.2.tar.gz"),
+        "{stderr}"
+    );
+    let described: Vec<&str> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["description"].as_str())
+        .collect();
+    assert!(
+        described.iter().any(|d| d.contains("markupsafe 2.0.1 (MarkupSafe-2.0.1-cp311-cp311-linux_x86_64.whl)")),
+        "{described:?}"
+    );
+    docker_load(&tar);
+    assert_eq!(
+        docker_run(&tag, None, &[]).trim(),
+        "escaped &lt;b&gt; with markupsafe._speedups, docopt 0.6.2"
+    );
+    docker(&["rmi", &tag]);
+
+    // Built once: a rebuild takes the cached wheels and starts no builder.
+    let (again, stderr) = ok(build(
+        &project,
+        &cache,
+        &format!("docker:{}", tar.display()),
+        &["--tag", &tag],
+    ));
+    assert_eq!(again["digest"], report["digest"]);
+    assert!(!stderr.contains("building markupsafe"), "{stderr}");
+
+    // Built again from scratch (the same builder, no built wheels, no layers): the same bytes.
+    for bucket in ["built-wheels", "layers"] {
+        std::fs::remove_dir_all(cache.join(bucket)).unwrap();
+    }
+    let (fresh, stderr) = ok(build(
+        &project,
+        &cache,
+        &format!("oci:{}", project.tmp.path().join("img.oci").display()),
+        &["--tag", &tag],
+    ));
+    assert!(stderr.contains("building markupsafe 2.0.1"), "{stderr}");
+    assert_eq!(
+        fresh["digest"], report["digest"],
+        "the built wheels are reproducible"
+    );
+}
+
+/// psycopg2 from its sdist: without libpq-dev in the builder the build fails with the end of
+/// its log; with it, the extension links libpq.so.5, which the slim base lacks, and the
+/// shared-library check stops the build; with libpq5 in the base, the image imports it.
+#[test]
+fn a_builder_missing_headers_and_a_base_missing_the_library_are_both_explained() {
+    if services_missing() {
+        return;
+    }
+    let project = fixture("sdist-app", false);
+    let pyproject = project.path("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject)
+        .unwrap()
+        .replace(
+            r#"dependencies = ["markupsafe==2.0.1", "docopt==0.6.2"]"#,
+            r#"dependencies = ["psycopg2==2.9.9"]"#,
+        )
+        .replace(r#"smoke = ["sdist-app"]"#, "");
+    std::fs::write(&pyproject, &text).unwrap();
+    relock(&project);
+    let cache = project.tmp.path().join("cache");
+    let tar = project.tmp.path().join("image.tar");
+    let out = format!("docker:{}", tar.display());
+
+    let stderr = failed(build(&project, &cache, &out, &[]));
+    assert!(
+        stderr.contains(
+            "error: building psycopg2 2.9.9 from psycopg2-2.9.9.tar.gz in lockship-builder:"
+        ) && stderr.contains("pg_config")
+            && stderr.contains("hint: the builder lacks what the build needs"),
+        "{stderr}"
+    );
+    assert!(!tar.exists());
+
+    std::fs::write(
+        &pyproject,
+        format!("{text}\n[tool.lockship.builder]\npackages = [\"libpq-dev\"]\n"),
+    )
+    .unwrap();
+    let stderr = failed(build(&project, &cache, &out, &[]));
+    assert!(
+        stderr.contains("error: psycopg2 2.9.9: psycopg2/_psycopg.cpython-311-x86_64-linux-gnu.so needs libpq.so.5, which is in no wheel of the image and not in the base's library directories"),
+        "{stderr}"
+    );
+    assert!(!tar.exists());
+
+    std::fs::write(
+        &pyproject,
+        format!("{text}\n[tool.lockship.builder]\npackages = [\"libpq-dev\"]\n").replace(
+            r#"packages = ["python3"]"#,
+            r#"packages = ["python3", "libpq5"]"#,
+        ),
+    )
+    .unwrap();
+    let tag = format!("{}:1", unique("psycopg2"));
+    ok(build(&project, &cache, &out, &["--tag", &tag]));
+    docker_load(&tar);
+    assert_eq!(
+        docker_run(
+            &tag,
+            Some("/opt/venv/bin/python"),
+            &[
+                "-c",
+                "import psycopg2; print(psycopg2.__version__.split()[0])"
+            ]
+        )
+        .trim(),
+        "2.9.9"
+    );
+    docker(&["rmi", &tag]);
+}
+
+/// A registry base has no suite to assemble a builder from: the builder image must be named,
+/// and one that cannot be pulled says so.
+#[test]
+fn a_registry_base_needs_a_named_builder_image() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let project = fixture("sdist-app", true);
+    let cache = project.tmp.path().join("cache");
+    let out = format!("oci:{}", project.tmp.path().join("img.oci").display());
+    let stderr = failed(build(&project, &cache, &out, &["--base", &env.base]));
+    assert!(
+        stderr.contains(&format!(
+            "error: docopt 0.6.2 has no wheel for cp311-manylinux_2_36_x86_64, and building its sdist needs a builder image: [tool.lockship.builder] image is not set in {}",
+            project.path("pyproject.toml").display()
+        )) && stderr.contains("hint: name an image with compilers and the base's Python"),
+        "{stderr}"
+    );
+    let pyproject = project.path("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).unwrap();
+    let missing = format!("{}/tests/no-such-builder:1", env.registry);
+    std::fs::write(
+        &pyproject,
+        format!("{text}\n[tool.lockship.builder]\nimage = \"{missing}\"\n"),
+    )
+    .unwrap();
+    let stderr = failed(build(&project, &cache, &out, &["--base", &env.base]));
+    assert!(
+        stderr.contains(&format!(
+            "error: building docopt 0.6.2 from docopt-0.6.2.tar.gz in {missing} failed (exit 125)"
+        )),
+        "{stderr}"
+    );
+    assert!(!project.tmp.path().join("img.oci").exists());
+}
+
+/// Locks the project again with the real uv (its dependencies changed).
+fn relock(project: &Project) {
+    let status = std::process::Command::new("uv")
+        .args([
+            "lock",
+            "--quiet",
+            "--exclude-newer",
+            "2025-06-01",
+            "--python",
+            "3.11",
+        ])
+        .current_dir(&project.dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

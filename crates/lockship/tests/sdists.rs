@@ -14,7 +14,14 @@ fn build(project: &Project, cache: &Path, out: &str, extra: &[&str]) -> std::pro
     lockship(cache)
         .arg("build")
         .arg(&project.dir)
-        .args(["--no-test", "--verbose", "--format", "json", "--output", out])
+        .args([
+            "--no-test",
+            "--verbose",
+            "--format",
+            "json",
+            "--output",
+            out,
+        ])
         .args(extra)
         .output()
         .unwrap()

@@ -53,7 +53,7 @@ pub(super) struct BuildContext<'a> {
 
 /// Wheels for `missing`, built from their sdists (or taken from the cache). A package without
 /// an sdist fails the build as before, with every such package named. `--dry-run` builds
-/// nothing: a package not built yet is planned with its sdist.
+/// nothing: such packages are planned with their sdists.
 pub(super) async fn build_missing(
     session: &Session<'_>,
     ctx: &BuildContext<'_>,
@@ -70,6 +70,17 @@ pub(super) async fn build_missing(
             packages: unbuildable,
         }
         .into());
+    }
+    // A dry run assembles no builder (that downloads and writes it): sdists are planned as is.
+    if session.opts.dry_run {
+        return Ok(buildable
+            .into_iter()
+            .map(|u| ChosenWheel {
+                wheel: u.sdist.expect("partitioned on sdist"),
+                name: u.name,
+                version: u.version,
+            })
+            .collect());
     }
     let builder = builder(session, ctx, &buildable[0]).await?;
     let target_json = serde_json::to_string(ctx.target).expect("target serializes");
@@ -102,14 +113,6 @@ pub(super) async fn build_missing(
                 wheels.push(chosen(built.filename, built.sha256, built.size));
                 continue;
             }
-        }
-        if session.opts.dry_run {
-            wheels.push(ChosenWheel {
-                name: package.name.clone(),
-                version: package.version.clone(),
-                wheel: sdist.clone(),
-            });
-            continue;
         }
         let runtime = match runtime {
             Some(r) => r,

@@ -40,8 +40,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCKSHIP = sys.argv[1]
 REGISTRY = os.environ["LOCKSHIP_TEST_REGISTRY"]
 BASE = os.environ["LOCKSHIP_BENCH_BASE"]
+BUILDER = os.environ["LOCKSHIP_BENCH_BUILDER"]
 RUNS = int(os.environ.get("RUNS", "3"))
-FIXTURES = os.environ.get("FIXTURES", "small-cli data-pipeline").split()
+FIXTURES = os.environ.get("FIXTURES", "small-cli data-pipeline sdist-cli").split()
 DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit without buildx
 CUTOFF = "2025-06-01"
 ADDED = "six>=1.16"
@@ -58,7 +59,11 @@ LABELS = {
 }
 DOCKERFILES = 3  # TOOLS[3:] are BuildKit's
 STARTS = int(os.environ.get("STARTS", "7"))
-IMPORTS = {"data-pipeline": "import pandas, pyarrow, sklearn", "small-cli": "import rich.console, httpx, pydantic"}
+IMPORTS = {
+    "data-pipeline": "import pandas, pyarrow, sklearn",
+    "small-cli": "import rich.console, httpx, pydantic",
+    "sdist-cli": "import markupsafe._speedups, docopt, rich.console",
+}
 POETRY = os.path.join(os.environ["LOCKSHIP_TEST_TOOLS"], "poetry", "bin", "poetry")
 INDEX = os.environ["UV_DEFAULT_INDEX"]
 SCENARIOS = ["cold, base not local", "cold", "warm", "app changed", "dependency added"]
@@ -78,6 +83,8 @@ def prepare(fixture, variant):
     """A working copy of the fixture, locked (uv.lock and a hashed requirements.txt)."""
     path = os.path.join(WORK, f"{fixture}-{variant}")
     shutil.copytree(os.path.join(ROOT, "bench", "fixtures", fixture), path)
+    pyproject = os.path.join(path, "pyproject.toml")
+    open(pyproject, "w").write(open(pyproject).read().replace("@BUILDER@", BUILDER))
     if variant == "added":
         text = open(os.path.join(path, "pyproject.toml")).read()
         open(os.path.join(path, "pyproject.toml"), "w").write(text.replace("dependencies = [", f'dependencies = ["{ADDED}", ', 1))
@@ -128,8 +135,11 @@ def build(tool, fixture, src, tag, cache):
         return secs, int(open(rss).read().split()[-1]), repo
     dockerfile = os.path.join(ROOT, "bench", "docker", f"{tool.split('-')[0]}.Dockerfile")
     bytecode = "1" if tool == "uv-bytecode-pattern" else "0"
+    # Only a fixture with sdists needs compilers in the build stage.
+    builder = BUILDER if "@BUILDER@" in open(os.path.join(ROOT, "bench", "fixtures", fixture, "pyproject.toml")).read() else BASE
     secs, _ = run([DOCKER, "build", "--quiet", "--network", "host", "-f", dockerfile, "--build-arg", f"BASE={BASE}",
-                   "--build-arg", f"UV_COMPILE_BYTECODE={bytecode}", "-t", ref, src], env={"DOCKER_BUILDKIT": "1"})
+                   "--build-arg", f"BUILDER={builder}", "--build-arg", f"UV_COMPILE_BYTECODE={bytecode}", "-t", ref, src],
+                  env={"DOCKER_BUILDKIT": "1"})
     push_secs, _ = run([DOCKER, "push", "--quiet", ref])
     return secs, push_secs, repo
 

@@ -12,6 +12,8 @@ start_registry
 export_index
 start_dockerd
 make_base 3.11-bookworm-pip python3,python3-pip,python3-venv,ca-certificates LOCKSHIP_BENCH_BASE
+# The builder for sdists, for lockship and the Dockerfiles' build stage alike.
+make_base 3.11-bookworm-build python3,python3-pip,python3-venv,python3-dev,build-essential,ca-certificates LOCKSHIP_BENCH_BUILDER
 cd "$LOCKSHIP_ROOT"
 cargo build --release --quiet
 python3 bench/compare.py "$LOCKSHIP_ROOT/target/release/lockship"

@@ -1,7 +1,9 @@
 # The uv pattern from uv's Docker guide: dependencies first (cache mount, --no-install-project),
 # then the project, into a venv copied onto the same base. BASE is the benchmark's base image.
 ARG BASE
-FROM ${BASE} AS build
+# The build stage's image: the base itself, or one with compilers for sdists (BUILDER).
+ARG BUILDER=${BASE}
+FROM ${BUILDER} AS build
 # 1 compiles bytecode at install, as uv's Docker guide recommends for production images.
 ARG UV_COMPILE_BYTECODE=0
 COPY bench-ca.crt /etc/ssl/certs/bench-ca.crt

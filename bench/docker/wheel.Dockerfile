@@ -1,7 +1,9 @@
 # The wheel-builder pattern: a builder stage runs `pip wheel` for the locked requirements and
 # the project; a second stage on the same base installs those wheels into a venv.
 ARG BASE
-FROM ${BASE} AS build
+# The build stage's image: the base itself, or one with compilers for sdists (BUILDER).
+ARG BUILDER=${BASE}
+FROM ${BUILDER} AS build
 COPY bench-ca.crt /etc/ssl/certs/bench-ca.crt
 ENV PIP_CERT=/etc/ssl/certs/bench-ca.crt SSL_CERT_FILE=/etc/ssl/certs/bench-ca.crt \
     PIP_DISABLE_PIP_VERSION_CHECK=1

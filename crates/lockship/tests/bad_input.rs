@@ -200,20 +200,36 @@ fn no_wheel_for_the_target_lists_every_such_package() {
     let env = env();
     let project = fixture("hello-cli", true);
     let lock = std::fs::read_to_string(project.path("uv.lock")).unwrap();
+    // click keeps its sdist (a builder could make its wheel); mdurl and rich have nothing.
+    let lock = without_wheels(&lock, &["click", "mdurl", "rich"]);
     std::fs::write(
         project.path("uv.lock"),
-        without_wheels(&lock, &["click", "mdurl"]),
+        without_sdists(&lock, &["mdurl", "rich"]),
     )
     .unwrap();
     let err = failing_build(&project.dir, &shared_cache(), &["--base", &env.base]);
     assert_eq!(
         error_line(&err),
-        "error: no wheel for cp311-manylinux_2_36_x86_64 in: click 8.2.1 (sdist only), mdurl 0.1.2 (sdist only)"
+        "error: no wheel for cp311-manylinux_2_36_x86_64 in: mdurl 0.1.2 (no files), rich 14.0.0 (no files)"
     );
     assert!(
-        err.contains("hint: building from sdists is not supported yet"),
+        err.contains("hint: these have neither a wheel for this target nor an sdist"),
         "{err}"
     );
+}
+
+/// The lock without the `sdist = …` lines of `names`.
+fn without_sdists(lock: &str, names: &[&str]) -> String {
+    let mut in_package = false;
+    lock.lines()
+        .filter(|line| {
+            if let Some(name) = line.strip_prefix("name = ") {
+                in_package = names.iter().any(|n| name == format!("\"{n}\""));
+            }
+            !(in_package && line.starts_with("sdist = "))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// The lock with the `wheels = [...]` arrays of `names` emptied, as if they published only sdists.

@@ -84,7 +84,8 @@ def prepare(fixture, variant):
     path = os.path.join(WORK, f"{fixture}-{variant}")
     shutil.copytree(os.path.join(ROOT, "bench", "fixtures", fixture), path)
     pyproject = os.path.join(path, "pyproject.toml")
-    open(pyproject, "w").write(open(pyproject).read().replace("@BUILDER@", BUILDER))
+    text = open(pyproject).read()
+    open(pyproject, "w").write(text.replace("@BUILDER@", BUILDER))
     if variant == "added":
         text = open(os.path.join(path, "pyproject.toml")).read()
         open(os.path.join(path, "pyproject.toml"), "w").write(text.replace("dependencies = [", f'dependencies = ["{ADDED}", ', 1))

@@ -42,6 +42,19 @@ pub(crate) struct ResolvedBase {
     pub(super) changes: Vec<String>,
 }
 
+impl ResolvedBase {
+    /// The base's layer blobs in `store` (fetched beforehand), for reading their files.
+    pub(super) fn layer_files(&self, store: &BlobStore) -> Vec<lockship_oci::unpack::Layer> {
+        self.layers
+            .iter()
+            .map(|l| lockship_oci::unpack::Layer {
+                path: store.path(&l.info.digest),
+                gzip: media_types::is_gzip_layer(&l.info.media_type),
+            })
+            .collect()
+    }
+}
+
 /// Where the image's base comes from. The engine asks it for the base (config, layers, facts)
 /// and, when local outputs or smoke tests will read them, for the base's layer blobs in the
 /// store. Registry images and Debian package bases implement it for real builds; tests hand the

@@ -10,7 +10,6 @@ use futures::future::LocalBoxFuture;
 use crate::cache_dir::Bucket;
 use crate::error::Error;
 use lockship_oci::digest::Digest;
-use lockship_oci::media_types;
 use lockship_oci::platform::Platform;
 use lockship_oci::unpack::Layer;
 use lockship_python::bytecode::{self, Interpreter};
@@ -83,14 +82,7 @@ pub(super) async fn compiler(
             base.facts.interpreter
         ));
         source.fetch_layers(&base, session.store).await?;
-        let layers: Vec<Layer> = base
-            .layers
-            .iter()
-            .map(|l| Layer {
-                path: session.store.path(&l.info.digest),
-                gzip: media_types::is_gzip_layer(&l.info.media_type),
-            })
-            .collect();
+        let layers = base.layer_files(session.store);
         let (interpreter, dest) = (base.facts.interpreter.clone(), dir.clone());
         tokio::task::spawn_blocking(move || unpack(&layers, &interpreter, minor, &dest))
             .await

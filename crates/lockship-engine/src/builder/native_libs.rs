@@ -12,8 +12,7 @@ use crate::cache_dir::Bucket;
 use crate::error::Error;
 use crate::plan::LayerContent;
 use lockship_oci::digest::Digest;
-use lockship_oci::media_types;
-use lockship_oci::unpack::{self, Layer};
+use lockship_oci::unpack;
 use lockship_python::fetch;
 use lockship_python::native::{self, NativeFacts};
 use lockship_python::select::ChosenWheel;
@@ -119,14 +118,7 @@ async fn base_libraries(
         return Ok(names);
     }
     source.fetch_layers(base, session.store).await?;
-    let layers: Vec<Layer> = base
-        .layers
-        .iter()
-        .map(|l| Layer {
-            path: session.store.path(&l.info.digest),
-            gzip: media_types::is_gzip_layer(&l.info.media_type),
-        })
-        .collect();
+    let layers = base.layer_files(session.store);
     let paths = tokio::task::spawn_blocking(move || {
         unpack::merged_paths(&layers, &|p| {
             p.rsplit_once('/')

@@ -109,19 +109,7 @@ pub fn fixture(name: &str, with_uv_lock: bool) -> Project {
             .join("locks")
             .join(format!("{name}-{}.uv.lock", &key.hex()[..16]));
         if !cached.is_file() {
-            let status = Command::new("uv")
-                .args([
-                    "lock",
-                    "--quiet",
-                    "--exclude-newer",
-                    "2025-06-01",
-                    "--python",
-                    "3.11",
-                ])
-                .current_dir(&dir)
-                .status()
-                .expect("uv is installed by scripts/test");
-            assert!(status.success(), "uv lock failed for fixture {name}");
+            uv_lock(&dir);
             std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
             // Tests run in parallel threads: a unique temp file, then an atomic rename.
             let tmp_lock = tempfile::NamedTempFile::new_in(cached.parent().unwrap()).unwrap();
@@ -151,6 +139,24 @@ fn copy_dir(src: &Path, dest: &Path) {
             std::fs::copy(entry.path(), &to).unwrap();
         }
     }
+}
+
+/// Locks the project in `dir` with the real uv, as every test does: Python 3.11, and
+/// `--exclude-newer` keeps the versions stable.
+pub fn uv_lock(dir: &Path) {
+    let status = Command::new("uv")
+        .args([
+            "lock",
+            "--quiet",
+            "--exclude-newer",
+            "2025-06-01",
+            "--python",
+            "3.11",
+        ])
+        .current_dir(dir)
+        .status()
+        .expect("uv is installed by scripts/test");
+    assert!(status.success(), "uv lock failed in {}", dir.display());
 }
 
 /// The lockship binary with its cache at `cache` and SOURCE_DATE_EPOCH fixed.

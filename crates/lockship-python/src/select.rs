@@ -50,24 +50,8 @@ fn list(packages: &[Unsatisfied]) -> String {
         .join(", ")
 }
 
-/// Picks the best wheel of each package; every package without one is reported together.
-pub fn choose(
-    packages: &[LockedPackage],
-    tags: &Tags,
-    target: &str,
-) -> Result<Vec<ChosenWheel>, NoWheelError> {
-    let (chosen, missing) = partition(packages, tags);
-    if missing.is_empty() {
-        Ok(chosen)
-    } else {
-        Err(NoWheelError {
-            target: target.to_string(),
-            packages: missing,
-        })
-    }
-}
-
-/// The best wheel of each package that has one, and the packages that have none.
+/// The best wheel of each package that has one, and the packages that have none (the engine
+/// builds those from their sdists, or reports them together in a [`NoWheelError`]).
 pub fn partition(packages: &[LockedPackage], tags: &Tags) -> (Vec<ChosenWheel>, Vec<Unsatisfied>) {
     let mut chosen = Vec::new();
     let mut missing = Vec::new();
@@ -166,12 +150,16 @@ mod tests {
                 false,
             ),
         ];
-        let err = choose(&packages, &tags, &target.describe()).unwrap_err();
+        let (chosen, missing) = partition(&packages, &tags);
+        let err = NoWheelError {
+            target: target.describe(),
+            packages: missing,
+        };
         assert_eq!(
             err.to_string(),
             "no wheel for cp311-manylinux_2_36_x86_64 in: old 1.0 (sdist only), mac 1.0 (1 wheels, none compatible)"
         );
-        let chosen = choose(&packages[..1], &tags, "t").unwrap();
+        assert_eq!(chosen.len(), 1);
         assert_eq!(
             chosen[0].wheel.filename,
             "fast-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"

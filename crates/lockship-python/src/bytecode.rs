@@ -20,6 +20,9 @@ use lockship_oci::digest::ContentCheck;
 use lockship_oci::tar_tree::{EntryData, TarTree, ZipSource};
 use lockship_oci::unpack::{self, Layer};
 use lockship_sys::interrupt::{Children, Running};
+use zip::ZipArchive;
+
+use super::install;
 
 use super::native::{is_library_dir, LIB_DIRS};
 
@@ -152,7 +155,8 @@ impl Interpreter {
         if !exe.is_file() {
             return Err(unrunnable("it is not in the base's layers".into()));
         }
-        let loader = find_loader(root).ok_or_else(|| {
+        let dirs = library_dirs(root);
+        let loader = find_loader(&dirs).ok_or_else(|| {
             unrunnable(format!(
                 "no dynamic loader for {} in the base",
                 std::env::consts::ARCH
@@ -161,19 +165,6 @@ impl Interpreter {
         let glibc = loader
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("ld-linux"));
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for dir in LIB_DIRS {
-            let base = root.join(dir);
-            if let Ok(read) = std::fs::read_dir(&base) {
-                for entry in read.flatten() {
-                    let n = entry.file_name().to_string_lossy().into_owned();
-                    if n.contains("-linux-") && entry.path().is_dir() {
-                        dirs.push(entry.path());
-                    }
-                }
-                dirs.push(base);
-            }
-        }
         let library_path = std::env::join_paths(&dirs)
             .map_err(|e| unrunnable(e.to_string()))?
             .to_string_lossy()
@@ -362,29 +353,39 @@ impl Interpreter {
     }
 }
 
-/// The base's dynamic loader for the host's architecture, if the base has one.
-fn find_loader(root: &Path) -> Option<PathBuf> {
+/// The unpacked base's library directories (see [`is_library_dir`]) that exist: each of
+/// [`LIB_DIRS`] after its multiarch subdirectories, in a stable order.
+fn library_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for dir in LIB_DIRS {
+        let base = root.join(dir);
+        let Ok(read) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        let mut multiarch: Vec<PathBuf> = read
+            .flatten()
+            .filter(|e| is_library_dir(&format!("{dir}/{}", e.file_name().to_string_lossy())))
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        multiarch.sort();
+        dirs.extend(multiarch);
+        dirs.push(base);
+    }
+    dirs
+}
+
+/// The base's dynamic loader for the host's architecture in one of `dirs`, if it has one.
+fn find_loader(dirs: &[PathBuf]) -> Option<PathBuf> {
     let names: &[&str] = match std::env::consts::ARCH {
         "x86_64" => &["ld-linux-x86-64.so.2", "ld-musl-x86_64.so.1"],
         "aarch64" => &["ld-linux-aarch64.so.1", "ld-musl-aarch64.so.1"],
         _ => &[],
     };
-    for name in names {
-        for dir in ["lib64", "usr/lib64", "lib", "usr/lib"] {
-            let mut candidates = vec![root.join(dir).join(name)];
-            if let Ok(read) = std::fs::read_dir(root.join(dir)) {
-                candidates.extend(
-                    read.flatten()
-                        .filter(|e| e.file_name().to_string_lossy().contains("-linux-"))
-                        .map(|e| e.path().join(name)),
-                );
-            }
-            if let Some(found) = candidates.into_iter().find(|c| c.is_file()) {
-                return Some(found);
-            }
-        }
-    }
-    None
+    names
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
 }
 
 fn last_line(stderr: &[u8]) -> String {
@@ -433,7 +434,8 @@ pub fn jobs_for_layer(
 ) -> Result<Vec<Job>, BytecodeError> {
     let site_slash = format!("{}/", site.trim_matches('/'));
     let mut jobs = Vec::new();
-    let mut archives: HashMap<Arc<ZipSource>, zip::ZipArchive<std::fs::File>> = HashMap::new();
+    let mut archives: HashMap<Arc<ZipSource>, ZipArchive<BufReader<std::fs::File>>> =
+        HashMap::new();
     for (path, entry) in tree.entries() {
         if !path.starts_with(&site_slash) || !path.ends_with(".py") {
             continue;
@@ -490,8 +492,9 @@ pub fn jobs_for_layer(
     Ok(jobs)
 }
 
+/// Extracts the member at `index` of `archive` (opened once per layer) to `dest`, checked.
 fn extract(
-    archives: &mut HashMap<Arc<ZipSource>, zip::ZipArchive<std::fs::File>>,
+    archives: &mut HashMap<Arc<ZipSource>, ZipArchive<BufReader<std::fs::File>>>,
     archive: &Arc<ZipSource>,
     index: usize,
     size: u64,
@@ -502,32 +505,10 @@ fn extract(
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
             let file = std::fs::File::open(&archive.path).map_err(|e| e.to_string())?;
-            v.insert(zip::ZipArchive::new(file).map_err(|e| e.to_string())?)
+            v.insert(ZipArchive::new(BufReader::new(file)).map_err(|e| e.to_string())?)
         }
     };
-    let member = zip.by_index(index).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::with_capacity(size as usize);
-    member
-        .take(size + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 != size {
-        return Err(format!(
-            "{} bytes where the archive records {size}",
-            bytes.len()
-        ));
-    }
-    if let Some(check) = check {
-        let mut h = check.hasher();
-        h.update(&bytes);
-        if !h.matches(check) {
-            return Err("its contents do not match the hash RECORD gives for it".into());
-        }
-    }
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(dest, &bytes).map_err(|e| e.to_string())
+    install::extract_member(zip, index, size, check, dest)
 }
 
 #[cfg(test)]

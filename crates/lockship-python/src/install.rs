@@ -164,17 +164,35 @@ fn extract_one(
     if entry.kind == Kind::Dir {
         return std::fs::create_dir_all(dest).map_err(|e| err(&e));
     }
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| err(&e))?;
+    extract_member(archive, entry.index, entry.size, entry.check.as_ref(), dest)
+        .map_err(|e| err(&e))?;
+    if entry.executable {
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| err(&e))?;
     }
-    let member = archive.by_index(entry.index).map_err(|e| err(&e))?;
-    let mut out = std::fs::File::create(dest).map_err(|e| err(&e))?;
-    let mut hasher = entry.check.as_ref().map(ContentCheck::hasher);
-    let mut reader = member.take(entry.size + 1);
+    Ok(())
+}
+
+/// Writes the zip member at `index` to `dest` (its directory created): exactly `size` bytes,
+/// which must hash to `check` (the wheel's RECORD) when there is one.
+pub(crate) fn extract_member(
+    archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>,
+    index: usize,
+    size: u64,
+    check: Option<&ContentCheck>,
+    dest: &Path,
+) -> Result<(), String> {
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    let member = archive.by_index(index).map_err(|e| e.to_string())?;
+    let mut out = std::fs::File::create(dest).map_err(|e| e.to_string())?;
+    let mut hasher = check.map(ContentCheck::hasher);
+    let mut reader = member.take(size + 1);
     let mut buf = vec![0u8; 64 * 1024];
     let mut written = 0u64;
     loop {
-        let n = reader.read(&mut buf).map_err(|e| err(&e))?;
+        let n = reader.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
@@ -182,24 +200,15 @@ fn extract_one(
         if let Some(h) = hasher.as_mut() {
             h.update(&buf[..n]);
         }
-        std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| err(&e))?;
+        std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| e.to_string())?;
     }
-    if written != entry.size {
-        return Err(err(&format!(
-            "{written} bytes where the archive records {}",
-            entry.size
-        )));
+    if written != size {
+        return Err(format!("{written} bytes where the archive records {size}"));
     }
-    if let (Some(h), Some(check)) = (hasher, &entry.check) {
+    if let (Some(h), Some(check)) = (hasher, check) {
         if !h.matches(check) {
-            return Err(err(
-                &"its contents do not match the hash RECORD gives for it",
-            ));
+            return Err("its contents do not match the hash RECORD gives for it".into());
         }
-    }
-    if entry.executable {
-        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| err(&e))?;
     }
     Ok(())
 }

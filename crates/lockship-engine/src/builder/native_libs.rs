@@ -4,7 +4,7 @@
 //! neither; a pure-Python image never reads the base for it.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -69,12 +69,17 @@ pub(super) async fn check_libraries(
 /// Reads and caches the ELF facts of `wheel`, in the store at `path`, unless cached: the layer
 /// writer calls it right after writing the wheel's layer, so the check finds them ready.
 pub(super) fn cache_facts(bucket: &Path, path: &Path, wheel: &ChosenWheel) -> Result<(), Error> {
-    let entry = bucket.join(format!("{}.json", wheel.wheel.sha256.hex()));
+    let entry = facts_entry(bucket, wheel);
     if entry.is_file() {
         return Ok(());
     }
     let facts = native::scan_wheel(path, &wheel.wheel.filename)?;
     write_cached(&entry, &facts)
+}
+
+/// Where the ELF facts of `wheel` are cached: by its sha256.
+fn facts_entry(bucket: &Path, wheel: &ChosenWheel) -> PathBuf {
+    bucket.join(format!("{}.json", wheel.wheel.sha256.hex()))
 }
 
 /// The ELF facts of one wheel: cached, or read from the wheel (checked against its hash).
@@ -83,16 +88,13 @@ async fn wheel_facts(
     wheel: &ChosenWheel,
     bucket: &Path,
 ) -> Result<NativeFacts, Error> {
-    let entry = bucket.join(format!("{}.json", wheel.wheel.sha256.hex()));
+    let entry = facts_entry(bucket, wheel);
     if let Some(facts) = read_cached::<NativeFacts>(&entry) {
         return Ok(facts);
     }
-    // In the store unless its layer came from the cache and the wheel was evicted since.
+    // In the store unless its layer came from the cache and the wheel was evicted since;
+    // fetch_one hashes what the store has and fetches it again if it is damaged.
     fetch::fetch_one(session.http, wheel, session.store).await?;
-    let what = format!("{} {}", wheel.name, wheel.version);
-    if !session.store.verify(&wheel.wheel.sha256, &what)? {
-        fetch::fetch_one(session.http, wheel, session.store).await?;
-    }
     let (path, name) = (
         session.store.path(&wheel.wheel.sha256),
         wheel.wheel.filename.clone(),

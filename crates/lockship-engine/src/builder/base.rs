@@ -179,22 +179,13 @@ impl BaseSource for DebianBase<'_> {
     }
 
     fn for_host(&self) -> Option<Box<dyn BaseSource + '_>> {
-        let platform = Platform::host();
-        // Its own lock, kept in the cache: the project's lock is for the image's platform.
-        let lock_name = Digest::of_parts([
-            "lockship-host-base-lock",
-            &self.lock_path.to_string_lossy(),
-            &platform.to_string(),
-        ]);
-        Some(Box::new(DebianBase {
-            spec: self.spec.clone(),
-            platform,
-            lock_path: Bucket::Interpreters
-                .under(&self.opts.cache_dir)
-                .join(format!("{}.base.lock", lock_name.hex())),
-            http: self.http,
-            opts: self.opts,
-        }))
+        // The project's lock is for the image's platform.
+        Some(self.variant(
+            self.spec.clone(),
+            Platform::host(),
+            Bucket::Interpreters,
+            "base",
+        ))
     }
 
     fn builder(&self, packages: &[String]) -> Option<Box<dyn BaseSource + '_>> {
@@ -204,25 +195,40 @@ impl BaseSource for DebianBase<'_> {
                 spec.packages.push(p.clone());
             }
         }
-        // Its own lock, in the cache, pinned once resolved (the builder is not shipped).
+        Some(self.variant(spec, self.platform.clone(), Bucket::Bases, "builder"))
+    }
+}
+
+impl DebianBase<'_> {
+    /// Another base from the same suite (`spec`, for `platform`) that lockship uses but does
+    /// not ship: its lock lives in the cache under `bucket` (`NAME.KIND.lock`, named after the
+    /// project's lock, the platform and the packages), pinned once resolved.
+    fn variant(
+        &self,
+        spec: DebianSpec,
+        platform: Platform,
+        bucket: Bucket,
+        kind: &str,
+    ) -> Box<dyn BaseSource + '_> {
         let lock_name = Digest::of_parts(
             [
-                "lockship-builder-lock",
+                "lockship-variant-lock",
+                kind,
                 &self.lock_path.to_string_lossy(),
-                &self.platform.to_string(),
+                &platform.to_string(),
             ]
             .into_iter()
             .chain(spec.packages.iter().map(String::as_str)),
         );
-        Some(Box::new(DebianBase {
+        Box::new(DebianBase {
             spec,
-            platform: self.platform.clone(),
-            lock_path: Bucket::Bases
+            platform,
+            lock_path: bucket
                 .under(&self.opts.cache_dir)
-                .join(format!("{}.builder.lock", lock_name.hex())),
+                .join(format!("{}.{kind}.lock", lock_name.hex())),
             http: self.http,
             opts: self.opts,
-        }))
+        })
     }
 }
 

@@ -2,7 +2,8 @@
 //! them into one deterministic layer plus the files maintainer scripts would have written, and
 //! the facts and config the rest of the build needs.
 
-use std::io::Read;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
@@ -11,7 +12,7 @@ use serde_json::json;
 use super::base_lock::{BaseLock, LockedDeb};
 use super::control::parse_packages;
 use super::resolve::Universe;
-use super::{deb, mirror, release, DebianError};
+use super::{deb, mirror, oci_platform, release, DebianError};
 use lockship_net::url::redact;
 use lockship_net::{Http, NetError};
 use lockship_oci::blob_store::BlobStore;
@@ -57,26 +58,12 @@ impl DebianSpec {
     }
 }
 
-/// The base lock for `spec`: the existing one if it was made for the same request, else a new
-/// resolution against the signed index (also when `upgrade`). Returns the lock and what changed.
-pub async fn lock(
+/// The suite's InRelease from the mirror, its signature verified against the keyring: the
+/// mirror, the file's URL and what it lists.
+async fn signed_release(
     spec: &DebianSpec,
-    arch: &str,
-    lock_path: &Path,
     http: &Http,
-    store: &BlobStore,
-    upgrade: bool,
-) -> Result<(BaseLock, Vec<String>), DebianError> {
-    let existing = BaseLock::read(lock_path)?;
-    if let Some(l) = &existing {
-        if !upgrade
-            && l.suite == spec.suite
-            && l.architecture == arch
-            && l.requested == spec.packages
-        {
-            return Ok((l.clone(), Vec::new()));
-        }
-    }
+) -> Result<(String, String, release::Release), DebianError> {
     let mirror = spec.mirror(http)?;
     let url = format!("{mirror}/dists/{}/InRelease", spec.suite);
     let (_, body) = match http.get_bytes(&url, &[], MAX_RELEASE).await {
@@ -105,17 +92,55 @@ pub async fn lock(
         .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING));
     let keys = release::load_keyring(&keyring)?;
     let release = release::verify(&text, &url, &keys, &keyring)?;
+    Ok((mirror, url, release))
+}
+
+/// The base lock for `spec`: the existing one if it was made for the same request, else a new
+/// resolution against the signed index (also when `upgrade`). Returns the lock and what changed.
+pub async fn lock(
+    spec: &DebianSpec,
+    arch: &str,
+    lock_path: &Path,
+    http: &Http,
+    store: &BlobStore,
+    upgrade: bool,
+) -> Result<(BaseLock, Vec<String>), DebianError> {
+    let existing = BaseLock::read(lock_path)?;
+    if let Some(l) = &existing {
+        if !upgrade
+            && l.suite == spec.suite
+            && l.architecture == arch
+            && l.requested == spec.packages
+        {
+            return Ok((l.clone(), Vec::new()));
+        }
+    }
+    let (mirror, url, release) = signed_release(spec, http).await?;
 
     let index_path = format!("main/binary-{arch}/Packages.gz");
-    let (digest, _) =
-        release
-            .files
-            .get(&index_path)
-            .cloned()
-            .ok_or_else(|| DebianError::BadRelease {
+    let (digest, _) = match release.files.get(&index_path) {
+        Some(entry) => entry.clone(),
+        // `all` is no architecture of its own: its packages are in every one's index.
+        None if !release.architectures.is_empty() => {
+            return Err(DebianError::NoArchitecture {
+                suite: spec.suite.clone(),
+                platform: oci_platform(arch),
+                has: release
+                    .architectures
+                    .iter()
+                    .filter(|a| *a != "all")
+                    .map(|a| oci_platform(a))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+        None => {
+            return Err(DebianError::BadRelease {
                 url: redact(&url),
                 message: format!("lists no {index_path} (is {arch} in this suite?)"),
-            })?;
+            })
+        }
+    };
     let index_url = format!("{mirror}/dists/{}/{index_path}", spec.suite);
     download::fetch_verified(http, &index_url, &digest, &index_path, store)
         .await
@@ -409,4 +434,106 @@ pub fn config(lock: &BaseLock, layer: &LayerInfo, created_by: &str) -> serde_jso
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
         "history": [{"created_by": created_by, "comment": "lockship"}],
     })
+}
+
+/// Which packages of the suite ship each of `libraries` (file names, `libpq.so.5`) in a
+/// library directory, from the suite's `Contents-ARCH.gz` (checked against the signed
+/// InRelease like the package index). For the error of the shared-library check: it names the
+/// package to add. A library no package has is left out.
+pub async fn library_providers(
+    spec: &DebianSpec,
+    arch: &str,
+    libraries: &BTreeSet<String>,
+    http: &Http,
+    store: &BlobStore,
+) -> Result<BTreeMap<String, String>, DebianError> {
+    let (mirror, url, release) = signed_release(spec, http).await?;
+    let index_path = format!("main/Contents-{arch}.gz");
+    let (digest, _) =
+        release
+            .files
+            .get(&index_path)
+            .cloned()
+            .ok_or_else(|| DebianError::BadRelease {
+                url: redact(&url),
+                message: format!("lists no {index_path}"),
+            })?;
+    let index_url = format!("{mirror}/dists/{}/{index_path}", spec.suite);
+    download::fetch_verified(http, &index_url, &digest, &index_path, store)
+        .await
+        .map_err(|source| DebianError::Download {
+            what: format!("the {} contents index", spec.suite),
+            source,
+        })?;
+    let bad = |message: String| DebianError::BadRelease {
+        url: redact(&index_url),
+        message,
+    };
+    let file = std::fs::File::open(store.path(&digest)).map_err(|e| bad(e.to_string()))?;
+    // ~1 GiB inflated for a whole suite; a bomb stops at 4 GiB.
+    let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file).take(4 << 30));
+    let mut found = BTreeMap::new();
+    for line in reader.split(b'\n') {
+        let line = line.map_err(|e| bad(format!("cannot decompress: {e}")))?;
+        if let Some((library, package)) = contents_entry(&line, libraries) {
+            found.entry(library).or_insert(package);
+        }
+    }
+    Ok(found)
+}
+
+/// A Contents line (`usr/lib/x86_64-linux-gnu/libpq.so.5   libs/libpq5`) naming one of
+/// `libraries` in a library directory: the library and the (first) package.
+fn contents_entry(line: &[u8], libraries: &BTreeSet<String>) -> Option<(String, String)> {
+    let line = std::str::from_utf8(line).ok()?;
+    let (path, packages) = line.trim_end().rsplit_once(|c: char| c.is_whitespace())?;
+    let (dir, name) = path.trim_end().rsplit_once('/')?;
+    if !libraries.contains(name) {
+        return None;
+    }
+    let in_library_dir = matches!(dir, "usr/lib" | "lib")
+        || dir
+            .strip_prefix("usr/lib/")
+            .or_else(|| dir.strip_prefix("lib/"))
+            .is_some_and(|triplet| !triplet.contains('/') && triplet.contains("-linux-"));
+    if !in_library_dir {
+        return None;
+    }
+    let first = packages.split(',').next()?;
+    let package = first.rsplit('/').next()?;
+    Some((name.to_string(), package.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contents_lines_name_the_package_of_a_library() {
+        let wanted: BTreeSet<String> = ["libpq.so.5".to_string()].into();
+        assert_eq!(
+            contents_entry(
+                b"usr/lib/x86_64-linux-gnu/libpq.so.5                     libs/libpq5",
+                &wanted
+            ),
+            Some(("libpq.so.5".into(), "libpq5".into()))
+        );
+        assert_eq!(
+            contents_entry(
+                b"usr/lib/libpq.so.5 libs/libpq5,oldlibs/libpq-compat",
+                &wanted
+            ),
+            Some(("libpq.so.5".into(), "libpq5".into()))
+        );
+        // Not in a library directory, another file, not text.
+        assert_eq!(
+            contents_entry(b"usr/share/doc/x/libpq.so.5 doc/x", &wanted),
+            None
+        );
+        assert_eq!(
+            contents_entry(b"usr/lib/x86_64-linux-gnu/libpq.so.6 libs/libpq6", &wanted),
+            None
+        );
+        assert_eq!(contents_entry(b"\xff\xfe", &wanted), None);
+    }
 }

@@ -10,6 +10,27 @@ use super::DebianError;
 
 pub const FILE_NAME: &str = "lockship-base.lock";
 
+/// Where the base lock for `arch` lives in `dir`: `lockship-base.lock` when it is new or
+/// already for `arch`, else `lockship-base.ARCH.lock`. A project built for a second
+/// architecture (`--platform`, a multi-platform build) so keeps the lock it had, and each
+/// architecture's packages stay pinned in a file of its own.
+pub fn path_for(dir: &Path, arch: &str) -> std::path::PathBuf {
+    let main = dir.join(FILE_NAME);
+    match BaseLock::read(&main) {
+        Ok(Some(lock)) if lock.architecture != arch => {
+            dir.join(format!("lockship-base.{arch}.lock"))
+        }
+        _ => main,
+    }
+}
+
+/// Whether `path` names a base lock (`lockship-base.lock`, `lockship-base.ARCH.lock`).
+pub fn is_base_lock(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("lockship-base.") && n.ends_with(".lock"))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseLock {
     pub version: u32,
@@ -114,6 +135,18 @@ impl BaseLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_architecture_gets_a_file_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(path_for(dir.path(), "arm64"), dir.path().join(FILE_NAME));
+        lock(Vec::new()).write(&dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(path_for(dir.path(), "amd64"), dir.path().join(FILE_NAME));
+        assert_eq!(
+            path_for(dir.path(), "arm64"),
+            dir.path().join("lockship-base.arm64.lock")
+        );
+    }
 
     fn deb(name: &str, version: &str) -> LockedDeb {
         LockedDeb {

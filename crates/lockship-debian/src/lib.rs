@@ -41,6 +41,12 @@ pub enum DebianError {
     Keyring { path: PathBuf, message: String },
     #[error("{url}: {message}")]
     BadRelease { url: Redacted, message: String },
+    #[error("Debian {suite} has no packages for {platform} (it has: {has})")]
+    NoArchitecture {
+        suite: String,
+        platform: String,
+        has: String,
+    },
     #[error(transparent)]
     Resolve(#[from] resolve::ResolveError),
     #[error("{package}: cannot unpack {path}: {message}")]
@@ -75,4 +81,19 @@ pub fn dpkg_arch(oci_arch: &str) -> String {
         other => other,
     }
     .to_string()
+}
+
+/// The OCI platform (`linux/arm/v7`) of a Debian architecture, for messages: the inverse of
+/// [`dpkg_arch`] and Debian's other names.
+pub fn oci_platform(dpkg_arch: &str) -> String {
+    let arch = match dpkg_arch {
+        "armhf" => "arm/v7",
+        "armel" => "arm/v5",
+        "i386" => "386",
+        "ppc64el" => "ppc64le",
+        "mips64el" => "mips64le",
+        "mipsel" => "mipsle",
+        other => other,
+    };
+    format!("linux/{arch}")
 }

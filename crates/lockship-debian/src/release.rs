@@ -15,6 +15,8 @@ use lockship_oci::digest::Digest;
 pub struct Release {
     pub codename: String,
     pub version: Option<String>,
+    /// Debian's names of the architectures the suite has packages for (`Architectures:`).
+    pub architectures: Vec<String>,
     /// Index path (e.g. `main/binary-amd64/Packages.gz`) → (sha256, size).
     pub files: BTreeMap<String, (Digest, u64)>,
 }
@@ -92,6 +94,9 @@ pub fn parse(body: &str, url: &str) -> Result<Release, DebianError> {
     Ok(Release {
         codename: get("Codename").unwrap_or_default(),
         version: get("Version"),
+        architectures: get("Architectures")
+            .map(|a| a.split_whitespace().map(String::from).collect())
+            .unwrap_or_default(),
         files,
     })
 }

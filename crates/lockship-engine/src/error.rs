@@ -47,8 +47,9 @@ pub enum Error {
     App(#[from] AppError),
     #[error(transparent)]
     Bytecode(#[from] BytecodeError),
+    /// Boxed: a missing library names the package, the module, the library and its provider.
     #[error(transparent)]
-    Native(#[from] NativeError),
+    Native(Box<NativeError>),
     /// Boxed: a failed build carries the tail of its log.
     #[error(transparent)]
     Builder(Box<crate::container_build::BuilderError>),
@@ -82,6 +83,13 @@ pub enum Error {
         #[source]
         source: Box<RegistryError>,
     },
+    /// Something failed for one platform of a multi-platform build.
+    #[error("{platform}: {source}")]
+    Platform {
+        platform: String,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("{0}")]
     Usage(String),
 }
@@ -109,6 +117,7 @@ impl Error {
             Error::PartialPush { .. } => Some(
                 "the references listed as pushed already point at the new image; run the build again to push the rest (blobs already there are skipped)".into(),
             ),
+            Error::Platform { source, .. } => source.hint(),
             Error::Store(_) | Error::Io { .. } | Error::Unpack(_) => {
                 Some(hints::CACHE.into())
             }
@@ -125,6 +134,7 @@ impl Error {
             Error::Output(e) => e.is_corrupt_cache(),
             Error::LayoutBase(LayoutReadError::Store(e)) => e.is_corrupt(),
             Error::Layer(LayerError::Store(e)) => e.is_corrupt(),
+            Error::Platform { source, .. } => source.is_corrupt_cache(),
             _ => false,
         }
     }
@@ -133,6 +143,12 @@ impl Error {
 impl From<RegistryError> for Error {
     fn from(e: RegistryError) -> Self {
         Error::Registry(Box::new(e))
+    }
+}
+
+impl From<NativeError> for Error {
+    fn from(e: NativeError) -> Self {
+        Error::Native(Box::new(e))
     }
 }
 

@@ -173,6 +173,12 @@ pub(crate) fn bytecode(e: &BytecodeError) -> Option<String> {
 
 pub(crate) fn native(e: &NativeError) -> Option<String> {
     match e {
+        NativeError::Missing {
+            provided_by: Some(package),
+            ..
+        } => Some(format!(
+            "add {package} to `packages` in [tool.lockship.base] (the image needs it at run time)"
+        )),
         NativeError::Missing { .. } => Some(
             "add the package that provides it to the base ([tool.lockship.base] packages for a Debian base; `apt-file search LIBRARY` names it), use a base image that has it, or a wheel that bundles it (auditwheel repair)".into(),
         ),
@@ -218,6 +224,7 @@ pub(crate) fn debian(e: &DebianError) -> Option<String> {
         DebianError::Keyring { .. } => Some("install debian-archive-keyring, or set `keyring` in [tool.lockship.base]".into()),
         DebianError::Resolve(_) => Some("check `packages` in [tool.lockship.base] against the suite".into()),
         DebianError::NoPython => Some("add python3 to `packages` in [tool.lockship.base]".into()),
+        DebianError::NoArchitecture { .. } => Some("build for one of the platforms listed (--platform, `platforms`), or use a suite that has this one".into()),
         DebianError::Download { source: DownloadError::Mismatch { .. }, .. } => Some(
             "the mirror served a file whose hash differs from the signed index or the base lock: do not trust this mirror, or refresh with --upgrade-base".into(),
         ),

@@ -100,7 +100,16 @@ pub fn plan_layers(
     wheels: &[ChosenWheel],
     target_wheels: &[ChosenWheel],
 ) -> Plan {
-    let target_json = serde_json::to_string(inputs.target).expect("target serializes");
+    // Without the architecture: a layer's bytes follow from its wheels (whose hashes are in the
+    // key, and differ where a package is built per architecture), the interpreter's version and
+    // paths, and the venv; nothing lockship writes depends on the machine. So the layers of
+    // pure-Python packages, the app and their bytecode are one blob for every platform of a
+    // multi-platform build, made and pushed once.
+    let keyed = PythonTarget {
+        architecture: String::new(),
+        ..inputs.target.clone()
+    };
+    let target_json = serde_json::to_string(&keyed).expect("target serializes");
     let mtime = inputs.mtime.to_string();
     let common = [LAYER_FORMAT, target_json.as_str(), mtime.as_str()];
     let mut layers = vec![PlannedLayer {
@@ -345,6 +354,15 @@ mod tests {
             .iter()
             .zip(&moved.layers)
             .all(|(a, b)| a.key != b.key));
+        // The architecture alone changes none: another platform's wheels do.
+        let mut arm = bookworm();
+        arm.architecture = "arm64".into();
+        let same = plan_layers(inputs(&arm), &[wheel("click", 1), wheel("numpy", 9)], &[]);
+        assert!(before
+            .layers
+            .iter()
+            .zip(&same.layers)
+            .all(|(a, b)| a.key == b.key));
     }
 
     #[test]

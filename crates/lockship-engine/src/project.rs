@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use lockship_debian::base::DebianSpec;
+use lockship_oci::platform::Platform;
 use lockship_python::pyproject::string_list;
 
 /// How the project's own code goes into the image.
@@ -84,6 +85,10 @@ pub struct Config {
     /// Compile the packages' `.py` files into unchecked-hash `.pyc` files in their own layers
     /// (on unless set to false; `--no-bytecode` turns it off for one build).
     pub bytecode: Option<bool>,
+    /// Platforms to build (`["linux/amd64", "linux/arm64"]`): one image each, under one index.
+    /// `--platform` overrides it; unset, the host's platform.
+    #[serde(default)]
+    pub platforms: Vec<String>,
     /// Commands run inside the built image before anything is pushed.
     #[serde(default)]
     pub smoke: Vec<Command>,
@@ -277,6 +282,7 @@ impl Project {
         };
         p.app_mode()?;
         p.validate_paths()?;
+        p.platforms()?;
         let commands = p
             .config
             .entrypoint
@@ -290,6 +296,16 @@ impl Project {
             })?;
         }
         Ok(p)
+    }
+
+    /// The `platforms` the config asks for, parsed and without repeats.
+    pub fn platforms(&self) -> Result<Vec<Platform>, ProjectError> {
+        parse_platforms(self.config.platforms.iter().map(String::as_str)).map_err(|message| {
+            ProjectError::Invalid {
+                path: self.config_path.clone(),
+                message: format!("[tool.lockship] platforms: {message}"),
+            }
+        })
     }
 
     /// Checks every path the config names before anything uses one: image paths (`venv`,
@@ -521,6 +537,27 @@ struct DebianBaseTable {
     packages: Vec<String>,
     mirror: Option<String>,
     keyring: Option<PathBuf>,
+}
+
+/// Parses platforms as users write them (`linux/arm64`, `linux/arm/v7`); a repeated one is an
+/// error, since it would put two entries for one platform in the index.
+pub fn parse_platforms<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Platform>, String> {
+    let mut platforms: Vec<Platform> = Vec::new();
+    for text in texts {
+        let text = text.trim();
+        let platform = Platform::parse(text)
+            .ok_or_else(|| format!("`{text}` is not OS/ARCH[/VARIANT], e.g. linux/arm64"))?;
+        if platform.os != "linux" {
+            return Err(format!("`{text}`: lockship builds Linux images only"));
+        }
+        if platforms.contains(&platform) {
+            return Err(format!("`{text}` is listed twice"));
+        }
+        platforms.push(platform);
+    }
+    Ok(platforms)
 }
 
 #[cfg(test)]

@@ -36,6 +36,11 @@ pub enum SmokeError {
     Failed { command: String, code: i32 },
     #[error("no smoke commands in {config}")]
     NoCommands { config: PathBuf },
+    #[error("cannot run the smoke commands in the {platform} image: this {host} machine has no emulator for it")]
+    CannotRun {
+        platform: String,
+        host: &'static str,
+    },
 }
 
 impl SmokeError {
@@ -47,6 +52,9 @@ impl SmokeError {
             SmokeError::Failed { .. } => {
                 Some("nothing was pushed; fix the image or the command, or pass --no-test to push anyway".into())
             }
+            SmokeError::CannotRun { .. } => Some(
+                "register QEMU with binfmt (Debian: apt-get install qemu-user-static binfmt-support), or test on a machine of that architecture".into(),
+            ),
             SmokeError::NoCommands { .. } => {
                 Some("add smoke = [\"python -c 'import yourapp'\"] to [tool.lockship]".into())
             }

@@ -1,4 +1,5 @@
-//! Writes an image as an OCI image layout directory (`oci-layout`, `index.json`, `blobs/`).
+//! Writes an image, or a multi-platform image index, as an OCI image layout directory
+//! (`oci-layout`, `index.json`, `blobs/`).
 //! A new layout is assembled beside its destination and renamed into place, so a failure never
 //! leaves a half-written one. An existing layout gets the image added (its other images stay;
 //! an image with the same tag is replaced in the index), under a lock so concurrent writers
@@ -14,6 +15,7 @@ use super::blob_store::{copy_blob_file, BlobStore, BlobStoreError};
 use super::canonical_json;
 use super::digest::Digest;
 use super::image::Image;
+use super::image_index::Artifact;
 use super::media_types;
 use lockship_sys::scratch::{self, ScratchDir, ScratchFile};
 
@@ -66,6 +68,17 @@ pub(crate) fn prepare_parent(dest: &Path) -> Result<PathBuf, OutputError> {
 /// Writes `image` as an OCI layout at `dest` tagged `tag`: a new directory (or an empty one
 /// filled), or `tag` added to the existing layout there.
 pub fn write(image: &Image, store: &BlobStore, dest: &Path, tag: &str) -> Result<(), OutputError> {
+    write_artifact(Artifact::Image(image), store, dest, tag)
+}
+
+/// Writes an image or an image index (every platform's blobs, their manifests, and the index
+/// as the tagged entry of `index.json`) as an OCI layout at `dest`, as [`write`] does.
+pub fn write_artifact(
+    artifact: Artifact<'_>,
+    store: &BlobStore,
+    dest: &Path,
+    tag: &str,
+) -> Result<(), OutputError> {
     // A symlink to a directory is the directory it names; the link itself stays.
     let dest = match std::fs::symlink_metadata(dest) {
         Ok(m) if m.file_type().is_symlink() => fs::canonicalize(dest).map_err(io_err(dest))?,
@@ -74,12 +87,12 @@ pub fn write(image: &Image, store: &BlobStore, dest: &Path, tag: &str) -> Result
     let parent = prepare_parent(&dest)?;
     match std::fs::metadata(&dest) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            new_layout(image, store, &parent, &dest, tag)
+            new_layout(artifact, store, &parent, &dest, tag)
         }
         Err(e) => Err(io_err(&dest)(e)),
         Ok(m) if !m.is_dir() => Err(OutputError::NotALayout { path: dest }),
-        Ok(_) if is_layout(&dest) => add_to_layout(image, store, &dest, tag),
-        Ok(_) if dir_is_empty(&dest) => new_layout(image, store, &parent, &dest, tag),
+        Ok(_) if is_layout(&dest) => add_to_layout(artifact, store, &dest, tag),
+        Ok(_) if dir_is_empty(&dest) => new_layout(artifact, store, &parent, &dest, tag),
         Ok(_) => Err(OutputError::NotALayout { path: dest }),
     }
 }
@@ -99,14 +112,14 @@ fn is_layout(dir: &Path) -> bool {
 /// Stages a whole layout beside `dest` and renames it into place (onto `dest` if it is an
 /// empty directory).
 fn new_layout(
-    image: &Image,
+    artifact: Artifact<'_>,
     store: &BlobStore,
     parent: &Path,
     dest: &Path,
     tag: &str,
 ) -> Result<(), OutputError> {
     let staging = ScratchDir::new_in(parent).map_err(io_err(parent))?;
-    write_blobs(image, store, staging.path())?;
+    write_blobs(artifact, store, staging.path())?;
     write_file(
         &staging.path().join("oci-layout"),
         br#"{"imageLayoutVersion":"1.0.0"}"#,
@@ -114,7 +127,7 @@ fn new_layout(
     let index = json!({
         "schemaVersion": 2,
         "mediaType": media_types::OCI_INDEX,
-        "manifests": [descriptor(image, tag)],
+        "manifests": [artifact.descriptor(tag)],
     });
     write_file(
         &staging.path().join("index.json"),
@@ -126,7 +139,7 @@ fn new_layout(
 /// Adds the image to the layout at `dir`: missing (or damaged) blobs copied in, then
 /// `index.json` replaced in one rename, with any earlier image of the same tag dropped from it.
 fn add_to_layout(
-    image: &Image,
+    artifact: Artifact<'_>,
     store: &BlobStore,
     dir: &Path,
     tag: &str,
@@ -152,38 +165,25 @@ fn add_to_layout(
         .get_mut("manifests")
         .and_then(Value::as_array_mut)
         .ok_or_else(|| bad("it has no `manifests` list".into()))?;
-    write_blobs(image, store, dir)?;
+    write_blobs(artifact, store, dir)?;
     manifests.retain(|m| {
         m.pointer("/annotations/org.opencontainers.image.ref.name")
             .and_then(Value::as_str)
             != Some(tag)
     });
-    manifests.push(descriptor(image, tag));
+    manifests.push(artifact.descriptor(tag));
     write_file(&index_path, &canonical_json::to_vec(&index))
 }
 
-/// The index entry for `image` under `tag`.
-fn descriptor(image: &Image, tag: &str) -> Value {
-    let mut platform = json!({"os": image.os, "architecture": image.architecture});
-    if let Some(variant) = &image.variant {
-        platform["variant"] = json!(variant);
-    }
-    json!({
-        "mediaType": media_types::OCI_MANIFEST,
-        "digest": image.manifest_digest.to_string(),
-        "size": image.manifest.len(),
-        "platform": platform,
-        "annotations": {"org.opencontainers.image.ref.name": tag},
-    })
-}
-
-/// Puts the image's blobs under `dir/blobs/sha256`: layers copied from the store (checked on
-/// the way, never hard links, so changing the output cannot damage the cache), then the config
-/// and manifest. Blobs already there and intact are kept.
-fn write_blobs(image: &Image, store: &BlobStore, dir: &Path) -> Result<(), OutputError> {
+/// Puts the blobs of every image under `dir/blobs/sha256`: layers copied from the store
+/// (checked on the way, never hard links, so changing the output cannot damage the cache; a
+/// layer two platforms share is copied once), then configs, manifests and the index. Blobs
+/// already there and intact are kept.
+fn write_blobs(artifact: Artifact<'_>, store: &BlobStore, dir: &Path) -> Result<(), OutputError> {
     let blobs = dir.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
-    for layer in &image.layers {
+    let images = artifact.images();
+    for layer in images.iter().flat_map(|i| &i.layers) {
         let digest = &layer.info.digest;
         let dest = blobs.join(digest.hex());
         if is_intact(&dest, digest) {
@@ -196,10 +196,7 @@ fn write_blobs(image: &Image, store: &BlobStore, dir: &Path) -> Result<(), Outpu
         }
         copy_blob_file(store, digest, &layer.created_by, &dest)?;
     }
-    for (digest, bytes) in [
-        (&image.config_digest, &image.config),
-        (&image.manifest_digest, &image.manifest),
-    ] {
+    for (digest, bytes) in artifact.metadata_blobs() {
         let dest = blobs.join(digest.hex());
         if !is_intact(&dest, digest) {
             write_file(&dest, bytes)?;

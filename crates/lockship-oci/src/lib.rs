@@ -8,6 +8,7 @@ pub mod docker_tar;
 pub mod download;
 pub mod gzip_members;
 pub mod image;
+pub mod image_index;
 pub mod layer;
 pub mod layout;
 pub mod layout_image;

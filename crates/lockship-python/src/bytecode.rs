@@ -225,8 +225,39 @@ impl Interpreter {
     }
 
     /// Compiles `jobs` in up to `workers` processes, splitting them by size. The pycs do not
-    /// depend on how the work is split. Returns how many sources did not compile.
+    /// depend on how the work is split. Returns how many sources did not compile. With a
+    /// `memo`, a source this interpreter compiled before (for another platform's layer) gets
+    /// that pyc, and what is compiled now is kept there.
     pub fn compile(
+        &self,
+        jobs: &[Job],
+        workers: usize,
+        scratch: &Path,
+        children: &Children,
+        memo: Option<&PycMemo>,
+    ) -> Result<usize, BytecodeError> {
+        let Some(memo) = memo else {
+            return self.compile_all(jobs, workers, scratch, children);
+        };
+        let mut todo = Vec::new();
+        let mut keys = Vec::new();
+        for job in jobs {
+            let key = memo
+                .key(self, job)
+                .map_err(|e| self.failed(e.to_string()))?;
+            if !memo.take(&key, &job.pyc) {
+                todo.push(job.clone());
+                keys.push(key);
+            }
+        }
+        let skipped = self.compile_all(&todo, workers, scratch, children)?;
+        for (job, key) in todo.iter().zip(&keys) {
+            memo.keep(key, &job.pyc);
+        }
+        Ok(skipped)
+    }
+
+    fn compile_all(
         &self,
         jobs: &[Job],
         workers: usize,
@@ -396,6 +427,64 @@ fn last_line(stderr: &[u8]) -> String {
         .unwrap_or("it exited without a message")
         .trim()
         .to_string()
+}
+
+/// Pycs compiled earlier in one run, as files in a directory named by what decides their
+/// bytes: the interpreter (its unpacked directory, one per exact base), the source's path in
+/// the image (the pyc records it) and the source's contents. The platforms of a multi-platform
+/// build install the same `.py` files (a package's arm64 and amd64 wheels differ in their
+/// extensions only) and compile them with the same interpreter, so the second platform links
+/// what the first compiled instead of compiling it again. The directory is the caller's
+/// scratch, gone with the run; a pyc is taken by hard link, or copied across filesystems.
+#[derive(Clone, Debug)]
+pub struct PycMemo {
+    dir: PathBuf,
+}
+
+impl PycMemo {
+    pub fn new(dir: PathBuf) -> PycMemo {
+        PycMemo { dir }
+    }
+
+    fn key(&self, interpreter: &Interpreter, job: &Job) -> std::io::Result<String> {
+        let source = std::fs::read(&job.source)?;
+        let mut hasher = lockship_oci::digest::Hasher::default();
+        for part in [
+            b"lockship-pyc-memo-v1".as_slice(),
+            interpreter.exe.as_os_str().as_encoded_bytes(),
+            job.image_path.as_bytes(),
+            &source,
+        ] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        Ok(hasher.finish().hex().to_string())
+    }
+
+    /// Puts the remembered pyc for `key` at `pyc`; false when there is none.
+    fn take(&self, key: &str, pyc: &Path) -> bool {
+        let kept = self.dir.join(key);
+        if !kept.is_file() {
+            return false;
+        }
+        if let Some(parent) = pyc.parent() {
+            if std::fs::create_dir_all(parent).is_err() {
+                return false;
+            }
+        }
+        std::fs::hard_link(&kept, pyc).is_ok() || std::fs::copy(&kept, pyc).is_ok()
+    }
+
+    /// Remembers the pyc just compiled at `pyc` (none for a source that did not compile). A
+    /// failure only costs a compile later.
+    fn keep(&self, key: &str, pyc: &Path) {
+        if pyc.is_file() && std::fs::create_dir_all(&self.dir).is_ok() {
+            let kept = self.dir.join(key);
+            if std::fs::hard_link(pyc, &kept).is_err() && !kept.exists() {
+                let _ = std::fs::copy(pyc, &kept);
+            }
+        }
+    }
 }
 
 /// One source to compile.

@@ -50,11 +50,13 @@ pub enum NativeError {
         member: String,
         message: String,
     },
-    #[error("{package}: {module} needs {library}, which is in no wheel of the image and not in the base's library directories{more}")]
+    #[error("{package}: {module} needs {library}, which is in no wheel of the image and not in the base's library directories{}{more}", provided_by.as_ref().map(|p| format!(" (Debian package {p} provides it)")).unwrap_or_default())]
     Missing {
         package: String,
         module: String,
         library: String,
+        /// The package of the base's distribution that has the library, when known.
+        provided_by: Option<String>,
         /// ", and N more libraries are missing (…)" when there are others.
         more: String,
     },
@@ -176,6 +178,7 @@ pub fn missing_error(missing: &[MissingLibrary]) -> NativeError {
         package: first.package.clone(),
         module: first.module.clone(),
         library: first.library.clone(),
+        provided_by: None,
         more,
     }
 }

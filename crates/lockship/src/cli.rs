@@ -41,8 +41,9 @@ pub struct ProjectArgs {
     /// Base image, overriding `base` in [tool.lockship] (it decides the Python version).
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
-    /// Platform to take from a multi-platform base (default: this machine's), e.g. linux/arm64.
-    #[arg(long, value_name = "OS/ARCH")]
+    /// Platforms to build, e.g. linux/arm64 or linux/amd64,linux/arm64 (one image each under
+    /// one index; default: `platforms` in [tool.lockship], else this machine's).
+    #[arg(long, value_name = "OS/ARCH[,…]")]
     pub platform: Option<String>,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]

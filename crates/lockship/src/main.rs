@@ -178,7 +178,9 @@ fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
     Ok(BuildOptions {
         project_dir: common.project.clone(),
         base: common.base.clone(),
-        platform: parse_platform(common.platform.as_deref())?,
+        // `build_image` takes each of `platforms`; `lockship lock` reads the base for one.
+        platform: None,
+        platforms: parse_platforms(common.platform.as_deref())?,
         outputs: Vec::new(),
         cache_dir: common.cache_dir.clone().unwrap_or_else(host_env::cache_dir),
         source_date_epoch: host_env::source_date_epoch()?,
@@ -241,6 +243,14 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         }
     }
     match (args.common.format, args.dry_run) {
+        // A multi-platform build's plan is one per platform.
+        (Format::Json, true) if !report.platforms.is_empty() => {
+            let plans: Vec<_> = report.platforms.iter().map(|r| &r.plan).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plans).unwrap_or_default()
+            )
+        }
         (Format::Json, true) => println!(
             "{}",
             serde_json::to_string_pretty(&report.plan).unwrap_or_default()
@@ -250,7 +260,11 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
         (Format::Text, true) => {
-            for line in render_plan(&report).lines() {
+            let plans = match report.platforms.as_slice() {
+                [] => vec![render_plan(&report)],
+                platforms => platforms.iter().map(render_plan).collect(),
+            };
+            for line in plans.join("\n").lines() {
                 println!("{}", terminal_safe(line));
             }
         }
@@ -259,15 +273,13 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn parse_platform(text: Option<&str>) -> Result<Option<Platform>, Error> {
-    text.map(|p| {
-        Platform::parse(p).ok_or_else(|| {
-            Error::Usage(format!(
-                "--platform `{p}`: expected OS/ARCH[/VARIANT], e.g. linux/arm64"
-            ))
-        })
-    })
-    .transpose()
+/// `--platform linux/amd64,linux/arm64`: the platforms to build, in order.
+fn parse_platforms(text: Option<&str>) -> Result<Vec<Platform>, Error> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    lockship_engine::project::parse_platforms(text.split(','))
+        .map_err(|message| Error::Usage(format!("--platform: {message}")))
 }
 
 async fn run_test(args: TestArgs) -> Result<(), Error> {
@@ -298,9 +310,12 @@ async fn run_test(args: TestArgs) -> Result<(), Error> {
 }
 
 async fn run_lock(args: LockArgs) -> Result<(), Error> {
+    let common = options(&args.common)?;
     let opts = BuildOptions {
         dry_run: true,
-        ..options(&args.common)?
+        // A lock is made for one base: the first platform named, else the host's.
+        platform: common.platforms.first().cloned(),
+        ..common
     };
     let lock_opts = LockOptions {
         upgrade: args.upgrade,

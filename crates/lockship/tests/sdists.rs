@@ -110,7 +110,8 @@ fn sdists_are_built_in_a_debian_builder_cached_and_reproducible() {
 
 /// psycopg2 from its sdist: without libpq-dev in the builder the build fails with the end of
 /// its log; with it, the extension links libpq.so.5, which the slim base lacks, and the
-/// shared-library check stops the build; with libpq5 in the base, the image imports it.
+/// shared-library check stops the build, naming libpq5 (from the suite's Contents index); with
+/// libpq5 in the base, the image imports it.
 #[test]
 fn a_builder_missing_headers_and_a_base_missing_the_library_are_both_explained() {
     if services_missing() {
@@ -148,7 +149,8 @@ fn a_builder_missing_headers_and_a_base_missing_the_library_are_both_explained()
     .unwrap();
     let stderr = failed(build(&project, &cache, &out, &[]));
     assert!(
-        stderr.contains("error: psycopg2 2.9.9: psycopg2/_psycopg.cpython-311-x86_64-linux-gnu.so needs libpq.so.5, which is in no wheel of the image and not in the base's library directories"),
+        stderr.contains("error: psycopg2 2.9.9: psycopg2/_psycopg.cpython-311-x86_64-linux-gnu.so needs libpq.so.5, which is in no wheel of the image and not in the base's library directories (Debian package libpq5 provides it)\n")
+            && stderr.contains("hint: add libpq5 to `packages` in [tool.lockship.base]"),
         "{stderr}"
     );
     assert!(!tar.exists());

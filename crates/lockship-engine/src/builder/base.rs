@@ -1,5 +1,6 @@
 //! The base of the image, from a registry or from Debian packages, and the Python it implies.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::cache_dir::Bucket;
@@ -85,6 +86,18 @@ pub(crate) trait BaseSource: Send + Sync {
     /// base); None when the builder must be named (`[tool.lockship.builder] image`).
     fn builder(&self, _packages: &[String]) -> Option<Box<dyn BaseSource + '_>> {
         None
+    }
+
+    /// Which package of the base's distribution provides each of `libraries` (file names),
+    /// for the shared-library check's error; empty when the source cannot tell. Best effort:
+    /// a failure to look it up leaves the error as it was.
+    fn library_providers<'a>(
+        &'a self,
+        _libraries: &'a BTreeSet<String>,
+        _store: &'a BlobStore,
+        _reporter: &'a dyn Reporter,
+    ) -> LocalBoxFuture<'a, BTreeMap<String, String>> {
+        Box::pin(async { BTreeMap::new() })
     }
 }
 
@@ -179,7 +192,27 @@ impl BaseSource for DebianBase<'_> {
     }
 
     fn for_host(&self) -> Option<Box<dyn BaseSource + '_>> {
-        // The project's lock is for the image's platform.
+        // The project's own lock for this machine's architecture (a multi-platform build that
+        // includes it wrote one) pins exactly this variant: no index to read.
+        let host = Platform::host();
+        let arch = lockship_debian::dpkg_arch(&host.architecture);
+        let dir = self.lock_path.parent().unwrap_or(Path::new("."));
+        let project_lock = lockship_debian::base_lock::path_for(dir, &arch);
+        if project_lock != self.lock_path
+            && lockship_debian::base_lock::BaseLock::read(&project_lock)
+                .ok()
+                .flatten()
+                .is_some_and(|l| l.architecture == arch)
+        {
+            return Some(Box::new(DebianBase {
+                spec: self.spec.clone(),
+                platform: host,
+                lock_path: project_lock,
+                http: self.http,
+                opts: self.opts,
+            }));
+        }
+        // Else a lock of its own in the cache: the project's is for the image's platform.
         Some(self.variant(
             self.spec.clone(),
             Platform::host(),
@@ -196,6 +229,30 @@ impl BaseSource for DebianBase<'_> {
             }
         }
         Some(self.variant(spec, self.platform.clone(), Bucket::Bases, "builder"))
+    }
+
+    fn library_providers<'a>(
+        &'a self,
+        libraries: &'a BTreeSet<String>,
+        store: &'a BlobStore,
+        reporter: &'a dyn Reporter,
+    ) -> LocalBoxFuture<'a, BTreeMap<String, String>> {
+        Box::pin(async move {
+            reporter.step(&format!(
+                "looking up the Debian {} packages that provide {}",
+                self.spec.suite,
+                libraries.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+            let arch = lockship_debian::dpkg_arch(&self.platform.architecture);
+            lockship_debian::base::library_providers(&self.spec, &arch, libraries, self.http, store)
+                .await
+                .unwrap_or_else(|e| {
+                    reporter.warn(&format!(
+                        "cannot tell which Debian package provides it: {e}"
+                    ));
+                    BTreeMap::new()
+                })
+        })
     }
 }
 
@@ -350,11 +407,11 @@ pub(crate) fn base_source<'a>(
         }),
         BaseSpec::Debian(spec) => Box::new(DebianBase {
             spec,
+            lock_path: lockship_debian::base_lock::path_for(
+                lock_path.parent().unwrap_or(&project.dir),
+                &lockship_debian::dpkg_arch(&platform.architecture),
+            ),
             platform,
-            lock_path: lock_path
-                .parent()
-                .unwrap_or(&project.dir)
-                .join(lockship_debian::base_lock::FILE_NAME),
             http,
             opts,
         }),

@@ -12,7 +12,7 @@ use crate::error::Error;
 use lockship_oci::digest::Digest;
 use lockship_oci::platform::Platform;
 use lockship_oci::unpack::Layer;
-use lockship_python::bytecode::{self, Interpreter};
+use lockship_python::bytecode::{self, Interpreter, PycMemo};
 use lockship_python::target::PythonTarget;
 use lockship_sys::interrupt::Children;
 use lockship_sys::scratch::ScratchDir;
@@ -27,6 +27,8 @@ pub(super) struct Compiler {
     pub children: Children,
     /// Compile processes per layer.
     pub workers: usize,
+    /// Pycs an earlier platform of this run compiled.
+    pub memo: Option<PycMemo>,
 }
 
 /// The compiler, made on first use (once, however many layers ask at the same time), so that
@@ -101,6 +103,7 @@ pub(super) async fn compiler(
         workers: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2),
+        memo: session.pycs.cloned(),
     }))
 }
 

@@ -114,6 +114,7 @@ fn compile(
         compiler.workers,
         &scratch.join("workers"),
         &compiler.children,
+        compiler.memo.as_ref(),
     )?;
     Ok(())
 }

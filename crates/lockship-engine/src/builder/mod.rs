@@ -18,6 +18,7 @@ use lockship_oci::blob_store::BlobStore;
 use lockship_oci::image::Image;
 use lockship_oci::platform::Platform;
 use lockship_oci::registry::{Registry, RegistryAccess};
+use lockship_python::bytecode::PycMemo;
 use lockship_python::credentials::IndexCredentials;
 use lockship_python::index::IndexSources;
 use lockship_python::lock::LockFile;
@@ -34,6 +35,7 @@ mod layers;
 mod local_packages;
 mod native_libs;
 mod pipeline;
+mod platforms;
 mod prepare;
 mod produce;
 mod publish;
@@ -59,7 +61,12 @@ pub const DEFAULT_BASE: &str = "python:3.12-slim";
 pub struct BuildOptions {
     pub project_dir: PathBuf,
     pub base: Option<String>,
+    /// The one platform this image is for (None: the host's, or a single-platform base's own).
+    /// [`build_image`] sets it for each of `platforms`.
     pub platform: Option<Platform>,
+    /// `--platform` as given (`linux/amd64,linux/arm64`); empty for the config's `platforms`.
+    /// More than one builds an image per platform under one index.
+    pub platforms: Vec<Platform>,
     pub outputs: Vec<Output>,
     pub cache_dir: PathBuf,
     pub source_date_epoch: u64,
@@ -128,6 +135,13 @@ struct Timer {
 }
 
 impl Timer {
+    fn new() -> Timer {
+        Timer {
+            start: Instant::now(),
+            timings: Vec::new(),
+        }
+    }
+
     fn lap(&mut self, phase: &str) {
         let now = Instant::now();
         self.timings
@@ -184,6 +198,24 @@ async fn build_once(
     let project = Project::load(&opts.project_dir)?;
     let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
     let registry = Registry::new(http.clone(), opts.registry.clone());
+    let platforms = if opts.platforms.is_empty() {
+        project.platforms()?
+    } else {
+        opts.platforms.clone()
+    };
+    if platforms.len() > 1 {
+        return platforms::build_platforms(
+            opts, http, &registry, store, reporter, project, lock, platforms,
+        )
+        .await;
+    }
+    let opts = &BuildOptions {
+        platform: platforms
+            .into_iter()
+            .next()
+            .or_else(|| opts.platform.clone()),
+        ..opts.clone()
+    };
     let source = base::base_source(&project, &lock.path, opts, http, &registry)?;
     let session = Session {
         opts,
@@ -191,6 +223,7 @@ async fn build_once(
         registry: &registry,
         store,
         reporter,
+        pycs: None,
     };
     build_from(&session, project, lock, source.as_ref()).await
 }
@@ -203,6 +236,8 @@ pub(super) struct Session<'a> {
     pub registry: &'a Registry,
     pub store: &'a BlobStore,
     pub reporter: &'a dyn Reporter,
+    /// Pycs compiled so far in this run, for the later platforms of a multi-platform build.
+    pub pycs: Option<&'a PycMemo>,
 }
 
 /// The four stages of a build from a base `source`: prepare (base, packages, plan), produce
@@ -213,43 +248,57 @@ async fn build_from(
     lock: LockFile,
     source: &dyn BaseSource,
 ) -> Result<BuildReport, Error> {
-    let opts = session.opts;
-    let mut timer = Timer {
-        start: Instant::now(),
-        timings: Vec::new(),
-    };
+    let mut timer = Timer::new();
     let mut prepared = prepare(session, project, lock, source, &mut timer).await?;
-    if opts.dry_run {
-        return Ok(BuildReport {
-            digest: String::new(),
-            base: prepared.base.pinned.clone(),
-            lock: prepared.lock_shown(),
-            lock_format: prepared.lock.kind.name().into(),
-            unhashed: prepared.unhashed.clone(),
-            base_changes: prepared.base.changes.clone(),
-            target: prepared.target,
-            layers: Vec::new(),
-            pushed: Vec::new(),
-            smoke: Vec::new(),
-            smoke_remembered: false,
-            timings: timer.timings,
-            plan: prepared.plan,
-        });
+    if session.opts.dry_run {
+        return Ok(planned(prepared, timer));
     }
+    let (produced, image) = produce_image(session, &mut prepared, source, &mut timer).await?;
+    let published = publish(session, &prepared, &image, &produced, source, &mut timer).await?;
+    Ok(report(prepared, &image, produced, published, timer))
+}
+
+/// Layers, the library check and the image: the stages between the plan and publishing.
+async fn produce_image(
+    session: &Session<'_>,
+    prepared: &mut Prepared,
+    source: &dyn BaseSource,
+    timer: &mut Timer,
+) -> Result<(Produced, Image), Error> {
+    let opts = session.opts;
     if opts.smoke == SmokeMode::Always && prepared.commands.is_empty() {
         return Err(SmokeError::NoCommands {
             config: prepared.project.config_path.clone(),
         }
         .into());
     }
-    let produced = produce_layers(session, &mut prepared, source).await?;
+    let produced = produce_layers(session, prepared, source).await?;
     timer.lap("layers");
-    native_libs::check_libraries(session, &prepared, source).await?;
+    native_libs::check_libraries(session, prepared, source).await?;
     timer.lap("libraries");
-    let image = assemble(opts, &prepared, &produced);
+    let image = assemble(opts, prepared, &produced);
     timer.lap("image");
-    let published = publish(session, &prepared, &image, &produced, source, &mut timer).await?;
-    Ok(report(prepared, &image, produced, published, timer))
+    Ok((produced, image))
+}
+
+/// The report of a `--dry-run`: the plan, nothing built.
+fn planned(prepared: Prepared, timer: Timer) -> BuildReport {
+    BuildReport {
+        digest: String::new(),
+        base: prepared.base.pinned.clone(),
+        lock: prepared.lock_shown(),
+        lock_format: prepared.lock.kind.name().into(),
+        unhashed: prepared.unhashed.clone(),
+        base_changes: prepared.base.changes.clone(),
+        target: prepared.target,
+        layers: Vec::new(),
+        pushed: Vec::new(),
+        smoke: Vec::new(),
+        smoke_remembered: false,
+        timings: timer.timings,
+        plan: prepared.plan,
+        platforms: Vec::new(),
+    }
 }
 
 /// What the build did, for the CLI to show.
@@ -295,5 +344,6 @@ fn report(
         smoke_remembered: published.smoke_remembered,
         timings: timer.timings,
         plan: prepared.plan,
+        platforms: Vec::new(),
     }
 }

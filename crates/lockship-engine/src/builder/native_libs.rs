@@ -14,7 +14,7 @@ use crate::plan::LayerContent;
 use lockship_oci::digest::Digest;
 use lockship_oci::unpack;
 use lockship_python::fetch;
-use lockship_python::native::{self, NativeFacts};
+use lockship_python::native::{self, NativeError, NativeFacts};
 use lockship_python::select::ChosenWheel;
 
 use super::base::{BaseSource, ResolvedBase};
@@ -60,10 +60,22 @@ pub(super) async fn check_libraries(
         .collect();
     let missing = native::missing_libraries(&installed, &base);
     if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(native::missing_error(&missing).into())
+        return Ok(());
     }
+    let mut error = native::missing_error(&missing);
+    if let NativeError::Missing {
+        library,
+        provided_by,
+        ..
+    } = &mut error
+    {
+        let wanted: BTreeSet<String> = [library.clone()].into();
+        *provided_by = source
+            .library_providers(&wanted, session.store, session.reporter)
+            .await
+            .remove(library.as_str());
+    }
+    Err(error.into())
 }
 
 /// Reads and caches the ELF facts of `wheel`, in the store at `path`, unless cached: the layer

@@ -102,7 +102,10 @@ pub(super) async fn prepare(
         .filter_map(Output::local_path)
         .cloned()
         .collect();
-    let sources = app::source_files(&project.dir, &excluded)?;
+    let mut sources = app::source_files(&project.dir, &excluded)?;
+    // The Debian base's locks are lockship's, not the app's: writing one (the first build, a
+    // second architecture) must not make the app look changed.
+    sources.retain(|f| !lockship_debian::base_lock::is_base_lock(f));
     let (app_plan, app_key) = match app_mode {
         AppMode::Wheel => (
             AppPlan::Wheel,

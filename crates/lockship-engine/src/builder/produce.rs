@@ -43,6 +43,7 @@ pub(super) async fn produce_layers(
         registry,
         store,
         reporter,
+        ..
     } = *session;
     // Layers that outputs or smoke tests will read are checked now, so a damaged one is built
     // again rather than copied out; a push-only build checks what it uploads as it goes.

@@ -1,26 +1,28 @@
 //! Stage four: the image goes out. Smoke tests first when they gate it (the base's layers
 //! fetched so the runtime can load the image), then every push target (all blobs to all
-//! targets, then the manifests), then the local outputs.
+//! targets, then the manifests), then the local outputs. A multi-platform build runs the first
+//! half per platform and the second once, for the index.
 
 use oci_spec::distribution::Reference;
 
+use crate::container_build;
 use crate::error::Error;
 use crate::output::Output;
-use crate::smoke::{self, SmokeResult};
-use lockship_oci::blob_store::BlobStore;
+use crate::smoke::{self, SmokeError, SmokeResult};
 use lockship_oci::image::Image;
-use lockship_oci::registry::Registry;
+use lockship_oci::image_index::Artifact;
+use lockship_oci::platform::Platform;
+use lockship_oci::registry::PushReport;
 use lockship_oci::{docker_tar, layout};
 
 use super::base::BaseSource;
 use super::cache::write_cached;
 use super::config::default_tag;
-use super::pipeline::EarlyPushes;
 use super::prepare::Prepared;
 use super::produce::{reads_layers, Produced};
 use super::report::PushedReport;
 use super::smoke_gate::run_smoke;
-use super::{Reporter, Session, SmokeMode, Timer};
+use super::{BuildOptions, Session, SmokeMode, Timer};
 
 /// Where the image went.
 pub(super) struct Published {
@@ -28,6 +30,21 @@ pub(super) struct Published {
     pub smoke: Vec<SmokeResult>,
     /// The smoke commands passed on this image before, so they did not run again.
     pub smoke_remembered: bool,
+}
+
+/// One image tested and its blobs sent: everything before a tag moves.
+pub(super) struct Sent {
+    pub smoke: Vec<SmokeResult>,
+    pub smoke_remembered: bool,
+    /// What each push target received, in the order of `Prepared::push_refs`.
+    pub blobs: Vec<PushReport>,
+}
+
+/// The image's name in docker and OCI outputs.
+pub(super) fn output_name(opts: &BuildOptions, prepared: &Prepared) -> String {
+    opts.tag
+        .clone()
+        .unwrap_or_else(|| default_tag(&prepared.project, &opts.target))
 }
 
 pub(super) async fn publish(
@@ -38,6 +55,37 @@ pub(super) async fn publish(
     source: &dyn BaseSource,
     timer: &mut Timer,
 ) -> Result<Published, Error> {
+    let sent = test_and_send(session, prepared, image, produced, source, timer).await?;
+    let pushed = push_manifests(
+        session,
+        Artifact::Image(image),
+        &prepared.push_refs,
+        sent.blobs,
+    )
+    .await?;
+    write_local(
+        session,
+        Artifact::Image(image),
+        &output_name(session.opts, prepared),
+    )?;
+    timer.lap("output");
+    Ok(Published {
+        pushed,
+        smoke: sent.smoke,
+        smoke_remembered: sent.smoke_remembered,
+    })
+}
+
+/// Runs the smoke tests when they gate the image (the base's layers fetched first, as they
+/// are for local outputs), then sends its layers and config to every push target.
+pub(super) async fn test_and_send(
+    session: &Session<'_>,
+    prepared: &Prepared,
+    image: &Image,
+    produced: &Produced,
+    source: &dyn BaseSource,
+    timer: &mut Timer,
+) -> Result<Sent, Error> {
     let Session {
         opts,
         registry,
@@ -45,88 +93,130 @@ pub(super) async fn publish(
         reporter,
         ..
     } = *session;
-    let name = opts
-        .tag
-        .clone()
-        .unwrap_or_else(|| default_tag(&prepared.project, &opts.target));
     // Local outputs and smoke tests need the base's layers on disk.
     if reads_layers(opts, prepared) {
         source.fetch_layers(&prepared.base, store).await?;
     }
     let mut smoke = Vec::new();
     let mut smoke_remembered = false;
-    if prepared.must_test {
+    let machine = prepared.target.machine();
+    if prepared.must_test && !container_build::can_run(machine) {
+        let platform = format!("linux/{}", prepared.target.architecture);
+        if opts.smoke == SmokeMode::Always {
+            return Err(SmokeError::CannotRun {
+                platform,
+                host: std::env::consts::ARCH,
+            }
+            .into());
+        }
+        reporter.warn(&format!(
+            "the smoke commands did not run for {platform}: this {} machine cannot run it \
+             (no binfmt emulator for {machine})",
+            std::env::consts::ARCH
+        ));
+    } else if prepared.must_test {
         let commands = &prepared.commands;
         let marker = smoke::pass_marker(&opts.cache_dir, &image.manifest_digest, commands);
         if opts.smoke == SmokeMode::BeforePush && marker.is_file() {
             smoke_remembered = true;
         } else {
+            let name = output_name(opts, prepared);
             smoke = run_smoke(image, store, commands, &name, opts, reporter)?;
             write_cached(&marker, &smoke.len())?;
         }
     }
     timer.lap("smoke");
+    let none = std::collections::HashMap::new();
+    let mut blobs = Vec::new();
+    for target in &prepared.push_refs {
+        reporter.step(&format!(
+            "pushing {} layers to {target}",
+            prepared.target.architecture
+        ));
+        let done = produced.early.get(&target.to_string()).unwrap_or(&none);
+        blobs.push(
+            registry
+                .push_blobs(image, target, prepared.base.reference.as_ref(), store, done)
+                .await?,
+        );
+    }
+    Ok(Sent {
+        smoke,
+        smoke_remembered,
+        blobs,
+    })
+}
 
-    let pushed = push_all(
-        registry,
-        image,
-        &prepared.push_refs,
-        prepared.base.reference.as_ref(),
+/// Writes the OCI layout and docker tarball outputs. A docker tarball holds one image: for an
+/// index, the host's platform if it has one, else the first (the caller says which).
+pub(super) fn write_local(
+    session: &Session<'_>,
+    artifact: Artifact<'_>,
+    name: &str,
+) -> Result<(), Error> {
+    let Session {
+        opts,
         store,
-        &produced.early,
         reporter,
-    )
-    .await?;
+        ..
+    } = *session;
     for out in &opts.outputs {
         match out {
             Output::OciLayout(dir) => {
                 reporter.step(&format!("writing OCI layout {}", dir.display()));
                 let tag = name.rsplit_once(':').map_or("latest", |(_, t)| t);
-                layout::write(image, store, dir, tag)?;
+                layout::write_artifact(artifact, store, dir, tag)?;
             }
             Output::DockerTar(file) => {
+                let images = artifact.images();
+                let image = docker_image(&images);
+                if images.len() > 1 {
+                    reporter.warn(&format!(
+                        "{} holds only the linux/{} image: docker load takes one platform \
+                         (push or write oci:DIR for all {})",
+                        file.display(),
+                        image.architecture,
+                        images.len()
+                    ));
+                }
                 reporter.step(&format!("writing docker tarball {}", file.display()));
-                docker_tar::write(image, store, file, &name)?;
+                docker_tar::write(image, store, file, name)?;
             }
             Output::Registry(_) => {}
         }
     }
-    timer.lap("output");
-    Ok(Published {
-        pushed,
-        smoke,
-        smoke_remembered,
-    })
+    Ok(())
 }
 
-/// Pushes `image` to every target: all blobs to all targets first, then the manifests, one
-/// after another, so that a target that cannot take the blobs stops the push before any tag
-/// moves. A manifest that fails after others went up leaves those tags moved (registries have
-/// no transaction across repositories); the error names them.
-async fn push_all(
-    registry: &Registry,
-    image: &Image,
+/// The image a docker tarball gets: the one this machine runs, else the first.
+fn docker_image<'a>(images: &[&'a Image]) -> &'a Image {
+    let host = Platform::host();
+    images
+        .iter()
+        .find(|i| host.matches(&i.os, &i.architecture, i.variant.as_deref()))
+        .unwrap_or(&images[0])
+}
+
+/// Moves every target's tag to the artifact (each target's blobs already sent, `blobs` saying
+/// what they came to), one target after another. A failure after some tags moved names them
+/// (registries have no transaction across repositories).
+pub(super) async fn push_manifests(
+    session: &Session<'_>,
+    artifact: Artifact<'_>,
     targets: &[Reference],
-    base: Option<&Reference>,
-    store: &BlobStore,
-    early: &EarlyPushes,
-    reporter: &dyn Reporter,
+    blobs: Vec<PushReport>,
 ) -> Result<Vec<PushedReport>, Error> {
-    let none = std::collections::HashMap::new();
-    let mut reports = Vec::new();
-    for target in targets {
-        reporter.step(&format!("pushing layers to {target}"));
-        let done = early.get(&target.to_string()).unwrap_or(&none);
-        reports.push(
-            registry
-                .push_blobs(image, target, base, store, done)
-                .await?,
-        );
-    }
+    let Session {
+        registry, reporter, ..
+    } = *session;
     let mut pushed: Vec<PushedReport> = Vec::new();
-    for (target, report) in targets.iter().zip(reports) {
+    for (target, report) in targets.iter().zip(blobs) {
         reporter.step(&format!("pushing the manifest to {target}"));
-        if let Err(source) = registry.push_manifest(image, target).await {
+        let result = match artifact {
+            Artifact::Image(image) => registry.push_manifest(image, target).await,
+            Artifact::Index(index) => registry.push_index(index, target).await,
+        };
+        if let Err(source) = result {
             if pushed.is_empty() {
                 return Err(source.into());
             }

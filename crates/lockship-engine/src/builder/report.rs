@@ -43,6 +43,10 @@ pub struct BuildReport {
     pub timings: Vec<(String, f64)>,
     #[serde(skip)]
     pub plan: Plan,
+    /// A multi-platform build: each platform's own report (its manifest digest, layers and
+    /// smoke results), while `digest` is the index's and `layers` is empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<BuildReport>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -81,6 +81,7 @@ fn options(project_dir: &Path, cache_dir: &Path, out: &Path) -> BuildOptions {
         project_dir: project_dir.to_path_buf(),
         base: None,
         platform: None,
+        platforms: Vec::new(),
         outputs: vec![Output::OciLayout(out.to_path_buf())],
         cache_dir: cache_dir.to_path_buf(),
         source_date_epoch: 0,
@@ -143,6 +144,7 @@ impl Setup {
             registry: &self.registry,
             store: &self.store,
             reporter: &Silent,
+            pycs: None,
         }
     }
 }

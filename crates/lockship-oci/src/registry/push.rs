@@ -15,6 +15,7 @@ use super::{error_detail, LayerPush, PushReport, Registry, RegistryError, Scope}
 use crate::blob_store::{BlobStore, BlobStoreError};
 use crate::digest::{Digest, Hasher};
 use crate::image::{BlobOrigin, Image, ImageLayer};
+use crate::image_index::ImageIndex;
 use crate::media_types;
 use lockship_net::{Failure, Progress};
 
@@ -298,18 +299,59 @@ impl Registry {
         image: &Image,
         target: &Reference,
     ) -> Result<(), RegistryError> {
-        let action = format!("pushing the manifest to {target}");
         let reference = target
             .tag()
             .map(String::from)
             .unwrap_or_else(|| image.manifest_digest.to_string());
+        self.put_manifest(
+            target,
+            &reference,
+            media_types::OCI_MANIFEST,
+            &image.manifest,
+        )
+        .await
+    }
+
+    /// Puts a multi-platform image under `target`: each platform's manifest by its digest
+    /// (untagged, as an index requires them present), then the index under the tag (or its
+    /// digest). The blobs must be there already ([`Registry::push_blobs`] for each image).
+    pub async fn push_index(
+        &self,
+        index: &ImageIndex,
+        target: &Reference,
+    ) -> Result<(), RegistryError> {
+        for image in &index.images {
+            self.put_manifest(
+                target,
+                &image.manifest_digest.to_string(),
+                media_types::OCI_MANIFEST,
+                &image.manifest,
+            )
+            .await?;
+        }
+        let reference = target
+            .tag()
+            .map(String::from)
+            .unwrap_or_else(|| index.digest.to_string());
+        self.put_manifest(target, &reference, media_types::OCI_INDEX, &index.bytes)
+            .await
+    }
+
+    async fn put_manifest(
+        &self,
+        target: &Reference,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), RegistryError> {
+        let action = format!("pushing the manifest to {target}");
         let url = self.url(target, &format!("manifests/{reference}"));
         let scope = Scope::push(target);
         let make = || {
             self.http
                 .bare_request(Method::PUT, &url)
-                .header(CONTENT_TYPE, media_types::OCI_MANIFEST)
-                .body(image.manifest.clone())
+                .header(CONTENT_TYPE, media_type)
+                .body(bytes.to_vec())
         };
         let response = self.request(&scope, &action, &url, &make).await?;
         self.expect_success(response, target, &action)

@@ -10,14 +10,14 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use super::base_lock::{BaseLock, LockedDeb};
-use super::control::parse_packages;
+use super::control::{parse_packages, PackageEntry};
 use super::resolve::Universe;
 use super::{deb, mirror, oci_platform, release, DebianError};
 use lockship_net::url::redact;
 use lockship_net::{Http, NetError};
 use lockship_oci::blob_store::BlobStore;
 use lockship_oci::digest::Digest;
-use lockship_oci::download;
+use lockship_oci::download::{self, DownloadError};
 use lockship_oci::layer::{self, LayerInfo};
 use lockship_oci::tar_tree::TarTree;
 
@@ -26,8 +26,24 @@ use lockship_oci::tar_tree::TarTree;
 pub struct DebianSpec {
     pub suite: String,
     pub packages: Vec<String>,
+    /// Where the suite and its `-updates` are; default: the host's apt sources.
     pub mirror: Option<String>,
+    /// Where the suite's `-security` archive is; default: the host's apt sources.
+    pub security_mirror: Option<String>,
+    /// Packages Depends pull in that the image does without (`dpkg`, `tar`…).
+    pub exclude: Vec<String>,
     pub keyring: Option<PathBuf>,
+}
+
+/// One archive packages come from: the suite itself, or its `-updates` or `-security`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Archive {
+    /// Its suite name (`bookworm-security`): what the base lock records.
+    pub name: String,
+    /// Its root URL, credentials handed to the HTTP client.
+    pub mirror: String,
+    /// Whether it may be missing (`-updates` on a configured mirror: unstable has none).
+    pub optional: bool,
 }
 
 /// The keyring apt itself trusts for Debian.
@@ -56,6 +72,46 @@ impl DebianSpec {
             .map(|m| http.add_credentials(&m))
             .ok_or(DebianError::NoMirror)
     }
+
+    /// The archives to read, the suite first, as apt would: the suite and its `-updates` on
+    /// `mirror` when it is set, else wherever the host's apt sources list them; `-security` on
+    /// `security-mirror` when set, else where the host's apt sources list it.
+    pub fn archives(&self, http: &Http) -> Result<Vec<Archive>, DebianError> {
+        let apt = mirror::archives_from_apt_sources(Path::new("/"), &self.suite);
+        let from_apt = |name: &str| {
+            apt.iter()
+                .find(|(archive, _)| archive == name)
+                .map(|(_, uri)| uri.clone())
+        };
+        let updates = format!("{}-updates", self.suite);
+        let security = format!("{}-security", self.suite);
+        let configured =
+            |m: &Option<String>| m.as_ref().map(|m| m.trim_end_matches('/').to_string());
+        let mut archives = vec![Archive {
+            name: self.suite.clone(),
+            mirror: self.mirror(http)?,
+            optional: false,
+        }];
+        let (updates_mirror, optional) = match configured(&self.mirror) {
+            Some(m) => (Some(m), true),
+            None => (from_apt(&updates), false),
+        };
+        if let Some(m) = updates_mirror {
+            archives.push(Archive {
+                name: updates,
+                mirror: http.add_credentials(&m),
+                optional,
+            });
+        }
+        if let Some(m) = configured(&self.security_mirror).or_else(|| from_apt(&security)) {
+            archives.push(Archive {
+                name: security,
+                mirror: http.add_credentials(&m),
+                optional: false,
+            });
+        }
+        Ok(archives)
+    }
 }
 
 /// The suite's InRelease from the mirror, its signature verified against the keyring: the
@@ -65,19 +121,31 @@ async fn signed_release(
     http: &Http,
 ) -> Result<(String, String, release::Release), DebianError> {
     let mirror = spec.mirror(http)?;
-    let url = format!("{mirror}/dists/{}/InRelease", spec.suite);
+    let (url, release) = archive_release(spec, &spec.suite, &mirror, http).await?;
+    Ok((mirror, url, release))
+}
+
+/// The InRelease of the archive `name` on `mirror`, its signature verified: its URL and what
+/// it lists.
+async fn archive_release(
+    spec: &DebianSpec,
+    name: &str,
+    mirror: &str,
+    http: &Http,
+) -> Result<(String, release::Release), DebianError> {
+    let url = format!("{mirror}/dists/{name}/InRelease");
     let (_, body) = match http.get_bytes(&url, &[], MAX_RELEASE).await {
         Ok(answer) => answer,
         Err(NetError::Status { status, .. }) => {
             return Err(DebianError::UnknownSuite {
-                suite: spec.suite.clone(),
-                mirror: http.shown(&mirror),
+                suite: name.to_string(),
+                mirror: http.shown(mirror),
                 message: format!("HTTP {status} for InRelease"),
             })
         }
         Err(source) => {
             return Err(DebianError::Download {
-                what: format!("the {} release file", spec.suite),
+                what: format!("the {name} release file"),
                 source: source.into(),
             })
         }
@@ -92,11 +160,12 @@ async fn signed_release(
         .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING));
     let keys = release::load_keyring(&keyring)?;
     let release = release::verify(&text, &url, &keys, &keyring)?;
-    Ok((mirror, url, release))
+    Ok((url, release))
 }
 
 /// The base lock for `spec`: the existing one if it was made for the same request, else a new
-/// resolution against the signed index (also when `upgrade`). Returns the lock and what changed.
+/// resolution against the signed indexes of the suite's archives (also when `upgrade`), the
+/// newest version of a package across them winning. Returns the lock and what changed.
 pub async fn lock(
     spec: &DebianSpec,
     arch: &str,
@@ -111,59 +180,30 @@ pub async fn lock(
             && l.suite == spec.suite
             && l.architecture == arch
             && l.requested == spec.packages
+            && l.exclude == spec.exclude
         {
             return Ok((l.clone(), Vec::new()));
         }
     }
-    let (mirror, url, release) = signed_release(spec, http).await?;
-
-    let index_path = format!("main/binary-{arch}/Packages.gz");
-    let (digest, _) = match release.files.get(&index_path) {
-        Some(entry) => entry.clone(),
-        // `all` is no architecture of its own: its packages are in every one's index.
-        None if !release.architectures.is_empty() => {
-            return Err(DebianError::NoArchitecture {
-                suite: spec.suite.clone(),
-                platform: oci_platform(arch),
-                has: release
-                    .architectures
-                    .iter()
-                    .filter(|a| *a != "all")
-                    .map(|a| oci_platform(a))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+    let mut entries = Vec::new();
+    let mut suite_release = None;
+    // One archive after another, the suite first: its errors are the ones to show first.
+    for archive in spec.archives(http)? {
+        let (url, release) = match archive_release(spec, &archive.name, &archive.mirror, http).await
+        {
+            Err(DebianError::UnknownSuite { .. }) if archive.optional => continue,
+            other => other?,
+        };
+        let text = package_index(spec, &archive, &url, &release, arch, http, store).await?;
+        let mut found = parse_packages(&text, arch);
+        drop(text);
+        for e in &mut found {
+            e.archive = archive.name.clone();
         }
-        None => {
-            return Err(DebianError::BadRelease {
-                url: redact(&url),
-                message: format!("lists no {index_path} (is {arch} in this suite?)"),
-            })
-        }
-    };
-    let index_url = format!("{mirror}/dists/{}/{index_path}", spec.suite);
-    download::fetch_verified(http, &index_url, &digest, &index_path, store)
-        .await
-        .map_err(|source| DebianError::Download {
-            what: format!("the {} package index", spec.suite),
-            source,
-        })?;
-    let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(store.path(&digest)).map_err(|e| {
-        DebianError::BadRelease {
-            url: redact(&index_url),
-            message: e.to_string(),
-        }
-    })?)
-    // Packages.gz of a whole suite is ~50 MB inflated; a bomb stops at 1 GiB.
-    .take(1 << 30)
-    .read_to_string(&mut text)
-    .map_err(|e| DebianError::BadRelease {
-        url: redact(&index_url),
-        message: format!("cannot decompress: {e}"),
-    })?;
-    let entries = parse_packages(&text, arch);
-    drop(text);
+        entries.extend(found);
+        suite_release.get_or_insert(release);
+    }
+    let release = suite_release.ok_or(DebianError::NoMirror)?;
     let ca = entries
         .iter()
         .filter(|e| e.name == "ca-certificates")
@@ -176,34 +216,24 @@ pub async fn lock(
             wanted.push(lib.to_string());
         }
     }
-    let closure = universe.resolve(&wanted)?;
-    let mut packages: Vec<LockedDeb> = closure
-        .iter()
-        .map(|e| LockedDeb {
-            name: e.name.clone(),
-            version: e.version.clone(),
-            architecture: e.architecture.clone(),
-            source: e.source.clone(),
-            filename: e.filename.clone(),
-            sha256: e.sha256.clone(),
-            size: e.size,
-            data_only: false,
-        })
-        .collect();
+    let closure = universe.resolve(&wanted, &spec.exclude)?;
+    let locked = |e: PackageEntry, data_only: bool| LockedDeb {
+        name: e.name,
+        version: e.version,
+        architecture: e.architecture,
+        source: e.source,
+        archive: Some(e.archive),
+        filename: e.filename,
+        sha256: e.sha256,
+        size: e.size,
+        data_only,
+    };
+    let mut packages: Vec<LockedDeb> = closure.into_iter().map(|e| locked(e, false)).collect();
     // Every image needs the CA certificates; their package's dependencies (openssl, debconf,
     // perl) only serve its maintainer script, which lockship replaces.
     if let Some(ca) = ca {
         if !packages.iter().any(|p| p.name == ca.name) {
-            packages.push(LockedDeb {
-                name: ca.name,
-                version: ca.version,
-                architecture: ca.architecture,
-                source: ca.source,
-                filename: ca.filename,
-                sha256: ca.sha256,
-                size: ca.size,
-                data_only: true,
-            });
+            packages.push(locked(ca, true));
             packages.sort_by(|a, b| a.name.cmp(&b.name));
         }
     }
@@ -214,11 +244,81 @@ pub async fn lock(
         release: release.version.clone(),
         architecture: arch.to_string(),
         requested: spec.packages.clone(),
+        exclude: spec.exclude.clone(),
         packages,
     };
     let changes = lock.changes_from(existing.as_ref());
     lock.write(lock_path)?;
     Ok((lock, changes))
+}
+
+/// The text of an archive's package index for `arch`: `Packages.gz`, `Packages.xz` or plain
+/// `Packages`, the first the signed release lists (security and updates archives have no
+/// `.gz`), checked against the hash it gives.
+async fn package_index(
+    spec: &DebianSpec,
+    archive: &Archive,
+    url: &str,
+    release: &release::Release,
+    arch: &str,
+    http: &Http,
+    store: &BlobStore,
+) -> Result<String, DebianError> {
+    let base = format!("main/binary-{arch}/Packages");
+    let Some((index_path, digest)) = ["gz", "xz", ""].iter().find_map(|ext| {
+        let path = if ext.is_empty() {
+            base.clone()
+        } else {
+            format!("{base}.{ext}")
+        };
+        let (digest, _) = release.files.get(&path)?;
+        Some((path, digest.clone()))
+    }) else {
+        // `all` is no architecture of its own: its packages are in every one's index.
+        if !release.architectures.is_empty() && archive.name == spec.suite {
+            return Err(DebianError::NoArchitecture {
+                suite: spec.suite.clone(),
+                platform: oci_platform(arch),
+                has: release
+                    .architectures
+                    .iter()
+                    .filter(|a| *a != "all")
+                    .map(|a| oci_platform(a))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        return Err(DebianError::BadRelease {
+            url: redact(url),
+            message: format!("lists no {base}.xz, .gz or plain index (is {arch} in this suite?)"),
+        });
+    };
+    let index_url = format!("{}/dists/{}/{index_path}", archive.mirror, archive.name);
+    download::fetch_verified(http, &index_url, &digest, &index_path, store)
+        .await
+        .map_err(|source| DebianError::Download {
+            what: format!("the {} package index", archive.name),
+            source,
+        })?;
+    let bad = |message: String| DebianError::BadRelease {
+        url: redact(&index_url),
+        message,
+    };
+    let file = std::fs::File::open(store.path(&digest)).map_err(|e| bad(e.to_string()))?;
+    let reader: Box<dyn Read> = if index_path.ends_with(".xz") {
+        Box::new(liblzma::read::XzDecoder::new(file))
+    } else if index_path.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut text = String::new();
+    // Packages of a whole suite is ~50 MB inflated; a bomb stops at 1 GiB.
+    reader
+        .take(1 << 30)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(format!("cannot decompress: {e}")))?;
+    Ok(text)
 }
 
 fn deb_digest(p: &LockedDeb) -> Result<Digest, DebianError> {
@@ -247,16 +347,39 @@ pub async fn fetch(
     if missing.is_empty() {
         return Ok(());
     }
-    let mirror = spec.mirror(http)?;
-    futures::stream::iter(missing)
-        .map(|(p, d)| {
-            let url = format!("{mirror}/{}", p.filename);
+    let archives = spec.archives(http)?;
+    let mut urls = Vec::new();
+    for (p, d) in missing {
+        // Locks written before archives were recorded name the suite's packages only.
+        let name = p.archive.as_deref().unwrap_or(&lock.suite);
+        let archive =
+            archives
+                .iter()
+                .find(|a| a.name == name)
+                .ok_or_else(|| DebianError::NoArchive {
+                    package: format!("{} {}", p.name, p.version),
+                    archive: name.to_string(),
+                })?;
+        urls.push((format!("{}/{}", archive.mirror, p.filename), p, d, archive));
+    }
+    futures::stream::iter(urls)
+        .map(|(url, p, d, archive)| {
             async move {
                 download::fetch_verified(http, &url, &d, &p.filename, store)
                     .await
-                    .map_err(|source| DebianError::Download {
-                        what: format!("Debian package {} {}", p.name, p.version),
-                        source,
+                    .map_err(|source| match source {
+                        // Point releases and security updates drop the versions they replace.
+                        DownloadError::Net(NetError::Status {
+                            status: 404 | 410, ..
+                        }) => DebianError::Gone {
+                            package: format!("{} {}", p.name, p.version),
+                            archive: archive.name.clone(),
+                            mirror: http.shown(&archive.mirror),
+                        },
+                        source => DebianError::Download {
+                            what: format!("Debian package {} {}", p.name, p.version),
+                            source,
+                        },
                     })
             }
         })

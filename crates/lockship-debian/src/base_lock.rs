@@ -41,6 +41,9 @@ pub struct BaseLock {
     pub architecture: String,
     /// The `packages` the closure was resolved from; a change re-resolves.
     pub requested: Vec<String>,
+    /// The `exclude` it was resolved with; a change re-resolves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
     #[serde(rename = "package", default)]
     pub packages: Vec<LockedDeb>,
 }
@@ -52,6 +55,10 @@ pub struct LockedDeb {
     pub architecture: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The archive it comes from (`bookworm`, `bookworm-updates`, `bookworm-security`); locks
+    /// written before lockship read more than the suite have none (the suite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
     pub filename: String,
     pub sha256: String,
     pub size: u64,
@@ -117,9 +124,16 @@ impl BaseLock {
         for p in &self.packages {
             match old.packages.iter().find(|o| o.name == p.name) {
                 None => out.push(format!("+ {} {}", p.name, p.version)),
-                Some(o) if o.version != p.version => {
-                    out.push(format!("  {} {} → {}", p.name, o.version, p.version))
-                }
+                Some(o) if o.version != p.version => out.push(format!(
+                    "  {} {} → {}{}",
+                    p.name,
+                    o.version,
+                    p.version,
+                    match p.archive.as_deref() {
+                        Some(a) if a.ends_with("-security") => " (security update)",
+                        _ => "",
+                    }
+                )),
                 Some(_) => {}
             }
         }
@@ -154,6 +168,7 @@ mod tests {
             version: version.into(),
             architecture: "amd64".into(),
             source: None,
+            archive: None,
             filename: format!("pool/main/{name}_{version}_amd64.deb"),
             sha256: "ab".repeat(32),
             size: 10,
@@ -169,6 +184,7 @@ mod tests {
             release: Some("12.11".into()),
             architecture: "amd64".into(),
             requested: vec!["python3".into()],
+            exclude: Vec::new(),
             packages,
         }
     }
@@ -214,6 +230,13 @@ mod tests {
         assert_eq!(
             new.changes_from(None),
             ["+ libc6 2.36-9+deb12u1", "+ fresh 2"]
+        );
+        // What a security update changed says so.
+        let mut secured = new.clone();
+        secured.packages[0].archive = Some("bookworm-security".into());
+        assert_eq!(
+            secured.changes_from(Some(&old))[0],
+            "  libc6 2.36-9 → 2.36-9+deb12u1 (security update)"
         );
     }
 }

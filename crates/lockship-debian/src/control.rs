@@ -16,8 +16,14 @@ pub struct PackageEntry {
     pub name: String,
     pub version: String,
     pub architecture: String,
-    /// Depends and Pre-Depends: each clause is a list of alternatives.
+    /// Pre-Depends, then Depends: each clause is a list of alternatives.
     pub depends: Vec<Vec<Dep>>,
+    /// How many clauses of `depends` are Pre-Depends (needed before it can even be unpacked).
+    pub pre_depends: usize,
+    /// `Section` (`libs` for shared libraries).
+    pub section: Option<String>,
+    /// The archive its index came from (`bookworm-security`); set by the reader of several.
+    pub archive: String,
     pub provides: Vec<Dep>,
     /// Path below the mirror root (`pool/main/…`).
     pub filename: String,
@@ -106,8 +112,12 @@ pub fn parse_packages(text: &str, arch: &str) -> Vec<PackageEntry> {
                 return None;
             }
             let mut depends = parse_relations(get("Pre-Depends").unwrap_or(""));
+            let pre_depends = depends.len();
             depends.extend(parse_relations(get("Depends").unwrap_or("")));
             Some(PackageEntry {
+                pre_depends,
+                section: get("Section").map(String::from),
+                archive: String::new(),
                 name: get("Package")?.to_string(),
                 version: get("Version")?.to_string(),
                 architecture: architecture.to_string(),

@@ -41,6 +41,14 @@ pub enum DebianError {
     Keyring { path: PathBuf, message: String },
     #[error("{url}: {message}")]
     BadRelease { url: Redacted, message: String },
+    #[error("Debian package {package} is no longer on {mirror} ({archive}): the archive dropped that version")]
+    Gone {
+        package: String,
+        archive: String,
+        mirror: Redacted,
+    },
+    #[error("the base lock takes {package} from {archive}, and no source is configured for that archive")]
+    NoArchive { package: String, archive: String },
     #[error("Debian {suite} has no packages for {platform} (it has: {has})")]
     NoArchitecture {
         suite: String,

@@ -6,6 +6,42 @@ use std::path::Path;
 /// The first `deb` URI in the host's apt configuration under `root` (normally `/`), preferring
 /// one that lists `suite`, and never a security archive.
 pub fn from_apt_sources(root: &Path, suite: &str) -> Option<String> {
+    let mut found = apt_sources(root);
+    found.retain(|(_, suites)| {
+        !suites
+            .iter()
+            .any(|s| s.ends_with("-security") || s.contains("/updates"))
+    });
+    found
+        .iter()
+        .find(|(_, suites)| suites.iter().any(|s| s == suite))
+        .or(found.first())
+        .map(|(uri, _)| uri.trim_end_matches('/').to_string())
+}
+
+/// Where the host's apt sources under `root` say each of `suite`, `suite-updates` and
+/// `suite-security` is: (archive, URI) for those listed, the first URI of each, as apt reads
+/// its files (`sources.list.d/` in name order, then `sources.list`).
+pub fn archives_from_apt_sources(root: &Path, suite: &str) -> Vec<(String, String)> {
+    let sources = apt_sources(root);
+    [
+        suite.to_string(),
+        format!("{suite}-updates"),
+        format!("{suite}-security"),
+    ]
+    .into_iter()
+    .filter_map(|archive| {
+        let (uri, _) = sources
+            .iter()
+            .find(|(_, suites)| suites.contains(&archive))?;
+        Some((archive, uri.trim_end_matches('/').to_string()))
+    })
+    .collect()
+}
+
+/// Every `deb` source of the host: (URI, suites), deb822 `.sources` and one-line `.list`
+/// files alike.
+fn apt_sources(root: &Path) -> Vec<(String, Vec<String>)> {
     let mut found: Vec<(String, Vec<String>)> = Vec::new();
     let dir = root.join("etc/apt/sources.list.d");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -47,16 +83,7 @@ pub fn from_apt_sources(root: &Path, suite: &str) -> Option<String> {
     if let Ok(text) = std::fs::read_to_string(root.join("etc/apt/sources.list")) {
         found.extend(one_line_sources(&text));
     }
-    found.retain(|(_, suites)| {
-        !suites
-            .iter()
-            .any(|s| s.ends_with("-security") || s.contains("/updates"))
-    });
     found
-        .iter()
-        .find(|(_, suites)| suites.iter().any(|s| s == suite))
-        .or(found.first())
-        .map(|(uri, _)| uri.trim_end_matches('/').to_string())
 }
 
 fn one_line_sources(text: &str) -> Vec<(String, Vec<String>)> {
@@ -95,6 +122,24 @@ mod tests {
             from_apt_sources(root.path(), "bookworm").as_deref(),
             Some("http://mirror.example/debian")
         );
+        assert_eq!(
+            archives_from_apt_sources(root.path(), "bookworm"),
+            [
+                (
+                    "bookworm".to_string(),
+                    "http://mirror.example/debian".to_string()
+                ),
+                (
+                    "bookworm-updates".into(),
+                    "http://mirror.example/debian".into()
+                ),
+                (
+                    "bookworm-security".into(),
+                    "http://mirror.example/debian-security".into()
+                ),
+            ]
+        );
+        assert!(archives_from_apt_sources(root.path(), "trixie").is_empty());
         std::fs::remove_file(d.join("debian.sources")).unwrap();
         std::fs::write(
             root.path().join("etc/apt/sources.list"),

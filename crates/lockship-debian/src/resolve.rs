@@ -16,6 +16,17 @@ pub enum ResolveError {
         suite: String,
         arch: String,
     },
+    #[error("exclude = [\"{name}\"]: it is in `packages`")]
+    ExcludedRequested { name: String },
+    #[error("exclude = [\"{name}\"]: nothing in the base depends on it")]
+    ExcludedUnused { name: String },
+    #[error("exclude = [\"{name}\"] would break {package} {version}, which {how}")]
+    ExclusionBreaks {
+        name: String,
+        package: String,
+        version: String,
+        how: String,
+    },
     #[error("{package} {version} needs {needs}, which {suite}/{arch} cannot satisfy")]
     Unsatisfiable {
         package: String,
@@ -107,8 +118,21 @@ impl Universe {
         })
     }
 
-    /// The closure of `requested`, sorted by name.
-    pub fn resolve(&self, requested: &[String]) -> Result<Vec<PackageEntry>, ResolveError> {
+    /// The closure of `requested`, sorted by name, with the dependencies on `exclude` cut:
+    /// an excluded package, and what only it pulls in, stays out. An exclusion that a remaining
+    /// package cannot do without is refused: one it Pre-Depends on (needed before it can even
+    /// be unpacked), or a shared library it Depends on (its programs load it at run time);
+    /// tools its maintainer scripts call (dpkg, tar, perl-base) are what `exclude` is for.
+    pub fn resolve(
+        &self,
+        requested: &[String],
+        exclude: &[String],
+    ) -> Result<Vec<PackageEntry>, ResolveError> {
+        if let Some(name) = exclude.iter().find(|e| requested.contains(e)) {
+            return Err(ResolveError::ExcludedRequested { name: name.clone() });
+        }
+        // (dependent, excluded name, whether a Pre-Depends) for every dependency cut.
+        let mut cut: Vec<(usize, String, bool)> = Vec::new();
         let mut chosen: BTreeMap<String, usize> = BTreeMap::new();
         let mut queue = VecDeque::new();
         for name in requested {
@@ -126,11 +150,15 @@ impl Universe {
             }
         }
         while let Some(i) = queue.pop_front() {
-            for clause in &self.entries[i].depends {
+            for (n, clause) in self.entries[i].depends.iter().enumerate() {
                 let done = clause
                     .iter()
                     .any(|dep| chosen.values().any(|&c| self.satisfies(c, dep)));
                 if done {
+                    continue;
+                }
+                if let Some(dep) = clause.iter().find(|d| exclude.contains(&d.name)) {
+                    cut.push((i, dep.name.clone(), n < self.entries[i].pre_depends));
                     continue;
                 }
                 let pick = clause.iter().find_map(|dep| {
@@ -152,6 +180,39 @@ impl Universe {
                 };
                 chosen.insert(self.entries[c].name.clone(), c);
                 queue.push_back(c);
+            }
+        }
+        for name in exclude {
+            let mut edges: Vec<&(usize, String, bool)> =
+                cut.iter().filter(|(_, n, _)| n == name).collect();
+            // A Pre-Depends is the strongest reason to name.
+            edges.sort_by_key(|(_, _, pre)| !pre);
+            if edges.is_empty() {
+                return Err(ResolveError::ExcludedUnused { name: name.clone() });
+            }
+            let library = self
+                .candidate(&Dep {
+                    name: name.clone(),
+                    constraint: None,
+                })
+                .is_some_and(|c| {
+                    let e = &self.entries[c];
+                    matches!(e.section.as_deref(), Some("libs" | "oldlibs"))
+                        || e.name.starts_with("lib")
+                });
+            for (i, _, pre) in edges {
+                let how = match (pre, library) {
+                    (true, _) => "Pre-Depends on it",
+                    (false, true) => "Depends on it, a shared library",
+                    (false, false) => continue,
+                };
+                let e = &self.entries[*i];
+                return Err(ResolveError::ExclusionBreaks {
+                    name: name.clone(),
+                    package: e.name.clone(),
+                    version: e.version.clone(),
+                    how: how.to_string(),
+                });
             }
         }
         Ok(chosen
@@ -235,7 +296,7 @@ SHA256: 08
     fn closure_with_alternatives_versions_and_virtuals() {
         let u = Universe::new(parse_packages(INDEX, "amd64"), "bookworm", "amd64");
         let names: Vec<String> = u
-            .resolve(&["python3".into()])
+            .resolve(&["python3".into()], &[])
             .unwrap()
             .into_iter()
             .map(|p| p.name)
@@ -252,17 +313,73 @@ SHA256: 08
                 "python3.11"
             ]
         );
-        let err = u.resolve(&["libpq5".into()]).unwrap_err();
+        let err = u.resolve(&["libpq5".into()], &[]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "Debian package `libpq5` does not exist in bookworm/amd64"
         );
         let strict = INDEX.replace("libc6 (>= 2.36)", "libc6 (>= 2.99)");
         let u = Universe::new(parse_packages(&strict, "amd64"), "bookworm", "amd64");
-        let err = u.resolve(&["python3".into()]).unwrap_err();
+        let err = u.resolve(&["python3".into()], &[]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "python3.11 3.11.2-6 needs libc6 (>= 2.99), which bookworm/amd64 cannot satisfy"
         );
+    }
+
+    /// What `exclude` may drop (a tool, and what only it pulls in) and what it may not (a
+    /// Pre-Depends, a shared library), and names it cannot mean.
+    #[test]
+    fn exclusions_cut_tools_and_refuse_what_remains_needs() {
+        let index = INDEX.replace(
+            "Depends: awk-provider\n",
+            "Depends: awk-provider, dpkg\n",
+        ) + "\nPackage: dpkg\nVersion: 1.21\nArchitecture: amd64\nSection: admin\nDepends: tar\nFilename: p/dpkg.deb\nSize: 1\nSHA256: 09\n\nPackage: tar\nVersion: 1.34\nArchitecture: amd64\nFilename: p/tar.deb\nSize: 1\nSHA256: 10\n";
+        let u = Universe::new(parse_packages(&index, "amd64"), "bookworm", "amd64");
+        let all = u.resolve(&["python3".into()], &[]).unwrap();
+        assert!(all.iter().any(|p| p.name == "tar"));
+        let slim = u.resolve(&["python3".into()], &["dpkg".into()]).unwrap();
+        assert!(!slim.iter().any(|p| p.name == "dpkg" || p.name == "tar"));
+        assert_eq!(slim.len(), all.len() - 2);
+
+        let err = |exclude: &str| {
+            u.resolve(&["python3".into()], &[exclude.into()])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("libc6"),
+            "exclude = [\"libc6\"] would break python3.11 3.11.2-6, which Pre-Depends on it"
+        );
+        assert_eq!(
+            err("libpython3.11-stdlib"),
+            "exclude = [\"libpython3.11-stdlib\"] would break libpython3-stdlib 3.11.2-1, which Depends on it, a shared library"
+        );
+        assert_eq!(
+            err("dkpg"),
+            "exclude = [\"dkpg\"]: nothing in the base depends on it"
+        );
+        assert_eq!(
+            err("python3"),
+            "exclude = [\"python3\"]: it is in `packages`"
+        );
+    }
+
+    /// Indexes of several archives: the newest version of a package wins, whichever has it.
+    #[test]
+    fn the_newest_version_across_archives_wins() {
+        let mut entries = parse_packages(INDEX, "amd64");
+        let mut security = parse_packages(
+            &INDEX.replace("Version: 3.11.2-6\n", "Version: 3.11.2-6+deb12u9\n"),
+            "amd64",
+        );
+        security.retain(|e| e.name == "python3.11");
+        security[0].archive = "bookworm-security".into();
+        entries.extend(security);
+        let u = Universe::new(entries, "bookworm", "amd64");
+        let closure = u.resolve(&["python3".into()], &[]).unwrap();
+        let python = closure.iter().find(|p| p.name == "python3.11").unwrap();
+        assert_eq!(python.version, "3.11.2-6+deb12u9");
+        assert_eq!(python.archive, "bookworm-security");
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use lockship_debian::resolve::ResolveError;
 use lockship_debian::DebianError;
 use lockship_oci::download::DownloadError;
 use lockship_oci::layout::OutputError;
@@ -222,7 +223,18 @@ pub(crate) fn debian(e: &DebianError) -> Option<String> {
             "the mirror's Release file is not signed by a key in the keyring: check the mirror, or update debian-archive-keyring".into(),
         ),
         DebianError::Keyring { .. } => Some("install debian-archive-keyring, or set `keyring` in [tool.lockship.base]".into()),
+        DebianError::Resolve(
+            ResolveError::ExcludedRequested { .. }
+            | ResolveError::ExcludedUnused { .. }
+            | ResolveError::ExclusionBreaks { .. },
+        ) => Some("remove it from `exclude` in [tool.lockship.base]".into()),
         DebianError::Resolve(_) => Some("check `packages` in [tool.lockship.base] against the suite".into()),
+        DebianError::Gone { .. } => Some(
+            "run `lockship build --upgrade-base` to move to the versions the suite has now, or set `mirror` in [tool.lockship.base] to a snapshot archive that still has it (https://snapshot.debian.org)".into(),
+        ),
+        DebianError::NoArchive { .. } => Some(
+            "set `mirror` or `security-mirror` in [tool.lockship.base] (or add the archive to the host's apt sources), or run `lockship build --upgrade-base` to resolve against the archives configured here".into(),
+        ),
         DebianError::NoPython => Some("add python3 to `packages` in [tool.lockship.base]".into()),
         DebianError::NoArchitecture { .. } => Some("build for one of the platforms listed (--platform, `platforms`), or use a suite that has this one".into()),
         DebianError::Download { source: DownloadError::Mismatch { .. }, .. } => Some(

@@ -408,6 +408,8 @@ impl Project {
                     suite: table.debian,
                     packages: table.packages,
                     mirror: table.mirror,
+                    security_mirror: table.security_mirror,
+                    exclude: table.exclude,
                     keyring: table.keyring.map(|k| self.dir.join(k)),
                 })))
             }
@@ -536,6 +538,10 @@ struct DebianBaseTable {
     #[serde(default)]
     packages: Vec<String>,
     mirror: Option<String>,
+    #[serde(rename = "security-mirror")]
+    security_mirror: Option<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
     keyring: Option<PathBuf>,
 }
 

@@ -467,3 +467,86 @@ fn debs_compressed_with_gzip_zstd_and_xz_unpack() {
         );
     }
 }
+
+/// The suite's -updates and -security archives (from the host's apt sources, like apt): the
+/// newest versions win and the lock says which archive each package came from; `exclude`
+/// drops dpkg and what only it pulls in, and refuses what the rest needs; a pinned .deb the
+/// archive dropped is named, with the way out.
+#[test]
+fn security_archive_exclusions_and_a_dropped_version() {
+    if services_missing() {
+        return;
+    }
+    let project = fixture("hello-cli", true);
+    set_debian_base(
+        &project,
+        "debian = \"bookworm\"\npackages = [\"python3\"]\nexclude = [\"dpkg\"]\n",
+    );
+    let cache = shared_cache();
+    let tag = format!("{}:1", unique("slim"));
+    let (_, tar) = build_to_tar(&project, &cache, &["--tag", &tag]);
+    let lock = std::fs::read_to_string(project.path("lockship-base.lock")).unwrap();
+    assert!(lock.contains("archive = \"bookworm\""), "{lock}");
+    assert!(
+        lock.contains("archive = \"bookworm-security\""),
+        "bookworm has security updates to packages python3 needs: {lock}"
+    );
+    assert!(lock.contains("exclude = [\"dpkg\"]"), "{lock}");
+    for gone in ["name = \"dpkg\"", "name = \"tar\""] {
+        assert!(!lock.contains(gone), "{gone} is still in: {lock}");
+    }
+    docker_load(&tar);
+    assert_eq!(
+        docker_run(&tag, None, &["debian"]).trim(),
+        "Hello, debian! (click 8.2.1, rich rich)"
+    );
+    let checks = docker_run(&tag, Some("/opt/venv/bin/python"), &["-c", CHECKS]);
+    assert!(checks.starts_with("checks ok "), "{checks}");
+    docker(&["rmi", &tag]);
+
+    // An exclusion the interpreter cannot do without.
+    set_debian_base(
+        &project,
+        "debian = \"bookworm\"\npackages = [\"python3\"]\nexclude = [\"libc6\"]\n",
+    );
+    let err = failing(&project, &cache);
+    let line = err.lines().next().unwrap();
+    assert!(
+        line.starts_with("error: exclude = [\"libc6\"] would break ")
+            && line.ends_with(", which Pre-Depends on it"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: remove it from `exclude` in [tool.lockship.base]"),
+        "{err}"
+    );
+
+    // A pinned version the archive no longer serves (as after a point release).
+    set_debian_base(
+        &project,
+        "debian = \"bookworm\"\npackages = [\"python3\"]\nexclude = [\"dpkg\"]\n",
+    );
+    // media-types' entry, moved to a version the archive does not have (and a hash to match).
+    let at = lock.find("name = \"media-types\"").unwrap();
+    let end = at + lock[at..].find("[[package]]").unwrap_or(lock.len() - at);
+    let mut entry = lock[at..end].replace("10.0.0", "9.9.9");
+    let h = entry.find("sha256 = \"").unwrap() + "sha256 = \"".len();
+    entry.replace_range(h..h + 64, &"1".repeat(64));
+    std::fs::write(
+        project.path("lockship-base.lock"),
+        format!("{}{entry}{}", &lock[..at], &lock[end..]),
+    )
+    .unwrap();
+    let cold = tempfile::tempdir().unwrap();
+    let err = failing(&project, cold.path());
+    let line = err.lines().next().unwrap();
+    assert!(
+        line.starts_with("error: Debian package media-types 9.9.9 is no longer on ")
+            && line.ends_with(" (bookworm): the archive dropped that version"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: run `lockship build --upgrade-base`"),
+        "{err}"
+    );
+}

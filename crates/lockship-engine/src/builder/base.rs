@@ -223,6 +223,8 @@ impl BaseSource for DebianBase<'_> {
 
     fn builder(&self, packages: &[String]) -> Option<Box<dyn BaseSource + '_>> {
         let mut spec = self.spec.clone();
+        // Compilers need what the image does without (build-essential pulls in dpkg-dev).
+        spec.exclude.clear();
         for p in packages {
             if !spec.packages.contains(p) {
                 spec.packages.push(p.clone());

@@ -9,7 +9,8 @@ use lockship_python::select::ChosenWheel;
 use lockship_python::target::PythonTarget;
 
 /// Bump when the bytes of any layer lockship writes would change, to invalidate cached layers.
-const LAYER_FORMAT: &str = "lockship-layer-v1";
+/// v2: a wheel's entries for empty directories make none (as pip).
+const LAYER_FORMAT: &str = "lockship-layer-v2";
 
 /// Added to the key of a package layer that carries bytecode (the interpreter's version is in
 /// the target, also part of the key).

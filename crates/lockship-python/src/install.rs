@@ -131,7 +131,9 @@ fn split_wheel(
         }
         let image_path = format!("{site_image}/{}", entry.path);
         match &entry.kind {
-            Kind::Dir => tree.dir(&image_path, 0o755, 0, 0),
+            // As pip: directories exist for the files in them, and a wheel's entry for an
+            // empty one (pandas.libs/ in pandas 2.2) makes none.
+            Kind::Dir => {}
             Kind::Symlink(target) => tree.symlink(&image_path, target),
             Kind::File => tree.insert(
                 &image_path,

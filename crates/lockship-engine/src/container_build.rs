@@ -44,8 +44,10 @@ pub enum BuilderError {
     },
     #[error("building sdists needs a container runtime, and neither docker nor podman answers")]
     NoRuntime,
-    #[error("the builder for {platform} cannot run on this {host} machine without emulation, and binfmt has no {machine} interpreter registered")]
+    #[error("building {package} {version} for {platform} needs a builder for {platform}, which cannot run on this {host} machine without emulation (binfmt has no {machine} interpreter registered)")]
     NoEmulation {
+        package: String,
+        version: String,
         platform: String,
         host: String,
         machine: String,
@@ -87,7 +89,7 @@ impl BuilderError {
                 "install Docker or Podman (only the builds of sdists need one), or pin versions that ship wheels for the target".into(),
             ),
             BuilderError::NoEmulation { .. } => Some(
-                "register QEMU with binfmt (Debian: apt-get install qemu-user-static binfmt-support), or build on a machine of that architecture".into(),
+                "register QEMU with binfmt (Debian: apt-get install qemu-user-static binfmt-support), build on a machine of that architecture, or pin a version that ships a wheel for it (an sdist that builds to a pure-Python wheel for this machine's platform is reused for the others)".into(),
             ),
             BuilderError::Failed { .. } => Some(
                 "the builder lacks what the build needs: add the -dev packages it names to [tool.lockship.builder] packages (Debian base) or use a fuller builder image".into(),

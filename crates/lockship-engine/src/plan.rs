@@ -144,7 +144,14 @@ pub fn plan_layers(
         bytecode,
     ));
 
-    let app_key = key(&[packages, &["app", &inputs.app_key]].concat());
+    // The app's wheel may have extension modules (then the builder makes it per platform),
+    // which its key cannot know before it is built: its layer is the one package layer keyed
+    // by the architecture.
+    let app_key = key(&[
+        packages,
+        &["app", &inputs.app_key, &inputs.target.architecture],
+    ]
+    .concat());
     layers.push(match inputs.app {
         AppPlan::Wheel => PlannedLayer {
             description: "lockship: the project, built as a wheel".into(),
@@ -355,15 +362,18 @@ mod tests {
             .iter()
             .zip(&moved.layers)
             .all(|(a, b)| a.key != b.key));
-        // The architecture alone changes none: another platform's wheels do.
+        // The architecture alone changes none but the app's (its wheel may have extensions):
+        // another platform's wheels do.
         let mut arm = bookworm();
         arm.architecture = "arm64".into();
         let same = plan_layers(inputs(&arm), &[wheel("click", 1), wheel("numpy", 9)], &[]);
-        assert!(before
+        let equal: Vec<bool> = before
             .layers
             .iter()
             .zip(&same.layers)
-            .all(|(a, b)| a.key == b.key));
+            .map(|(a, b)| a.key == b.key)
+            .collect();
+        assert_eq!(equal, [true, true, true, false]);
     }
 
     #[test]

@@ -145,6 +145,61 @@ pub fn digest_files(project: &Path, files: &[PathBuf]) -> Result<String, AppErro
     Ok(hasher.finish().hex().to_string())
 }
 
+/// A source archive of `files` (relative to `project`) under `top/`, as an sdist is laid out,
+/// for a builder to build a wheel from: a gzipped tar whose bytes depend only on the files'
+/// names, contents and executable bits (sorted, owner root, mtime `mtime`), so its hash keys
+/// the builder's cache. A file that is a link resolving outside the project is refused: the
+/// archive carries the project, not whatever a link points at.
+pub fn source_archive(
+    project: &Path,
+    files: &[PathBuf],
+    top: &str,
+    mtime: u64,
+) -> Result<Vec<u8>, AppError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read_err = |path: &Path, message: String| AppError::Read {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut sorted: Vec<&PathBuf> = files.iter().collect();
+    sorted.sort();
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::default());
+    let mut archive = tar::Builder::new(gz);
+    for file in sorted {
+        let path = project.join(file);
+        if !lockship_sys::confine::resolves_inside(&path, project).unwrap_or(false) {
+            return Err(read_err(&path, "a link to outside the project".into()));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| read_err(&path, e.to_string()))?;
+        let executable = std::fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(if executable { 0o755 } else { 0o644 });
+        header.set_mtime(mtime);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        let name = format!("{top}/{}", file.to_string_lossy());
+        archive
+            .append_data(&mut header, &name, bytes.as_slice())
+            .map_err(|e| read_err(&path, e.to_string()))?;
+    }
+    archive
+        .into_inner()
+        .and_then(|gz| gz.finish())
+        .map_err(|e| read_err(project, format!("cannot archive the sources: {e}")))
+}
+
+/// Whether a wheel's tags say it has no extension modules (`…-none-any.whl`): it runs on every
+/// platform, whoever built it.
+pub fn is_pure_wheel(filename: &str) -> bool {
+    filename.ends_with("-none-any.whl")
+}
+
 /// The project's `[build-system]`, with PEP 517's defaults for what it leaves out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuildSystem {
@@ -455,5 +510,38 @@ mod tests {
             err.to_string(),
             "the include globs `src/**` match no file in p"
         );
+    }
+
+    #[test]
+    fn source_archives_are_reproducible_and_stay_in_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("pyproject.toml"), "[project]\nname='x'\n").unwrap();
+        std::fs::write(dir.path().join("src/x.c"), "int x;").unwrap();
+        let files = vec![PathBuf::from("src/x.c"), PathBuf::from("pyproject.toml")];
+        let a = source_archive(dir.path(), &files, "x-1.0", 0).unwrap();
+        let b = source_archive(dir.path(), &files, "x-1.0", 0).unwrap();
+        assert_eq!(a, b);
+        let mut names = Vec::new();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(a.as_slice()));
+        for entry in tar.entries().unwrap() {
+            names.push(
+                entry
+                    .unwrap()
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+        assert_eq!(names, ["x-1.0/pyproject.toml", "x-1.0/src/x.c"]);
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("leak")).unwrap();
+        let err = source_archive(dir.path(), &[PathBuf::from("leak")], "x-1.0", 0).unwrap_err();
+        assert!(
+            err.to_string().contains("a link to outside the project"),
+            "{err}"
+        );
+        assert!(is_pure_wheel("x-1.0-py3-none-any.whl"));
+        assert!(!is_pure_wheel("x-1.0-cp311-cp311-linux_x86_64.whl"));
     }
 }

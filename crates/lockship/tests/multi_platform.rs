@@ -322,3 +322,81 @@ fn an_architecture_the_debian_suite_lacks_is_named_with_the_ones_it_has() {
     );
     assert!(!project.path("lockship-base.riscv64.lock").exists());
 }
+
+/// An sdist that builds to a pure-Python wheel is built once, by this machine's builder, and
+/// serves every platform; one with a C extension needs a builder for each platform, which an
+/// arm64 target cannot have here without emulation: the error names the platform and package.
+#[test]
+fn sdists_across_platforms_pure_once_native_per_platform() {
+    if services_missing() {
+        return;
+    }
+    let emulated = std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists();
+    let project = fixture("sdist-app", false);
+    let pyproject = project.path("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).unwrap();
+    std::fs::write(
+        &pyproject,
+        text.replace(
+            r#"dependencies = ["markupsafe==2.0.1", "docopt==0.6.2"]"#,
+            r#"dependencies = ["docopt==0.6.2"]"#,
+        )
+        .replace(r#"smoke = ["sdist-app"]"#, ""),
+    )
+    .unwrap();
+    uv_lock(&project.dir);
+    let cache = project.tmp.path().join("cache");
+    let oci = project.tmp.path().join("out.oci");
+    let out = lockship(&cache)
+        .arg("build")
+        .arg(&project.dir)
+        .args(["--platform", "linux/amd64,linux/arm64", "--format", "json"])
+        .arg("--output")
+        .arg(format!("oci:{}", oci.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    let docopt = |p: &serde_json::Value| {
+        layers_of(p)
+            .into_iter()
+            .find(|(_, d, _)| d.contains("docopt 0.6.2"))
+            .unwrap()
+    };
+    let (amd, arm) = (
+        docopt(&report["platforms"][0]),
+        docopt(&report["platforms"][1]),
+    );
+    assert!(
+        amd.1.contains("py2.py3-none-any.whl") || amd.1.contains("-none-any.whl"),
+        "{amd:?}"
+    );
+    assert_eq!(amd.0, arm.0, "one docopt layer for both platforms");
+    assert!(!arm.2, "built once");
+
+    // MarkupSafe 2.0.1 has a C extension: arm64 needs its own builder.
+    if emulated {
+        return;
+    }
+    std::fs::write(&pyproject, &text).unwrap();
+    uv_lock(&project.dir);
+    let out = run_err(
+        lockship(&cache)
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--platform", "linux/amd64,linux/arm64", "--no-test"])
+            .arg("--output")
+            .arg(format!(
+                "oci:{}",
+                project.tmp.path().join("second.oci").display()
+            )),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: linux/arm64: building markupsafe 2.0.1 for linux/arm64 needs a builder for linux/arm64, which cannot run on this amd64 machine without emulation"),
+        "{err}"
+    );
+    assert!(err.contains("hint: register QEMU with binfmt"), "{err}");
+    assert!(!project.tmp.path().join("second.oci").exists());
+}

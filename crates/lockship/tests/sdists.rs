@@ -217,3 +217,39 @@ fn a_registry_base_needs_a_named_builder_image() {
     );
     assert!(!project.tmp.path().join("img.oci").exists());
 }
+
+/// An app with its own C extension: the wheel built on this machine (by its Python, for it)
+/// is not what goes in; the builder builds the app from its sources for the image's Python.
+#[test]
+fn an_app_with_extension_modules_is_built_in_the_builder() {
+    if services_missing() {
+        return;
+    }
+    let project = fixture("native-app", true);
+    let cache = project.tmp.path().join("cache");
+    let tar = project.tmp.path().join("image.tar");
+    let out = format!("docker:{}", tar.display());
+    let tag = format!("{}:1", unique("native-app"));
+    let (_, stderr) = ok(build(&project, &cache, &out, &["--tag", &tag]));
+    assert!(
+        stderr.contains("has extension modules: building native-app in the builder for cp311"),
+        "{stderr}"
+    );
+    docker_load(&tar);
+    assert_eq!(
+        docker_run(&tag, None, &[]).trim(),
+        "native-app: 6*7=42 built for 3.11.2 running 3.11"
+    );
+    docker(&["rmi", &tag]);
+    // Unchanged: the app layer comes from the cache, no builder runs.
+    let (report, again) = ok(build(&project, &cache, &out, &[]));
+    assert!(!again.contains("in the builder"), "{again}");
+    assert!(
+        report["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["built"] == false),
+        "{report}"
+    );
+}

@@ -15,7 +15,14 @@ use lockship_python::app::{self, BuildSystem};
 use lockship_sys::interrupt::Children;
 use lockship_sys::scratch::ScratchDir;
 
+use super::base::BaseSource;
 use super::cache::io_err;
+use super::index_files::default_index;
+use super::prepare::Prepared;
+use super::sdists::{build_missing, BuildContext};
+use super::Session;
+use lockship_python::lock::LockedWheel;
+use lockship_python::select::Unsatisfied;
 
 /// The app wheel being built (or found built).
 pub(super) struct AppWheel {
@@ -103,4 +110,84 @@ pub(super) fn start(
         handle: Some(handle),
         children,
     }
+}
+
+/// The app wheel for the image's target: the one built on this machine when it is pure
+/// Python (it runs anywhere: today's fast path), else the wheel the builder makes for the
+/// target from the project's sources (a source archive of the files its key was made from),
+/// cached like any wheel built from an sdist.
+pub(super) async fn for_target(
+    session: &Session<'_>,
+    prepared: &Prepared,
+    source: &dyn BaseSource,
+    host: AppWheel,
+) -> Result<PathBuf, Error> {
+    let wheel = host.finish().await?;
+    let filename = wheel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if app::is_pure_wheel(&filename) {
+        return Ok(wheel);
+    }
+    let project = &prepared.project;
+    let version = lockship_python::index::file_version(&filename, &project.name)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| project.version.clone().unwrap_or_else(|| "0".into()));
+    session.reporter.step(&format!(
+        "{filename} has extension modules: building {} in the builder for {}",
+        project.name,
+        prepared.target.describe()
+    ));
+    let excluded: Vec<PathBuf> = session
+        .opts
+        .outputs
+        .iter()
+        .filter_map(crate::output::Output::local_path)
+        .cloned()
+        .collect();
+    let files = app::source_files(&project.dir, &excluded)?;
+    let top = format!("{}-{version}", project.name.replace('-', "_"));
+    let archive = app::source_archive(&project.dir, &files, &top, session.opts.source_date_epoch)?;
+    let sha256 = session.store.put_bytes(&archive)?;
+    let package = Unsatisfied {
+        name: project.name.clone(),
+        version,
+        wheels: 1,
+        sdist: Some(LockedWheel {
+            filename: format!("{top}.tar.gz"),
+            url: String::new(),
+            sha256,
+            size: Some(archive.len() as u64),
+        }),
+    };
+    let ctx = BuildContext {
+        project,
+        target: &prepared.target,
+        source,
+        index_url: default_index(&prepared.lock, project, session.opts)
+            .ok()
+            .map(|url| session.http.add_credentials(&url)),
+    };
+    let built = build_missing(session, &ctx, vec![package]).await?;
+    let built = built
+        .first()
+        .ok_or_else(|| Error::Usage(format!("the builder made no wheel of {}", project.name)))?;
+    // The installer reads the wheel's tags from its file name: a copy under it, kept beside
+    // the host-built wheels (written whole, then renamed into place).
+    let wheels = Bucket::AppWheels.under(&session.opts.cache_dir);
+    let dir = wheels.join(format!("built-{}", &built.wheel.sha256.hex()[..32]));
+    let path = dir.join(&built.wheel.filename);
+    if !path.is_file() {
+        fs_err::create_dir_all(&wheels).map_err(io_err(&wheels))?;
+        let scratch = ScratchDir::new_in(&wheels).map_err(io_err(&wheels))?;
+        let staged = scratch.path().join(&built.wheel.filename);
+        fs_err::copy(session.store.path(&built.wheel.sha256), &staged).map_err(io_err(&staged))?;
+        if scratch.persist(&dir).is_err() && !path.is_file() {
+            return Err(io_err(&dir)(std::io::Error::other(
+                "cannot move the built wheel into the cache",
+            )));
+        }
+    }
+    Ok(path)
 }

@@ -1,7 +1,9 @@
 //! Workspace members and path dependencies of a uv.lock: each is built into a wheel by its own
 //! PEP 517 backend, as the app is, kept in the cache by the digest of its files (an unchanged
 //! member is not built again), and put in the blob store, so that from here on it is planned,
-//! layered and installed like any locked wheel.
+//! layered and installed like any locked wheel. One whose wheel has extension modules (built
+//! by this machine's Python, for this machine) becomes a source archive instead, which the
+//! builder turns into the target's wheel like any sdist.
 
 use std::path::Path;
 
@@ -94,6 +96,28 @@ pub(super) async fn build_local_packages(
         // The backend decides the name and version: the wheel must be the package the lock
         // says, and its version (dynamic versions are not in the lock) is the one installed.
         let version = file_version(&filename, &p.name).ok_or_else(other_wheel)?;
+        if !app::is_pure_wheel(&filename) {
+            // Extensions built by this machine's Python for this machine: the builder builds
+            // the target's from the same sources, like any sdist.
+            let files = app::source_files(dir, &[])?;
+            let top = format!("{}-{version}", p.name.replace('-', "_"));
+            let archive = app::source_archive(dir, &files, &top, opts.source_date_epoch)?;
+            let sha256 = session.store.put_bytes(&archive)?;
+            out.push(LockedPackage {
+                version: version.to_string(),
+                artifacts: Artifacts::Listed {
+                    wheels: Vec::new(),
+                    sdist: Some(LockedWheel {
+                        filename: format!("{top}.tar.gz"),
+                        url: String::new(),
+                        sha256,
+                        size: Some(archive.len() as u64),
+                    }),
+                },
+                ..p
+            });
+            continue;
+        }
         let bytes = fs_err::read(&wheel).map_err(io_err(&wheel))?;
         let sha256 = session.store.put_bytes(&bytes)?;
         out.push(LockedPackage {

@@ -274,7 +274,7 @@ async fn produce_image(
     }
     let produced = produce_layers(session, prepared, source).await?;
     timer.lap("layers");
-    native_libs::check_libraries(session, prepared, source).await?;
+    native_libs::check_libraries(session, prepared, produced.app_facts.as_ref(), source).await?;
     timer.lap("libraries");
     let image = assemble(opts, prepared, &produced);
     timer.lap("image");

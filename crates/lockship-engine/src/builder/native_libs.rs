@@ -26,6 +26,7 @@ use super::Session;
 pub(super) async fn check_libraries(
     session: &Session<'_>,
     prepared: &Prepared,
+    app: Option<&(String, NativeFacts)>,
     source: &dyn BaseSource,
 ) -> Result<(), Error> {
     let wheels: Vec<&ChosenWheel> = prepared
@@ -46,7 +47,11 @@ pub(super) async fn check_libraries(
             .buffered(cores)
             .try_collect()
             .await?;
-    if facts.iter().all(|f| f.objects.is_empty()) {
+    if facts
+        .iter()
+        .chain(app.map(|(_, f)| f))
+        .all(|f| f.objects.is_empty())
+    {
         return Ok(());
     }
     let base = match &prepared.base.facts.libraries {
@@ -57,6 +62,7 @@ pub(super) async fn check_libraries(
         .iter()
         .zip(&facts)
         .map(|(w, f)| (format!("{} {}", w.name, w.version), f))
+        .chain(app.map(|(name, f)| (name.clone(), f)))
         .collect();
     let missing = native::missing_libraries(&installed, &base);
     if missing.is_empty() {
@@ -87,6 +93,21 @@ pub(super) fn cache_facts(bucket: &Path, path: &Path, wheel: &ChosenWheel) -> Re
     }
     let facts = native::scan_wheel(path, &wheel.wheel.filename)?;
     write_cached(&entry, &facts)
+}
+
+/// The ELF facts of the app wheel at `path`, named `name version` (from its file name) for
+/// the check's messages.
+pub(super) fn app_facts(path: &Path) -> Result<(String, NativeFacts), Error> {
+    let filename = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut parts = filename.splitn(3, '-');
+    let package = match (parts.next(), parts.next()) {
+        (Some(name), Some(version)) => format!("{name} {version}"),
+        _ => filename.clone(),
+    };
+    Ok((package, native::scan_wheel(path, &filename)?))
 }
 
 /// Where the ELF facts of `wheel` are cached: by its sha256.

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures::future::LocalBoxFuture;
+
 use oci_spec::distribution::Reference;
 use tokio::sync::Semaphore;
 
@@ -19,8 +21,8 @@ use lockship_oci::image::{BlobOrigin, ImageLayer};
 use lockship_oci::layer::LayerInfo;
 use lockship_oci::registry::{LayerPush, Registry};
 use lockship_python::fetch;
+use lockship_python::native::NativeFacts;
 
-use super::app_wheel::AppWheel;
 use super::bytecode::CompilerSlot;
 use super::cache::write_cached;
 use super::layers::{build_layer, LayerContext};
@@ -41,8 +43,8 @@ pub(super) struct Jobs<'a, 'c> {
     pub registry: &'a Registry,
     /// Push targets that may receive layers before the image is complete.
     pub early_push: &'a [Reference],
-    /// The app wheel being built, for the app layer.
-    pub app_wheel: Option<AppWheel>,
+    /// The app wheel being built (on this machine, or in the builder), for the app layer.
+    pub app_wheel: Option<LocalBoxFuture<'a, Result<PathBuf, Error>>>,
     /// The bytecode compiler, when a layer to build carries bytecode.
     pub compiler: Option<&'a CompilerSlot<'c>>,
 }
@@ -55,6 +57,8 @@ pub(super) struct Built {
     /// Layer info by plan index.
     pub layers: Vec<(usize, LayerInfo)>,
     pub pushed: EarlyPushes,
+    /// The app wheel's ELF facts (`project version`, facts), when its layer was written.
+    pub app_facts: Option<(String, NativeFacts)>,
 }
 
 /// Runs the pipeline to the end, or to the first error.
@@ -95,7 +99,7 @@ pub(super) async fn run(jobs: Jobs<'_, '_>, reporter: &dyn Reporter) -> Result<B
                 futures::future::try_join_all(fetches).await?;
             }
             let app_wheel = match app {
-                Some(wheel) => Some(wheel.finish().await?),
+                Some(wheel) => Some(wheel.await?),
                 None => None,
             };
             let layer_compiler = match compiler {
@@ -118,10 +122,15 @@ pub(super) async fn run(jobs: Jobs<'_, '_>, reporter: &dyn Reporter) -> Result<B
                         native_libs::cache_facts(&job_ctx.native_dir, &path, w)?;
                     }
                 }
-                Ok::<_, Error>(info)
+                let app_facts = match &app_wheel {
+                    Some(path) => Some(native_libs::app_facts(path)?),
+                    None => None,
+                };
+                Ok::<_, Error>((info, app_facts))
             })
             .await
             .map_err(crashed)??;
+            let (info, app_facts) = info;
             drop(core);
             write_cached(cache_entry, &info)?;
             let mut pushed = Vec::new();
@@ -136,7 +145,7 @@ pub(super) async fn run(jobs: Jobs<'_, '_>, reporter: &dyn Reporter) -> Result<B
                     .await?;
                 pushed.push((target.to_string(), info.digest.clone(), outcome));
             }
-            Ok::<_, Error>((index, info, pushed))
+            Ok::<_, Error>((index, info, pushed, app_facts))
         }
     });
     // Start on the compiler at once rather than when the first layer needs it.
@@ -151,9 +160,11 @@ pub(super) async fn run(jobs: Jobs<'_, '_>, reporter: &dyn Reporter) -> Result<B
     let mut built = Built {
         layers: Vec::new(),
         pushed: HashMap::new(),
+        app_facts: None,
     };
-    for (index, info, pushed) in results {
+    for (index, info, pushed, app_facts) in results {
         built.layers.push((index, info));
+        built.app_facts = built.app_facts.or(app_facts);
         for (target, digest, outcome) in pushed {
             built
                 .pushed

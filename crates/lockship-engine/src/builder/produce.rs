@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::plan::PlannedLayer;
 use lockship_oci::layer::LayerInfo;
 
+use super::app_wheel;
 use super::base::BaseSource;
 use super::bytecode::{compiler, CompilerSlot};
 use super::cache::read_cached;
@@ -25,6 +26,8 @@ pub(super) struct Produced {
     pub fresh: Vec<bool>,
     /// Layers already uploaded while they were produced, by push target.
     pub early: EarlyPushes,
+    /// The app wheel's ELF facts, when its layer was written in this build.
+    pub app_facts: Option<(String, lockship_python::native::NativeFacts)>,
 }
 
 /// Whether local outputs or smoke tests will read the image's layers from the store.
@@ -37,6 +40,8 @@ pub(super) async fn produce_layers(
     prepared: &mut Prepared,
     source: &dyn BaseSource,
 ) -> Result<Produced, Error> {
+    let host_app = prepared.app_wheel.take();
+    let prepared: &Prepared = prepared;
     let Session {
         opts,
         http,
@@ -106,7 +111,10 @@ pub(super) async fn produce_layers(
             http,
             registry,
             early_push,
-            app_wheel: prepared.app_wheel.take(),
+            app_wheel: host_app.map(|host| {
+                Box::pin(app_wheel::for_target(session, prepared, source, host))
+                    as futures::future::LocalBoxFuture<'_, _>
+            }),
             compiler: compiler.as_ref(),
         },
         reporter,
@@ -124,5 +132,6 @@ pub(super) async fn produce_layers(
             .collect(),
         fresh,
         early: built.pushed,
+        app_facts: built.app_facts,
     })
 }

@@ -82,21 +82,42 @@ pub(super) async fn build_missing(
             })
             .collect());
     }
-    let builder = builder(session, ctx, &buildable[0]).await?;
     let target_json = serde_json::to_string(ctx.target).expect("target serializes");
+    let tags = ctx.target.tags()?;
+    let (major, minor, _) = ctx.target.version;
+    let bucket = Bucket::BuiltWheels.under(&session.opts.cache_dir);
+    // Assembled (and loaded) only when something has to be built.
+    let mut builder_slot: Option<Builder> = None;
     let mut runtime = None;
     let mut wheels = Vec::new();
     for package in &buildable {
         let sdist = package.sdist.as_ref().expect("partitioned on sdist");
+        // A pure-Python wheel built from this sdist for this Python, on any platform, serves
+        // every platform: a multi-platform build builds it once, and the other platforms
+        // need no builder of their own (nor emulation).
+        let pure = Digest::of_parts([
+            "lockship-sdist-pure-wheel-v1",
+            sdist.sha256.as_str(),
+            &format!("{major}.{minor}"),
+        ]);
+        let pure_entry = bucket.join(format!("{}.json", pure.hex()));
+        if let Some(built) = read_cached::<Built>(&pure_entry) {
+            if session.store.contains(&built.sha256) && select::fits(&built.filename, &tags) {
+                wheels.push(built_wheel(package, built, pure.hex()));
+                continue;
+            }
+        }
+        if builder_slot.is_none() {
+            builder_slot = Some(builder(session, ctx, package).await?);
+        }
+        let builder = builder_slot.as_ref().expect("set above");
         let key = Digest::of_parts([
             "lockship-sdist-wheel-v1",
             sdist.sha256.as_str(),
             &builder.identity,
             &target_json,
         ]);
-        let entry = Bucket::BuiltWheels
-            .under(&session.opts.cache_dir)
-            .join(format!("{}.json", key.hex()));
+        let entry = bucket.join(format!("{}.json", key.hex()));
         let chosen = |filename: String, sha256: Digest, size: u64| ChosenWheel {
             name: package.name.clone(),
             version: package.version.clone(),
@@ -119,7 +140,7 @@ pub(super) async fn build_missing(
             None => {
                 let r =
                     Runtime::detect(session.opts.runtime).map_err(|_| BuilderError::NoRuntime)?;
-                load_builder(session, &builder, r).await?;
+                load_builder(session, builder, r).await?;
                 runtime = Some(r);
                 r
             }
@@ -134,12 +155,30 @@ pub(super) async fn build_missing(
             wheel: sdist.clone(),
         };
         fetch::fetch_one(session.http, &sdist_chosen, session.store).await?;
-        let built = build_one(session, ctx, &builder, runtime, package, sdist).await?;
+        let built = build_one(session, ctx, builder, runtime, package, sdist).await?;
         check_built(&built.filename, package, &builder.image, ctx.target)?;
         write_cached(&entry, &built)?;
+        if lockship_python::app::is_pure_wheel(&built.filename) {
+            write_cached(&pure_entry, &built)?;
+        }
         wheels.push(chosen(built.filename, built.sha256, built.size));
     }
     Ok(wheels)
+}
+
+/// A wheel built earlier, as the package's chosen wheel.
+fn built_wheel(package: &Unsatisfied, built: Built, key: &str) -> ChosenWheel {
+    ChosenWheel {
+        name: package.name.clone(),
+        version: package.version.clone(),
+        wheel: LockedWheel {
+            filename: built.filename,
+            // Never fetched: it is in the store.
+            url: format!("lockship-built:{key}"),
+            sha256: built.sha256,
+            size: Some(built.size),
+        },
+    }
 }
 
 /// The builder: `[tool.lockship.builder] image`, else one assembled from a Debian base.
@@ -227,6 +266,8 @@ async fn build_one(
         .then(|| format!("linux/{}", ctx.target.architecture));
     if platform.is_some() && !container_build::can_run(ctx.target.machine()) {
         return Err(BuilderError::NoEmulation {
+            package: package.name.clone(),
+            version: package.version.clone(),
             platform: format!("linux/{}", ctx.target.architecture),
             host: host.architecture,
             machine: ctx.target.machine().to_string(),

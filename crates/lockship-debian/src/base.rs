@@ -389,11 +389,13 @@ pub async fn fetch(
     Ok(())
 }
 
-/// Unpacks every package and writes the base layer (blocking; run off the async runtime).
+/// Unpacks every package and writes the base layer at gzip `level` (6 for an image that
+/// ships; see `layer::write_layer_at`) (blocking; run off the async runtime).
 pub fn write_layer(
     lock: &BaseLock,
     store: &BlobStore,
     mtime: u64,
+    level: u32,
 ) -> Result<LayerInfo, DebianError> {
     let scratch = tempfile::tempdir_in(store.tmp_dir()).map_err(|source| DebianError::Io {
         path: store.tmp_dir().to_path_buf(),
@@ -412,7 +414,7 @@ pub fn write_layer(
     tree.add_host_dir_exact(&root, "")
         .map_err(layer::LayerError::from)?;
     add_generated_files(lock, &root, &mut tree)?;
-    Ok(layer::write_layer(&tree, mtime, store)?)
+    Ok(layer::write_layer_at(&tree, mtime, store, level)?)
 }
 
 /// What dpkg, base-files and maintainer scripts would have left: the merged-/usr links, users,

@@ -37,11 +37,22 @@ pub enum LayerError {
 
 /// Writes `tree` as a gzip layer into `store` with every mtime set to `mtime`.
 pub fn write_layer(tree: &TarTree, mtime: u64, store: &BlobStore) -> Result<LayerInfo, LayerError> {
-    let pending = store.begin()?;
     // Level 6 is gzip's default: 1 gains ~30% speed but layers grow ~30% (DEPENDENCIES.md),
     // and layers are pushed and pulled far more often than they are built. Files that arrive
     // deflated (from wheels) are not compressed again at all: see `TarSink` below.
-    let gz = MemberWriter::new(pending, 6);
+    write_layer_at(tree, mtime, store, 6)
+}
+
+/// [`write_layer`] at gzip `level`: 1 for a layer that never leaves this machine (a builder
+/// image loaded into the local runtime), where writing it is all it costs.
+pub fn write_layer_at(
+    tree: &TarTree,
+    mtime: u64,
+    store: &BlobStore,
+    level: u32,
+) -> Result<LayerInfo, LayerError> {
+    let pending = store.begin()?;
+    let gz = MemberWriter::new(pending, level);
     let tar_out = HashingWriter::new(gz);
     let tar_out = tree.write_tar_to(tar_out, mtime)?;
     let (gz, diff_id, uncompressed_size) = tar_out.finish();

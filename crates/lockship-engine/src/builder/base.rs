@@ -168,6 +168,8 @@ impl BaseSource for RegistryBase<'_> {
 pub(crate) struct DebianBase<'a> {
     pub spec: DebianSpec,
     pub platform: Platform,
+    /// gzip level of its layer: 6, or 1 for a builder, which never leaves this machine.
+    pub level: u32,
     /// Where `lockship-base.lock` lives.
     pub lock_path: PathBuf,
     pub http: &'a Http,
@@ -183,6 +185,7 @@ impl BaseSource for DebianBase<'_> {
         Box::pin(debian_base(
             &self.spec,
             &self.platform,
+            self.level,
             &self.lock_path,
             self.http,
             store,
@@ -207,6 +210,7 @@ impl BaseSource for DebianBase<'_> {
             return Some(Box::new(DebianBase {
                 spec: self.spec.clone(),
                 platform: host,
+                level: 6,
                 lock_path: project_lock,
                 http: self.http,
                 opts: self.opts,
@@ -282,6 +286,8 @@ impl DebianBase<'_> {
         Box::new(DebianBase {
             spec,
             platform,
+            // A builder is loaded into the local runtime and never pushed: speed over size.
+            level: if kind == "builder" { 1 } else { 6 },
             lock_path: bucket
                 .under(&self.opts.cache_dir)
                 .join(format!("{}.{kind}.lock", lock_name.hex())),
@@ -414,6 +420,7 @@ pub(crate) fn base_source<'a>(
                 &lockship_debian::dpkg_arch(&platform.architecture),
             ),
             platform,
+            level: 6,
             http,
             opts,
         }),
@@ -572,6 +579,7 @@ fn image_base(
 pub(super) async fn debian_base(
     spec: &DebianSpec,
     platform: &Platform,
+    level: u32,
     lock_path: &Path,
     http: &Http,
     store: &BlobStore,
@@ -588,11 +596,15 @@ pub(super) async fn debian_base(
         lockship_debian::base::lock(spec, &arch, lock_path, http, store, opts.upgrade_base).await?;
     let text = base_lock.to_text();
     let lock_digest = Digest::of_bytes(text.as_bytes());
-    let key = Digest::of_parts([
-        "lockship-debian-base-v1",
-        &text,
-        &opts.source_date_epoch.to_string(),
-    ]);
+    let mut parts = vec![
+        "lockship-debian-base-v1".to_string(),
+        text.clone(),
+        opts.source_date_epoch.to_string(),
+    ];
+    if level != 6 {
+        parts.push(format!("gzip-{level}"));
+    }
+    let key = Digest::of_parts(&parts);
     let cache_entry = Bucket::Layers
         .under(&opts.cache_dir)
         .join(format!("{}.json", key.hex()));
@@ -609,7 +621,7 @@ pub(super) async fn debian_base(
             reporter.step("writing the Debian base layer");
             let (lock2, store2, mtime) = (base_lock.clone(), store.clone(), opts.source_date_epoch);
             let info = tokio::task::spawn_blocking(move || {
-                lockship_debian::base::write_layer(&lock2, &store2, mtime)
+                lockship_debian::base::write_layer(&lock2, &store2, mtime, level)
             })
             .await
             .map_err(|e| Error::Usage(format!("base writer crashed: {e}")))??;

@@ -3,9 +3,8 @@
 //! this machine can run them, its blobs sent), then one OCI index over them, which is what the
 //! outputs get. Platforms go one after another so that what they share is made once: layers of
 //! pure-Python packages, their bytecode, the venv and copied app files have keys without the
-//! architecture (see `plan`),
-//! so the second platform finds them in the cache, and a registry that has a blob is not sent
-//! it again.
+//! architecture (see `plan`), so the second platform finds them in the cache, and a registry
+//! that has a blob is not sent it again.
 
 use oci_spec::distribution::Reference;
 

@@ -5,6 +5,7 @@
 //! `[tool.lockship.builder] image`. Built wheels are cached by (sdist hash, builder, target)
 //! and then go into the image like any locked wheel. The builder never reaches the image.
 
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::cache_dir::Bucket;
@@ -88,9 +89,11 @@ pub(super) async fn build_missing(
     let bucket = Bucket::BuiltWheels.under(&session.opts.cache_dir);
     // Assembled (and loaded) only when something has to be built.
     let mut builder_slot: Option<Builder> = None;
-    let mut runtime = None;
-    let mut wheels = Vec::new();
-    for package in &buildable {
+    // (index in `buildable`, the chosen wheel), in the order of `buildable` at the end.
+    let mut wheels: Vec<(usize, ChosenWheel)> = Vec::new();
+    // What has to be built: (index, package, sdist, cache entry, pure-wheel entry, key).
+    let mut todo = Vec::new();
+    for (i, package) in buildable.iter().enumerate() {
         let sdist = package.sdist.as_ref().expect("partitioned on sdist");
         // A pure-Python wheel built from this sdist for this Python, on any platform, serves
         // every platform: a multi-platform build builds it once, and the other platforms
@@ -103,7 +106,7 @@ pub(super) async fn build_missing(
         let pure_entry = bucket.join(format!("{}.json", pure.hex()));
         if let Some(built) = read_cached::<Built>(&pure_entry) {
             if session.store.contains(&built.sha256) && select::fits(&built.filename, &tags) {
-                wheels.push(built_wheel(package, built, pure.hex()));
+                wheels.push((i, built_wheel(package, built, pure.hex())));
                 continue;
             }
         }
@@ -118,52 +121,50 @@ pub(super) async fn build_missing(
             &target_json,
         ]);
         let entry = bucket.join(format!("{}.json", key.hex()));
-        let chosen = |filename: String, sha256: Digest, size: u64| ChosenWheel {
-            name: package.name.clone(),
-            version: package.version.clone(),
-            wheel: LockedWheel {
-                filename,
-                // Never fetched: it is in the store, or the cache entry is not used.
-                url: format!("lockship-built:{}", key.hex()),
-                sha256,
-                size: Some(size),
-            },
-        };
         if let Some(built) = read_cached::<Built>(&entry) {
             if session.store.contains(&built.sha256) {
-                wheels.push(chosen(built.filename, built.sha256, built.size));
+                wheels.push((i, built_wheel(package, built, key.hex())));
                 continue;
             }
         }
-        let runtime = match runtime {
-            Some(r) => r,
-            None => {
-                let r =
-                    Runtime::detect(session.opts.runtime).map_err(|_| BuilderError::NoRuntime)?;
-                load_builder(session, builder, r).await?;
-                runtime = Some(r);
-                r
-            }
-        };
-        session.reporter.step(&format!(
-            "building {} {} from {} in {}",
-            package.name, package.version, sdist.filename, builder.image
-        ));
-        let sdist_chosen = ChosenWheel {
-            name: package.name.clone(),
-            version: package.version.clone(),
-            wheel: sdist.clone(),
-        };
-        fetch::fetch_one(session.http, &sdist_chosen, session.store).await?;
-        let built = build_one(session, ctx, builder, runtime, package, sdist).await?;
-        check_built(&built.filename, package, &builder.image, ctx.target)?;
-        write_cached(&entry, &built)?;
-        if lockship_python::app::is_pure_wheel(&built.filename) {
-            write_cached(&pure_entry, &built)?;
-        }
-        wheels.push(chosen(built.filename, built.sha256, built.size));
+        todo.push((i, package, sdist, entry, pure_entry, key));
     }
-    Ok(wheels)
+    if let (Some(builder), false) = (&builder_slot, todo.is_empty()) {
+        let runtime = Runtime::detect(session.opts.runtime).map_err(|_| BuilderError::NoRuntime)?;
+        load_builder(session, builder, runtime).await?;
+        // Side by side, one per core: a build is mostly one compiler or pip waiting on the
+        // index, and each has its own container.
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let built: Vec<(usize, ChosenWheel)> = futures::stream::iter(todo.into_iter().map(
+            |(i, package, sdist, entry, pure_entry, key)| async move {
+                session.reporter.step(&format!(
+                    "building {} {} from {} in {}",
+                    package.name, package.version, sdist.filename, builder.image
+                ));
+                let sdist_chosen = ChosenWheel {
+                    name: package.name.clone(),
+                    version: package.version.clone(),
+                    wheel: sdist.clone(),
+                };
+                fetch::fetch_one(session.http, &sdist_chosen, session.store).await?;
+                let built = build_one(session, ctx, builder, runtime, package, sdist).await?;
+                check_built(&built.filename, package, &builder.image, ctx.target)?;
+                write_cached(&entry, &built)?;
+                if lockship_python::app::is_pure_wheel(&built.filename) {
+                    write_cached(&pure_entry, &built)?;
+                }
+                Ok::<_, Error>((i, built_wheel(package, built, key.hex())))
+            },
+        ))
+        .buffer_unordered(cores)
+        .try_collect()
+        .await?;
+        wheels.extend(built);
+    }
+    wheels.sort_by_key(|(i, _)| *i);
+    Ok(wheels.into_iter().map(|(_, w)| w).collect())
 }
 
 /// A wheel built earlier, as the package's chosen wheel.
@@ -173,7 +174,7 @@ fn built_wheel(package: &Unsatisfied, built: Built, key: &str) -> ChosenWheel {
         version: package.version.clone(),
         wheel: LockedWheel {
             filename: built.filename,
-            // Never fetched: it is in the store.
+            // Never fetched: it is in the store, or the cache entry is not used.
             url: format!("lockship-built:{key}"),
             sha256: built.sha256,
             size: Some(built.size),

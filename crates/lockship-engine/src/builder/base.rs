@@ -182,16 +182,7 @@ impl BaseSource for DebianBase<'_> {
         store: &'a BlobStore,
         reporter: &'a dyn Reporter,
     ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>> {
-        Box::pin(debian_base(
-            &self.spec,
-            &self.platform,
-            self.level,
-            &self.lock_path,
-            self.http,
-            store,
-            self.opts,
-            reporter,
-        ))
+        Box::pin(debian_base(self, store, reporter))
     }
 
     fn for_host(&self) -> Option<Box<dyn BaseSource + '_>> {
@@ -576,16 +567,20 @@ fn image_base(
 }
 
 /// A base assembled from Debian packages: lock, fetch, one layer (cached by the lock's text).
-pub(super) async fn debian_base(
-    spec: &DebianSpec,
-    platform: &Platform,
-    level: u32,
-    lock_path: &Path,
-    http: &Http,
+async fn debian_base(
+    source: &DebianBase<'_>,
     store: &BlobStore,
-    opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<ResolvedBase, Error> {
+    let DebianBase {
+        spec,
+        platform,
+        level,
+        lock_path,
+        http,
+        opts,
+    } = source;
+    let (http, opts, level) = (*http, *opts, *level);
     let arch = lockship_debian::dpkg_arch(&platform.architecture);
     reporter.step(&format!("Debian {} base for {arch}", spec.suite));
     // The project's directory, or a cache bucket (a builder's or a host variant's lock).

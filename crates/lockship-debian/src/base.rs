@@ -165,7 +165,8 @@ async fn archive_release(
 
 /// The base lock for `spec`: the existing one if it was made for the same request, else a new
 /// resolution against the signed indexes of the suite's archives (also when `upgrade`), the
-/// newest version of a package across them winning. Returns the lock and what changed.
+/// newest version of a package across them winning, except that packages `pins` locks keep
+/// its versions where the archives still have them. Returns the lock and what changed.
 pub async fn lock(
     spec: &DebianSpec,
     arch: &str,
@@ -173,6 +174,7 @@ pub async fn lock(
     http: &Http,
     store: &BlobStore,
     upgrade: bool,
+    pins: Option<&BaseLock>,
 ) -> Result<(BaseLock, Vec<String>), DebianError> {
     let existing = BaseLock::read(lock_path)?;
     if let Some(l) = &existing {
@@ -209,6 +211,9 @@ pub async fn lock(
         .filter(|e| e.name == "ca-certificates")
         .cloned()
         .max_by(|a, b| super::version::compare(&a.version, &b.version));
+    if let Some(pins) = pins {
+        hold_to(&mut entries, pins);
+    }
     let universe = Universe::new(entries, &spec.suite, arch);
     let mut wanted = spec.packages.clone();
     for lib in MANYLINUX_RUNTIME {
@@ -250,6 +255,23 @@ pub async fn lock(
     let changes = lock.changes_from(existing.as_ref());
     lock.write(lock_path)?;
     Ok((lock, changes))
+}
+
+/// Keeps, of each package `pins` locks, only the version it locks, where the indexes still
+/// have it: a builder gets exactly the base's Python and libraries, whatever was published
+/// since the base was locked (a version the archives dropped leaves the package free).
+fn hold_to(entries: &mut Vec<PackageEntry>, pins: &BaseLock) {
+    let pinned: BTreeMap<&str, &str> = pins
+        .packages
+        .iter()
+        .filter(|p| {
+            entries
+                .iter()
+                .any(|e| e.name == p.name && e.version == p.version)
+        })
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect();
+    entries.retain(|e| pinned.get(e.name.as_str()).is_none_or(|v| *v == e.version));
 }
 
 /// The text of an archive's package index for `arch`: `Packages.gz`, `Packages.xz` or plain
@@ -632,6 +654,61 @@ fn contents_entry(line: &[u8], libraries: &BTreeSet<String>) -> Option<(String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_builder_is_held_to_the_base_locks_versions() {
+        let entry = |name: &str, version: &str| {
+            let mut e = crate::control::parse_packages(
+                &format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\nFilename: p/{name}.deb\nSize: 1\nSHA256: 01\n"),
+                "amd64",
+            )
+            .remove(0);
+            e.archive = "bookworm".into();
+            e
+        };
+        let mut entries = vec![
+            entry("python3.11", "3.11.2-6+deb12u8"),
+            entry("python3.11", "3.11.2-6+deb12u9"),
+            entry("gone", "2"),
+            entry("free", "1"),
+            entry("free", "2"),
+        ];
+        let pin = |name: &str, version: &str| crate::base_lock::LockedDeb {
+            name: name.into(),
+            version: version.into(),
+            architecture: "amd64".into(),
+            source: None,
+            archive: None,
+            filename: String::new(),
+            sha256: String::new(),
+            size: 0,
+            data_only: false,
+        };
+        let pins = BaseLock {
+            version: 1,
+            suite: "bookworm".into(),
+            codename: "bookworm".into(),
+            release: None,
+            architecture: "amd64".into(),
+            requested: Vec::new(),
+            exclude: Vec::new(),
+            packages: vec![pin("python3.11", "3.11.2-6+deb12u8"), pin("gone", "1")],
+        };
+        hold_to(&mut entries, &pins);
+        let left: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.version.as_str()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("python3.11", "3.11.2-6+deb12u8"),
+                ("gone", "2"),
+                ("free", "1"),
+                ("free", "2")
+            ]
+        );
+    }
 
     #[test]
     fn contents_lines_name_the_package_of_a_library() {

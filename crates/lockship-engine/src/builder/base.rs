@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::project::{BaseSpec, Project};
 use futures::future::LocalBoxFuture;
 use lockship_debian::base::DebianSpec;
+use lockship_debian::base_lock::BaseLock;
 use lockship_net::Http;
 use lockship_oci::blob_store::BlobStore;
 use lockship_oci::digest::Digest;
@@ -170,6 +171,8 @@ pub(crate) struct DebianBase<'a> {
     pub platform: Platform,
     /// gzip level of its layer: 6, or 1 for a builder, which never leaves this machine.
     pub level: u32,
+    /// A lock whose versions it keeps where it can: a builder's, the base's lock.
+    pub pins: Option<BaseLock>,
     /// Where `lockship-base.lock` lives.
     pub lock_path: PathBuf,
     pub http: &'a Http,
@@ -202,18 +205,20 @@ impl BaseSource for DebianBase<'_> {
                 spec: self.spec.clone(),
                 platform: host,
                 level: 6,
+                pins: None,
                 lock_path: project_lock,
                 http: self.http,
                 opts: self.opts,
             }));
         }
         // Else a lock of its own in the cache: the project's is for the image's platform.
-        Some(self.variant(
+        Some(Box::new(self.variant(
             self.spec.clone(),
             Platform::host(),
             Bucket::Interpreters,
             "base",
-        ))
+            None,
+        )))
     }
 
     fn builder(&self, packages: &[String]) -> Option<Box<dyn BaseSource + '_>> {
@@ -225,7 +230,15 @@ impl BaseSource for DebianBase<'_> {
                 spec.packages.push(p.clone());
             }
         }
-        Some(self.variant(spec, self.platform.clone(), Bucket::Bases, "builder"))
+        // Held to the base's versions: its Python headers match the image's Python exactly.
+        let pins = BaseLock::read(&self.lock_path).ok().flatten();
+        Some(Box::new(self.variant(
+            spec,
+            self.platform.clone(),
+            Bucket::Bases,
+            "builder",
+            pins,
+        )))
     }
 
     fn library_providers<'a>(
@@ -263,28 +276,33 @@ impl DebianBase<'_> {
         platform: Platform,
         bucket: Bucket,
         kind: &str,
-    ) -> Box<dyn BaseSource + '_> {
+        pins: Option<BaseLock>,
+    ) -> DebianBase<'_> {
+        // A new pinning lock (the base upgraded) makes a new variant lock.
+        let pinned = pins.as_ref().map(BaseLock::to_text).unwrap_or_default();
         let lock_name = Digest::of_parts(
             [
                 "lockship-variant-lock",
                 kind,
                 &self.lock_path.to_string_lossy(),
                 &platform.to_string(),
+                &pinned,
             ]
             .into_iter()
             .chain(spec.packages.iter().map(String::as_str)),
         );
-        Box::new(DebianBase {
+        DebianBase {
             spec,
             platform,
             // A builder is loaded into the local runtime and never pushed: speed over size.
             level: if kind == "builder" { 1 } else { 6 },
+            pins,
             lock_path: bucket
                 .under(&self.opts.cache_dir)
                 .join(format!("{}.{kind}.lock", lock_name.hex())),
             http: self.http,
             opts: self.opts,
-        })
+        }
     }
 }
 
@@ -412,6 +430,7 @@ pub(crate) fn base_source<'a>(
             ),
             platform,
             level: 6,
+            pins: None,
             http,
             opts,
         }),
@@ -579,6 +598,7 @@ async fn debian_base(
         lock_path,
         http,
         opts,
+        ..
     } = source;
     let (http, opts, level) = (*http, *opts, *level);
     let arch = lockship_debian::dpkg_arch(&platform.architecture);
@@ -587,8 +607,16 @@ async fn debian_base(
     if let Some(dir) = lock_path.parent() {
         fs_err::create_dir_all(dir).map_err(super::cache::io_err(dir))?;
     }
-    let (base_lock, changes) =
-        lockship_debian::base::lock(spec, &arch, lock_path, http, store, opts.upgrade_base).await?;
+    let (base_lock, changes) = lockship_debian::base::lock(
+        spec,
+        &arch,
+        lock_path,
+        http,
+        store,
+        opts.upgrade_base,
+        source.pins.as_ref(),
+    )
+    .await?;
     let text = base_lock.to_text();
     let lock_digest = Digest::of_bytes(text.as_bytes());
     let mut parts = vec![

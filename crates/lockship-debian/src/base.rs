@@ -274,6 +274,25 @@ fn hold_to(entries: &mut Vec<PackageEntry>, pins: &BaseLock) {
     entries.retain(|e| pinned.get(e.name.as_str()).is_none_or(|v| *v == e.version));
 }
 
+/// Downloads an index file (`path` in the suite's `dists/`, at `url`) unless the store has it,
+/// checked against the `digest` the signed release gives, and opens it. `what` names it.
+async fn open_index(
+    http: &Http,
+    store: &BlobStore,
+    url: &str,
+    digest: &Digest,
+    path: &str,
+    what: String,
+) -> Result<std::fs::File, DebianError> {
+    download::fetch_verified(http, url, digest, path, store)
+        .await
+        .map_err(|source| DebianError::Download { what, source })?;
+    std::fs::File::open(store.path(digest)).map_err(|e| DebianError::BadRelease {
+        url: redact(url),
+        message: e.to_string(),
+    })
+}
+
 /// The text of an archive's package index for `arch`: `Packages.gz`, `Packages.xz` or plain
 /// `Packages`, the first the signed release lists (security and updates archives have no
 /// `.gz`), checked against the hash it gives.
@@ -316,17 +335,12 @@ async fn package_index(
         });
     };
     let index_url = format!("{}/dists/{}/{index_path}", archive.mirror, archive.name);
-    download::fetch_verified(http, &index_url, &digest, &index_path, store)
-        .await
-        .map_err(|source| DebianError::Download {
-            what: format!("the {} package index", archive.name),
-            source,
-        })?;
+    let what = format!("the {} package index", archive.name);
+    let file = open_index(http, store, &index_url, &digest, &index_path, what).await?;
     let bad = |message: String| DebianError::BadRelease {
         url: redact(&index_url),
         message,
     };
-    let file = std::fs::File::open(store.path(&digest)).map_err(|e| bad(e.to_string()))?;
     let reader: Box<dyn Read> = if index_path.ends_with(".xz") {
         Box::new(liblzma::read::XzDecoder::new(file))
     } else if index_path.ends_with(".gz") {
@@ -606,17 +620,12 @@ pub async fn library_providers(
                 message: format!("lists no {index_path}"),
             })?;
     let index_url = format!("{mirror}/dists/{}/{index_path}", spec.suite);
-    download::fetch_verified(http, &index_url, &digest, &index_path, store)
-        .await
-        .map_err(|source| DebianError::Download {
-            what: format!("the {} contents index", spec.suite),
-            source,
-        })?;
+    let what = format!("the {} contents index", spec.suite);
+    let file = open_index(http, store, &index_url, &digest, &index_path, what).await?;
     let bad = |message: String| DebianError::BadRelease {
         url: redact(&index_url),
         message,
     };
-    let file = std::fs::File::open(store.path(&digest)).map_err(|e| bad(e.to_string()))?;
     // ~1 GiB inflated for a whole suite; a bomb stops at 4 GiB.
     let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file).take(4 << 30));
     let mut found = BTreeMap::new();

@@ -10,8 +10,7 @@
 //! is given and writes the pycs it is told to, with an empty environment.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::ffi::OsStringExt;
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStderr, ChildStdin, ChildStdout, Command};
 use std::sync::{Arc, Mutex};
@@ -114,25 +113,41 @@ struct Worker {
     _process: Running,
 }
 
-/// Run by the interpreter: for each line on stdin, the path of a file listing (source, pyc,
-/// name in the image) triples, NUL-separated, compiles them and answers with a line giving how
-/// many did not compile. Those (test data with deliberate syntax errors, Python 2 files) get
-/// no pyc, as with pip and uv; any other failure ends the worker.
+/// Run by the interpreter: reads requests on stdin (a count, then per source its name in the
+/// image and its bytes, all length-prefixed, little-endian) and answers each source on stdout
+/// with its pyc (1, length, bytes) or 0 when it does not compile. What py_compile does for an
+/// unchecked-hash pyc, without its files: `compile()` as `SourceLoader.source_to_code` calls it,
+/// then `_code_to_hash_pyc`. Sources that do not compile (test data with deliberate syntax
+/// errors, Python 2 files) get no pyc, as with pip and uv; any other failure ends the worker.
+/// Nothing touches the disk: creating ~40k small files (sources, pycs, py_compile's temporary
+/// files) cost more than compiling on this kind of machine.
 const WORKER: &str = r#"
-import os, sys, py_compile
-mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
-for line in sys.stdin:
-    with open(line.rstrip("\n"), "rb") as f:
-        items = f.read().split(b"\0")
-    skipped = 0
-    for i in range(0, len(items) - 2, 3):
-        src, pyc, name = (os.fsdecode(x) for x in items[i:i + 3])
+import importlib.util, struct, sys
+from importlib._bootstrap_external import _code_to_hash_pyc
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+def read(n):
+    data = inp.read(n)
+    if len(data) != n:
+        raise EOFError("short request")
+    return data
+while True:
+    head = inp.read(4)
+    if not head:
+        break
+    (count,) = struct.unpack("<I", head)
+    for _ in range(count):
+        (n,) = struct.unpack("<I", read(4))
+        name = read(n).decode("utf-8", "surrogateescape")
+        (n,) = struct.unpack("<Q", read(8))
+        source = read(n)
         try:
-            py_compile.compile(src, cfile=pyc, dfile=name, doraise=True, invalidation_mode=mode)
-        except py_compile.PyCompileError:
-            skipped += 1
-    sys.stdout.write("%d\n" % skipped)
-    sys.stdout.flush()
+            code = compile(source, name, "exec", dont_inherit=True, optimize=-1)
+        except Exception:
+            out.write(b"\0")
+            continue
+        pyc = _code_to_hash_pyc(code, importlib.util.source_hash(source), False)
+        out.write(b"\1" + struct.pack("<Q", len(pyc)) + pyc)
+    out.flush()
 "#;
 
 const PROBE: &str =
@@ -224,72 +239,68 @@ impl Interpreter {
         cmd
     }
 
-    /// Compiles `jobs` in up to `workers` processes, splitting them by size. The pycs do not
-    /// depend on how the work is split. Returns how many sources did not compile. With a
-    /// `memo`, a source this interpreter compiled before (for another platform's layer) gets
-    /// that pyc, and what is compiled now is kept there.
+    /// Compiles `jobs` in up to `workers` processes, splitting them by size, and returns each
+    /// pyc with the job's `pyc` path (none for a source that does not compile). The pycs do not
+    /// depend on how the work is split. With a `memo`, a source this interpreter compiled
+    /// before (for another platform's layer) gets that pyc, and what is compiled now is kept.
     pub fn compile(
         &self,
         jobs: &[Job],
         workers: usize,
-        scratch: &Path,
         children: &Children,
         memo: Option<&PycMemo>,
-    ) -> Result<usize, BytecodeError> {
+    ) -> Result<Vec<(String, Vec<u8>)>, BytecodeError> {
         let Some(memo) = memo else {
-            return self.compile_all(jobs, workers, scratch, children);
+            return self.compile_all(jobs, workers, children);
         };
+        let mut pycs = Vec::new();
         let mut todo = Vec::new();
-        let mut keys = Vec::new();
         for job in jobs {
-            let key = memo
-                .key(self, job)
-                .map_err(|e| self.failed(e.to_string()))?;
-            if !memo.take(&key, &job.pyc) {
-                todo.push(job.clone());
-                keys.push(key);
+            let key = memo.key(self, job);
+            match memo.take(&key) {
+                Some(pyc) => pycs.push((job.pyc.clone(), pyc)),
+                None => todo.push((job.clone(), key)),
             }
         }
-        let skipped = self.compile_all(&todo, workers, scratch, children)?;
-        for (job, key) in todo.iter().zip(&keys) {
-            memo.keep(key, &job.pyc);
+        let jobs: Vec<Job> = todo.iter().map(|(job, _)| job.clone()).collect();
+        let compiled = self.compile_all(&jobs, workers, children)?;
+        for (pyc_path, pyc) in &compiled {
+            if let Some((_, key)) = todo.iter().find(|(job, _)| &job.pyc == pyc_path) {
+                memo.keep(key, pyc);
+            }
         }
-        Ok(skipped)
+        pycs.extend(compiled);
+        Ok(pycs)
     }
 
     fn compile_all(
         &self,
         jobs: &[Job],
         workers: usize,
-        scratch: &Path,
         children: &Children,
-    ) -> Result<usize, BytecodeError> {
+    ) -> Result<Vec<(String, Vec<u8>)>, BytecodeError> {
         if jobs.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
-        let total: u64 = jobs.iter().map(|j| j.size).sum();
+        let total: u64 = jobs.iter().map(|j| j.source.len() as u64).sum();
         // A worker costs ~20 ms to start; give each at least a few MB of source.
         let n = workers.clamp(1, 16).min((total / (4 << 20)) as usize + 1);
         let mut chunks: Vec<(u64, Vec<&Job>)> = (0..n).map(|_| (0, Vec::new())).collect();
         let mut by_size: Vec<&Job> = jobs.iter().collect();
-        by_size.sort_by_key(|j| std::cmp::Reverse(j.size));
+        by_size.sort_by_key(|j| std::cmp::Reverse(j.source.len()));
         for job in by_size {
             let lightest = chunks
                 .iter_mut()
                 .min_by_key(|(size, _)| *size)
                 .expect("at least one chunk");
-            lightest.0 += job.size;
+            lightest.0 += job.source.len() as u64;
             lightest.1.push(job);
         }
-        let results: Vec<Result<usize, BytecodeError>> = std::thread::scope(|scope| {
+        type Compiled = Result<Vec<(String, Vec<u8>)>, BytecodeError>;
+        let results: Vec<Compiled> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunks
                 .iter()
-                .enumerate()
-                .map(|(i, (_, chunk))| {
-                    scope.spawn(move || {
-                        self.compile_chunk(chunk, &scratch.join(i.to_string()), children)
-                    })
-                })
+                .map(|(_, chunk)| scope.spawn(move || self.compile_chunk(chunk, children)))
                 .collect();
             handles
                 .into_iter()
@@ -300,54 +311,75 @@ impl Interpreter {
                 })
                 .collect()
         });
-        let mut skipped = 0;
+        let mut pycs = Vec::new();
         for r in results {
-            skipped += r?;
+            pycs.extend(r?);
         }
-        Ok(skipped)
+        Ok(pycs)
     }
 
+    /// One worker compiles `chunk`: the request is written from another thread while the
+    /// answers are read, so that neither pipe can fill up and stall both sides.
     fn compile_chunk(
         &self,
         chunk: &[&Job],
-        dir: &Path,
         children: &Children,
-    ) -> Result<usize, BytecodeError> {
-        use std::os::unix::ffi::OsStrExt;
-        std::fs::create_dir_all(dir).map_err(|e| self.failed(e.to_string()))?;
-        let mut list_line = dir.join("jobs").into_os_string().into_vec();
-        if list_line.contains(&b'\n') {
-            return Err(self.failed(format!("{}: a newline in the path", dir.display())));
-        }
-        list_line.push(b'\n');
-        let mut list = Vec::new();
+    ) -> Result<Vec<(String, Vec<u8>)>, BytecodeError> {
+        let mut request = Vec::new();
+        request.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
         for job in chunk {
-            for part in [job.source.as_os_str(), job.pyc.as_os_str()] {
-                list.extend_from_slice(part.as_bytes());
-                list.push(0);
-            }
-            list.extend_from_slice(job.image_path.as_bytes());
-            list.push(0);
+            request.extend_from_slice(&(job.image_path.len() as u32).to_le_bytes());
+            request.extend_from_slice(job.image_path.as_bytes());
+            request.extend_from_slice(&(job.source.len() as u64).to_le_bytes());
+            request.extend_from_slice(&job.source);
         }
-        std::fs::write(dir.join("jobs"), &list).map_err(|e| self.failed(e.to_string()))?;
         let mut worker = self.worker(children)?;
-        let mut answer = String::new();
-        let asked = worker
-            .stdin
-            .write_all(&list_line)
-            .and_then(|()| worker.stdin.flush())
-            .and_then(|()| worker.stdout.read_line(&mut answer));
-        match (asked, answer.trim().parse::<usize>()) {
-            (Ok(_), Ok(skipped)) => {
+        let Worker { stdin, stdout, .. } = &mut worker;
+        let answers = std::thread::scope(|scope| {
+            let writer =
+                scope.spawn(move || stdin.write_all(&request).and_then(|()| stdin.flush()));
+            let mut pycs = Vec::new();
+            let read = (|| -> std::io::Result<()> {
+                for job in chunk {
+                    let mut flag = [0u8; 1];
+                    stdout.read_exact(&mut flag)?;
+                    if flag[0] == 0 {
+                        continue;
+                    }
+                    let mut len = [0u8; 8];
+                    stdout.read_exact(&mut len)?;
+                    let len = u64::from_le_bytes(len);
+                    // A pyc is about as big as its source; anything far bigger is not one.
+                    if len > 64 * job.source.len() as u64 + (1 << 20) {
+                        return Err(std::io::Error::other("an answer too large"));
+                    }
+                    let mut pyc = vec![0u8; len as usize];
+                    stdout.read_exact(&mut pyc)?;
+                    pycs.push((job.pyc.clone(), pyc));
+                }
+                Ok(())
+            })();
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("writer panicked")));
+            read.and(written).map(|()| pycs)
+        });
+        match answers {
+            Ok(pycs) => {
                 self.lock_idle().push(worker);
-                Ok(skipped)
+                Ok(pycs)
             }
             // The worker died: what it said on stderr is why.
-            _ => {
+            Err(e) => {
                 let mut stderr = Vec::new();
                 drop(worker.stdin);
                 let _ = worker.stderr.read_to_end(&mut stderr);
-                Err(self.failed(last_line(&stderr)))
+                let why = last_line(&stderr);
+                Err(self.failed(if stderr.is_empty() {
+                    e.to_string()
+                } else {
+                    why
+                }))
             }
         }
     }
@@ -433,9 +465,9 @@ fn last_line(stderr: &[u8]) -> String {
 /// bytes: the interpreter (its unpacked directory, one per exact base), the source's path in
 /// the image (the pyc records it) and the source's contents. The platforms of a multi-platform
 /// build install the same `.py` files (a package's arm64 and amd64 wheels differ in their
-/// extensions only) and compile them with the same interpreter, so the second platform links
+/// extensions only) and compile them with the same interpreter, so the second platform reads
 /// what the first compiled instead of compiling it again. The directory is the caller's
-/// scratch, gone with the run; a pyc is taken by hard link, or copied across filesystems.
+/// scratch, gone with the run.
 #[derive(Clone, Debug)]
 pub struct PycMemo {
     dir: PathBuf,
@@ -446,43 +478,29 @@ impl PycMemo {
         PycMemo { dir }
     }
 
-    fn key(&self, interpreter: &Interpreter, job: &Job) -> std::io::Result<String> {
-        let source = std::fs::read(&job.source)?;
+    fn key(&self, interpreter: &Interpreter, job: &Job) -> String {
         let mut hasher = lockship_oci::digest::Hasher::default();
         for part in [
-            b"lockship-pyc-memo-v1".as_slice(),
+            b"lockship-pyc-memo-v2".as_slice(),
             interpreter.exe.as_os_str().as_encoded_bytes(),
             job.image_path.as_bytes(),
-            &source,
+            &job.source,
         ] {
             hasher.update(&(part.len() as u64).to_le_bytes());
             hasher.update(part);
         }
-        Ok(hasher.finish().hex().to_string())
+        hasher.finish().hex().to_string()
     }
 
-    /// Puts the remembered pyc for `key` at `pyc`; false when there is none.
-    fn take(&self, key: &str, pyc: &Path) -> bool {
-        let kept = self.dir.join(key);
-        if !kept.is_file() {
-            return false;
-        }
-        if let Some(parent) = pyc.parent() {
-            if std::fs::create_dir_all(parent).is_err() {
-                return false;
-            }
-        }
-        std::fs::hard_link(&kept, pyc).is_ok() || std::fs::copy(&kept, pyc).is_ok()
+    /// The remembered pyc for `key`, if there is one.
+    fn take(&self, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.dir.join(key)).ok()
     }
 
-    /// Remembers the pyc just compiled at `pyc` (none for a source that did not compile). A
-    /// failure only costs a compile later.
-    fn keep(&self, key: &str, pyc: &Path) {
-        if pyc.is_file() && std::fs::create_dir_all(&self.dir).is_ok() {
-            let kept = self.dir.join(key);
-            if std::fs::hard_link(pyc, &kept).is_err() && !kept.exists() {
-                let _ = std::fs::copy(pyc, &kept);
-            }
+    /// Remembers `pyc`. A failure only costs a compile later.
+    fn keep(&self, key: &str, pyc: &[u8]) {
+        if std::fs::create_dir_all(&self.dir).is_ok() {
+            let _ = std::fs::write(self.dir.join(key), pyc);
         }
     }
 }
@@ -490,13 +508,12 @@ impl PycMemo {
 /// One source to compile.
 #[derive(Clone, Debug)]
 pub struct Job {
-    /// The source on the host.
-    pub source: PathBuf,
-    /// Where the pyc goes on the host.
-    pub pyc: PathBuf,
+    /// Its bytes (checked against RECORD when read from a wheel).
+    pub source: Vec<u8>,
     /// The source's absolute path in the image (what tracebacks show).
     pub image_path: String,
-    pub size: u64,
+    /// Where its pyc goes, relative to the image's root (a tar-tree path).
+    pub pyc: String,
 }
 
 /// `a/b/mod.py` → `a/b/__pycache__/mod.cpython-311.pyc`.
@@ -510,16 +527,15 @@ pub fn pyc_path(py: &str, cache_tag: &str) -> String {
     }
 }
 
-/// The `.py` files a layer puts under `site` (an image path without the leading `/`), as
-/// compile jobs whose pycs go into `root` (the host directory standing for the image's `/`):
-/// files staged in `root` are compiled where they are; files still in a wheel are extracted
-/// into `sources`, checked against their RECORD hash.
+/// The `.py` files a layer puts under `site` (an image path without the leading `/`), read
+/// into memory as compile jobs: files still in a wheel are read from it, checked against their
+/// RECORD hash; files staged under `root` (the host directory standing for the image's `/`,
+/// from `.data/purelib` and the like) are read from there.
 pub fn jobs_for_layer(
     tree: &TarTree,
     root: &Path,
     site: &str,
     cache_tag: &str,
-    sources: &Path,
 ) -> Result<Vec<Job>, BytecodeError> {
     let site_slash = format!("{}/", site.trim_matches('/'));
     let mut jobs = Vec::new();
@@ -538,24 +554,16 @@ pub fn jobs_for_layer(
         else {
             continue;
         };
-        let source = sources.join(path);
-        extract(
-            &mut archives,
-            archive,
-            *index,
-            *size,
-            check.as_ref(),
-            &source,
-        )
-        .map_err(|message| BytecodeError::Source {
-            what: format!("{}: {path}", archive.name),
-            message,
-        })?;
+        let source = read_member(&mut archives, archive, *index, *size, check.as_ref()).map_err(
+            |message| BytecodeError::Source {
+                what: format!("{}: {path}", archive.name),
+                message,
+            },
+        )?;
         jobs.push(Job {
             source,
-            pyc: root.join(pyc_path(path, cache_tag)),
             image_path: format!("/{path}"),
-            size: *size,
+            pyc: pyc_path(path, cache_tag),
         });
     }
     let staged = root.join(&site_slash);
@@ -571,25 +579,27 @@ pub fn jobs_for_layer(
         if !rel.ends_with(".py") {
             continue;
         }
+        let source = std::fs::read(entry.path()).map_err(|e| BytecodeError::Source {
+            what: rel.to_string(),
+            message: e.to_string(),
+        })?;
         jobs.push(Job {
-            source: entry.path().to_path_buf(),
-            pyc: root.join(pyc_path(rel, cache_tag)),
+            source,
             image_path: format!("/{rel}"),
-            size: entry.metadata().map(|m| m.len()).unwrap_or(0),
+            pyc: pyc_path(rel, cache_tag),
         });
     }
     Ok(jobs)
 }
 
-/// Extracts the member at `index` of `archive` (opened once per layer) to `dest`, checked.
-fn extract(
+/// Reads the member at `index` of `archive` (opened once per layer), checked.
+fn read_member(
     archives: &mut HashMap<Arc<ZipSource>, ZipArchive<BufReader<std::fs::File>>>,
     archive: &Arc<ZipSource>,
     index: usize,
     size: u64,
     check: Option<&ContentCheck>,
-    dest: &Path,
-) -> Result<(), String> {
+) -> Result<Vec<u8>, String> {
     let zip = match archives.entry(archive.clone()) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
@@ -597,7 +607,9 @@ fn extract(
             v.insert(ZipArchive::new(BufReader::new(file)).map_err(|e| e.to_string())?)
         }
     };
-    install::extract_member(zip, index, size, check, dest)
+    let mut out = Vec::with_capacity(size as usize);
+    install::copy_member(zip, index, size, check, &mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -187,8 +187,20 @@ pub(crate) fn extract_member(
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
-    let member = archive.by_index(index).map_err(|e| e.to_string())?;
     let mut out = std::fs::File::create(dest).map_err(|e| e.to_string())?;
+    copy_member(archive, index, size, check, &mut out)
+}
+
+/// Copies the zip member at `index` to `out`: exactly `size` bytes, which must hash to `check`
+/// (the wheel's RECORD) when there is one.
+pub(crate) fn copy_member(
+    archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>,
+    index: usize,
+    size: u64,
+    check: Option<&ContentCheck>,
+    out: &mut dyn std::io::Write,
+) -> Result<(), String> {
+    let member = archive.by_index(index).map_err(|e| e.to_string())?;
     let mut hasher = check.map(ContentCheck::hasher);
     let mut reader = member.take(size + 1);
     let mut buf = vec![0u8; 64 * 1024];
@@ -202,7 +214,7 @@ pub(crate) fn extract_member(
         if let Some(h) = hasher.as_mut() {
             h.update(&buf[..n]);
         }
-        std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| e.to_string())?;
+        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
     }
     if written != size {
         return Err(format!("{written} bytes where the archive records {size}"));

@@ -126,6 +126,42 @@ fn bytecode_is_reproducible_unchecked_and_used_by_the_image() {
         from_source.is_empty(),
         "compiled at import: {from_source:?}"
     );
+    // Byte for byte what py_compile writes in the image itself (an unchecked-hash pyc).
+    let same = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "0:0",
+        "-e",
+        "PYTHONHASHSEED=0",
+        "--entrypoint",
+        "/opt/venv/bin/python",
+        &tag,
+        "-c",
+        r#"
+import glob, os, py_compile
+mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+n = differ = 0
+for src in sorted(glob.glob("/opt/venv/lib/python3.11/site-packages/**/*.py", recursive=True)):
+    d, f = os.path.split(src)
+    pyc = os.path.join(d, "__pycache__", f[:-3] + ".cpython-311.pyc")
+    if os.path.exists(pyc):
+        py_compile.compile(src, cfile="/tmp/x.pyc", dfile=src, invalidation_mode=mode)
+        n += 1
+        differ += open("/tmp/x.pyc", "rb").read() != open(pyc, "rb").read()
+print(n, differ)
+"#,
+    ]);
+    let counts: Vec<usize> = same
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        counts[0] > 100 && counts[1] == 0,
+        "compared, differing: {same}"
+    );
     docker(&["rmi", &tag]);
 
     // --no-bytecode: no pyc at all, and the runtime layer is the same one.

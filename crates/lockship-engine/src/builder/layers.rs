@@ -55,7 +55,7 @@ pub(super) fn build_layer(
                 install_from_store(ctx, w, &root, &mut tree)?;
             }
             if *bytecode {
-                compile(ctx, compiler, &tree, &root, scratch.path())?;
+                compile(ctx, compiler, &mut tree, &root)?;
             }
             tree.add_host_dir(&root, "")
                 .map_err(lockship_oci::layer::LayerError::from)?;
@@ -70,7 +70,7 @@ pub(super) fn build_layer(
                 .unwrap_or_default();
             install::install(wheel, &filename, &ctx.target, &root, &mut tree)?;
             if *bytecode {
-                compile(ctx, compiler, &tree, &root, scratch.path())?;
+                compile(ctx, compiler, &mut tree, &root)?;
             }
             tree.add_host_dir(&root, "")
                 .map_err(lockship_oci::layer::LayerError::from)?;
@@ -90,32 +90,27 @@ pub(super) fn build_layer(
     Ok(layer::write_layer(&tree, ctx.mtime, &ctx.store)?)
 }
 
-/// Compiles the `.py` files the layer puts in site-packages into pycs staged under `root`.
+/// Compiles the `.py` files the layer puts in site-packages and adds their pycs to `tree`.
 fn compile(
     ctx: &LayerContext,
     compiler: Option<&Compiler>,
-    tree: &TarTree,
+    tree: &mut TarTree,
     root: &Path,
-    scratch: &Path,
 ) -> Result<(), Error> {
     let compiler = compiler.ok_or_else(|| {
         Error::Usage("a layer with bytecode was planned without an interpreter".into())
     })?;
     let site = ctx.target.site_packages();
-    let jobs = bytecode::jobs_for_layer(
-        tree,
-        root,
-        &site,
-        &compiler.interpreter.cache_tag,
-        &scratch.join("sources"),
-    )?;
-    compiler.interpreter.compile(
+    let jobs = bytecode::jobs_for_layer(tree, root, &site, &compiler.interpreter.cache_tag)?;
+    let pycs = compiler.interpreter.compile(
         &jobs,
         compiler.workers,
-        &scratch.join("workers"),
         &compiler.children,
         compiler.memo.as_ref(),
     )?;
+    for (path, pyc) in pycs {
+        tree.bytes(&path, pyc, 0o644);
+    }
     Ok(())
 }
 

@@ -160,6 +160,17 @@ async fn archive_release(
         .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING));
     let keys = release::load_keyring(&keyring)?;
     let release = release::verify(&text, &url, &keys, &keyring)?;
+    // A signed release of another suite (an old one, the suite's own in the security
+    // archive's place) is refused, as apt does.
+    if release.suite != name && release.codename != name {
+        return Err(DebianError::BadRelease {
+            url: redact(&url),
+            message: format!(
+                "it is the release of {} ({}), not of {name}",
+                release.codename, release.suite
+            ),
+        });
+    }
     Ok((url, release))
 }
 
@@ -211,17 +222,24 @@ pub async fn lock(
         .filter(|e| e.name == "ca-certificates")
         .cloned()
         .max_by(|a, b| super::version::compare(&a.version, &b.version));
-    if let Some(pins) = pins {
-        hold_to(&mut entries, pins);
-    }
-    let universe = Universe::new(entries, &spec.suite, arch);
     let mut wanted = spec.packages.clone();
     for lib in MANYLINUX_RUNTIME {
         if !wanted.iter().any(|w| w == lib) {
             wanted.push(lib.to_string());
         }
     }
-    let closure = universe.resolve(&wanted, &spec.exclude)?;
+    let held = pins.map(|pins| {
+        let mut held = entries.clone();
+        hold_to(&mut held, pins);
+        Universe::new(held, &spec.suite, arch)
+    });
+    let universe = Universe::new(entries, &spec.suite, arch);
+    // Held to the pins when that resolves; a package the pins leave free may need a newer
+    // version of a pinned one (libc6-dev of a security update needs its libc6): then unpinned.
+    let closure = match held.map(|u| u.resolve(&wanted, &spec.exclude)) {
+        Some(Ok(closure)) => closure,
+        _ => universe.resolve(&wanted, &spec.exclude)?,
+    };
     let locked = |e: PackageEntry, data_only: bool| LockedDeb {
         name: e.name,
         version: e.version,

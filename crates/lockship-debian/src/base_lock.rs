@@ -24,11 +24,13 @@ pub fn path_for(dir: &Path, arch: &str) -> std::path::PathBuf {
     }
 }
 
-/// Whether `path` names a base lock (`lockship-base.lock`, `lockship-base.ARCH.lock`).
+/// Whether `path` (relative to the directory of the project's lock) names a base lock there
+/// (`lockship-base.lock`, `lockship-base.ARCH.lock`); one deeper is the project's own file.
 pub fn is_base_lock(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("lockship-base.") && n.ends_with(".lock"))
+    path.components().count() == 1
+        && path
+            .to_str()
+            .is_some_and(|n| n.starts_with("lockship-base.") && n.ends_with(".lock"))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +151,14 @@ impl BaseLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_locks_are_the_files_beside_the_projects_lock() {
+        assert!(is_base_lock(Path::new("lockship-base.lock")));
+        assert!(is_base_lock(Path::new("lockship-base.arm64.lock")));
+        assert!(!is_base_lock(Path::new("data/lockship-base.prod.lock")));
+        assert!(!is_base_lock(Path::new("lockship-base.lock.txt")));
+    }
 
     #[test]
     fn a_second_architecture_gets_a_file_of_its_own() {

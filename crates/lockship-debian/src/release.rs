@@ -13,6 +13,9 @@ use lockship_oci::digest::Digest;
 /// What a verified Release file says.
 #[derive(Clone, Debug)]
 pub struct Release {
+    /// `Suite` (`stable`, `stable-security`) and `Codename` (`bookworm`, `bookworm-security`):
+    /// the archive asked for must be one of them.
+    pub suite: String,
     pub codename: String,
     pub version: Option<String>,
     /// Debian's names of the architectures the suite has packages for (`Architectures:`).
@@ -92,6 +95,7 @@ pub fn parse(body: &str, url: &str) -> Result<Release, DebianError> {
         });
     }
     Ok(Release {
+        suite: get("Suite").unwrap_or_default(),
         codename: get("Codename").unwrap_or_default(),
         version: get("Version"),
         architectures: get("Architectures")

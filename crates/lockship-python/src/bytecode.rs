@@ -122,7 +122,10 @@ struct Worker {
 /// Nothing touches the disk: creating ~40k small files (sources, pycs, py_compile's temporary
 /// files) cost more than compiling on this kind of machine.
 const WORKER: &str = r#"
-import importlib.util, struct, sys
+import importlib.util, struct, sys, warnings
+# compile() warns on stderr (SyntaxWarning for "\d" in 3.12+); nobody reads it while the worker
+# runs, and a full pipe would stall it. Warnings change no bytecode.
+warnings.simplefilter("ignore")
 from importlib._bootstrap_external import _code_to_hash_pyc
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 def read(n):
@@ -492,15 +495,24 @@ impl PycMemo {
         hasher.finish().hex().to_string()
     }
 
-    /// The remembered pyc for `key`, if there is one.
+    /// The remembered pyc for `key`, if there is one whole: a pyc starts with a 16-byte header
+    /// (magic, flags, source hash) and the length it was kept with is in its name's file.
     fn take(&self, key: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.dir.join(key)).ok()
+        let pyc = std::fs::read(self.dir.join(key)).ok()?;
+        (pyc.len() > 16).then_some(pyc)
     }
 
-    /// Remembers `pyc`. A failure only costs a compile later.
+    /// Remembers `pyc`, written whole to a temporary file and renamed into place, so a full
+    /// disk leaves no truncated pyc for a later layer. A failure only costs a compile later.
     fn keep(&self, key: &str, pyc: &[u8]) {
-        if std::fs::create_dir_all(&self.dir).is_ok() {
-            let _ = std::fs::write(self.dir.join(key), pyc);
+        if std::fs::create_dir_all(&self.dir).is_err() {
+            return;
+        }
+        let Ok(mut tmp) = lockship_sys::scratch::ScratchFile::new_in(&self.dir, "") else {
+            return;
+        };
+        if tmp.write_all(pyc).is_ok() {
+            let _ = tmp.persist(&self.dir.join(key));
         }
     }
 }

@@ -54,11 +54,12 @@ pub(super) fn build_layer(
             for w in wheels {
                 install_from_store(ctx, w, &root, &mut tree)?;
             }
+            tree.add_host_dir(&root, "")
+                .map_err(lockship_oci::layer::LayerError::from)?;
+            // Last: a pyc a wheel stages itself (.data/purelib/…/__pycache__) gives way to ours.
             if *bytecode {
                 compile(ctx, compiler, &mut tree, &root)?;
             }
-            tree.add_host_dir(&root, "")
-                .map_err(lockship_oci::layer::LayerError::from)?;
         }
         LayerContent::AppWheel { bytecode } => {
             let wheel = app_wheel.ok_or_else(|| {
@@ -69,11 +70,12 @@ pub(super) fn build_layer(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             install::install(wheel, &filename, &ctx.target, &root, &mut tree)?;
+            tree.add_host_dir(&root, "")
+                .map_err(lockship_oci::layer::LayerError::from)?;
+            // Last: a pyc a wheel stages itself (.data/purelib/…/__pycache__) gives way to ours.
             if *bytecode {
                 compile(ctx, compiler, &mut tree, &root)?;
             }
-            tree.add_host_dir(&root, "")
-                .map_err(lockship_oci::layer::LayerError::from)?;
         }
         LayerContent::AppFiles { files } => {
             for f in files {

@@ -29,6 +29,18 @@ pub(super) async fn check_libraries(
     app: Option<&(String, NativeFacts)>,
     source: &dyn BaseSource,
 ) -> Result<(), Error> {
+    let bucket = Bucket::Native.under(&session.opts.cache_dir);
+    // The app layer came from the cache: its wheel's facts were kept when it was written.
+    let kept: Option<(String, NativeFacts)> = match app {
+        Some(_) => None,
+        None => prepared
+            .plan
+            .layers
+            .iter()
+            .find(|l| matches!(l.content, LayerContent::AppWheel { .. }))
+            .and_then(|l| read_cached(&app_facts_entry(&bucket, &l.key))),
+    };
+    let app = app.or(kept.as_ref());
     let wheels: Vec<&ChosenWheel> = prepared
         .plan
         .layers
@@ -38,7 +50,6 @@ pub(super) async fn check_libraries(
             _ => Vec::new(),
         })
         .collect();
-    let bucket = Bucket::Native.under(&session.opts.cache_dir);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -108,6 +119,12 @@ pub(super) fn app_facts(path: &Path) -> Result<(String, NativeFacts), Error> {
         _ => filename.clone(),
     };
     Ok((package, native::scan_wheel(path, &filename)?))
+}
+
+/// Where the app wheel's facts are kept: by its layer's key, so that a build taking the layer
+/// from the cache checks the app's extensions against its base too.
+pub(super) fn app_facts_entry(bucket: &Path, layer_key: &str) -> PathBuf {
+    bucket.join(format!("app-{layer_key}.json"))
 }
 
 /// Where the ELF facts of `wheel` are cached: by its sha256.

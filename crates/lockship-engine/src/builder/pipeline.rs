@@ -123,7 +123,14 @@ pub(super) async fn run(jobs: Jobs<'_, '_>, reporter: &dyn Reporter) -> Result<B
                     }
                 }
                 let app_facts = match &app_wheel {
-                    Some(path) => Some(native_libs::app_facts(path)?),
+                    Some(path) => {
+                        let facts = native_libs::app_facts(path)?;
+                        // For the check of a later build that takes this layer from the cache.
+                        let entry =
+                            native_libs::app_facts_entry(&job_ctx.native_dir, &job_layer.key);
+                        write_cached(&entry, &facts)?;
+                        Some(facts)
+                    }
                     None => None,
                 };
                 Ok::<_, Error>((info, app_facts))

@@ -58,7 +58,7 @@ pub(super) async fn build_platforms(
     lock: LockFile,
     platforms: Vec<Platform>,
 ) -> Result<BuildReport, Error> {
-    // Removed with the run; each pyc in it is a hard link to one in a layer being written.
+    // Pycs the first platforms compiled, for the later ones; removed with the run.
     let tmp = store.tmp_dir();
     let memo_dir = ScratchDir::new_in(&tmp).map_err(io_err(&tmp))?;
     let pycs = PycMemo::new(memo_dir.path().join("pycs"));

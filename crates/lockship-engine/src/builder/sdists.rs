@@ -5,7 +5,7 @@
 //! `[tool.lockship.builder] image`. Built wheels are cached by (sdist hash, builder, target)
 //! and then go into the image like any locked wheel. The builder never reaches the image.
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::cache_dir::Bucket;
@@ -137,31 +137,42 @@ pub(super) async fn build_missing(
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let built: Vec<(usize, ChosenWheel)> = futures::stream::iter(todo.into_iter().map(
-            |(i, package, sdist, entry, pure_entry, key)| async move {
-                session.reporter.step(&format!(
-                    "building {} {} from {} in {}",
-                    package.name, package.version, sdist.filename, builder.image
-                ));
-                let sdist_chosen = ChosenWheel {
-                    name: package.name.clone(),
-                    version: package.version.clone(),
-                    wheel: sdist.clone(),
-                };
-                fetch::fetch_one(session.http, &sdist_chosen, session.store).await?;
-                let built = build_one(session, ctx, builder, runtime, package, sdist).await?;
-                check_built(&built.filename, package, &builder.image, ctx.target)?;
-                write_cached(&entry, &built)?;
-                if lockship_python::app::is_pure_wheel(&built.filename) {
-                    write_cached(&pure_entry, &built)?;
-                }
-                Ok::<_, Error>((i, built_wheel(package, built, key.hex())))
-            },
-        ))
+        let results: Vec<(usize, Result<ChosenWheel, Error>)> = futures::stream::iter(
+            todo.into_iter()
+                .map(|(i, package, sdist, entry, pure_entry, key)| async move {
+                    let result = async {
+                        session.reporter.step(&format!(
+                            "building {} {} from {} in {}",
+                            package.name, package.version, sdist.filename, builder.image
+                        ));
+                        let sdist_chosen = ChosenWheel {
+                            name: package.name.clone(),
+                            version: package.version.clone(),
+                            wheel: sdist.clone(),
+                        };
+                        fetch::fetch_one(session.http, &sdist_chosen, session.store).await?;
+                        let built =
+                            build_one(session, ctx, builder, runtime, package, sdist).await?;
+                        check_built(&built.filename, package, &builder.image, ctx.target)?;
+                        write_cached(&entry, &built)?;
+                        if lockship_python::app::is_pure_wheel(&built.filename) {
+                            write_cached(&pure_entry, &built)?;
+                        }
+                        Ok::<_, Error>(built_wheel(package, built, key.hex()))
+                    };
+                    (i, result.await)
+                }),
+        )
         .buffer_unordered(cores)
-        .try_collect()
-        .await?;
-        wheels.extend(built);
+        .collect()
+        .await;
+        // Every build ran to its end; the failure reported is the first package's, whichever
+        // finished first, so the same input gives the same error.
+        let mut results = results;
+        results.sort_by_key(|(i, _)| *i);
+        for (i, result) in results {
+            wheels.push((i, result?));
+        }
     }
     wheels.sort_by_key(|(i, _)| *i);
     Ok(wheels.into_iter().map(|(_, w)| w).collect())

@@ -139,27 +139,17 @@ pub(super) async fn for_target(
         project.name,
         prepared.target.describe()
     ));
-    let excluded: Vec<PathBuf> = session
-        .opts
-        .outputs
-        .iter()
-        .filter_map(crate::output::Output::local_path)
-        .cloned()
-        .collect();
-    let files = app::source_files(&project.dir, &excluded)?;
-    let top = format!("{}-{version}", project.name.replace('-', "_"));
-    let archive = app::source_archive(&project.dir, &files, &top, session.opts.source_date_epoch)?;
-    let sha256 = session.store.put_bytes(&archive)?;
     let package = Unsatisfied {
         name: project.name.clone(),
-        version,
         wheels: 1,
-        sdist: Some(LockedWheel {
-            filename: format!("{top}.tar.gz"),
-            url: String::new(),
-            sha256,
-            size: Some(archive.len() as u64),
-        }),
+        sdist: Some(source_sdist(
+            session,
+            &project.dir,
+            &prepared.sources,
+            &project.name,
+            &version,
+        )?),
+        version,
     };
     let ctx = BuildContext {
         project,
@@ -190,4 +180,24 @@ pub(super) async fn for_target(
         }
     }
     Ok(path)
+}
+
+/// The sources of the project in `dir` (`files`, relative) as an sdist of `name` `version` in
+/// the store, for the builder: what a project with extension modules is built from.
+pub(super) fn source_sdist(
+    session: &Session<'_>,
+    dir: &Path,
+    files: &[PathBuf],
+    name: &str,
+    version: &str,
+) -> Result<LockedWheel, Error> {
+    let top = format!("{}-{version}", name.replace('-', "_"));
+    let archive = app::source_archive(dir, files, &top, session.opts.source_date_epoch)?;
+    let sha256 = session.store.put_bytes(&archive)?;
+    Ok(LockedWheel {
+        filename: format!("{top}.tar.gz"),
+        url: String::new(),
+        sha256,
+        size: Some(archive.len() as u64),
+    })
 }

@@ -100,19 +100,13 @@ pub(super) async fn build_local_packages(
             // Extensions built by this machine's Python for this machine: the builder builds
             // the target's from the same sources, like any sdist.
             let files = app::source_files(dir, &[])?;
-            let top = format!("{}-{version}", p.name.replace('-', "_"));
-            let archive = app::source_archive(dir, &files, &top, opts.source_date_epoch)?;
-            let sha256 = session.store.put_bytes(&archive)?;
+            let sdist =
+                app_wheel::source_sdist(session, dir, &files, &p.name, &version.to_string())?;
             out.push(LockedPackage {
                 version: version.to_string(),
                 artifacts: Artifacts::Listed {
                     wheels: Vec::new(),
-                    sdist: Some(LockedWheel {
-                        filename: format!("{top}.tar.gz"),
-                        url: String::new(),
-                        sha256,
-                        size: Some(archive.len() as u64),
-                    }),
+                    sdist: Some(sdist),
                 },
                 ..p
             });

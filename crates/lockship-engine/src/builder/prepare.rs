@@ -44,6 +44,9 @@ pub(super) struct Prepared {
     pub must_test: bool,
     /// The app wheel being built (not for `--dry-run`, nor when the app is copied).
     pub app_wheel: Option<AppWheel>,
+    /// The project's source files (relative, sorted): what the app's key is made from, and
+    /// what the builder gets when the app has extension modules.
+    pub sources: Vec<PathBuf>,
     /// Packages locked without hashes, let in by `allow-unhashed` (`name==version`).
     pub unhashed: Vec<String>,
 }
@@ -249,6 +252,7 @@ pub(super) async fn prepare(
         must_test,
         app_wheel,
         unhashed,
+        sources,
     })
 }
 

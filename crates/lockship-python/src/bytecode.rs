@@ -257,18 +257,22 @@ impl Interpreter {
             return self.compile_all(jobs, workers, children);
         };
         let mut pycs = Vec::new();
-        let mut todo = Vec::new();
+        let mut todo: Vec<Job> = Vec::new();
+        // The memo key of each job to compile, by its pyc's path (what an answer names).
+        let mut keys: HashMap<String, String> = HashMap::new();
         for job in jobs {
             let key = memo.key(self, job);
             match memo.take(&key) {
                 Some(pyc) => pycs.push((job.pyc.clone(), pyc)),
-                None => todo.push((job.clone(), key)),
+                None => {
+                    keys.insert(job.pyc.clone(), key);
+                    todo.push(job.clone());
+                }
             }
         }
-        let jobs: Vec<Job> = todo.iter().map(|(job, _)| job.clone()).collect();
-        let compiled = self.compile_all(&jobs, workers, children)?;
+        let compiled = self.compile_all(&todo, workers, children)?;
         for (pyc_path, pyc) in &compiled {
-            if let Some((_, key)) = todo.iter().find(|(job, _)| &job.pyc == pyc_path) {
+            if let Some(key) = keys.get(pyc_path) {
                 memo.keep(key, pyc);
             }
         }

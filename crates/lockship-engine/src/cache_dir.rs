@@ -45,7 +45,8 @@ impl Bucket {
         Bucket::BuiltWheels,
     ];
 
-    fn name(self) -> &'static str {
+    /// The bucket's folder name, which `lockship cache info` shows as its kind.
+    pub fn name(self) -> &'static str {
         match self {
             Bucket::Blobs => "blobs",
             Bucket::Layers => "layers",

@@ -90,6 +90,8 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    #[error("{} is not a lockship cache (it has no blobs/sha256)", dir.display())]
+    NotACache { dir: PathBuf },
     #[error("{0}")]
     Usage(String),
 }
@@ -118,6 +120,9 @@ impl Error {
                 "the references listed as pushed already point at the new image; run the build again to push the rest (blobs already there are skipped)".into(),
             ),
             Error::Platform { source, .. } => source.hint(),
+            Error::NotACache { .. } => Some(
+                "name the directory builds use: --cache-dir, else LOCKSHIP_CACHE_DIR, else ~/.cache/lockship".into(),
+            ),
             Error::Store(_) | Error::Io { .. } | Error::Unpack(_) => {
                 Some(hints::CACHE.into())
             }

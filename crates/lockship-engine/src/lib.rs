@@ -4,6 +4,7 @@
 //! knows the crate-wide [`error::Error`] and its hints. See ARCHITECTURE.md.
 
 pub mod builder;
+pub mod cache_command;
 pub mod cache_dir;
 pub mod container_build;
 pub mod error;

@@ -335,6 +335,7 @@ pub async fn run(
         .map(|l| l.kind)
         .or_else(|| kind_of(&path))
         .unwrap_or(LockKind::UvLock);
+    let _lock = builder::lock_cache(&opts.cache_dir)?;
     let store = builder::open_cache(&opts.cache_dir)?;
     let http = Http::new(&opts.net);
     let target = builder::open_base(&project, &path, opts, &http, &store, reporter).await?;

@@ -87,9 +87,15 @@ impl BlobStore {
         self.root.join("sha256").join(digest.hex())
     }
 
-    /// Whether a blob of this name is present (without reading it).
+    /// Whether a blob of this name is present (without reading it); a present one is marked
+    /// used, for `lockship cache prune`.
     pub fn contains(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+        let path = self.path(digest);
+        let present = path.is_file();
+        if present {
+            lockship_sys::cache_lock::touch(&path);
+        }
+        present
     }
 
     /// A scratch directory on the store's file system, for staging that ends in a rename;
@@ -117,6 +123,7 @@ impl BlobStore {
         })?;
         if actual == *digest {
             self.mark_verified(digest);
+            lockship_sys::cache_lock::touch(&path);
             return Ok(true);
         }
         self.evict(digest, what);

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use oci_spec::distribution::Reference;
 use serde_json::{json, Map, Value};
 
 use super::canonical_json;
@@ -18,6 +19,9 @@ pub enum BlobOrigin {
     Local,
     /// A base image layer: in the local store if it was ever pulled, else in the base's registry.
     Base,
+    /// A layer an earlier build pushed (the registry cache): in the repository of this
+    /// reference, fetched from it only when an output or a smoke test reads the layer.
+    Cached(Reference),
 }
 
 /// A layer in an assembled image.
@@ -27,6 +31,9 @@ pub struct ImageLayer {
     /// The history entry's `created_by`: what the layer holds, for `docker history` and humans.
     pub created_by: String,
     pub origin: BlobOrigin,
+    /// The layer descriptor's annotations in the manifest (what a later build reads to reuse
+    /// the layer from a registry alone).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// The runtime settings lockship puts over the base's config.
@@ -41,6 +48,8 @@ pub struct ConfigSpec {
     pub labels: BTreeMap<String, String>,
     /// Seconds since the epoch for `created` and history (SOURCE_DATE_EPOCH).
     pub created: u64,
+    /// The manifest's own annotations.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A complete image: its config and manifest bytes and the layers they name.
@@ -163,7 +172,7 @@ pub fn assemble(
 
     let config_bytes = canonical_json::to_vec(&Value::Object(config));
     let config_digest = Digest::of_bytes(&config_bytes);
-    let manifest = json!({
+    let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": media_types::OCI_MANIFEST,
         "config": {
@@ -171,12 +180,21 @@ pub fn assemble(
             "digest": config_digest.to_string(),
             "size": config_bytes.len(),
         },
-        "layers": layers.iter().map(|l| json!({
-            "mediaType": media_types::to_oci_layer(&l.info.media_type),
-            "digest": l.info.digest.to_string(),
-            "size": l.info.size,
-        })).collect::<Vec<_>>(),
+        "layers": layers.iter().map(|l| {
+            let mut descriptor = json!({
+                "mediaType": media_types::to_oci_layer(&l.info.media_type),
+                "digest": l.info.digest.to_string(),
+                "size": l.info.size,
+            });
+            if !l.annotations.is_empty() {
+                descriptor["annotations"] = json!(l.annotations);
+            }
+            descriptor
+        }).collect::<Vec<_>>(),
     });
+    if !spec.annotations.is_empty() {
+        manifest["annotations"] = json!(spec.annotations);
+    }
     let manifest_bytes = canonical_json::to_vec(&manifest);
     Image {
         manifest_digest: Digest::of_bytes(&manifest_bytes),
@@ -235,6 +253,7 @@ mod tests {
             },
             created_by: format!("layer {n}"),
             origin: BlobOrigin::Local,
+            annotations: BTreeMap::new(),
         }
     }
 

@@ -138,6 +138,7 @@ pub fn read(
             media_type: l.media_type.clone(),
             digest,
             size: l.size,
+            annotations: l.annotations.clone(),
         });
     }
     Ok(LayoutImage {

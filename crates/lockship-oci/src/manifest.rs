@@ -22,6 +22,8 @@ pub(crate) struct ManifestJson {
     pub layers: Vec<Descriptor>,
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Deserialize)]

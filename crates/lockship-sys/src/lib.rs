@@ -2,6 +2,7 @@
 //! collected after a crash, and signals and child processes, so that a stopped build leaves
 //! nothing behind.
 
+pub mod cache_lock;
 pub mod confine;
 pub mod interrupt;
 pub mod scratch;

@@ -24,6 +24,48 @@ pub enum Command {
     Test(TestArgs),
     /// Re-resolve the lock with its own tool (uv, poetry, pipenv) for the base's Python.
     Lock(LockArgs),
+    /// See what the local cache holds, or prune it.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `lockship cache …`.
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// The cache's size by kind of entry (blobs, layers, app wheels…).
+    Info(CacheArgs),
+    /// Remove app wheels a newer build replaced and records whose blob is gone; with
+    /// --older-than or --max-size, also what builds used least recently. Waits for running
+    /// builds.
+    Prune(PruneArgs),
+}
+
+/// Where the cache is and how to report.
+#[derive(clap::Args, Debug)]
+pub struct CacheArgs {
+    /// Cache directory (default: $LOCKSHIP_CACHE_DIR, else ~/.cache/lockship).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Options of `lockship cache prune`.
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// Remove the least recently used entries until the cache is at most this big (500M, 2G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+    /// Remove what no build used in this many days.
+    #[arg(long, value_name = "DAYS")]
+    pub older_than: Option<u32>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    lockship_engine::cache_command::parse_size(text)
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +160,15 @@ pub struct BuildArgs {
     /// suite's current index and rewrite lockship-base.lock, showing what changed.
     #[arg(long)]
     pub upgrade_base: bool,
+    /// Reuse the layers of this image whose inputs match (repeatable): no wheel downloaded,
+    /// no layer written or uploaded for them. The push targets are always read this way.
+    /// Trusted as the base image is: name only images your builds pushed.
+    #[arg(long, value_name = "REF")]
+    pub cache_from: Vec<String>,
+    /// Push the image's layers and the record of how they were made to this reference, for
+    /// later builds' --cache-from, without making it a push target (repeatable).
+    #[arg(long, value_name = "REF")]
+    pub cache_to: Vec<String>,
     /// Push without running the smoke tests first.
     #[arg(long)]
     pub no_test: bool,

@@ -74,13 +74,26 @@ pub fn registry_access() -> RegistryAccess {
                 .collect()
         })
         .unwrap_or_default();
-    let docker_dir = var("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".docker")));
     RegistryAccess {
         insecure,
-        docker_config: docker_dir.map(|dir| dir.join("config.json")),
+        auth_files: auth_files(),
     }
+}
+
+/// Where registry credentials are looked for, in order: what the user named
+/// (`REGISTRY_AUTH_FILE`, as Podman, Buildah and Skopeo read it; `DOCKER_CONFIG`), then
+/// Docker's config, then Podman's `auth.json` (`$XDG_RUNTIME_DIR/containers/auth.json`, then
+/// `~/.config/containers/auth.json`), so that `docker login` and `podman login` both work.
+fn auth_files() -> Vec<PathBuf> {
+    let home = var("HOME").map(PathBuf::from);
+    let mut files: Vec<PathBuf> = var("REGISTRY_AUTH_FILE").map(PathBuf::from).into_iter().collect();
+    match var("DOCKER_CONFIG") {
+        Some(dir) => files.push(PathBuf::from(dir).join("config.json")),
+        None => files.extend(home.as_ref().map(|h| h.join(".docker/config.json"))),
+    }
+    files.extend(var("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("containers/auth.json")));
+    files.extend(home.map(|h| h.join(".config/containers/auth.json")));
+    files
 }
 
 /// The CA bundle builder containers get: SSL_CERT_FILE when it names a file, else the

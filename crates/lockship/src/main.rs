@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use lockship_engine::builder::{self, BuildOptions, BuildReport, Reporter, SmokeMode};
+use lockship_engine::cache_command;
 use lockship_engine::error::Error;
 use lockship_engine::lock_command::{self, LockOptions};
 use lockship_engine::output::Output;
@@ -19,7 +20,10 @@ use lockship_net::retry::RetryPolicy;
 use lockship_net::NetOptions;
 use lockship_oci::platform::Platform;
 
-use cli::{BuildArgs, Cli, Command, Format, LockArgs, NetArgs, ProjectArgs, TestArgs};
+use cli::{
+    BuildArgs, CacheArgs, CacheCommand, Cli, Command, Format, LockArgs, NetArgs, ProjectArgs,
+    PruneArgs, TestArgs,
+};
 
 /// Text from outside (wheel and package names, server messages, paths) made safe for a
 /// terminal: control characters and bidirectional overrides are shown as escapes, so a hostile
@@ -128,6 +132,8 @@ fn main() -> ExitCode {
         Command::Build(args) => runtime.block_on(run_build(args)),
         Command::Test(args) => runtime.block_on(run_test(args)),
         Command::Lock(args) => runtime.block_on(run_lock(args)),
+        Command::Cache(CacheCommand::Info(args)) => run_cache_info(&args),
+        Command::Cache(CacheCommand::Prune(args)) => run_cache_prune(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -199,6 +205,8 @@ fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
         url_vars: host_env::url_vars(),
         no_bytecode: false,
         ca_bundle: host_env::ca_bundle(),
+        cache_from: Vec::new(),
+        cache_to: Vec::new(),
     })
 }
 
@@ -208,9 +216,9 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         outputs.push(Output::parse(spec).map_err(Error::Usage)?);
     }
     outputs.extend(args.push.iter().cloned().map(Output::Registry));
-    if outputs.is_empty() && !args.dry_run {
+    if outputs.is_empty() && args.cache_to.is_empty() && !args.dry_run {
         return Err(Error::Usage(
-            "nothing to do: give --push REF, --output oci:DIR or --output docker:FILE (or --dry-run)".into(),
+            "nothing to do: give --push REF, --output oci:DIR, --output docker:FILE or --cache-to REF (or --dry-run)".into(),
         ));
     }
     let opts = BuildOptions {
@@ -227,6 +235,8 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
         network: args.smoke.network,
         target: args.target.clone(),
         no_bytecode: args.no_bytecode,
+        cache_from: args.cache_from.clone(),
+        cache_to: args.cache_to.clone(),
         ..options(&args.common)?
     };
     let progress = Progress::new(args.common.verbose);
@@ -307,6 +317,85 @@ async fn run_test(args: TestArgs) -> Result<(), Error> {
         ),
     }
     Ok(())
+}
+
+fn run_cache_info(args: &CacheArgs) -> Result<(), Error> {
+    let dir = args.cache_dir.clone().unwrap_or_else(host_env::cache_dir);
+    let info = cache_command::info(&dir)?;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&info).unwrap_or_default()
+        ),
+        Format::Text => {
+            println!("{}", terminal_safe(&info.dir.display().to_string()));
+            for kind in &info.kinds {
+                println!(
+                    "  {:<14} {:>7} entries {:>10}",
+                    kind.kind,
+                    kind.entries,
+                    human_size(kind.bytes)
+                );
+            }
+            println!("  {:<14} {:>15} {:>10}", "total", "", human_size(info.total_bytes));
+        }
+    }
+    Ok(())
+}
+
+fn run_cache_prune(args: &PruneArgs) -> Result<(), Error> {
+    let dir = args.cache.cache_dir.clone().unwrap_or_else(host_env::cache_dir);
+    let opts = cache_command::PruneOptions {
+        max_size: args.max_size,
+        older_than: args
+            .older_than
+            .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
+    };
+    let progress = Progress::new(false);
+    let result = cache_command::prune(&dir, &opts, &progress);
+    progress.finish();
+    let report = result?;
+    match args.cache.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        Format::Text => {
+            let removed: u64 = report.removed.iter().map(|u| u.entries).sum();
+            let kinds: Vec<String> = report
+                .removed
+                .iter()
+                .map(|u| format!("{} {}", u.entries, u.kind))
+                .collect();
+            println!(
+                "removed {removed} entries ({}){}; {} left",
+                human_size(report.removed_bytes),
+                if kinds.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", kinds.join(", "))
+                },
+                human_size(report.left_bytes)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Bytes as `du -h` shows them (binary units).
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
 }
 
 async fn run_lock(args: LockArgs) -> Result<(), Error> {

@@ -73,6 +73,7 @@ pub(super) fn start(
     let handle = tokio::task::spawn_blocking(move || {
         let dir = wheels.join(&key.hex()[..32]);
         if let Some(wheel) = app::wheel_in(&dir) {
+            lockship_sys::cache_lock::touch(&dir);
             return Ok(wheel);
         }
         fs_err::create_dir_all(&wheels).map_err(io_err(&wheels))?;

@@ -1,26 +1,39 @@
 //! Stage three: the image itself, the base's layers and the produced ones under a config that
-//! says how to run the app. Pure: no I/O.
+//! says how to run the app, and the manifest's record of how each layer was made (see
+//! `registry_cache`). Pure: no I/O.
 
-use lockship_oci::image::{self, BlobOrigin, Image, ImageLayer};
+use lockship_oci::image::{self, Image, ImageLayer};
 
 use super::config::{config_spec, ImageSettings};
 use super::prepare::Prepared;
 use super::produce::Produced;
+use super::registry_cache::{layer_annotations, manifest_annotations, CacheRecord};
 use super::BuildOptions;
 
-pub(super) fn assemble(opts: &BuildOptions, prepared: &Prepared, produced: &Produced) -> Image {
+pub(super) fn assemble(
+    opts: &BuildOptions,
+    prepared: &Prepared,
+    produced: &Produced,
+    record: &CacheRecord,
+) -> Image {
     let Prepared {
         base, plan, target, ..
     } = prepared;
     let mut layers: Vec<ImageLayer> = base.layers.clone();
-    for (l, info) in plan.layers.iter().zip(&produced.layers) {
+    for ((l, info), origin) in plan
+        .layers
+        .iter()
+        .zip(&produced.layers)
+        .zip(&produced.origins)
+    {
         layers.push(ImageLayer {
             info: info.clone(),
             created_by: l.description.clone(),
-            origin: BlobOrigin::Local,
+            origin: origin.clone(),
+            annotations: layer_annotations(&l.key, info),
         });
     }
-    let spec = config_spec(&ImageSettings {
+    let mut spec = config_spec(&ImageSettings {
         target_cfg: &prepared.target_cfg,
         target_name: &opts.target,
         project: &prepared.project,
@@ -31,5 +44,6 @@ pub(super) fn assemble(opts: &BuildOptions, prepared: &Prepared, produced: &Prod
         lock: &prepared.lock,
         created: opts.source_date_epoch,
     });
+    spec.annotations = manifest_annotations(record);
     image::assemble(&base.config, layers, plan.layers.len(), &spec)
 }

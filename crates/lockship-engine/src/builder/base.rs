@@ -23,6 +23,7 @@ use lockship_python::target::{Libc, PythonTarget};
 use oci_spec::distribution::Reference;
 
 use super::cache::{read_cached, write_cached};
+use super::registry_cache::RegistryCache;
 use super::{BuildOptions, Reporter, DEFAULT_BASE};
 
 /// The base as the rest of the build needs it, whichever kind it is.
@@ -62,10 +63,13 @@ impl ResolvedBase {
 /// store. Registry images and Debian package bases implement it for real builds; tests hand the
 /// engine an image already in the store ([`StoredBase`]), as ko's tests inject base images.
 pub(crate) trait BaseSource: Send + Sync {
+    /// The base, pinned. `remote` holds what earlier builds recorded in the registry (a
+    /// registry base's facts, so that an empty cache need not pull its layers to learn them).
     fn resolve<'a>(
         &'a self,
         store: &'a BlobStore,
         reporter: &'a dyn Reporter,
+        remote: &'a RegistryCache,
     ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>>;
 
     /// Puts the blobs of `base`'s layers in `store`; by default they are there already.
@@ -117,6 +121,7 @@ impl BaseSource for RegistryBase<'_> {
         &'a self,
         store: &'a BlobStore,
         reporter: &'a dyn Reporter,
+        remote: &'a RegistryCache,
     ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>> {
         Box::pin(async move {
             reporter.step(&format!(
@@ -131,6 +136,7 @@ impl BaseSource for RegistryBase<'_> {
                 store,
                 self.cache_dir,
                 reporter,
+                remote,
             )
             .await
         })
@@ -184,6 +190,7 @@ impl BaseSource for DebianBase<'_> {
         &'a self,
         store: &'a BlobStore,
         reporter: &'a dyn Reporter,
+        _remote: &'a RegistryCache,
     ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>> {
         Box::pin(debian_base(self, store, reporter))
     }
@@ -321,6 +328,7 @@ impl BaseSource for LayoutBase<'_> {
         &'a self,
         store: &'a BlobStore,
         reporter: &'a dyn Reporter,
+        _remote: &'a RegistryCache,
     ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>> {
         Box::pin(async move {
             reporter.step(&format!(
@@ -381,6 +389,7 @@ impl BaseSource for StoredBase {
         &'a self,
         _: &'a BlobStore,
         _: &'a dyn Reporter,
+        _: &'a RegistryCache,
     ) -> LocalBoxFuture<'a, Result<ResolvedBase, Error>> {
         Box::pin(async move { Ok(self.0.clone()) })
     }
@@ -474,7 +483,9 @@ pub(crate) async fn open_base(
 ) -> Result<PythonTarget, Error> {
     let registry = Registry::new(http.clone(), opts.registry.clone());
     let source = base_source(project, lock_path, opts, http, &registry)?;
-    let base = source.resolve(store, reporter).await?;
+    let base = source
+        .resolve(store, reporter, &RegistryCache::default())
+        .await?;
     Ok(python_target(project, &base, opts))
 }
 
@@ -497,6 +508,7 @@ impl PlatformChoice {
 }
 
 /// A base image from a registry: its manifest and config, and its facts.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn registry_base(
     registry: &Registry,
     reference: Reference,
@@ -505,12 +517,16 @@ pub(super) async fn registry_base(
     store: &BlobStore,
     cache_dir: &Path,
     reporter: &dyn Reporter,
+    known: &RegistryCache,
 ) -> Result<ResolvedBase, Error> {
     let remote = registry
         .resolve(&reference, &choice.platform, choice.required, store)
         .await?;
     let config = parse_config(text, &remote.config)?;
-    let facts = base_facts(registry, &remote, &config, store, cache_dir, reporter).await?;
+    let facts = match known.base_facts(&remote.manifest_digest) {
+        Some(facts) => facts.clone(),
+        None => base_facts(registry, &remote, &config, store, cache_dir, reporter).await?,
+    };
     let mut base = image_base(
         text,
         &remote.manifest_digest,
@@ -567,6 +583,7 @@ fn image_base(
             },
             created_by: String::new(),
             origin: origin.clone(),
+            annotations: Default::default(),
         })
         .collect();
     Ok(ResolvedBase {
@@ -669,6 +686,7 @@ async fn debian_base(
             info,
             created_by,
             origin: BlobOrigin::Local,
+            annotations: Default::default(),
         }],
         pinned: format!("{name} lock {lock_digest}"),
         digest_label: (
@@ -692,7 +710,9 @@ pub(super) async fn base_facts(
     reporter: &dyn Reporter,
 ) -> Result<BaseFacts, Error> {
     let path = facts_entry(cache_dir, &base.manifest_digest);
-    if let Some(facts) = read_cached::<BaseFacts>(&path) {
+    // Facts an older lockship cached lack the library names; probed again, so that what the
+    // image records of its base is the same whatever the cache held.
+    if let Some(facts) = read_cached::<BaseFacts>(&path).filter(|f| f.libraries.is_some()) {
         return Ok(facts);
     }
     reporter.step(&format!(

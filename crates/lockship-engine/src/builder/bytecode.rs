@@ -73,12 +73,16 @@ pub(super) async fn compiler(
         session.reporter.step(&format!(
             "resolving the base for {host} to compile bytecode with"
         ));
-        let host_base = host_source.resolve(session.store, session.reporter).await?;
+        let host_base = host_source
+            .resolve(session.store, session.reporter, session.remote)
+            .await?;
         (host_source.as_ref(), host_base)
     };
     let (major, minor, _) = target.version;
     let dir = interpreter_dir(&session.opts.cache_dir, &base);
-    if !dir.is_dir() {
+    if dir.is_dir() {
+        lockship_sys::cache_lock::touch(&dir);
+    } else {
         session.reporter.step(&format!(
             "unpacking {} from the base to compile bytecode with",
             base.facts.interpreter

@@ -13,9 +13,12 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Reads a small JSON cache entry; a missing or unreadable one is a miss.
+/// Reads a small JSON cache entry; a missing or unreadable one is a miss. A hit is marked
+/// used, for `lockship cache prune`.
 pub(super) fn read_cached<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Option<T> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    let value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    lockship_sys::cache_lock::touch(path);
+    Some(value)
 }
 
 /// Writes a JSON cache entry atomically (temp file + rename), so readers never see half of one.

@@ -152,6 +152,8 @@ pub(super) fn config_spec(settings: &ImageSettings<'_>) -> ConfigSpec {
         user: Some(user.config_value()),
         labels,
         created,
+        // The cache record goes on when the image is assembled.
+        annotations: Default::default(),
     }
 }
 

@@ -39,6 +39,7 @@ mod platforms;
 mod prepare;
 mod produce;
 mod publish;
+mod registry_cache;
 mod report;
 mod sdists;
 mod smoke_gate;
@@ -101,6 +102,12 @@ pub struct BuildOptions {
     /// The host's CA bundle (SSL_CERT_FILE, else the system's), mounted into builder
     /// containers so that their pip trusts what lockship trusts.
     pub ca_bundle: Option<PathBuf>,
+    /// `--cache-from`: images whose layers the build may reuse by key, besides the push
+    /// targets (which it always reads).
+    pub cache_from: Vec<String>,
+    /// `--cache-to`: references that receive the image's layers and its cache record, smoke
+    /// tests or not, without being push targets.
+    pub cache_to: Vec<String>,
 }
 
 /// When the smoke commands run.
@@ -160,6 +167,16 @@ pub(crate) fn open_cache(cache_dir: &std::path::Path) -> Result<BlobStore, Error
     Ok(store)
 }
 
+/// Takes the cache directory's lock, shared with other builds (see `lockship_sys::cache_lock`).
+pub(crate) fn lock_cache(
+    cache_dir: &std::path::Path,
+) -> Result<lockship_sys::cache_lock::CacheLock, Error> {
+    lockship_sys::cache_lock::CacheLock::shared(cache_dir).map_err(|source| Error::Io {
+        path: cache_dir.join(lockship_sys::cache_lock::LOCK_FILE),
+        source,
+    })
+}
+
 /// Tells the user about cache entries found damaged (and removed) since the last call.
 fn warn_evictions(store: &BlobStore, reporter: &dyn Reporter) {
     for e in store.take_evictions() {
@@ -176,6 +193,8 @@ pub async fn build_image(
     opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<BuildReport, Error> {
+    // Shared with other builds; `lockship cache prune` waits for it.
+    let _lock = lock_cache(&opts.cache_dir)?;
     let store = open_cache(&opts.cache_dir)?;
     let http = Http::new(&opts.net);
     let result = match build_once(opts, &http, &store, reporter).await {
@@ -217,6 +236,8 @@ async fn build_once(
         ..opts.clone()
     };
     let source = base::base_source(&project, &lock.path, opts, http, &registry)?;
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let remote = load_registry_cache(opts, &registry, &platform, reporter).await?;
     let session = Session {
         opts,
         http,
@@ -224,8 +245,47 @@ async fn build_once(
         store,
         reporter,
         pycs: None,
+        remote: &remote,
     };
     build_from(&session, project, lock, source.as_ref()).await
+}
+
+/// Reads what the push targets, `--cache-to` and `--cache-from` name for `platform` (nothing
+/// for a dry run, which writes nothing and reads no layer).
+async fn load_registry_cache(
+    opts: &BuildOptions,
+    registry: &Registry,
+    platform: &Platform,
+    reporter: &dyn Reporter,
+) -> Result<registry_cache::RegistryCache, Error> {
+    if opts.dry_run {
+        return Ok(registry_cache::RegistryCache::default());
+    }
+    let (targets, cache_from) = cache_references(opts)?;
+    Ok(registry_cache::RegistryCache::load(registry, &targets, &cache_from, platform, reporter).await)
+}
+
+/// The references a build writes to (push targets, then `--cache-to`) and the ones it only
+/// reads (`--cache-from`), parsed.
+fn cache_references(
+    opts: &BuildOptions,
+) -> Result<(Vec<oci_spec::distribution::Reference>, Vec<oci_spec::distribution::Reference>), Error>
+{
+    let mut written = Vec::new();
+    for out in &opts.outputs {
+        if let Output::Registry(r) = out {
+            written.push(lockship_oci::registry::parse_reference(r)?);
+        }
+    }
+    for r in &opts.cache_to {
+        written.push(lockship_oci::registry::parse_reference(r)?);
+    }
+    let read = opts
+        .cache_from
+        .iter()
+        .map(|r| lockship_oci::registry::parse_reference(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((written, read))
 }
 
 /// What every stage of one build works with.
@@ -238,6 +298,8 @@ pub(super) struct Session<'a> {
     pub reporter: &'a dyn Reporter,
     /// Pycs compiled so far in this run, for the later platforms of a multi-platform build.
     pub pycs: Option<&'a PycMemo>,
+    /// What the registry holds from earlier builds, for this platform.
+    pub remote: &'a registry_cache::RegistryCache,
 }
 
 /// The four stages of a build from a base `source`: prepare (base, packages, plan), produce
@@ -274,9 +336,11 @@ async fn produce_image(
     }
     let produced = produce_layers(session, prepared, source).await?;
     timer.lap("layers");
-    native_libs::check_libraries(session, prepared, produced.app_facts.as_ref(), source).await?;
+    let record =
+        native_libs::check_libraries(session, prepared, produced.app_facts.as_ref(), source)
+            .await?;
     timer.lap("libraries");
-    let image = assemble(opts, prepared, &produced);
+    let image = assemble(opts, prepared, &produced, &record);
     timer.lap("image");
     Ok((produced, image))
 }

@@ -20,25 +20,35 @@ use lockship_python::select::ChosenWheel;
 use super::base::{BaseSource, ResolvedBase};
 use super::cache::{read_cached, write_cached};
 use super::prepare::Prepared;
+use super::registry_cache::{app_record_key, CacheRecord};
 use super::Session;
 
-/// Fails the build when a locked wheel's native code needs a library the image lacks.
+/// Fails the build when a locked wheel's native code needs a library the image lacks. Returns
+/// what the image records for later builds (see `registry_cache`): the base's facts and every
+/// wheel's ELF facts, whether read here, from the cache or from the registry.
 pub(super) async fn check_libraries(
     session: &Session<'_>,
     prepared: &Prepared,
     app: Option<&(String, NativeFacts)>,
     source: &dyn BaseSource,
-) -> Result<(), Error> {
+) -> Result<CacheRecord, Error> {
     let bucket = Bucket::Native.under(&session.opts.cache_dir);
-    // The app layer came from the cache: its wheel's facts were kept when it was written.
-    let kept: Option<(String, NativeFacts)> = match app {
-        Some(_) => None,
-        None => prepared
-            .plan
-            .layers
-            .iter()
-            .find(|l| matches!(l.content, LayerContent::AppWheel { .. }))
-            .and_then(|l| read_cached(&app_facts_entry(&bucket, &l.key))),
+    let app_key = prepared
+        .plan
+        .layers
+        .iter()
+        .find(|l| matches!(l.content, LayerContent::AppWheel { .. }))
+        .map(|l| l.key.clone());
+    // The app layer came from a cache: its wheel's facts were kept when it was written (the
+    // layer is taken from a cache only with them).
+    let kept: Option<(String, NativeFacts)> = match (app, &app_key) {
+        (None, Some(key)) => read_cached(&app_facts_entry(&bucket, key)).or_else(|| {
+            session
+                .remote
+                .native(&app_record_key(key))
+                .map(|f| (prepared.project.name.clone(), f.clone()))
+        }),
+        _ => None,
     };
     let app = app.or(kept.as_ref());
     let wheels: Vec<&ChosenWheel> = prepared
@@ -58,12 +68,27 @@ pub(super) async fn check_libraries(
             .buffered(cores)
             .try_collect()
             .await?;
+    let mut record = CacheRecord::default();
+    if prepared.base.reference.is_some() {
+        record.bases.insert(
+            prepared.base.digest_label.1.clone(),
+            prepared.base.facts.clone(),
+        );
+    }
+    for (wheel, f) in wheels.iter().zip(&facts) {
+        record
+            .native
+            .insert(wheel.wheel.sha256.hex().to_string(), f.clone());
+    }
+    if let (Some((_, f)), Some(key)) = (app, &app_key) {
+        record.native.insert(app_record_key(key), f.clone());
+    }
     if facts
         .iter()
         .chain(app.map(|(_, f)| f))
         .all(|f| f.objects.is_empty())
     {
-        return Ok(());
+        return Ok(record);
     }
     let base = match &prepared.base.facts.libraries {
         Some(names) => names.clone(),
@@ -77,7 +102,7 @@ pub(super) async fn check_libraries(
         .collect();
     let missing = native::missing_libraries(&installed, &base);
     if missing.is_empty() {
-        return Ok(());
+        return Ok(record);
     }
     let mut error = native::missing_error(&missing);
     if let NativeError::Missing {
@@ -141,6 +166,9 @@ async fn wheel_facts(
     let entry = facts_entry(bucket, wheel);
     if let Some(facts) = read_cached::<NativeFacts>(&entry) {
         return Ok(facts);
+    }
+    if let Some(facts) = session.remote.native(wheel.wheel.sha256.hex()) {
+        return Ok(facts.clone());
     }
     // In the store unless its layer came from the cache and the wheel was evicted since;
     // fetch_one hashes what the store has and fetches it again if it is damaged.

@@ -146,6 +146,7 @@ pub(super) async fn run(jobs: Jobs<'_, '_>, reporter: &dyn Reporter) -> Result<B
                     info: info.clone(),
                     created_by: layer.description.clone(),
                     origin: BlobOrigin::Local,
+                    annotations: Default::default(),
                 };
                 let outcome = registry
                     .push_layer(&image_layer, target, None, &ctx.store)

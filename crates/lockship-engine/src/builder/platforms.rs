@@ -70,15 +70,21 @@ pub(super) async fn build_platforms(
             ..opts.clone()
         })
         .collect();
+    let mut remotes = Vec::new();
+    for (one, platform) in each.iter().zip(&platforms) {
+        remotes.push(super::load_registry_cache(one, registry, platform, reporter).await?);
+    }
     let sessions: Vec<Session> = each
         .iter()
-        .map(|one| Session {
+        .zip(&remotes)
+        .map(|(one, remote)| Session {
             opts: one,
             http,
             registry,
             store,
             reporter,
             pycs: Some(&pycs),
+            remote,
         })
         .collect();
     let in_context = |i: usize| {
@@ -123,6 +129,7 @@ pub(super) async fn build_platforms(
         store,
         reporter,
         pycs: None,
+        remote: &remotes[0],
     };
     publish_index(&session, built).await
 }

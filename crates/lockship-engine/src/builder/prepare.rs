@@ -36,7 +36,7 @@ pub(super) struct Prepared {
     pub target: PythonTarget,
     pub base: ResolvedBase,
     pub plan: Plan,
-    /// The `--push` references, parsed.
+    /// The `--push` references, then the `--cache-to` ones, parsed.
     pub push_refs: Vec<Reference>,
     /// The smoke commands of the project and the target.
     pub commands: Vec<Vec<String>>,
@@ -128,18 +128,23 @@ pub(super) async fn prepare(
             (AppPlan::Files(files), key)
         }
     };
-    let app_wheel = (app_mode == AppMode::Wheel && !opts.dry_run).then(|| {
+    let start_app = |project: &Project, app_key: &str| {
         app_wheel::start(
             &project.dir,
-            &app_key,
+            app_key,
             app::BuildSystem::from_pyproject(project.pyproject.as_ref()),
             &opts.cache_dir,
             opts.source_date_epoch,
             &opts.uv,
         )
-    });
+    };
+    // With layers in the registry the app's may well be there: its wheel is built only once
+    // the plan says it is not (on a fresh runner, building it would fetch the backend).
+    let wants_app = app_mode == AppMode::Wheel && !opts.dry_run;
+    let mut app_wheel =
+        (wants_app && !session.remote.has_layers()).then(|| start_app(&project, &app_key));
 
-    let base = source.resolve(store, reporter).await?;
+    let base = source.resolve(store, reporter, session.remote).await?;
     let target = python_target(&project, &base, opts);
     timer.lap("base");
 
@@ -215,7 +220,7 @@ pub(super) async fn prepare(
         PlanInputs {
             target: &target,
             runtime_key,
-            app_key,
+            app_key: app_key.clone(),
             app: app_plan,
             target_files,
             mtime: opts.source_date_epoch,
@@ -225,6 +230,15 @@ pub(super) async fn prepare(
         &target_chosen,
     );
     timer.lap("plan");
+    if wants_app && app_wheel.is_none() {
+        let in_registry = plan.layers.iter().any(|l| {
+            matches!(l.content, plan::LayerContent::AppWheel { .. })
+                && session.remote.app_layer(&l.key).is_some()
+        });
+        if !in_registry {
+            app_wheel = Some(start_app(&project, &app_key));
+        }
+    }
 
     let commands: Vec<Vec<String>> = project
         .config
@@ -238,6 +252,10 @@ pub(super) async fn prepare(
         SmokeMode::BeforePush => !push_refs.is_empty() && !commands.is_empty(),
         SmokeMode::Skip => false,
     };
+    // `--cache-to` references get what push targets get, but do not make the smoke tests run.
+    for r in &opts.cache_to {
+        push_refs.push(registry::parse_reference(r)?);
+    }
     Ok(Prepared {
         project,
         lock,

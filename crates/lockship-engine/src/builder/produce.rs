@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::cache_dir::Bucket;
 use crate::error::Error;
-use crate::plan::PlannedLayer;
+use crate::plan::{LayerContent, PlannedLayer};
+use lockship_oci::image::BlobOrigin;
 use lockship_oci::layer::LayerInfo;
 
 use super::app_wheel;
@@ -14,6 +15,7 @@ use super::base::BaseSource;
 use super::bytecode::{compiler, CompilerSlot};
 use super::cache::read_cached;
 use super::layers::LayerContext;
+use super::native_libs::app_facts_entry;
 use super::pipeline::{self, EarlyPushes};
 use super::prepare::Prepared;
 use super::{BuildOptions, Session};
@@ -24,6 +26,9 @@ pub(super) struct Produced {
     pub layers: Vec<LayerInfo>,
     /// Whether this build wrote the layer (by plan index).
     pub fresh: Vec<bool>,
+    /// Where each layer's blob is (by plan index): the local store, or a registry repository
+    /// an earlier build pushed it to.
+    pub origins: Vec<BlobOrigin>,
     /// Layers already uploaded while they were produced, by push target.
     pub early: EarlyPushes,
     /// The app wheel's ELF facts, when its layer was written in this build.
@@ -60,8 +65,16 @@ pub(super) async fn produce_layers(
         .iter()
         .map(|l| layer_cache.join(format!("{}.json", l.key)))
         .collect();
+    let native_dir = Bucket::Native.under(&opts.cache_dir);
     let mut cached: Vec<Option<LayerInfo>> = Vec::new();
     for (entry, layer) in cache_entries.iter().zip(&plan.layers) {
+        // The app layer is taken from a cache only with its wheel's ELF facts, which the
+        // library check and the image's record need.
+        let is_app = matches!(layer.content, LayerContent::AppWheel { .. });
+        if is_app && !app_facts_entry(&native_dir, &layer.key).is_file() {
+            cached.push(None);
+            continue;
+        }
         let info = match read_cached::<LayerInfo>(entry) {
             Some(info) if check => store
                 .verify(&info.digest, &layer.description)?
@@ -70,6 +83,21 @@ pub(super) async fn produce_layers(
             None => None,
         };
         cached.push(info);
+    }
+    // The local cache first, the registry second.
+    let mut origins = vec![BlobOrigin::Local; cached.len()];
+    for (i, layer) in plan.layers.iter().enumerate() {
+        if cached[i].is_some() {
+            continue;
+        }
+        let hit = match layer.content {
+            LayerContent::AppWheel { .. } => session.remote.app_layer(&layer.key),
+            _ => session.remote.layer(&layer.key),
+        };
+        if let Some(hit) = hit {
+            cached[i] = Some(hit.info.clone());
+            origins[i] = BlobOrigin::Cached(hit.from.clone());
+        }
     }
     let to_build: Vec<(usize, PlannedLayer)> = plan
         .layers
@@ -95,7 +123,7 @@ pub(super) async fn produce_layers(
         user: prepared.user.clone(),
         workdir: prepared.workdir.clone(),
         facts: prepared.base.facts.clone(),
-        native_dir: Bucket::Native.under(&opts.cache_dir),
+        native_dir,
     });
     // Layers go to the registries as they are written, unless smoke tests must pass first.
     let early_push: &[_] = if prepared.must_test {
@@ -131,6 +159,7 @@ pub(super) async fn produce_layers(
             .map(|info| info.expect("every planned layer is cached or built"))
             .collect(),
         fresh,
+        origins,
         early: built.pushed,
         app_facts: built.app_facts,
     })

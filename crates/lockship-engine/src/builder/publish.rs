@@ -9,10 +9,10 @@ use crate::container_build;
 use crate::error::Error;
 use crate::output::Output;
 use crate::smoke::{self, SmokeError, SmokeResult};
-use lockship_oci::image::Image;
+use lockship_oci::image::{BlobOrigin, Image};
 use lockship_oci::image_index::Artifact;
 use lockship_oci::platform::Platform;
-use lockship_oci::registry::PushReport;
+use lockship_oci::registry::{LayerPush, PushReport};
 use lockship_oci::{docker_tar, layout};
 
 use super::base::BaseSource;
@@ -93,9 +93,11 @@ pub(super) async fn test_and_send(
         reporter,
         ..
     } = *session;
-    // Local outputs and smoke tests need the base's layers on disk.
+    // Local outputs and smoke tests need the base's layers on disk, and those an earlier
+    // build pushed.
     if reads_layers(opts, prepared) {
         source.fetch_layers(&prepared.base, store).await?;
+        fetch_cached_layers(session, image).await?;
     }
     let mut smoke = Vec::new();
     let mut smoke_remembered = false;
@@ -133,10 +135,22 @@ pub(super) async fn test_and_send(
             "pushing {} layers to {target}",
             prepared.target.architecture
         ));
-        let done = produced.early.get(&target.to_string()).unwrap_or(&none);
+        let mut done = produced
+            .early
+            .get(&target.to_string())
+            .unwrap_or(&none)
+            .clone();
+        // What the target names now lists its blobs, so the registry has them: no need to ask.
+        if let Some(now) = session.remote.target(target) {
+            for layer in &now.layers {
+                done.entry(layer.digest.clone()).or_insert(LayerPush::Skipped);
+            }
+            done.entry(now.config_digest.clone())
+                .or_insert(LayerPush::Skipped);
+        }
         blobs.push(
             registry
-                .push_blobs(image, target, prepared.base.reference.as_ref(), store, done)
+                .push_blobs(image, target, prepared.base.reference.as_ref(), store, &done)
                 .await?,
         );
     }
@@ -145,6 +159,27 @@ pub(super) async fn test_and_send(
         smoke_remembered,
         blobs,
     })
+}
+
+/// Fetches the layers of `image` that an earlier build pushed (the registry cache) into the
+/// store, each from the repository that has it, checked against its digest.
+async fn fetch_cached_layers(session: &Session<'_>, image: &Image) -> Result<(), Error> {
+    for layer in &image.layers {
+        if let BlobOrigin::Cached(from) = &layer.origin {
+            let what = format!("cached layer of {from}");
+            session
+                .registry
+                .fetch_blob(
+                    from,
+                    &layer.info.digest,
+                    Some(layer.info.size),
+                    &what,
+                    session.store,
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes the OCI layout and docker tarball outputs. A docker tarball holds one image: for an
@@ -211,6 +246,22 @@ pub(super) async fn push_manifests(
     } = *session;
     let mut pushed: Vec<PushedReport> = Vec::new();
     for (target, report) in targets.iter().zip(blobs) {
+        let digest = match artifact {
+            Artifact::Image(image) => &image.manifest_digest,
+            Artifact::Index(index) => &index.digest,
+        };
+        // The tag names this very image already: nothing to move.
+        if session
+            .remote
+            .target(target)
+            .is_some_and(|now| &now.tag_digest == digest)
+        {
+            pushed.push(PushedReport {
+                reference: target.to_string(),
+                report,
+            });
+            continue;
+        }
         reporter.step(&format!("pushing the manifest to {target}"));
         let result = match artifact {
             Artifact::Image(image) => registry.push_manifest(image, target).await,

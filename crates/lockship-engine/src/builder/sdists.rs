@@ -226,7 +226,9 @@ async fn builder(
     session
         .reporter
         .step("assembling the builder from Debian packages");
-    let base = source.resolve(session.store, session.reporter).await?;
+    let base = source
+        .resolve(session.store, session.reporter, session.remote)
+        .await?;
     let tag_digest = Digest::of_parts(["lockship-builder", &base.pinned]);
     Ok(Builder {
         image: format!("lockship-builder:{}", &tag_digest.hex()[..16]),

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use lockship_net::{Http, NetOptions};
 use lockship_oci::image::{BlobOrigin, ImageLayer};
+use super::registry_cache::RegistryCache;
 use lockship_oci::layer::write_layer;
 use lockship_oci::registry::{Registry, RegistryAccess};
 use lockship_oci::tar_tree::TarTree;
@@ -43,6 +44,7 @@ fn stored_base(store: &BlobStore) -> StoredBase {
             info,
             created_by: String::new(),
             origin: BlobOrigin::Local,
+            annotations: Default::default(),
         }],
         facts: BaseFacts {
             python_version: (3, 11, 2),
@@ -100,11 +102,14 @@ fn options(project_dir: &Path, cache_dir: &Path, out: &Path) -> BuildOptions {
         url_vars: Default::default(),
         no_bytecode: true,
         ca_bundle: None,
+        cache_from: Vec::new(),
+        cache_to: Vec::new(),
     }
 }
 
 struct Setup {
     _dirs: tempfile::TempDir,
+    remote: RegistryCache,
     opts: BuildOptions,
     store: BlobStore,
     source: StoredBase,
@@ -133,6 +138,7 @@ fn setup() -> Setup {
         source,
         http,
         registry,
+        remote: RegistryCache::default(),
     }
 }
 
@@ -145,6 +151,7 @@ impl Setup {
             store: &self.store,
             reporter: &Silent,
             pycs: None,
+            remote: &self.remote,
         }
     }
 }
@@ -188,7 +195,7 @@ async fn each_stage_alone_on_an_injected_base() {
         assert!(s.store.verify(&info.digest, "layer").unwrap());
     }
 
-    let image = assemble(&s.opts, &prepared, &produced);
+    let image = assemble(&s.opts, &prepared, &produced, &Default::default());
     assert_eq!(image.layers.len(), 3);
     let config: serde_json::Value = serde_json::from_slice(&image.config).unwrap();
     assert_eq!(
@@ -198,7 +205,7 @@ async fn each_stage_alone_on_an_injected_base() {
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
     // Pure: the same inputs, the same bytes.
     assert_eq!(
-        assemble(&s.opts, &prepared, &produced).manifest,
+        assemble(&s.opts, &prepared, &produced, &Default::default()).manifest,
         image.manifest
     );
 

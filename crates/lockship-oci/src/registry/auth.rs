@@ -4,7 +4,7 @@
 //! token from the realm the registry names, scoped to the repositories and actions at hand.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -144,27 +144,32 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
-    /// The credential `config` (a Docker `config.json`) holds for `registry` (a host, with port
-    /// if any). No file, an unreadable one or no entry: anonymous, as `docker pull` does.
-    pub(super) fn for_registry(config: Option<&Path>, registry: &str) -> Credential {
-        let Some(file) = config.and_then(|path| std::fs::File::open(path).ok()) else {
-            return Credential::Anonymous;
-        };
+    /// The credential the first of `files` (Docker `config.json` or Podman `auth.json`) with
+    /// an entry for `registry` (a host, with port if any) holds. No such file: anonymous, as
+    /// `docker pull` does.
+    pub(super) fn for_registry(files: &[PathBuf], registry: &str) -> Credential {
         // Docker Hub's credentials are stored under its v1 address.
         let server = if registry == "docker.io" || registry == "index.docker.io" {
             "https://index.docker.io/v1/"
         } else {
             registry
         };
-        match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), server) {
-            Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
-                Credential::Password { user, password }
+        for path in files {
+            let Ok(file) = std::fs::File::open(path) else {
+                continue;
+            };
+            let reader = std::io::BufReader::new(file);
+            match docker_credential::get_credential_from_reader(reader, server) {
+                Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
+                    return Credential::Password { user, password }
+                }
+                Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
+                    return Credential::IdentityToken(token)
+                }
+                Err(_) => continue,
             }
-            Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
-                Credential::IdentityToken(token)
-            }
-            Err(_) => Credential::Anonymous,
         }
+        Credential::Anonymous
     }
 
     /// The `Authorization` value for Basic auth, when there is a user and password.
@@ -260,5 +265,28 @@ mod tests {
         assert_eq!(t.value, "xyz");
         assert!(parse_token(br#"{"token":""}"#).is_none());
         assert!(parse_token(b"not json").is_none());
+    }
+
+    #[test]
+    fn the_first_auth_file_with_an_entry_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, registry: &str, user: &str| {
+            let path = dir.path().join(name);
+            let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
+            let json = format!(r#"{{"auths": {{"{registry}": {{"auth": "{auth}"}}}}}}"#);
+            std::fs::write(&path, json).unwrap();
+            path
+        };
+        let podman = write("auth.json", "podman.test", "from-podman");
+        let docker = write("config.json", "both.test", "from-docker");
+        let both = write("auth2.json", "both.test", "from-second");
+        let files = vec![dir.path().join("missing.json"), docker, podman, both];
+        let user = |registry: &str| match Credential::for_registry(&files, registry) {
+            Credential::Password { user, .. } => user,
+            other => format!("{other:?}"),
+        };
+        assert_eq!(user("podman.test"), "from-podman");
+        assert_eq!(user("both.test"), "from-docker");
+        assert_eq!(user("nobody.test"), "Anonymous");
     }
 }

@@ -9,7 +9,7 @@ mod error;
 mod pull;
 mod push;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -58,6 +58,8 @@ pub struct RemoteLayer {
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
+    /// The descriptor's annotations.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A resolved single-platform image in a registry.
@@ -68,6 +70,21 @@ pub struct RemoteImage {
     pub config: Vec<u8>,
     pub config_digest: Digest,
     pub layers: Vec<RemoteLayer>,
+    /// The manifest's annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What a reference names for one platform, read without its config (see [`Registry::peek`]).
+#[derive(Clone, Debug)]
+pub struct RemoteManifest {
+    /// The reference, by the platform manifest's digest when it went through an index.
+    pub reference: Reference,
+    /// The digest of what the reference itself names: an index, or the manifest.
+    pub tag_digest: Digest,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    pub layers: Vec<RemoteLayer>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// What a push did with each blob.
@@ -137,9 +154,11 @@ impl Scope {
 pub struct RegistryAccess {
     /// Registries (host:port) spoken to over plain HTTP besides loopback ones.
     pub insecure: Vec<String>,
-    /// The Docker config file with registry credentials and the helpers that hold them
-    /// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`); None: anonymous only.
-    pub docker_config: Option<PathBuf>,
+    /// Files with registry credentials in the Docker config format (`auths`, `credsStore`,
+    /// `credHelpers`, identity tokens), in the order they are asked: the first that has an
+    /// entry for a registry answers for it. The CLI lists `REGISTRY_AUTH_FILE`, Docker's
+    /// config and Podman's `auth.json`. None: anonymous only.
+    pub auth_files: Vec<PathBuf>,
 }
 
 /// A registry client for all registries a build touches.
@@ -229,7 +248,7 @@ impl Registry {
         };
         let session = Arc::new(Mutex::new(Session {
             challenge,
-            credential: Credential::for_registry(self.access.docker_config.as_deref(), registry),
+            credential: Credential::for_registry(&self.access.auth_files, registry),
             tokens: HashMap::new(),
         }));
         Ok(self

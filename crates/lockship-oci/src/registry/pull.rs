@@ -8,7 +8,7 @@ use reqwest::Method;
 
 use super::{
     lift, media_types, parse_digest, parse_json, Registry, RegistryError, RemoteImage, RemoteLayer,
-    Scope,
+    RemoteManifest, Scope,
 };
 use crate::blob_store::{BlobStore, BlobStoreError};
 use crate::digest::Digest;
@@ -28,26 +28,14 @@ impl Registry {
         store: &BlobStore,
     ) -> Result<RemoteImage, RegistryError> {
         let action = format!("pulling the manifest of {reference}");
-        let (bytes, mut manifest_digest) = self.manifest(reference, &action).await?;
-        let mut manifest: ManifestJson = parse_json(&bytes, reference, &action)?;
-        let mut resolved = reference.clone();
-        let is_index = manifest.is_index();
-        if is_index {
-            let entry =
-                manifest
-                    .entry_for(platform)
-                    .map_err(|available| RegistryError::NoPlatform {
-                        reference: reference.to_string(),
-                        platform: platform.to_string(),
-                        available,
-                    })?;
-            let digest = parse_digest(&entry.digest, reference, &action)?;
-            resolved = reference.clone_with_digest(digest.to_string());
-            let (bytes, digest) = self.manifest(&resolved, &action).await?;
-            manifest_digest = digest;
-            manifest = parse_json(&bytes, reference, &action)?;
-        }
-        let config_desc = manifest.config.ok_or_else(|| RegistryError::Protocol {
+        let Located {
+            resolved,
+            manifest,
+            manifest_digest,
+            is_index,
+            ..
+        } = self.locate(reference, platform, &action).await?;
+        let config_desc = manifest.config.clone().ok_or_else(|| RegistryError::Protocol {
             registry: reference.resolve_registry().to_string(),
             action: action.clone(),
             message: "manifest has no config".into(),
@@ -68,23 +56,81 @@ impl Registry {
         if !is_index && platform_required {
             check_platform(&config, reference, platform)?;
         }
-        let layers = manifest
-            .layers
-            .iter()
-            .map(|l| {
-                Ok(RemoteLayer {
-                    media_type: l.media_type.clone(),
-                    digest: parse_digest(&l.digest, reference, &action)?,
-                    size: l.size,
-                })
-            })
-            .collect::<Result<Vec<_>, RegistryError>>()?;
+        let layers = remote_layers(&manifest, reference, &action)?;
         Ok(RemoteImage {
             reference: resolved,
             manifest_digest,
             config,
             config_digest,
             layers,
+            annotations: manifest.annotations,
+        })
+    }
+
+    /// What `reference` names now, narrowed to `platform`, without its config: what a build
+    /// reads to reuse an earlier build's layers and to tell whether a push would change
+    /// anything. None when the reference does not exist, or is an index without `platform`.
+    pub async fn peek(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<Option<RemoteManifest>, RegistryError> {
+        let action = format!("reading the manifest of {reference}");
+        let located = match self.locate(reference, platform, &action).await {
+            Ok(located) => located,
+            Err(RegistryError::NotFound { .. } | RegistryError::NoPlatform { .. }) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        let config_digest = match &located.manifest.config {
+            Some(config) => parse_digest(&config.digest, reference, &action)?,
+            None => return Ok(None),
+        };
+        Ok(Some(RemoteManifest {
+            layers: remote_layers(&located.manifest, reference, &action)?,
+            reference: located.resolved,
+            tag_digest: located.tag_digest,
+            manifest_digest: located.manifest_digest,
+            config_digest,
+            annotations: located.manifest.annotations,
+        }))
+    }
+
+    /// The manifest `reference` names for `platform` (through an index when it names one).
+    async fn locate(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        action: &str,
+    ) -> Result<Located, RegistryError> {
+        let (bytes, tag_digest) = self.manifest(reference, action).await?;
+        let manifest: ManifestJson = parse_json(&bytes, reference, action)?;
+        if !manifest.is_index() {
+            return Ok(Located {
+                resolved: reference.clone(),
+                manifest,
+                manifest_digest: tag_digest.clone(),
+                tag_digest,
+                is_index: false,
+            });
+        }
+        let entry = manifest
+            .entry_for(platform)
+            .map_err(|available| RegistryError::NoPlatform {
+                reference: reference.to_string(),
+                platform: platform.to_string(),
+                available,
+            })?;
+        let digest = parse_digest(&entry.digest, reference, action)?;
+        let resolved = reference.clone_with_digest(digest.to_string());
+        let (bytes, manifest_digest) = self.manifest(&resolved, action).await?;
+        Ok(Located {
+            manifest: parse_json(&bytes, reference, action)?,
+            resolved,
+            manifest_digest,
+            tag_digest,
+            is_index: true,
         })
     }
 
@@ -234,4 +280,35 @@ fn check_platform(
             has,
         }),
     }
+}
+
+/// A manifest found for a platform.
+struct Located {
+    /// The reference, by digest when it went through an index.
+    resolved: Reference,
+    manifest: ManifestJson,
+    manifest_digest: Digest,
+    /// The digest of what the reference itself names (the index, or the manifest).
+    tag_digest: Digest,
+    is_index: bool,
+}
+
+/// The layers a manifest lists.
+fn remote_layers(
+    manifest: &ManifestJson,
+    reference: &Reference,
+    action: &str,
+) -> Result<Vec<RemoteLayer>, RegistryError> {
+    manifest
+        .layers
+        .iter()
+        .map(|l| {
+            Ok(RemoteLayer {
+                media_type: l.media_type.clone(),
+                digest: parse_digest(&l.digest, reference, action)?,
+                size: l.size,
+                annotations: l.annotations.clone(),
+            })
+        })
+        .collect()
 }

@@ -47,8 +47,9 @@ impl Registry {
     }
 
     /// Pushes one layer blob to `target`: skipped if the registry has it, mounted from `base`
-    /// when that is another repository of the same registry, else uploaded (a base layer never
-    /// pulled is fetched from `base` first). Builds call this as soon as a layer is written, so
+    /// (or, for a cached layer, the repository that has it) when that is another repository of
+    /// the same registry, else uploaded (a base or cached layer never pulled is fetched from
+    /// where it is first). Builds call this as soon as a layer is written, so
     /// uploads overlap the rest of the build; the manifest still goes last.
     pub async fn push_layer(
         &self,
@@ -59,25 +60,35 @@ impl Registry {
     ) -> Result<LayerPush, RegistryError> {
         let digest = &layer.info.digest;
         let action = format!("pushing layer {digest} to {target}");
+        // Where the blob is, when it is not in the local store: the base's repository, or the
+        // one whose manifest (pushed by an earlier build) lists it.
+        let (remote, what) = match &layer.origin {
+            BlobOrigin::Local => (None, ""),
+            BlobOrigin::Base => (base, "base layer"),
+            BlobOrigin::Cached(from) => (Some(from), "cached layer"),
+        };
+        let same_registry = remote.is_some_and(|r| r.resolve_registry() == target.resolve_registry());
+        if let (true, BlobOrigin::Cached(from)) = (same_registry, &layer.origin) {
+            // The manifest there lists it, so the repository has it: no need to ask.
+            if from.repository() == target.repository() {
+                return Ok(LayerPush::Skipped);
+            }
+        }
         let scope = Scope::push(target);
         if self.has_blob(target, &scope, digest, &action).await? {
             return Ok(LayerPush::Skipped);
         }
         let mut session = None;
-        if layer.origin == BlobOrigin::Base {
-            if let Some(base) = base {
-                if base.resolve_registry() == target.resolve_registry()
-                    && base.repository() != target.repository()
-                {
-                    match self.mount(target, base, digest, &action).await? {
-                        Mount::Mounted => return Ok(LayerPush::Mounted),
-                        Mount::Upload(location) => session = location,
-                    }
+        if let Some(remote) = remote {
+            if same_registry && remote.repository() != target.repository() {
+                match self.mount(target, remote, digest, &action).await? {
+                    Mount::Mounted => return Ok(LayerPush::Mounted),
+                    Mount::Upload(location) => session = location,
                 }
-                let what = format!("base layer of {base}");
-                self.fetch_blob(base, digest, Some(layer.info.size), &what, store)
-                    .await?;
             }
+            let what = format!("{what} of {remote}");
+            self.fetch_blob(remote, digest, Some(layer.info.size), &what, store)
+                .await?;
         }
         let size = self
             .upload(target, digest, Upload::Stored(store), session, &action)
@@ -241,8 +252,9 @@ impl Registry {
             .await
     }
 
-    /// Sends every layer of `image` (see [`Registry::push_layer`]) except those in `done`,
-    /// pushed already during the build, and then the config: everything but the manifest.
+    /// Sends every layer of `image` (see [`Registry::push_layer`]) except those in `done`
+    /// (pushed already during the build, or known to be there), and then the config unless
+    /// `done` has it: everything but the manifest.
     pub async fn push_blobs(
         &self,
         image: &Image,
@@ -274,9 +286,10 @@ impl Registry {
         }
         let action = format!("pushing the config to {target}");
         let scope = Scope::push(target);
-        if !self
-            .has_blob(target, &scope, &image.config_digest, &action)
-            .await?
+        if !done.contains_key(&image.config_digest)
+            && !self
+                .has_blob(target, &scope, &image.config_digest, &action)
+                .await?
         {
             let size = self
                 .upload(

@@ -1,0 +1,296 @@
+//! The registry as the build cache. Every image lockship writes says, in its manifest, what
+//! each of its layers was made from (the key the local cache files it under) and its diff id,
+//! and what the build learned on the way that a later build would otherwise download to learn
+//! again: the base's facts, and the ELF facts of each wheel and of the app. A build reads the
+//! manifests its push targets and `--cache-from` name now, and takes every layer whose key
+//! matches from there (the local cache first): no wheel downloaded, no layer written, no blob
+//! uploaded. What those references name is trusted as the base is: only what the user named.
+
+use std::collections::{BTreeMap, HashMap};
+
+use oci_spec::distribution::Reference;
+use serde::{Deserialize, Serialize};
+
+use lockship_oci::digest::Digest;
+use lockship_oci::layer::LayerInfo;
+use lockship_oci::platform::Platform;
+use lockship_oci::registry::{Registry, RemoteManifest};
+use lockship_python::native::NativeFacts;
+use lockship_python::probe::BaseFacts;
+
+use super::Reporter;
+
+/// A layer descriptor's annotation: the key over the layer's inputs.
+pub(crate) const LAYER_KEY: &str = "dev.lockship.layer.key";
+/// A layer descriptor's annotation: the layer's diff id (the config has it too, but reading
+/// the config would cost a round trip more).
+pub(crate) const LAYER_DIFF_ID: &str = "dev.lockship.layer.diff-id";
+/// A layer descriptor's annotation: the size of the layer's tar.
+pub(crate) const LAYER_TAR_SIZE: &str = "dev.lockship.layer.tar-size";
+/// The manifest's annotation: the [`CacheRecord`], as JSON.
+pub(crate) const RECORD: &str = "dev.lockship.cache.v1";
+
+/// What a build learned that is not a layer: a pure function of the build's inputs, so that
+/// the manifest that carries it is the same however warm the cache was.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CacheRecord {
+    /// The base's facts, by its manifest digest (a registry base only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bases: BTreeMap<String, BaseFacts>,
+    /// ELF facts by wheel sha256 (hex), and the app wheel's by `app-<its layer's key>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub native: BTreeMap<String, NativeFacts>,
+}
+
+/// A layer an earlier build pushed, and the repository that has it.
+#[derive(Clone, Debug)]
+pub(crate) struct CachedLayer {
+    pub info: LayerInfo,
+    pub from: Reference,
+}
+
+/// What the registry knows, read once at the start of a build.
+#[derive(Default)]
+pub(crate) struct RegistryCache {
+    layers: HashMap<String, CachedLayer>,
+    record: CacheRecord,
+    /// What each push target names now (by the target as written), when it exists.
+    targets: HashMap<String, RemoteManifest>,
+}
+
+impl RegistryCache {
+    /// Reads what `targets` (the push targets) and `cache_from` name for `platform`. A
+    /// reference that does not exist yet, or cannot be read, is no cache: a warning at most,
+    /// never a failed build.
+    pub(crate) async fn load(
+        registry: &Registry,
+        targets: &[Reference],
+        cache_from: &[Reference],
+        platform: &Platform,
+        reporter: &dyn Reporter,
+    ) -> RegistryCache {
+        let mut cache = RegistryCache::default();
+        let mut seen = Vec::new();
+        let refs = targets
+            .iter()
+            .map(|r| (r, true))
+            .chain(cache_from.iter().map(|r| (r, false)));
+        for (reference, is_target) in refs {
+            let text = reference.to_string();
+            if seen.contains(&text) {
+                continue;
+            }
+            seen.push(text.clone());
+            let manifest = match registry.peek(reference, platform).await {
+                Ok(Some(m)) => m,
+                Ok(None) => continue,
+                Err(e) => {
+                    reporter.warn(&format!("not using {text} as a cache: {e}"));
+                    continue;
+                }
+            };
+            cache.add(&manifest, reporter);
+            if is_target {
+                cache.targets.insert(text, manifest);
+            }
+        }
+        cache
+    }
+
+    /// Takes in what one manifest lists; the first reference to list a key keeps it.
+    fn add(&mut self, manifest: &RemoteManifest, reporter: &dyn Reporter) {
+        for layer in &manifest.layers {
+            let a = &layer.annotations;
+            let (Some(key), Some(diff_id)) = (a.get(LAYER_KEY), a.get(LAYER_DIFF_ID)) else {
+                continue;
+            };
+            let Some(diff_id) = Digest::parse(diff_id) else {
+                continue;
+            };
+            if !is_key(key) || self.layers.contains_key(key) {
+                continue;
+            }
+            let tar_size = a
+                .get(LAYER_TAR_SIZE)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            self.layers.insert(
+                key.clone(),
+                CachedLayer {
+                    info: LayerInfo {
+                        media_type: layer.media_type.clone(),
+                        digest: layer.digest.clone(),
+                        size: layer.size,
+                        diff_id,
+                        uncompressed_size: tar_size,
+                    },
+                    from: manifest.reference.clone(),
+                },
+            );
+        }
+        if let Some(text) = manifest.annotations.get(RECORD) {
+            match serde_json::from_str::<CacheRecord>(text) {
+                Ok(record) => {
+                    for (k, v) in record.bases {
+                        self.record.bases.entry(k).or_insert(v);
+                    }
+                    for (k, v) in record.native {
+                        self.record.native.entry(k).or_insert(v);
+                    }
+                }
+                Err(e) => reporter.warn(&format!(
+                    "{} has an unreadable lockship cache record ({e}): its layers are still \
+                     used",
+                    manifest.reference
+                )),
+            }
+        }
+    }
+
+    /// The layer an earlier build made with this key, if a cache reference has it.
+    pub(crate) fn layer(&self, key: &str) -> Option<&CachedLayer> {
+        self.layers.get(key)
+    }
+
+    /// The app's layer with this key, if a cache reference has it and the record has the ELF
+    /// facts of its wheel (the library check needs them, and the wheel is not built).
+    pub(crate) fn app_layer(&self, key: &str) -> Option<&CachedLayer> {
+        self.native(&app_record_key(key))?;
+        self.layer(key)
+    }
+
+    /// Whether any reference had any layer: the build is probably warm from the registry.
+    pub(crate) fn has_layers(&self) -> bool {
+        !self.layers.is_empty()
+    }
+
+    /// The facts of the base with this manifest digest, as an earlier build found them.
+    pub(crate) fn base_facts(&self, manifest_digest: &Digest) -> Option<&BaseFacts> {
+        self.record.bases.get(&manifest_digest.to_string())
+    }
+
+    /// The ELF facts filed under `key` (a wheel's sha256 hex, or `app-<layer key>`).
+    pub(crate) fn native(&self, key: &str) -> Option<&NativeFacts> {
+        self.record.native.get(key)
+    }
+
+    /// What the push target `target` names now, if it exists.
+    pub(crate) fn target(&self, target: &Reference) -> Option<&RemoteManifest> {
+        self.targets.get(&target.to_string())
+    }
+}
+
+/// The key of the app wheel's ELF facts in the record: by its layer's key, since the wheel
+/// itself is not built when the layer is reused.
+pub(crate) fn app_record_key(layer_key: &str) -> String {
+    format!("app-{layer_key}")
+}
+
+/// A layer key as the plan makes them: 64 lowercase hex digits.
+fn is_key(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The annotations of a layer made by this build.
+pub(crate) fn layer_annotations(key: &str, info: &LayerInfo) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    a.insert(LAYER_KEY.to_string(), key.to_string());
+    a.insert(LAYER_DIFF_ID.to_string(), info.diff_id.to_string());
+    if info.uncompressed_size > 0 {
+        a.insert(
+            LAYER_TAR_SIZE.to_string(),
+            info.uncompressed_size.to_string(),
+        );
+    }
+    a
+}
+
+/// The manifest's annotations for `record`.
+pub(crate) fn manifest_annotations(record: &CacheRecord) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    if *record != CacheRecord::default() {
+        a.insert(
+            RECORD.to_string(),
+            serde_json::to_string(record).expect("the record serializes"),
+        );
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockship_oci::registry::RemoteLayer;
+
+    fn manifest(layers: Vec<BTreeMap<String, String>>, record: Option<&str>) -> RemoteManifest {
+        let d = Digest::of_bytes(b"x");
+        RemoteManifest {
+            reference: "registry.test/app:1".parse().unwrap(),
+            tag_digest: d.clone(),
+            manifest_digest: d.clone(),
+            config_digest: d.clone(),
+            layers: layers
+                .into_iter()
+                .enumerate()
+                .map(|(i, annotations)| RemoteLayer {
+                    media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                    digest: Digest::of_bytes(&[i as u8]),
+                    size: 10 + i as u64,
+                    annotations,
+                })
+                .collect(),
+            annotations: record
+                .map(|r| [(RECORD.to_string(), r.to_string())].into())
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn layers_are_taken_only_with_a_well_formed_key_and_diff_id() {
+        let good = "a".repeat(64);
+        let diff = Digest::of_bytes(b"tar").to_string();
+        let annotated = |key: &str, diff: &str| -> BTreeMap<String, String> {
+            [
+                (LAYER_KEY.to_string(), key.to_string()),
+                (LAYER_DIFF_ID.to_string(), diff.to_string()),
+                (LAYER_TAR_SIZE.to_string(), "99".to_string()),
+            ]
+            .into()
+        };
+        let mut cache = RegistryCache::default();
+        cache.add(
+            &manifest(
+                vec![
+                    BTreeMap::new(),
+                    annotated(&good, &diff),
+                    annotated("../../etc", &diff),
+                    annotated(&"b".repeat(64), "md5:nope"),
+                ],
+                Some("{not json"),
+            ),
+            &super::super::Silent,
+        );
+        let layer = cache.layer(&good).expect("the annotated layer");
+        assert_eq!(layer.info.size, 11);
+        assert_eq!(layer.info.uncompressed_size, 99);
+        assert_eq!(layer.info.diff_id.to_string(), diff);
+        assert!(cache.layer("../../etc").is_none());
+        assert!(cache.layer(&"b".repeat(64)).is_none());
+        assert_eq!(cache.layers.len(), 1);
+        assert_eq!(cache.record, CacheRecord::default());
+    }
+
+    #[test]
+    fn records_round_trip_through_annotations() {
+        let mut record = CacheRecord::default();
+        record.native.insert("ab".into(), NativeFacts::default());
+        let annotations = manifest_annotations(&record);
+        let mut cache = RegistryCache::default();
+        cache.add(
+            &manifest(Vec::new(), annotations.get(RECORD).map(String::as_str)),
+            &super::super::Silent,
+        );
+        assert_eq!(cache.record, record);
+        assert!(manifest_annotations(&CacheRecord::default()).is_empty());
+    }
+}

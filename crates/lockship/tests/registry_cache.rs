@@ -1,0 +1,191 @@
+//! The registry as the build cache: a build with an empty local cache (a fresh CI runner) takes
+//! every layer whose inputs match from what the push targets or `--cache-from` name, downloads
+//! no wheel (the index counts the requests), builds no app wheel, pulls no base layer, uploads
+//! nothing, and makes the same digest as the build that pushed. An unchanged build with a warm
+//! cache reads two manifests and writes nothing (the registry's proxy counts the requests).
+
+mod support;
+
+use std::path::Path;
+
+use support::servers::{FaultProxy, StaticServer};
+use support::wheels::WheelBuilder;
+use support::*;
+
+/// `lockship build PROJECT --base BASE --no-test --format json EXTRA…` with its cache at
+/// `cache`: the report.
+fn build(project: &Path, cache: &Path, base: &str, extra: &[&str]) -> serde_json::Value {
+    json(&run_ok(
+        lockship(cache)
+            .arg("build")
+            .arg(project)
+            .args(["--base", base, "--no-test", "--format", "json"])
+            .args(extra),
+    ))
+}
+
+/// How many wheel downloads the index has served so far.
+fn wheel_downloads(index: &StaticServer) -> usize {
+    index
+        .log()
+        .iter()
+        .filter(|l| l.path.starts_with("/files/"))
+        .count()
+}
+
+/// The report's layers that this build wrote.
+fn built(report: &serde_json::Value) -> Vec<String> {
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["built"].as_bool().unwrap())
+        .map(|l| l["description"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What the first push target received: (uploaded, mounted, skipped).
+fn pushed(report: &serde_json::Value) -> (u64, u64, u64) {
+    let r = &report["pushed"][0]["report"];
+    let n = |k: &str| r[k].as_u64().unwrap();
+    (n("uploaded"), n("mounted"), n("skipped"))
+}
+
+#[test]
+fn a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_wheel() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let index = StaticServer::start(None);
+    let url = format!("http://{}/simple/", index.addr());
+    let project = index_project(
+        &index,
+        &url,
+        &[
+            ("tiny", "1.0", WheelBuilder::new("tiny", "1.0").build()),
+            ("other", "2.0", WheelBuilder::new("other", "2.0").build()),
+        ],
+    );
+    let repo = format!("{}/tests/{}", env.registry, unique("regcache"));
+    let target = format!("{repo}:main");
+
+    let first_cache = tempfile::tempdir().unwrap();
+    let first = build(&project.dir, first_cache.path(), &env.base, &["--push", &target]);
+    let digest = first["digest"].as_str().unwrap().to_string();
+    let downloads = wheel_downloads(&index);
+    assert_eq!(downloads, 2, "the first build fetched both wheels");
+
+    // A fresh runner pushing the same commit: nothing fetched, written or uploaded.
+    let fresh = tempfile::tempdir().unwrap();
+    let again = build(&project.dir, fresh.path(), &env.base, &["--push", &target]);
+    assert_eq!(again["digest"], digest.as_str(), "the same image");
+    assert_eq!(wheel_downloads(&index), downloads, "no wheel downloaded");
+    assert!(built(&again).is_empty(), "no layer written: {:?}", built(&again));
+    assert_eq!(pushed(&again).0, 0, "nothing uploaded: {again}");
+
+    // --cache-from for a local output: the layers are fetched from the registry instead.
+    let layout = project.tmp.path().join("layout");
+    let out = format!("oci:{}", layout.display());
+    let fresh = tempfile::tempdir().unwrap();
+    let local = build(
+        &project.dir,
+        fresh.path(),
+        &env.base,
+        &["--cache-from", &target, "--output", &out],
+    );
+    assert_eq!(local["digest"], digest.as_str());
+    assert_eq!(wheel_downloads(&index), downloads);
+    assert!(built(&local).is_empty());
+    let layers = layout_layers(&layout);
+    assert!(
+        layers.iter().flatten().any(|(path, _)| path.ends_with("tiny/__init__.py")),
+        "the layout holds the cached layers' files"
+    );
+
+    // --cache-to on one branch, --cache-from on another: blobs are mounted, not uploaded.
+    let cache_ref = format!("{repo}-cache:branch");
+    let fresh = tempfile::tempdir().unwrap();
+    build(
+        &project.dir,
+        fresh.path(),
+        &env.base,
+        &["--cache-from", &target, "--cache-to", &cache_ref],
+    );
+    let elsewhere = format!("{repo}-promoted:1");
+    let fresh = tempfile::tempdir().unwrap();
+    let promoted = build(
+        &project.dir,
+        fresh.path(),
+        &env.base,
+        &["--cache-from", &cache_ref, "--push", &elsewhere],
+    );
+    assert_eq!(promoted["digest"], digest.as_str());
+    assert_eq!(wheel_downloads(&index), downloads);
+    let (uploaded, mounted, _) = pushed(&promoted);
+    assert!(mounted > 0, "layers mounted from the cache repository: {promoted}");
+    // The config: a mount needs a layer's repository, and the config is not a layer.
+    assert!(uploaded <= 1, "at most the config uploaded: {promoted}");
+
+    // One file of the app changed: only the app's layer is written, still no wheel.
+    std::fs::write(project.dir.join("main.py"), "import tiny, other\nprint('v2')\n").unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let changed = build(&project.dir, fresh.path(), &env.base, &["--push", &target]);
+    assert_ne!(changed["digest"], digest.as_str());
+    assert_eq!(wheel_downloads(&index), downloads);
+    assert_eq!(built(&changed).len(), 1, "{:?}", built(&changed));
+}
+
+#[test]
+fn a_fresh_runner_builds_no_app_wheel_and_pulls_no_base_layer() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let target = format!("{}/tests/{}:main", env.registry, unique("regcache-app"));
+    let first = build(&project.dir, &shared_cache(), &env.base, &["--push", &target]);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let again = build(&project.dir, fresh.path(), &env.base, &["--push", &target]);
+    assert_eq!(again["digest"], first["digest"]);
+    assert!(built(&again).is_empty());
+    // The app wheel's build would leave its wheel here; the base's probe its facts there.
+    for bucket in ["app-wheels", "bases", "build-envs"] {
+        let dir = fresh.path().join(bucket);
+        assert!(
+            !dir.exists() || files_under(&dir).is_empty(),
+            "{bucket}: {:?}",
+            files_under(&dir)
+        );
+    }
+    // Only the base's config is in the store: no base layer was pulled.
+    let blobs = files_under(&fresh.path().join("blobs"));
+    assert!(blobs.len() <= 1, "{blobs:?}");
+}
+
+#[test]
+fn an_unchanged_build_reads_two_manifests_and_writes_nothing() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let proxy = FaultProxy::start(&env.registry);
+    let base = env.base.replace(&env.registry, proxy.addr());
+    let project = fixture("hello-cli", true);
+    let target = format!("{}/tests/{}:main", proxy.addr(), unique("warm"));
+    let cache = tempfile::tempdir().unwrap();
+    build(&project.dir, cache.path(), &base, &["--push", &target]);
+    let before = proxy.log().len();
+    let warm = build(&project.dir, cache.path(), &base, &["--push", &target]);
+    let requests: Vec<String> = proxy.log()[before..]
+        .iter()
+        .map(|l| format!("{} {} {}", l.method, l.path, l.status))
+        .collect();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET ") && r.contains("/manifests/")),
+        "{requests:#?}"
+    );
+    assert_eq!(pushed(&warm).0, 0);
+}

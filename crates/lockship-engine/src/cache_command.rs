@@ -78,7 +78,11 @@ pub fn info(dir: &Path) -> Result<CacheInfo, Error> {
 /// Removes from the cache at `dir`: app wheels a newer build of the same project replaced,
 /// records of layers and built wheels whose blob is gone, then (as `opts` asks) what no build
 /// used for a while and the least recently used until the cache fits.
-pub fn prune(dir: &Path, opts: &PruneOptions, reporter: &dyn Reporter) -> Result<PruneReport, Error> {
+pub fn prune(
+    dir: &Path,
+    opts: &PruneOptions,
+    reporter: &dyn Reporter,
+) -> Result<PruneReport, Error> {
     check_is_cache(dir)?;
     let io = |source| Error::Io {
         path: dir.join(lockship_sys::cache_lock::LOCK_FILE),
@@ -246,11 +250,28 @@ fn take(
 }
 
 /// App wheels of a project a later build of it replaced: all but the most recently used per
-/// project name (the wheel's distribution name).
+/// project name (the wheel's distribution name), and the last one its backend built (later
+/// edits are patched onto it: `last-*.json` names it).
 fn superseded_app_wheels(entries: &[Entry]) -> Vec<PathBuf> {
+    #[derive(serde::Deserialize)]
+    struct Last {
+        dir: String,
+    }
+    let patched_onto: Vec<String> = entries
+        .iter()
+        .filter(|e| e.bucket == Bucket::AppWheels && e.path.is_file())
+        .filter_map(|e| serde_json::from_slice::<Last>(&std::fs::read(&e.path).ok()?).ok())
+        .map(|l| l.dir)
+        .collect();
     let mut newest: BTreeMap<String, &Entry> = BTreeMap::new();
     let mut all = Vec::new();
     for e in entries.iter().filter(|e| e.bucket == Bucket::AppWheels) {
+        if e.path
+            .file_name()
+            .is_some_and(|n| patched_onto.iter().any(|d| n.to_string_lossy() == *d))
+        {
+            continue;
+        }
         let Some(name) = app_wheel_name(&e.path) else {
             continue;
         };
@@ -288,8 +309,12 @@ fn names_present_blob(e: &Entry, blobs: &Path) -> bool {
         return false;
     };
     let digest = match e.bucket {
-        Bucket::Layers => serde_json::from_slice::<LayerInfo>(&bytes).ok().map(|l| l.digest),
-        _ => serde_json::from_slice::<Built>(&bytes).ok().map(|b| b.sha256),
+        Bucket::Layers => serde_json::from_slice::<LayerInfo>(&bytes)
+            .ok()
+            .map(|l| l.digest),
+        _ => serde_json::from_slice::<Built>(&bytes)
+            .ok()
+            .map(|b| b.sha256),
     };
     digest.is_some_and(|d| blobs.join(d.hex()).is_file())
 }
@@ -350,11 +375,17 @@ mod tests {
         };
         let layers = Bucket::Layers.under(dir.path());
         std::fs::create_dir_all(&layers).unwrap();
-        std::fs::write(layers.join("kept.json"), serde_json::to_vec(&info(&digest)).unwrap())
-            .unwrap();
+        std::fs::write(
+            layers.join("kept.json"),
+            serde_json::to_vec(&info(&digest)).unwrap(),
+        )
+        .unwrap();
         let gone = lockship_oci::digest::Digest::of_bytes(b"gone");
-        std::fs::write(layers.join("dangling.json"), serde_json::to_vec(&info(&gone)).unwrap())
-            .unwrap();
+        std::fs::write(
+            layers.join("dangling.json"),
+            serde_json::to_vec(&info(&gone)).unwrap(),
+        )
+        .unwrap();
         for (key, days) in [("old", 3), ("new", 0)] {
             let d = Bucket::AppWheels.under(dir.path()).join(key);
             std::fs::create_dir_all(&d).unwrap();

@@ -3,6 +3,7 @@
 //! Nothing here knows about registries or manifests.
 
 pub mod app;
+pub mod app_patch;
 pub mod bytecode;
 pub mod credentials;
 pub mod fetch;

@@ -64,7 +64,7 @@ pub fn index_sources() -> IndexSources {
 /// How to reach registries: LOCKSHIP_INSECURE_REGISTRIES (host:port list to speak plain HTTP
 /// to) and the Docker config with credentials ($DOCKER_CONFIG/config.json, else
 /// ~/.docker/config.json, as `docker login` writes it).
-pub fn registry_access() -> RegistryAccess {
+pub fn registry_access() -> Result<RegistryAccess, Error> {
     let insecure = std::env::var("LOCKSHIP_INSECURE_REGISTRIES")
         .map(|list| {
             list.split(',')
@@ -74,10 +74,27 @@ pub fn registry_access() -> RegistryAccess {
                 .collect()
         })
         .unwrap_or_default();
-    RegistryAccess {
+    // Blobs larger than this go up in chunks of this size (for proxies that cap bodies).
+    let upload_chunk = match var("LOCKSHIP_UPLOAD_CHUNK") {
+        None => None,
+        Some(text) => {
+            let text = text.to_string_lossy();
+            match lockship_engine::cache_command::parse_size(&text) {
+                Ok(n) if n >= 1024 => Some(n),
+                Ok(_) => {
+                    return Err(Error::Usage(format!(
+                        "LOCKSHIP_UPLOAD_CHUNK: `{text}` is too small (at least 1K)"
+                    )))
+                }
+                Err(e) => return Err(Error::Usage(format!("LOCKSHIP_UPLOAD_CHUNK: {e}"))),
+            }
+        }
+    };
+    Ok(RegistryAccess {
         insecure,
         auth_files: auth_files(),
-    }
+        upload_chunk,
+    })
 }
 
 /// Where registry credentials are looked for, in order: what the user named
@@ -86,7 +103,10 @@ pub fn registry_access() -> RegistryAccess {
 /// `~/.config/containers/auth.json`), so that `docker login` and `podman login` both work.
 fn auth_files() -> Vec<PathBuf> {
     let home = var("HOME").map(PathBuf::from);
-    let mut files: Vec<PathBuf> = var("REGISTRY_AUTH_FILE").map(PathBuf::from).into_iter().collect();
+    let mut files: Vec<PathBuf> = var("REGISTRY_AUTH_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     match var("DOCKER_CONFIG") {
         Some(dir) => files.push(PathBuf::from(dir).join("config.json")),
         None => files.extend(home.as_ref().map(|h| h.join(".docker/config.json"))),

@@ -198,7 +198,7 @@ fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
         network: false,
         target: lockship_engine::project::PRODUCTION.to_string(),
         net: net_options(&common.net),
-        registry: host_env::registry_access(),
+        registry: host_env::registry_access()?,
         uv: host_env::uv(),
         index_sources: host_env::index_sources(),
         index_credentials: host_env::index_credentials(),
@@ -337,14 +337,23 @@ fn run_cache_info(args: &CacheArgs) -> Result<(), Error> {
                     human_size(kind.bytes)
                 );
             }
-            println!("  {:<14} {:>15} {:>10}", "total", "", human_size(info.total_bytes));
+            println!(
+                "  {:<14} {:>15} {:>10}",
+                "total",
+                "",
+                human_size(info.total_bytes)
+            );
         }
     }
     Ok(())
 }
 
 fn run_cache_prune(args: &PruneArgs) -> Result<(), Error> {
-    let dir = args.cache.cache_dir.clone().unwrap_or_else(host_env::cache_dir);
+    let dir = args
+        .cache
+        .cache_dir
+        .clone()
+        .unwrap_or_else(host_env::cache_dir);
     let opts = cache_command::PruneOptions {
         max_size: args.max_size,
         older_than: args

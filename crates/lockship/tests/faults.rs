@@ -369,3 +369,81 @@ fn an_explicit_platform_must_match_a_single_platform_base() {
     );
     assert!(err.contains("hint: use a multi-platform base"), "{err}");
 }
+
+#[test]
+fn large_blobs_go_up_in_chunks_and_resume_after_a_lost_answer() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let proxy = FaultProxy::start(&env.registry);
+    let project = fixture("hello-cli", true);
+    let target = format!("{}/tests/{}:1", proxy.addr(), unique("chunked"));
+    // The second chunk never reaches the registry; the fifth does, and its answer is lost.
+    // Each time lockship asks the session how much it holds and goes on from there.
+    proxy.set_rules(vec![
+        Rule::every(2, Fault::Status(502)).method("PATCH").times(1),
+        Rule::every(5, Fault::Lost(502)).method("PATCH").times(1),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let out = build(
+        cache.path(),
+        &project.dir,
+        &[
+            "--base",
+            &base_through(&proxy),
+            "--push",
+            &target,
+            "--no-test",
+            "--format",
+            "json",
+        ],
+        &[("LOCKSHIP_UPLOAD_CHUNK", "64K")],
+    );
+    let digest = succeeded(&out);
+    assert_eq!(proxy.injected(), 2, "both faults fired");
+    let log = proxy.log();
+    let patches = log.iter().filter(|l| l.method == "PATCH").count();
+    assert!(
+        patches > 3,
+        "uploads went in chunks: {patches} PATCH requests"
+    );
+    // After the lost answer, the session is asked how much it holds. The reference registry's
+    // session token carries its offset, so a token from before the lost chunk is refused
+    // (404): the blob then starts over in a new session, which must still end right.
+    assert!(
+        log.iter()
+            .any(|l| l.method == "GET" && l.path.contains("/blobs/uploads/") && l.status == 204),
+        "an upload resumed where its session stood"
+    );
+    let lost = log
+        .iter()
+        .position(|l| l.fault.as_deref().is_some_and(|f| f.contains("Lost")))
+        .unwrap();
+    assert!(
+        log[lost..]
+            .iter()
+            .any(|l| l.method == "GET" && l.path.contains("/blobs/uploads/")),
+        "the upload's progress was asked for"
+    );
+    // What the registry holds is the image, whole: pulled, it runs.
+    let report = json(&digest);
+    let pulled = format!("{target}@{}", report["digest"].as_str().unwrap());
+    let pulled = pulled.replace(proxy.addr(), &env.registry);
+    docker(&["pull", "-q", &pulled]);
+    let hello = docker_run(&pulled, None, &["--help"]);
+    assert!(hello.to_lowercase().contains("usage"), "{hello}");
+    // A size that is not one is refused, naming the variable.
+    let bad = build(
+        cache.path(),
+        &project.dir,
+        &["--base", &env.base, "--push", &target],
+        &[("LOCKSHIP_UPLOAD_CHUNK", "lots")],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).starts_with("error: LOCKSHIP_UPLOAD_CHUNK"),
+        "{}",
+        stderr(&bad)
+    );
+}

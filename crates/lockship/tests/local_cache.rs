@@ -77,7 +77,9 @@ fn info_and_prune_on_a_real_cache() {
     };
     let first = build();
     let info = json(&run_ok(
-        lockship(cache.path()).args(["cache", "info", "--format", "json", "--cache-dir"]).arg(cache.path()),
+        lockship(cache.path())
+            .args(["cache", "info", "--format", "json", "--cache-dir"])
+            .arg(cache.path()),
     ));
     let kind = |info: &serde_json::Value, k: &str| {
         info["kinds"]
@@ -97,7 +99,15 @@ fn info_and_prune_on_a_real_cache() {
     // Nothing is old yet: an age limit removes nothing a build just used.
     let kept = json(&run_ok(
         lockship(cache.path())
-            .args(["cache", "prune", "--older-than", "1", "--format", "json", "--cache-dir"])
+            .args([
+                "cache",
+                "prune",
+                "--older-than",
+                "1",
+                "--format",
+                "json",
+                "--cache-dir",
+            ])
             .arg(cache.path()),
     ));
     assert_eq!(kept["removed_bytes"], 0, "{kept}");
@@ -105,10 +115,21 @@ fn info_and_prune_on_a_real_cache() {
     // A size limit removes the least recently used until the cache fits.
     let pruned = json(&run_ok(
         lockship(cache.path())
-            .args(["cache", "prune", "--max-size", "1M", "--format", "json", "--cache-dir"])
+            .args([
+                "cache",
+                "prune",
+                "--max-size",
+                "1M",
+                "--format",
+                "json",
+                "--cache-dir",
+            ])
             .arg(cache.path()),
     ));
-    assert!(pruned["left_bytes"].as_u64().unwrap() <= 1 << 20, "{pruned}");
+    assert!(
+        pruned["left_bytes"].as_u64().unwrap() <= 1 << 20,
+        "{pruned}"
+    );
     assert!(pruned["removed_bytes"].as_u64().unwrap() >= total - (1 << 20));
     // The next build fetches and writes what it needs again: the same image.
     let again = build();

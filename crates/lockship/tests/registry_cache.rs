@@ -46,7 +46,7 @@ fn built(report: &serde_json::Value) -> Vec<String> {
 
 /// What the first push target received: (uploaded, mounted, skipped).
 fn pushed(report: &serde_json::Value) -> (u64, u64, u64) {
-    let r = &report["pushed"][0]["report"];
+    let r = &report["pushed"][0];
     let n = |k: &str| r[k].as_u64().unwrap();
     (n("uploaded"), n("mounted"), n("skipped"))
 }
@@ -71,7 +71,12 @@ fn a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_wheel() {
     let target = format!("{repo}:main");
 
     let first_cache = tempfile::tempdir().unwrap();
-    let first = build(&project.dir, first_cache.path(), &env.base, &["--push", &target]);
+    let first = build(
+        &project.dir,
+        first_cache.path(),
+        &env.base,
+        &["--push", &target],
+    );
     let digest = first["digest"].as_str().unwrap().to_string();
     let downloads = wheel_downloads(&index);
     assert_eq!(downloads, 2, "the first build fetched both wheels");
@@ -81,7 +86,11 @@ fn a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_wheel() {
     let again = build(&project.dir, fresh.path(), &env.base, &["--push", &target]);
     assert_eq!(again["digest"], digest.as_str(), "the same image");
     assert_eq!(wheel_downloads(&index), downloads, "no wheel downloaded");
-    assert!(built(&again).is_empty(), "no layer written: {:?}", built(&again));
+    assert!(
+        built(&again).is_empty(),
+        "no layer written: {:?}",
+        built(&again)
+    );
     assert_eq!(pushed(&again).0, 0, "nothing uploaded: {again}");
 
     // --cache-from for a local output: the layers are fetched from the registry instead.
@@ -99,7 +108,10 @@ fn a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_wheel() {
     assert!(built(&local).is_empty());
     let layers = layout_layers(&layout);
     assert!(
-        layers.iter().flatten().any(|(path, _)| path.ends_with("tiny/__init__.py")),
+        layers
+            .iter()
+            .flatten()
+            .any(|(path, _)| path.ends_with("tiny/__init__.py")),
         "the layout holds the cached layers' files"
     );
 
@@ -123,12 +135,19 @@ fn a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_wheel() {
     assert_eq!(promoted["digest"], digest.as_str());
     assert_eq!(wheel_downloads(&index), downloads);
     let (uploaded, mounted, _) = pushed(&promoted);
-    assert!(mounted > 0, "layers mounted from the cache repository: {promoted}");
+    assert!(
+        mounted > 0,
+        "layers mounted from the cache repository: {promoted}"
+    );
     // The config: a mount needs a layer's repository, and the config is not a layer.
     assert!(uploaded <= 1, "at most the config uploaded: {promoted}");
 
     // One file of the app changed: only the app's layer is written, still no wheel.
-    std::fs::write(project.dir.join("main.py"), "import tiny, other\nprint('v2')\n").unwrap();
+    std::fs::write(
+        project.dir.join("main.py"),
+        "import tiny, other\nprint('v2')\n",
+    )
+    .unwrap();
     let fresh = tempfile::tempdir().unwrap();
     let changed = build(&project.dir, fresh.path(), &env.base, &["--push", &target]);
     assert_ne!(changed["digest"], digest.as_str());
@@ -144,7 +163,12 @@ fn a_fresh_runner_builds_no_app_wheel_and_pulls_no_base_layer() {
     let env = env();
     let project = fixture("hello-cli", true);
     let target = format!("{}/tests/{}:main", env.registry, unique("regcache-app"));
-    let first = build(&project.dir, &shared_cache(), &env.base, &["--push", &target]);
+    let first = build(
+        &project.dir,
+        &shared_cache(),
+        &env.base,
+        &["--push", &target],
+    );
 
     let fresh = tempfile::tempdir().unwrap();
     let again = build(&project.dir, fresh.path(), &env.base, &["--push", &target]);
@@ -184,7 +208,9 @@ fn an_unchanged_build_reads_two_manifests_and_writes_nothing() {
         .collect();
     assert_eq!(requests.len(), 2, "{requests:#?}");
     assert!(
-        requests.iter().all(|r| r.starts_with("GET ") && r.contains("/manifests/")),
+        requests
+            .iter()
+            .all(|r| r.starts_with("GET ") && r.contains("/manifests/")),
         "{requests:#?}"
     );
     assert_eq!(pushed(&warm).0, 0);

@@ -12,11 +12,12 @@ use crate::cache_dir::Bucket;
 use crate::error::Error;
 use lockship_oci::digest::Digest;
 use lockship_python::app::{self, BuildSystem};
+use lockship_python::app_patch;
 use lockship_sys::interrupt::Children;
 use lockship_sys::scratch::ScratchDir;
 
 use super::base::BaseSource;
-use super::cache::io_err;
+use super::cache::{io_err, read_cached, write_cached};
 use super::index_files::default_index;
 use super::prepare::Prepared;
 use super::sdists::{build_missing, BuildContext};
@@ -49,7 +50,24 @@ impl Drop for AppWheel {
     }
 }
 
-/// Starts building the app wheel (or finds it built) on a blocking thread.
+/// What lets an app wheel be patched instead of built (see `python::app_patch`): the files the
+/// app's key is made from, and pyproject.toml's bytes. Given only for a project whose metadata
+/// is static and whose backend has no hooks (`app_patch::patchable`).
+pub(super) struct PatchInputs {
+    pub sources: Vec<PathBuf>,
+    pub pyproject: Vec<u8>,
+}
+
+/// The last wheel the backend built for a project, and what it was built from.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LastBuild {
+    /// Its directory under the app-wheels bucket.
+    dir: String,
+    origin: app_patch::WheelOrigin,
+}
+
+/// Starts building the app wheel (or finds it built, or patches the last one the backend
+/// built when only files it holds verbatim changed) on a blocking thread.
 pub(super) fn start(
     project_dir: &Path,
     app_key: &str,
@@ -57,6 +75,7 @@ pub(super) fn start(
     cache_dir: &Path,
     source_date_epoch: u64,
     uv: &std::ffi::OsStr,
+    patch: Option<PatchInputs>,
 ) -> AppWheel {
     let key = Digest::of_parts([
         "lockship-app-wheel-v1",
@@ -77,20 +96,51 @@ pub(super) fn start(
             return Ok(wheel);
         }
         fs_err::create_dir_all(&wheels).map_err(io_err(&wheels))?;
+        // What the patch needs: the files' digests now and the last real build, by project.
+        let last_entry = wheels.join(format!(
+            "last-{}.json",
+            &Digest::of_parts(["lockship-app-last-v1", &project_dir.to_string_lossy()]).hex()[..32]
+        ));
+        let now = match &patch {
+            Some(p) => Some((
+                app_patch::frame(&p.pyproject, &build_system, source_date_epoch),
+                app_patch::source_digests(&project_dir, &p.sources)?,
+            )),
+            None => None,
+        };
         // Built in a private directory and renamed into place: a failed or concurrent build
         // never leaves a half-written wheel under the key.
         let scratch = ScratchDir::new_in(&wheels).map_err(io_err(&wheels))?;
         let out = scratch.path().join("dist");
         fs_err::create_dir_all(&out).map_err(io_err(&out))?;
-        let wheel = app::build_wheel(
-            &project_dir,
-            &out,
-            source_date_epoch,
-            &build_system,
-            &build_envs,
-            &uv,
-            &running,
-        )?;
+        let patched = match (&now, read_cached::<LastBuild>(&last_entry)) {
+            (Some((frame, sources)), Some(last)) => {
+                patch_last(&wheels, &last, frame, sources, &project_dir, &out)?
+            }
+            _ => None,
+        };
+        let real = patched.is_none();
+        let wheel = match patched {
+            Some(wheel) => wheel,
+            None => app::build_wheel(
+                &project_dir,
+                &out,
+                source_date_epoch,
+                &build_system,
+                &build_envs,
+                &uv,
+                &running,
+            )?,
+        };
+        // A real build becomes what later edits are patched onto.
+        let origin = match (&now, real) {
+            (Some((frame, sources)), true) => Some(app_patch::record_origin(
+                &wheel,
+                frame.clone(),
+                sources.clone(),
+            )?),
+            _ => None,
+        };
         let name = wheel
             .file_name()
             .map(|n| n.to_os_string())
@@ -105,12 +155,47 @@ pub(super) fn start(
             )));
         }
         drop(scratch);
+        if let Some(origin) = origin {
+            let last = LastBuild {
+                dir: key.hex()[..32].to_string(),
+                origin,
+            };
+            write_cached(&last_entry, &last)?;
+        }
         Ok(dir.join(name))
     });
     AppWheel {
         handle: Some(handle),
         children,
     }
+}
+
+/// The last real build's wheel with the members for the files changed since replaced, written
+/// into `out`; None when the change is not one a patch can make (the backend builds it).
+fn patch_last(
+    wheels: &Path,
+    last: &LastBuild,
+    frame: &str,
+    sources: &std::collections::BTreeMap<String, String>,
+    project_dir: &Path,
+    out: &Path,
+) -> Result<Option<PathBuf>, Error> {
+    let Some(replace) = app_patch::replacements(&last.origin, frame, sources) else {
+        return Ok(None);
+    };
+    // The directory name comes from the cache entry: only a plain name is taken.
+    if last.dir.is_empty() || !last.dir.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let Some(old) = app::wheel_in(&wheels.join(&last.dir)) else {
+        return Ok(None);
+    };
+    let Some(name) = old.file_name() else {
+        return Ok(None);
+    };
+    let wheel = out.join(name);
+    app_patch::patch(&old, project_dir, &replace, &wheel)?;
+    Ok(Some(wheel))
 }
 
 /// The app wheel for the image's target: the one built on this machine when it is pure

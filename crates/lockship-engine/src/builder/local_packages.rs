@@ -75,6 +75,7 @@ pub(super) async fn build_local_packages(
             &opts.cache_dir,
             opts.source_date_epoch,
             &opts.uv,
+            None,
         )));
     }
     let mut out = Vec::with_capacity(packages.len());

@@ -262,15 +262,23 @@ async fn load_registry_cache(
         return Ok(registry_cache::RegistryCache::default());
     }
     let (targets, cache_from) = cache_references(opts)?;
-    Ok(registry_cache::RegistryCache::load(registry, &targets, &cache_from, platform, reporter).await)
+    Ok(
+        registry_cache::RegistryCache::load(registry, &targets, &cache_from, platform, reporter)
+            .await,
+    )
 }
 
 /// The references a build writes to (push targets, then `--cache-to`) and the ones it only
 /// reads (`--cache-from`), parsed.
 fn cache_references(
     opts: &BuildOptions,
-) -> Result<(Vec<oci_spec::distribution::Reference>, Vec<oci_spec::distribution::Reference>), Error>
-{
+) -> Result<
+    (
+        Vec<oci_spec::distribution::Reference>,
+        Vec<oci_spec::distribution::Reference>,
+    ),
+    Error,
+> {
     let mut written = Vec::new();
     for out in &opts.outputs {
         if let Output::Registry(r) = out {

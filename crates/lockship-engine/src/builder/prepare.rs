@@ -13,13 +13,13 @@ use crate::plan::{self, AppPlan, Plan, PlanInputs};
 use crate::project::{AppMode, Project, TargetConfig};
 use crate::user::{self, User};
 use lockship_oci::registry;
-use lockship_python::app;
 use lockship_python::lock::{self, Selection};
 use lockship_python::lock::{freshness, LockFile, LockedPackage};
 use lockship_python::select;
 use lockship_python::target::PythonTarget;
+use lockship_python::{app, app_patch};
 
-use super::app_wheel::{self, AppWheel};
+use super::app_wheel::{self, AppWheel, PatchInputs};
 use super::base::{python_target, BaseSource, ResolvedBase};
 use super::index_files::{default_index, resolve_index_files};
 use super::local_packages::build_local_packages;
@@ -129,13 +129,23 @@ pub(super) async fn prepare(
         }
     };
     let start_app = |project: &Project, app_key: &str| {
+        let system = app::BuildSystem::from_pyproject(project.pyproject.as_ref());
+        let pyproject = project.dir.join("pyproject.toml");
+        let patch = app_patch::patchable(&project.dir, project.pyproject.as_ref(), &system)
+            .then(|| std::fs::read(&pyproject).ok())
+            .flatten()
+            .map(|pyproject| PatchInputs {
+                sources: sources.clone(),
+                pyproject,
+            });
         app_wheel::start(
             &project.dir,
             app_key,
-            app::BuildSystem::from_pyproject(project.pyproject.as_ref()),
+            system,
             &opts.cache_dir,
             opts.source_date_epoch,
             &opts.uv,
+            patch,
         )
     };
     // With layers in the registry the app's may well be there: its wheel is built only once

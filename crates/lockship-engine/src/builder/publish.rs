@@ -143,14 +143,21 @@ pub(super) async fn test_and_send(
         // What the target names now lists its blobs, so the registry has them: no need to ask.
         if let Some(now) = session.remote.target(target) {
             for layer in &now.layers {
-                done.entry(layer.digest.clone()).or_insert(LayerPush::Skipped);
+                done.entry(layer.digest.clone())
+                    .or_insert(LayerPush::Skipped);
             }
             done.entry(now.config_digest.clone())
                 .or_insert(LayerPush::Skipped);
         }
         blobs.push(
             registry
-                .push_blobs(image, target, prepared.base.reference.as_ref(), store, &done)
+                .push_blobs(
+                    image,
+                    target,
+                    prepared.base.reference.as_ref(),
+                    store,
+                    &done,
+                )
                 .await?,
         );
     }

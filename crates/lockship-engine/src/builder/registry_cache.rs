@@ -60,8 +60,8 @@ pub(crate) struct RegistryCache {
 
 impl RegistryCache {
     /// Reads what `targets` (the push targets) and `cache_from` name for `platform`. A
-    /// reference that does not exist yet, or cannot be read, is no cache: a warning at most,
-    /// never a failed build.
+    /// reference that does not exist yet, or cannot be read, is no cache: a warning for a
+    /// `--cache-from` at most, never a failed build.
     pub(crate) async fn load(
         registry: &Registry,
         targets: &[Reference],
@@ -84,6 +84,9 @@ impl RegistryCache {
             let manifest = match registry.peek(reference, platform).await {
                 Ok(Some(m)) => m,
                 Ok(None) => continue,
+                // A push target that cannot be read will fail its push with the real error:
+                // said once, there. A `--cache-from` the user named is worth a warning.
+                Err(_) if is_target => continue,
                 Err(e) => {
                     reporter.warn(&format!("not using {text} as a cache: {e}"));
                     continue;

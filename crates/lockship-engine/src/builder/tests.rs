@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use super::registry_cache::RegistryCache;
 use lockship_net::{Http, NetOptions};
 use lockship_oci::image::{BlobOrigin, ImageLayer};
-use super::registry_cache::RegistryCache;
 use lockship_oci::layer::write_layer;
 use lockship_oci::registry::{Registry, RegistryAccess};
 use lockship_oci::tar_tree::TarTree;

@@ -12,7 +12,7 @@ use base64::Engine;
 /// What a registry asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Challenge {
-    /// No authentication (the registry answered `/v2/` without a challenge).
+    /// No authentication (a 401 named no scheme lockship speaks).
     None,
     Basic,
     Bearer {

@@ -5,6 +5,7 @@
 //! `Retry-After`, and uploads that start over when they break.
 
 mod auth;
+mod chunked;
 mod error;
 mod pull;
 mod push;
@@ -110,7 +111,9 @@ pub enum LayerPush {
 /// How lockship is authenticated to one registry.
 #[derive(Debug)]
 struct Session {
-    challenge: Challenge,
+    /// What the registry asks for, learnt from its first 401 (None: nothing asked yet, so
+    /// requests go without credentials: no round trip is spent asking).
+    challenge: Option<Challenge>,
     credential: Credential,
     /// Bearer tokens by scope set.
     tokens: HashMap<String, Token>,
@@ -159,6 +162,9 @@ pub struct RegistryAccess {
     /// entry for a registry answers for it. The CLI lists `REGISTRY_AUTH_FILE`, Docker's
     /// config and Podman's `auth.json`. None: anonymous only.
     pub auth_files: Vec<PathBuf>,
+    /// Blobs larger than this go up in chunks of this size (None: 16 MiB), for registries
+    /// whose proxies cap request bodies lower.
+    pub upload_chunk: Option<u64>,
 }
 
 /// A registry client for all registries a build touches.
@@ -215,47 +221,37 @@ impl Registry {
         )
     }
 
-    /// The session with `registry`, pinging `/v2/` the first time to learn its challenge.
-    async fn session(
-        &self,
-        registry: &str,
-        action: &str,
-    ) -> Result<Arc<Mutex<Session>>, RegistryError> {
-        if let Some(s) = self.lock_sessions().get(registry) {
-            return Ok(s.clone());
-        }
-        let url = format!("{}/v2/", self.base_url(registry));
-        let response = self
-            .http
-            .retry(&url, |_| async {
-                let response = self
-                    .http
-                    .send(&url, self.http.bare_request(Method::GET, &url))
-                    .await?;
-                transient_status(&self.http, &url, response)
-            })
-            .await
-            .map_err(|e| net_error(registry, action, e))?;
-        let challenge = if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            response
-                .headers()
-                .get(reqwest::header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .map(auth::challenge)
-                .unwrap_or(Challenge::None)
-        } else {
-            Challenge::None
-        };
-        let session = Arc::new(Mutex::new(Session {
-            challenge,
-            credential: Credential::for_registry(&self.access.auth_files, registry),
-            tokens: HashMap::new(),
-        }));
-        Ok(self
-            .lock_sessions()
+    /// The session with `registry`. Nothing is asked of the registry up front (no `/v2/`
+    /// ping): the first request goes without credentials, and a 401 says what to send.
+    fn session(&self, registry: &str) -> Arc<Mutex<Session>> {
+        self.lock_sessions()
             .entry(registry.to_string())
-            .or_insert(session)
-            .clone())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Session {
+                    challenge: None,
+                    credential: Credential::for_registry(&self.access.auth_files, registry),
+                    tokens: HashMap::new(),
+                }))
+            })
+            .clone()
+    }
+
+    /// Takes the challenge of a 401 from `registry`; whether it was news (then the request is
+    /// worth sending again with credentials).
+    fn learn_challenge(&self, registry: &str, response: &Response) -> bool {
+        let challenge = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(auth::challenge)
+            .unwrap_or(Challenge::None);
+        let session = self.session(registry);
+        let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
+        if s.challenge.is_some() || challenge == Challenge::None {
+            return false;
+        }
+        s.challenge = Some(challenge);
+        true
     }
 
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Session>>>> {
@@ -270,7 +266,7 @@ impl Registry {
         action: &str,
         renew: bool,
     ) -> Result<Option<String>, RegistryError> {
-        let session = self.session(&scope.registry, action).await?;
+        let session = self.session(&scope.registry);
         let (challenge, credential, cached) = {
             let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
             if renew {
@@ -283,7 +279,7 @@ impl Registry {
                 .map(|t| t.value.clone());
             (s.challenge.clone(), s.credential.clone(), cached)
         };
-        let (realm, service) = match challenge {
+        let (realm, service) = match challenge.unwrap_or(Challenge::None) {
             Challenge::None => return Ok(None),
             Challenge::Basic => return Ok(credential.basic()),
             Challenge::Bearer { realm, service } => (realm, service),
@@ -417,13 +413,15 @@ impl Registry {
                 None => self.http.send(url, request).await,
             };
             let response = sent.map_err(|f| lift(&scope.registry, action, f))?;
-            if response.status() == reqwest::StatusCode::UNAUTHORIZED
-                && replayable
-                && !renew
-                && authorization.is_some()
-            {
-                renew = true;
-                continue;
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED && replayable {
+                // The registry's first 401: now lockship knows what to send.
+                if authorization.is_none() && self.learn_challenge(&scope.registry, &response) {
+                    continue;
+                }
+                if !renew && authorization.is_some() {
+                    renew = true;
+                    continue;
+                }
             }
             return transient_status(&self.http, url, response)
                 .map_err(|f| lift(&scope.registry, action, f));

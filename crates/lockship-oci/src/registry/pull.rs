@@ -35,11 +35,14 @@ impl Registry {
             is_index,
             ..
         } = self.locate(reference, platform, &action).await?;
-        let config_desc = manifest.config.clone().ok_or_else(|| RegistryError::Protocol {
-            registry: reference.resolve_registry().to_string(),
-            action: action.clone(),
-            message: "manifest has no config".into(),
-        })?;
+        let config_desc = manifest
+            .config
+            .clone()
+            .ok_or_else(|| RegistryError::Protocol {
+                registry: reference.resolve_registry().to_string(),
+                action: action.clone(),
+                message: "manifest has no config".into(),
+            })?;
         let config_digest = parse_digest(&config_desc.digest, reference, &action)?;
         let what = format!("config of {reference}");
         // Configs are content-addressed: one pulled before (and intact: fetch_blob checks)
@@ -115,13 +118,14 @@ impl Registry {
                 is_index: false,
             });
         }
-        let entry = manifest
-            .entry_for(platform)
-            .map_err(|available| RegistryError::NoPlatform {
-                reference: reference.to_string(),
-                platform: platform.to_string(),
-                available,
-            })?;
+        let entry =
+            manifest
+                .entry_for(platform)
+                .map_err(|available| RegistryError::NoPlatform {
+                    reference: reference.to_string(),
+                    platform: platform.to_string(),
+                    available,
+                })?;
         let digest = parse_digest(&entry.digest, reference, action)?;
         let resolved = reference.clone_with_digest(digest.to_string());
         let (bytes, manifest_digest) = self.manifest(&resolved, action).await?;

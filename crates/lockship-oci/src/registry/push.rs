@@ -67,7 +67,8 @@ impl Registry {
             BlobOrigin::Base => (base, "base layer"),
             BlobOrigin::Cached(from) => (Some(from), "cached layer"),
         };
-        let same_registry = remote.is_some_and(|r| r.resolve_registry() == target.resolve_registry());
+        let same_registry =
+            remote.is_some_and(|r| r.resolve_registry() == target.resolve_registry());
         if let (true, BlobOrigin::Cached(from)) = (same_registry, &layer.origin) {
             // The manifest there lists it, so the repository has it: no need to ask.
             if from.repository() == target.repository() {
@@ -90,9 +91,17 @@ impl Registry {
             self.fetch_blob(remote, digest, Some(layer.info.size), &what, store)
                 .await?;
         }
-        let size = self
-            .upload(target, digest, Upload::Stored(store), session, &action)
-            .await?;
+        let chunk = self
+            .access
+            .upload_chunk
+            .unwrap_or(super::chunked::DEFAULT_CHUNK);
+        let size = if layer.info.size > chunk {
+            self.upload_chunked(target, digest, store, session, chunk, &action)
+                .await?
+        } else {
+            self.upload(target, digest, Upload::Stored(store), session, &action)
+                .await?
+        };
         Ok(LayerPush::Uploaded(size))
     }
 
@@ -511,7 +520,7 @@ enum Mount {
 }
 
 /// The `Location` of a response, made absolute against `base`.
-fn location(response: &Response, base: &str) -> Option<String> {
+pub(super) fn location(response: &Response, base: &str) -> Option<String> {
     let value = response.headers().get(LOCATION)?.to_str().ok()?;
     let base = ::url::Url::parse(&format!("{base}/")).ok()?;
     base.join(value).ok().map(|u| u.to_string())

@@ -119,6 +119,9 @@ pub enum Fault {
     Stall(usize, Duration),
     /// Forward, with the body's byte at this offset flipped.
     Flip(usize),
+    /// Forward, then answer this status instead of the upstream's: the request took effect,
+    /// and its answer was lost on the way back.
+    Lost(u16),
 }
 
 /// Which requests a fault hits: those matching `method` and containing `path`, every `every`th
@@ -350,6 +353,13 @@ async fn proxy(
                 .unwrap();
         }
     };
+    if let Some(Fault::Lost(code)) = fault {
+        log(code, &fault);
+        return Response::builder()
+            .status(code)
+            .body(full("injected fault after forwarding\n"))
+            .unwrap();
+    }
     let status = answer.status().as_u16();
     let mut response = Response::builder().status(status);
     for (name, value) in answer.headers() {

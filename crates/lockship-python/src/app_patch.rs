@@ -1,0 +1,390 @@
+//! The app wheel without its backend, when an edit cannot change what the backend would make
+//! beyond the edited files. After each real PEP 517 build, [`WheelOrigin`] records which project
+//! files the wheel holds verbatim (the same bytes, under a path the file's own path ends with).
+//! When later only the contents of such files differ from that build (no file added or removed,
+//! pyproject.toml and everything else the same), the new wheel is the last real one with those
+//! members replaced and their RECORD lines rehashed: the installed files are exactly what the
+//! backend would install. Anything else (a new file, a changed file the wheel does not hold as
+//! is, dynamic metadata, an in-tree backend or build hooks) goes to the backend.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::app::{AppError, BuildSystem};
+
+/// What a real backend build was made from, and which of its members are the project's files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WheelOrigin {
+    /// Everything besides the files' contents that decides the wheel (pyproject.toml's bytes,
+    /// the build system, SOURCE_DATE_EPOCH), digested.
+    pub frame: String,
+    /// Each project file (relative path) and the sha256 of its contents at that build.
+    pub sources: BTreeMap<String, String>,
+    /// Project file → the wheel member holding its bytes verbatim.
+    pub members: BTreeMap<String, String>,
+}
+
+/// The digest of what besides the files' contents decides the wheel.
+pub fn frame(pyproject: &[u8], system: &BuildSystem, source_date_epoch: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(b"lockship-app-patch-v1\0");
+    h.update((pyproject.len() as u64).to_le_bytes());
+    h.update(pyproject);
+    h.update(format!("{system:?}\0{source_date_epoch}").as_bytes());
+    hex(&h.finalize())
+}
+
+/// Whether a project's wheel may ever be patched: its metadata is static (`[project]` with no
+/// `dynamic`), the backend is installed (no `backend-path`), and no build hook or `setup.py`
+/// can turn one file into another.
+pub fn patchable(project: &Path, pyproject: Option<&toml::Value>, system: &BuildSystem) -> bool {
+    let Some(table) = pyproject.and_then(|p| p.get("project")) else {
+        return false;
+    };
+    let dynamic = table
+        .get("dynamic")
+        .and_then(|d| d.as_array())
+        .is_some_and(|d| !d.is_empty());
+    let hooks = pyproject
+        .and_then(|p| p.get("tool"))
+        .and_then(|t| t.get("hatch"))
+        .is_some_and(|h| toml::to_string(h).is_ok_and(|s| s.contains("hooks")));
+    !dynamic && system.backend_path.is_empty() && !hooks && !project.join("setup.py").exists()
+}
+
+/// The sha256 of each of `files` (relative to `project`).
+pub fn source_digests(
+    project: &Path,
+    files: &[PathBuf],
+) -> Result<BTreeMap<String, String>, AppError> {
+    files
+        .iter()
+        .map(|f| {
+            let path = project.join(f);
+            let bytes = std::fs::read(&path).map_err(|e| AppError::Read {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            Ok((
+                f.to_string_lossy().into_owned(),
+                hex(&Sha256::digest(&bytes)),
+            ))
+        })
+        .collect()
+}
+
+/// Records, for a wheel the backend just built from `sources`, which members are which files.
+/// A file maps to a member when the member has its exact bytes and a path the file's own path
+/// ends with (`src/pkg/mod.py` → `pkg/mod.py`), and to only one such member.
+pub fn record_origin(
+    wheel: &Path,
+    frame: String,
+    sources: BTreeMap<String, String>,
+) -> Result<WheelOrigin, AppError> {
+    let mut archive = open_wheel(wheel)?;
+    let mut by_digest: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| bad_wheel(wheel, e))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().map_err(|e| bad_wheel(wheel, e))?.into_owned();
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad_wheel(wheel, e))?;
+        by_digest
+            .entry(hex(&Sha256::digest(&bytes)))
+            .or_default()
+            .push(name);
+    }
+    let mut members = BTreeMap::new();
+    for (file, digest) in &sources {
+        let candidates: Vec<&String> = by_digest
+            .get(digest)
+            .into_iter()
+            .flatten()
+            .filter(|m| ends_with_path(file, m))
+            .collect();
+        if let [member] = candidates[..] {
+            members.insert(file.clone(), member.clone());
+        }
+    }
+    Ok(WheelOrigin {
+        frame,
+        sources,
+        members,
+    })
+}
+
+/// Whether `file`'s path ends with the whole path `member` (component-wise).
+fn ends_with_path(file: &str, member: &str) -> bool {
+    file == member || file.ends_with(&format!("/{member}"))
+}
+
+/// The members to replace when the project now has `sources` under `frame`: None unless every
+/// difference from the origin's build is the contents of a mapped file.
+pub fn replacements(
+    origin: &WheelOrigin,
+    frame: &str,
+    sources: &BTreeMap<String, String>,
+) -> Option<Vec<(String, String)>> {
+    if origin.frame != frame || origin.sources.keys().ne(sources.keys()) {
+        return None;
+    }
+    let mut replace = Vec::new();
+    for (file, digest) in sources {
+        if origin.sources.get(file) == Some(digest) {
+            continue;
+        }
+        replace.push((file.clone(), origin.members.get(file)?.clone()));
+    }
+    Some(replace)
+}
+
+/// Writes to `out` the wheel `last` with each member of `replace` (project file, member) given
+/// the file's current bytes from `project`, and RECORD's lines for them rehashed. Other
+/// members are copied as they are (compressed bytes, times and modes).
+pub fn patch(
+    last: &Path,
+    project: &Path,
+    replace: &[(String, String)],
+    out: &Path,
+) -> Result<(), AppError> {
+    let mut new_bytes: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    for (file, member) in replace {
+        let path = project.join(file);
+        let bytes = std::fs::read(&path).map_err(|e| AppError::Read {
+            path,
+            message: e.to_string(),
+        })?;
+        new_bytes.insert(member.as_str(), bytes);
+    }
+    let mut archive = open_wheel(last)?;
+    let record_name = (0..archive.len())
+        .filter_map(|i| {
+            archive
+                .name_for_index(i)
+                .and_then(Result::ok)
+                .map(|n| n.into_owned())
+        })
+        .find(|n| n.ends_with(".dist-info/RECORD") && n.matches('/').count() == 1)
+        .ok_or_else(|| bad_wheel(last, "it has no RECORD"))?;
+    let file = std::fs::File::create(out).map_err(|e| AppError::Read {
+        path: out.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut writer = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    for i in 0..archive.len() {
+        let name = archive
+            .name_for_index(i)
+            .and_then(Result::ok)
+            .map(|n| n.into_owned())
+            .unwrap_or_default();
+        let replaced = if name == record_name {
+            let mut record = String::new();
+            archive
+                .by_index(i)
+                .and_then(|mut e| Ok(e.read_to_string(&mut record)?))
+                .map_err(|e| bad_wheel(last, e))?;
+            Some(rehash_record(&record, &new_bytes).into_bytes())
+        } else {
+            new_bytes.get(name.as_str()).cloned()
+        };
+        let Some(bytes) = replaced else {
+            let entry = archive.by_index_raw(i).map_err(|e| bad_wheel(last, e))?;
+            writer.raw_copy_file(entry).map_err(|e| bad_wheel(out, e))?;
+            continue;
+        };
+        let entry = archive.by_index_raw(i).map_err(|e| bad_wheel(last, e))?;
+        let mut options = zip::write::SimpleFileOptions::default()
+            .compression_method(entry.compression())
+            .large_file(bytes.len() as u64 >= u32::MAX as u64);
+        if let Some(time) = entry.last_modified() {
+            options = options.last_modified_time(time);
+        }
+        if let Some(mode) = entry.unix_mode() {
+            options = options.unix_permissions(mode);
+        }
+        drop(entry);
+        writer
+            .start_file(name.as_str(), options)
+            .and_then(|()| Ok(writer.write_all(&bytes)?))
+            .map_err(|e| bad_wheel(out, e))?;
+    }
+    writer
+        .finish()
+        .and_then(|mut w| Ok(w.flush()?))
+        .map_err(|e| bad_wheel(out, e))?;
+    Ok(())
+}
+
+/// RECORD with the hash and size of each of `changed` (member → bytes) replaced.
+fn rehash_record(record: &str, changed: &BTreeMap<&str, Vec<u8>>) -> String {
+    let mut out = String::with_capacity(record.len());
+    for line in record.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let ending = &line[body.len()..];
+        let path = body.split(',').next().unwrap_or("");
+        match changed.get(path) {
+            Some(bytes) => {
+                let hash =
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(bytes));
+                out.push_str(&format!("{path},sha256={hash},{}{ending}", bytes.len()));
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+fn open_wheel(path: &Path) -> Result<zip::ZipArchive<std::fs::File>, AppError> {
+    let file = std::fs::File::open(path).map_err(|e| AppError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    zip::ZipArchive::new(file).map_err(|e| bad_wheel(path, e))
+}
+
+fn bad_wheel(path: &Path, e: impl std::fmt::Display) -> AppError {
+    AppError::Read {
+        path: path.to_path_buf(),
+        message: format!("cannot patch the app wheel: {e}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wheel as a backend lays one out: `pkg/` from `src/pkg/`, and a RECORD.
+    fn wheel(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {
+        let path = dir.join("demo-1.0-py3-none-any.whl");
+        let mut w = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .last_modified_time(zip::DateTime::from_date_and_time(2020, 2, 2, 0, 0, 0).unwrap())
+            .unix_permissions(0o644);
+        let mut record = String::new();
+        for (name, bytes) in files {
+            w.start_file(*name, opts).unwrap();
+            w.write_all(bytes).unwrap();
+            let hash =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(bytes));
+            record.push_str(&format!("{name},sha256={hash},{}\n", bytes.len()));
+        }
+        record.push_str("demo-1.0.dist-info/RECORD,,\n");
+        w.start_file("demo-1.0.dist-info/RECORD", opts).unwrap();
+        w.write_all(record.as_bytes()).unwrap();
+        w.finish().unwrap();
+        path
+    }
+
+    fn contents(path: &Path) -> BTreeMap<String, Vec<u8>> {
+        let mut a = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+        (0..a.len())
+            .map(|i| {
+                let mut e = a.by_index(i).unwrap();
+                let mut b = Vec::new();
+                e.read_to_end(&mut b).unwrap();
+                (e.name().unwrap().into_owned(), b)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_edit_to_a_mapped_file_patches_the_member_and_its_record_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("p");
+        std::fs::create_dir_all(project.join("src/pkg")).unwrap();
+        std::fs::write(project.join("src/pkg/__init__.py"), b"").unwrap();
+        std::fs::write(project.join("src/pkg/tests__init__.py"), b"").unwrap();
+        std::fs::write(project.join("src/pkg/main.py"), b"print(1)\n").unwrap();
+        std::fs::write(project.join("README.md"), b"hi\n").unwrap();
+        let files: Vec<PathBuf> = [
+            "README.md",
+            "src/pkg/__init__.py",
+            "src/pkg/main.py",
+            "src/pkg/tests__init__.py",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let built = wheel(
+            dir.path(),
+            &[
+                ("pkg/__init__.py", b""),
+                ("pkg/main.py", b"print(1)\n"),
+                ("pkg/tests__init__.py", b""),
+                ("demo-1.0.dist-info/METADATA", b"Name: demo\n\nhi\n"),
+            ],
+        );
+        let origin = record_origin(
+            &built,
+            "f".into(),
+            source_digests(&project, &files).unwrap(),
+        )
+        .unwrap();
+        // Two empty files each map to their own member, by path; the README is in METADATA,
+        // not a member of its own.
+        assert_eq!(origin.members.len(), 3, "{origin:?}");
+        assert_eq!(origin.members["src/pkg/__init__.py"], "pkg/__init__.py");
+        assert!(!origin.members.contains_key("README.md"));
+
+        std::fs::write(project.join("src/pkg/main.py"), b"print(2)\n").unwrap();
+        let now = source_digests(&project, &files).unwrap();
+        let replace = replacements(&origin, "f", &now).unwrap();
+        assert_eq!(
+            replace,
+            vec![("src/pkg/main.py".to_string(), "pkg/main.py".to_string())]
+        );
+        let out = dir.path().join("patched.whl");
+        patch(&built, &project, &replace, &out).unwrap();
+
+        // The same as a wheel built from the edited file.
+        let expected = wheel(
+            &dir.path().join("p"),
+            &[
+                ("pkg/__init__.py", b""),
+                ("pkg/main.py", b"print(2)\n"),
+                ("pkg/tests__init__.py", b""),
+                ("demo-1.0.dist-info/METADATA", b"Name: demo\n\nhi\n"),
+            ],
+        );
+        assert_eq!(contents(&out), contents(&expected));
+
+        // What the backend must do: a README edit, another frame, a new file.
+        std::fs::write(project.join("README.md"), b"changed\n").unwrap();
+        let readme = source_digests(&project, &files).unwrap();
+        assert!(replacements(&origin, "f", &readme).is_none());
+        assert!(replacements(&origin, "other", &now).is_none());
+        let mut more = now.clone();
+        more.insert("src/pkg/new.py".into(), "00".into());
+        assert!(replacements(&origin, "f", &more).is_none());
+    }
+
+    #[test]
+    fn only_static_projects_with_an_installed_backend_are_patched() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = BuildSystem::from_pyproject(None);
+        let parse = |s: &str| toml::from_str::<toml::Value>(s).unwrap();
+        let static_ = parse("[project]\nname = \"a\"\nversion = \"1\"\n");
+        assert!(patchable(dir.path(), Some(&static_), &system));
+        let dynamic = parse("[project]\nname = \"a\"\ndynamic = [\"version\"]\n");
+        assert!(!patchable(dir.path(), Some(&dynamic), &system));
+        let hooks =
+            parse("[project]\nname = \"a\"\nversion = \"1\"\n[tool.hatch.build.hooks.custom]\n");
+        assert!(!patchable(dir.path(), Some(&hooks), &system));
+        assert!(!patchable(dir.path(), None, &system));
+        std::fs::write(dir.path().join("setup.py"), b"").unwrap();
+        assert!(!patchable(dir.path(), Some(&static_), &system));
+    }
+}

@@ -1,6 +1,8 @@
 //! lockship against registries as they are: Docker media types, image indexes (platform
-//! choice), cross-repository mounts that spare base-layer downloads, and basic auth read from
-//! the Docker config. Each test uses the reference registry; the auth test starts its own.
+//! choice), cross-repository mounts that spare base-layer downloads, basic auth read from
+//! the Docker config, and bearer tokens scoped per request by a token server (the Docker Hub,
+//! GHCR, GitLab and Harbor scheme). Each test uses the reference registry; the auth tests start
+//! their own.
 
 mod support;
 
@@ -206,6 +208,95 @@ fn basic_auth_comes_from_the_docker_config() {
 }
 
 #[test]
+fn bearer_tokens_with_scopes_from_a_token_server() {
+    if services_missing() {
+        return;
+    }
+    let tokens = support::servers::TokenServer::start("ci", "tok-3f9a-SECRET");
+    let registry = token_registry(&tokens);
+    let base = copy_base_with_creds(
+        &format!("{}/library/python:3.11", registry.addr),
+        "ci:tok-3f9a-SECRET",
+    );
+    let project = fixture("hello-cli", true);
+    let config_dir = tempfile::tempdir().unwrap();
+    let pushed = format!("{}/team/hello:1", registry.addr);
+    let build = || {
+        lockship(&shared_cache())
+            .env("DOCKER_CONFIG", config_dir.path())
+            .env_remove("REGISTRY_AUTH_FILE")
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &base, "--push", &pushed, "--no-test"])
+            .output()
+            .unwrap()
+    };
+
+    // Anonymous: the token server grants pulls only, so the push is refused with the hint.
+    docker_config(config_dir.path(), &registry.addr, None);
+    let out = build();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: registry {} denied access while pushing",
+            registry.addr
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: log in with `docker login"),
+        "{stderr}"
+    );
+
+    // With `docker login`'s entry: one token per scope set, the push's covering push and pull
+    // on the target and pull on the base's repository (the cross-repository mount).
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "ci:tok-3f9a-SECRET",
+    );
+    docker_config(config_dir.path(), &registry.addr, Some(&auth));
+    let before = tokens.log().len();
+    let out = build();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("tok-3f9a-SECRET"));
+    let asked: Vec<_> = tokens.log()[before..].to_vec();
+    assert!(
+        asked.iter().all(|r| r.user.as_deref() == Some("ci")),
+        "{asked:?}"
+    );
+    assert!(
+        asked.iter().any(|r| r
+            .scopes
+            .contains(&"repository:team/hello:pull,push".to_string())
+            && r.scopes
+                .contains(&"repository:library/python:pull".to_string())),
+        "{asked:?}"
+    );
+    let inspect = json(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "ci:tok-3f9a-SECRET",
+        &format!("docker://{pushed}"),
+    ])));
+    assert_eq!(
+        inspect["Digest"].as_str().unwrap(),
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+
+    // A wrong password: the token server refuses, and the error names the registry.
+    let wrong = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "ci:bad-pw-77");
+    docker_config(config_dir.path(), &registry.addr, Some(&wrong));
+    let out = build();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&registry.addr), "{stderr}");
+    assert!(!stderr.contains("bad-pw-77"), "{stderr}");
+}
+
+#[test]
 fn a_build_that_fails_after_pushing_layers_leaves_no_image() {
     if services_missing() {
         return;
@@ -253,175 +344,5 @@ fn a_build_that_fails_after_pushing_layers_leaves_no_image() {
     assert!(
         kept.is_empty(),
         "app wheel cache after a failed build: {kept:?}"
-    );
-}
-
-/// A registry with token auth (the Docker Hub scheme) on a free loopback port, trusting the
-/// certificate the test signs its tokens with.
-fn token_registry(dir: &std::path::Path, realm: &str) -> AuthRegistry {
-    use std::net::TcpListener;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  token:\n    realm: {realm}\n    service: lockship-test\n    issuer: lockship-test-issuer\n    rootcertbundle: {d}/cert.pem\n",
-        d = dir.display()
-    );
-    std::fs::write(dir.join("config.yml"), config).unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(dir.join("config.yml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let registry = AuthRegistry::adopt(child, format!("127.0.0.1:{port}"), dir.join("data"));
-    registry.wait_for_401();
-    registry
-}
-
-/// A JWT (RS256, the signing certificate in `x5c`) granting `access` for the test registry,
-/// signed with openssl.
-fn mint_token(dir: &std::path::Path, access: serde_json::Value) -> String {
-    use base64::Engine;
-    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let der = Command::new("openssl")
-        .args(["x509", "-outform", "DER", "-in"])
-        .arg(dir.join("cert.pem"))
-        .output()
-        .unwrap()
-        .stdout;
-    let header = serde_json::json!({
-        "alg": "RS256",
-        "typ": "JWT",
-        "x5c": [base64::engine::general_purpose::STANDARD.encode(der)],
-    });
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = serde_json::json!({
-        "iss": "lockship-test-issuer",
-        "sub": "pusher",
-        "aud": "lockship-test",
-        "exp": now + 3600,
-        "nbf": now - 60,
-        "iat": now - 60,
-        "jti": unique("token"),
-        "access": access,
-    });
-    let signing_input = format!(
-        "{}.{}",
-        url.encode(header.to_string()),
-        url.encode(claims.to_string())
-    );
-    let input = dir.join("signing-input");
-    std::fs::write(&input, &signing_input).unwrap();
-    let signature = Command::new("openssl")
-        .args(["dgst", "-sha256", "-sign"])
-        .arg(dir.join("key.pem"))
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(signature.status.success());
-    format!("{signing_input}.{}", url.encode(signature.stdout))
-}
-
-#[test]
-fn bearer_tokens_from_the_realm_the_registry_names() {
-    if services_missing() {
-        return;
-    }
-    use support::servers::StaticServer;
-    let dir = tempfile::tempdir().unwrap();
-    run_ok(Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=lockship-test-issuer",
-        "-keyout",
-        dir.path().join("key.pem").to_str().unwrap(),
-        "-out",
-        dir.path().join("cert.pem").to_str().unwrap(),
-    ]));
-    // The token server wants the user's password, and hands out one token for everything the
-    // test does (a real one scopes each token to the request).
-    let realm = StaticServer::start(Some(("pusher", "tok-pw")));
-    let token = mint_token(
-        dir.path(),
-        serde_json::json!([
-            {"type": "repository", "name": "python", "actions": ["pull", "push"]},
-            {"type": "repository", "name": "team/app", "actions": ["pull", "push"]},
-        ]),
-    );
-    realm.put(
-        "/token",
-        "application/json",
-        serde_json::json!({"token": token, "expires_in": 300}).to_string(),
-    );
-    let registry = token_registry(dir.path(), &realm.url("/token"));
-    let base = copy_base_with_creds(&format!("{}/python:3.11", registry.addr), "pusher:tok-pw");
-    let project = fixture("hello-cli", true);
-    let config_dir = tempfile::tempdir().unwrap();
-    let target = format!("{}/team/app:1", registry.addr);
-
-    // No credentials: the realm refuses, and the error says to log in.
-    docker_config(config_dir.path(), &registry.addr, None);
-    let out = run_err(
-        lockship(&shared_cache())
-            .env("DOCKER_CONFIG", config_dir.path())
-            .arg("build")
-            .arg(&project.dir)
-            .args(["--base", &base, "--push", &target]),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.starts_with(&format!("error: registry {} denied access", registry.addr)),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("hint: log in with `docker login"),
-        "{stderr}"
-    );
-
-    // With the password: a token is fetched from the realm, with it, and both pull and push work.
-    docker_config(
-        config_dir.path(),
-        &registry.addr,
-        Some("cHVzaGVyOnRvay1wdw=="),
-    );
-    let digest = run_ok(
-        lockship(&shared_cache())
-            .env("DOCKER_CONFIG", config_dir.path())
-            .arg("build")
-            .arg(&project.dir)
-            .args(["--base", &base, "--push", &target]),
-    );
-    let inspect = json(&run_ok(Command::new("skopeo").args([
-        "inspect",
-        "--tls-verify=false",
-        "--creds",
-        "pusher:tok-pw",
-        &format!("docker://{target}"),
-    ])));
-    assert_eq!(inspect["Digest"].as_str().unwrap(), digest.trim());
-    let asked: Vec<_> = realm
-        .log()
-        .into_iter()
-        .filter(|r| r.status == 200)
-        .collect();
-    assert!(!asked.is_empty(), "no token was fetched");
-    assert!(
-        asked
-            .iter()
-            .all(|r| r.authorization.as_deref() == Some("Basic cHVzaGVyOnRvay1wdw==")),
-        "{asked:?}"
     );
 }

@@ -450,6 +450,41 @@ pub fn auth_registry(user: &str, password: &str) -> AuthRegistry {
     registry
 }
 
+/// The reference registry with `auth: token`: it sends clients to `tokens` for bearer tokens
+/// and trusts the JWTs its key signs.
+pub fn token_registry(tokens: &servers::TokenServer) -> AuthRegistry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {cert}\n",
+        d = dir.path().display(),
+        realm = tokens.realm(),
+        service = servers::TokenServer::SERVICE,
+        issuer = servers::TokenServer::ISSUER,
+        cert = tokens.cert.display(),
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.path().join("config.yml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let registry = AuthRegistry {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+        dir: dir.path().join("data"),
+        _dir: dir,
+    };
+    registry.wait_for_401();
+    registry
+}
+
 pub fn docker_config(dir: &Path, registry: &str, auth_b64: Option<&str>) {
     let auths = match auth_b64 {
         Some(a) => serde_json::json!({ registry: { "auth": a } }),

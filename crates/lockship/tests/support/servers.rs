@@ -543,3 +543,189 @@ pub fn project_page(files: &[(&str, &str, &[u8])]) -> Vec<u8> {
         .to_string()
         .into_bytes()
 }
+
+/// A token server as Docker Hub, GHCR, GitLab and Harbor run one: `GET /token?service=…&scope=…`
+/// answers a JWT (RS256, signed with `openssl` by a key whose self-signed certificate the
+/// registry trusts) granting the asked actions to the one user with the right password and
+/// `pull` to anyone, and logs who asked for which scopes.
+pub struct TokenServer {
+    running: Running,
+    /// The certificate the registry's `rootcertbundle` names.
+    pub cert: std::path::PathBuf,
+    log: Arc<Mutex<Vec<TokenRequest>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// One request to the token server.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    pub user: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+impl TokenServer {
+    pub const ISSUER: &'static str = "lockship-test-issuer";
+    pub const SERVICE: &'static str = "lockship-test-registry";
+
+    pub fn start(user: &str, password: &str) -> TokenServer {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=lockship-token",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl made the token key");
+        let der = std::process::Command::new("openssl")
+            .args(["x509", "-outform", "der", "-in"])
+            .arg(&cert)
+            .output()
+            .unwrap()
+            .stdout;
+        let log: Arc<Mutex<Vec<TokenRequest>>> = Arc::default();
+        let expected = format!(
+            "Basic {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{user}:{password}")
+            )
+        );
+        let user = user.to_string();
+        let running = {
+            let (log, key, der) = (log.clone(), key.clone(), der.clone());
+            serve(move |req: Request<Incoming>| {
+                let (log, key, der, expected, user) = (
+                    log.clone(),
+                    key.clone(),
+                    der.clone(),
+                    expected.clone(),
+                    user.clone(),
+                );
+                async move {
+                    let authorization = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
+                    let known = authorization.as_deref() == Some(expected.as_str());
+                    if authorization.is_some() && !known {
+                        return Response::builder()
+                            .status(401)
+                            .body(full("bad credentials\n"))
+                            .unwrap();
+                    }
+                    let query = req.uri().query().unwrap_or("").to_string();
+                    let scopes: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+                        .filter(|(k, _)| k == "scope")
+                        .flat_map(|(_, v)| v.split(' ').map(String::from).collect::<Vec<_>>())
+                        .collect();
+                    log.lock().unwrap().push(TokenRequest {
+                        user: known.then(|| user.clone()),
+                        scopes: scopes.clone(),
+                    });
+                    let access: Vec<serde_json::Value> = scopes
+                        .iter()
+                        .filter_map(|s| {
+                            let mut parts = s.splitn(3, ':');
+                            let (kind, name, actions) =
+                                (parts.next()?, parts.next()?, parts.next()?);
+                            let granted: Vec<&str> = actions
+                                .split(',')
+                                .filter(|a| known || *a == "pull")
+                                .collect();
+                            Some(
+                                serde_json::json!({"type": kind, "name": name, "actions": granted}),
+                            )
+                        })
+                        .collect();
+                    let token = jwt(&key, &der, known.then_some(user.as_str()), &access);
+                    let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
+                    Response::builder()
+                        .header("content-type", "application/json")
+                        .body(full(body))
+                        .unwrap()
+                }
+            })
+        };
+        TokenServer {
+            running,
+            cert,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The realm the registry sends clients to.
+    pub fn realm(&self) -> String {
+        format!("http://{}/token", self.running.addr)
+    }
+
+    pub fn log(&self) -> Vec<TokenRequest> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// A JWT for the registry: RS256 over header and claims, the certificate in `x5c`.
+fn jwt(
+    key: &std::path::Path,
+    der: &[u8],
+    user: Option<&str>,
+    access: &[serde_json::Value],
+) -> String {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({
+        "typ": "JWT",
+        "alg": "RS256",
+        "x5c": [base64::engine::general_purpose::STANDARD.encode(der)],
+    });
+    let claims = serde_json::json!({
+        "iss": TokenServer::ISSUER,
+        "sub": user.unwrap_or(""),
+        "aud": TokenServer::SERVICE,
+        "exp": now + 300,
+        "nbf": now - 10,
+        "iat": now,
+        "jti": format!("{now}-{}", std::process::id()),
+        "access": access,
+    });
+    let signing = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let mut openssl = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    openssl
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(signing.as_bytes())
+        .unwrap();
+    let signature = openssl.wait_with_output().unwrap().stdout;
+    format!("{signing}.{}", b64(&signature))
+}

@@ -28,10 +28,12 @@ pub enum Bucket {
     Native,
     /// Wheels built from sdists, by (sdist, builder, target).
     BuiltWheels,
+    /// The image last pushed to each repository, by repository.
+    Pushed,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 11] = [
+    pub const ALL: [Bucket; 12] = [
         Bucket::Blobs,
         Bucket::Layers,
         Bucket::Bases,
@@ -43,6 +45,7 @@ impl Bucket {
         Bucket::Interpreters,
         Bucket::Native,
         Bucket::BuiltWheels,
+        Bucket::Pushed,
     ];
 
     /// The bucket's folder name, which `lockship cache info` shows as its kind.
@@ -59,6 +62,7 @@ impl Bucket {
             Bucket::Interpreters => "interpreters",
             Bucket::Native => "native",
             Bucket::BuiltWheels => "built-wheels",
+            Bucket::Pushed => "pushed",
         }
     }
 

@@ -2,7 +2,8 @@
 //! every layer whose inputs match from what the push targets or `--cache-from` name, downloads
 //! no wheel (the index counts the requests), builds no app wheel, pulls no base layer, uploads
 //! nothing, and makes the same digest as the build that pushed. An unchanged build with a warm
-//! cache reads two manifests and writes nothing (the registry's proxy counts the requests).
+//! cache reads two manifests and writes nothing, and under a new tag adds one GET and the
+//! manifest PUT (the registry's proxy counts the requests).
 
 mod support;
 
@@ -214,4 +215,24 @@ fn an_unchanged_build_reads_two_manifests_and_writes_nothing() {
         "{requests:#?}"
     );
     assert_eq!(pushed(&warm).0, 0);
+
+    // The same image under a new tag (a tag per commit): the image this machine last pushed
+    // to the repository, read back by digest, vouches for every blob. No HEAD, no upload.
+    let new_tag = target.replace(":main", ":commit-2");
+    let before = proxy.log().len();
+    let tagged = build(&project.dir, cache.path(), &base, &["--push", &new_tag]);
+    let requests: Vec<String> = proxy.log()[before..]
+        .iter()
+        .map(|l| format!("{} {} {}", l.method, l.path, l.status))
+        .collect();
+    assert_eq!(requests.len(), 4, "{requests:#?}");
+    assert_eq!(
+        requests.iter().filter(|r| r.starts_with("GET ")).count(),
+        3,
+        "base, new tag (404), last pushed: {requests:#?}"
+    );
+    assert!(requests
+        .iter()
+        .any(|r| r.starts_with("PUT ") && r.contains("/manifests/commit-2")));
+    assert_eq!(pushed(&tagged).0, 0);
 }

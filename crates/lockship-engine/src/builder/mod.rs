@@ -39,6 +39,7 @@ mod platforms;
 mod prepare;
 mod produce;
 mod publish;
+mod pushed;
 mod registry_cache;
 mod report;
 mod sdists;
@@ -261,11 +262,19 @@ async fn load_registry_cache(
     if opts.dry_run {
         return Ok(registry_cache::RegistryCache::default());
     }
+    use registry_cache::Role;
     let (targets, cache_from) = cache_references(opts)?;
-    Ok(
-        registry_cache::RegistryCache::load(registry, &targets, &cache_from, platform, reporter)
-            .await,
-    )
+    let last_pushed = targets
+        .iter()
+        .filter_map(|t| pushed::last(&opts.cache_dir, t))
+        .map(|r| (r, Role::LastPushed));
+    let refs: Vec<_> = targets
+        .iter()
+        .map(|r| (r.clone(), Role::Target))
+        .chain(cache_from.into_iter().map(|r| (r, Role::CacheFrom)))
+        .chain(last_pushed)
+        .collect();
+    Ok(registry_cache::RegistryCache::load(registry, &refs, platform, reporter).await)
 }
 
 /// The references a build writes to (push targets, then `--cache-to`) and the ones it only

@@ -140,14 +140,9 @@ pub(super) async fn test_and_send(
             .get(&target.to_string())
             .unwrap_or(&none)
             .clone();
-        // What the target names now lists its blobs, so the registry has them: no need to ask.
-        if let Some(now) = session.remote.target(target) {
-            for layer in &now.layers {
-                done.entry(layer.digest.clone())
-                    .or_insert(LayerPush::Skipped);
-            }
-            done.entry(now.config_digest.clone())
-                .or_insert(LayerPush::Skipped);
+        // Manifests read from the target's repository list blobs it holds: no need to ask.
+        for digest in session.remote.present_in(target) {
+            done.entry(digest).or_insert(LayerPush::Skipped);
         }
         blobs.push(
             registry
@@ -263,6 +258,7 @@ pub(super) async fn push_manifests(
             .target(target)
             .is_some_and(|now| &now.tag_digest == digest)
         {
+            super::pushed::remember(&session.opts.cache_dir, target, digest)?;
             pushed.push(PushedReport {
                 reference: target.to_string(),
                 report,
@@ -287,6 +283,7 @@ pub(super) async fn push_manifests(
                 source: Box::new(source),
             });
         }
+        super::pushed::remember(&session.opts.cache_dir, target, digest)?;
         pushed.push(PushedReport {
             reference: target.to_string(),
             report,

@@ -56,6 +56,20 @@ pub(crate) struct RegistryCache {
     record: CacheRecord,
     /// What each push target names now (by the target as written), when it exists.
     targets: HashMap<String, RemoteManifest>,
+    /// Every manifest read, each proof that its repository holds its blobs.
+    read: Vec<RemoteManifest>,
+}
+
+/// How a reference is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A push target: what it names now decides what a push must send.
+    Target,
+    /// `--cache-from`: named by the user, worth a warning when it cannot be read.
+    CacheFrom,
+    /// The image this machine last pushed to a target's repository (see `pushed`): gone
+    /// quietly when it is gone.
+    LastPushed,
 }
 
 impl RegistryCache {
@@ -64,40 +78,70 @@ impl RegistryCache {
     /// `--cache-from` at most, never a failed build.
     pub(crate) async fn load(
         registry: &Registry,
-        targets: &[Reference],
-        cache_from: &[Reference],
+        refs: &[(Reference, Role)],
         platform: &Platform,
         reporter: &dyn Reporter,
     ) -> RegistryCache {
         let mut cache = RegistryCache::default();
         let mut seen = Vec::new();
-        let refs = targets
-            .iter()
-            .map(|r| (r, true))
-            .chain(cache_from.iter().map(|r| (r, false)));
-        for (reference, is_target) in refs {
+        for (reference, role) in refs {
             let text = reference.to_string();
             if seen.contains(&text) {
                 continue;
             }
             seen.push(text.clone());
+            // The image last pushed, when a target names it now, was read already.
+            if *role == Role::LastPushed && cache.has_read(reference) {
+                continue;
+            }
             let manifest = match registry.peek(reference, platform).await {
                 Ok(Some(m)) => m,
                 Ok(None) => continue,
                 // A push target that cannot be read will fail its push with the real error:
                 // said once, there. A `--cache-from` the user named is worth a warning.
-                Err(_) if is_target => continue,
-                Err(e) => {
+                Err(e) if *role == Role::CacheFrom => {
                     reporter.warn(&format!("not using {text} as a cache: {e}"));
                     continue;
                 }
+                Err(_) => continue,
             };
             cache.add(&manifest, reporter);
-            if is_target {
-                cache.targets.insert(text, manifest);
+            if *role == Role::Target {
+                cache.targets.insert(text, manifest.clone());
             }
+            cache.read.push(manifest);
         }
         cache
+    }
+
+    /// Whether a manifest read already is `reference` (a `repo@digest`) itself.
+    fn has_read(&self, reference: &Reference) -> bool {
+        let Some(digest) = reference.digest() else {
+            return false;
+        };
+        self.read.iter().any(|m| {
+            m.reference.resolve_registry() == reference.resolve_registry()
+                && m.reference.repository() == reference.repository()
+                && (m.tag_digest.to_string() == digest || m.manifest_digest.to_string() == digest)
+        })
+    }
+
+    /// The blobs `target`'s repository is known to hold: those of every manifest read from it
+    /// (what the target names now, a `--cache-from` there, the image last pushed there).
+    pub(crate) fn present_in(&self, target: &Reference) -> Vec<Digest> {
+        self.read
+            .iter()
+            .filter(|m| {
+                m.reference.resolve_registry() == target.resolve_registry()
+                    && m.reference.repository() == target.repository()
+            })
+            .flat_map(|m| {
+                m.layers
+                    .iter()
+                    .map(|l| l.digest.clone())
+                    .chain([m.config_digest.clone()])
+            })
+            .collect()
     }
 
     /// Takes in what one manifest lists; the first reference to list a key keeps it.

@@ -153,3 +153,16 @@ export_index() {
         export UV_DEFAULT_INDEX
     fi
 }
+
+# bench_setup: what the BuildKit comparisons need: the tools, a loopback registry, the index,
+# dockerd, the bench's base (bookworm + python3 + pip + venv) and its builder (with compilers,
+# for sdists, for lockship and the Dockerfiles' build stage alike), and lockship's release build.
+bench_setup() {
+    ensure_tools
+    start_registry
+    export_index
+    start_dockerd
+    make_base 3.11-bookworm-pip python3,python3-pip,python3-venv,ca-certificates LOCKSHIP_BENCH_BASE
+    make_base 3.11-bookworm-build python3,python3-pip,python3-venv,python3-dev,build-essential,ca-certificates LOCKSHIP_BENCH_BUILDER
+    (cd "$LOCKSHIP_ROOT" && cargo build --release --quiet)
+}

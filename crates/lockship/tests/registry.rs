@@ -296,6 +296,85 @@ fn bearer_tokens_with_scopes_from_a_token_server() {
     assert!(!stderr.contains("bad-pw-77"), "{stderr}");
 }
 
+/// A `docker-credential-NAME` helper in `bin` that answers `get` with `username`/`secret`.
+fn credential_helper(bin: &std::path::Path, name: &str, username: &str, secret: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = bin.join(format!("docker-credential-{name}"));
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{username}\",\"Secret\":\"{secret}\"}}' \"$server\"\n"
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn credential_helpers_and_identity_tokens_from_the_docker_config() {
+    if services_missing() {
+        return;
+    }
+    use support::servers::TokenServer;
+    let tokens = TokenServer::start("ci", "tok-3f9a-SECRET");
+    let registry = token_registry(&tokens);
+    let base = copy_base_with_creds(
+        &format!("{}/library/python:3.11", registry.addr),
+        "ci:tok-3f9a-SECRET",
+    );
+    let project = fixture("hello-cli", true);
+    let config_dir = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    // `docker login` to a registry with OAuth2 keeps an identity token (username `<token>`);
+    // a credentials store keeps the password.
+    credential_helper(bin.path(), "lockid", "<token>", TokenServer::IDENTITY_TOKEN);
+    credential_helper(bin.path(), "lockstore", "ci", "tok-3f9a-SECRET");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let build = |config: serde_json::Value, tag: &str| {
+        std::fs::write(config_dir.path().join("config.json"), config.to_string()).unwrap();
+        let before = tokens.log().len();
+        let out = lockship(&shared_cache())
+            .env("DOCKER_CONFIG", config_dir.path())
+            .env("PATH", &path)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &base, "--no-test", "--push"])
+            .arg(format!("{}/team/hello:{tag}", registry.addr))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("SECRET"), "{stderr}");
+        tokens.log()[before..].to_vec()
+    };
+
+    // credHelpers: the registry's own helper gives an identity token, sent as a refresh-token
+    // grant (POST), never as Basic.
+    let asked = build(
+        serde_json::json!({"credHelpers": {registry.addr.clone(): "lockid"}}),
+        "identity",
+    );
+    assert!(!asked.is_empty());
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.refresh && r.user.as_deref() == Some("ci")),
+        "{asked:?}"
+    );
+
+    // credsStore: the default helper gives the password, sent as Basic to the token server.
+    let asked = build(serde_json::json!({"credsStore": "lockstore"}), "store");
+    assert!(!asked.is_empty());
+    assert!(
+        asked
+            .iter()
+            .all(|r| !r.refresh && r.user.as_deref() == Some("ci")),
+        "{asked:?}"
+    );
+}
+
 #[test]
 fn a_build_that_fails_after_pushing_layers_leaves_no_image() {
     if services_missing() {

@@ -2,9 +2,11 @@
 //! each of its layers was made from (the key the local cache files it under) and its diff id,
 //! and what the build learned on the way that a later build would otherwise download to learn
 //! again: the base's facts, and the ELF facts of each wheel and of the app. A build reads the
-//! manifests its push targets and `--cache-from` name now, and takes every layer whose key
-//! matches from there (the local cache first): no wheel downloaded, no layer written, no blob
-//! uploaded. What those references name is trusted as the base is: only what the user named.
+//! manifests its push targets and `--cache-from` name now, and the image it last pushed to each
+//! target's repository (`pushed`), and takes every layer whose key matches from there (the
+//! local cache first): no wheel downloaded, no layer written, no blob uploaded. Each manifest
+//! read also vouches for the blobs its repository holds, which a push then does not check.
+//! What those references name is trusted as the base is: only what the user named.
 
 use std::collections::{BTreeMap, HashMap};
 

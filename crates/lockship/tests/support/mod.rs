@@ -419,40 +419,33 @@ pub fn copy_base_with_creds(dest: &str, creds: &str) -> String {
 }
 
 pub fn auth_registry(user: &str, password: &str) -> AuthRegistry {
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let htpasswd = run_ok(Command::new("htpasswd").args(["-Bbn", user, password]));
-    std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
-    let config = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: lockship-test\n    path: {d}/htpasswd\n",
-        d = dir.path().display()
-    );
-    std::fs::write(dir.path().join("config.yml"), config).unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(dir.path().join("config.yml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let registry = AuthRegistry {
-        child,
-        addr,
-        dir: dir.path().join("data"),
-        _dir: dir,
-    };
-    registry.wait_for_401();
-    registry
+    registry_with_auth(|dir| {
+        std::fs::write(dir.join("htpasswd"), &htpasswd).unwrap();
+        format!(
+            "  htpasswd:\n    realm: lockship-test\n    path: {}/htpasswd\n",
+            dir.display()
+        )
+    })
 }
 
 /// The reference registry with `auth: token`: it sends clients to `tokens` for bearer tokens
 /// and trusts the JWTs its key signs.
 pub fn token_registry(tokens: &servers::TokenServer) -> AuthRegistry {
+    registry_with_auth(|_| {
+        format!(
+            "  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            tokens.realm(),
+            servers::TokenServer::SERVICE,
+            servers::TokenServer::ISSUER,
+            tokens.cert.display(),
+        )
+    })
+}
+
+/// A reference registry on a free loopback port whose `auth:` section `auth` writes (given the
+/// registry's own directory), up once it answers 401.
+fn registry_with_auth(auth: impl FnOnce(&Path) -> String) -> AuthRegistry {
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -460,12 +453,9 @@ pub fn token_registry(tokens: &servers::TokenServer) -> AuthRegistry {
         .unwrap()
         .port();
     let config = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {cert}\n",
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n{auth}",
         d = dir.path().display(),
-        realm = tokens.realm(),
-        service = servers::TokenServer::SERVICE,
-        issuer = servers::TokenServer::ISSUER,
-        cert = tokens.cert.display(),
+        auth = auth(dir.path()),
     );
     std::fs::write(dir.path().join("config.yml"), config).unwrap();
     let child = Command::new("docker-registry")

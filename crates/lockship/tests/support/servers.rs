@@ -561,11 +561,16 @@ pub struct TokenServer {
 pub struct TokenRequest {
     pub user: Option<String>,
     pub scopes: Vec<String>,
+    /// Whether it came as an OAuth2 refresh-token grant (a `docker login` identity token).
+    pub refresh: bool,
 }
 
 impl TokenServer {
     pub const ISSUER: &'static str = "lockship-test-issuer";
     pub const SERVICE: &'static str = "lockship-test-registry";
+
+    /// The identity token (OAuth2 refresh token) the token server takes for its user.
+    pub const IDENTITY_TOKEN: &'static str = "idtok-5b2c-SECRET";
 
     pub fn start(user: &str, password: &str) -> TokenServer {
         let dir = tempfile::tempdir().unwrap();
@@ -621,21 +626,43 @@ impl TokenServer {
                         .get("authorization")
                         .and_then(|v| v.to_str().ok())
                         .map(String::from);
-                    let known = authorization.as_deref() == Some(expected.as_str());
-                    if authorization.is_some() && !known {
+                    let refresh = req.method() == hyper::Method::POST;
+                    // A GET carries its scopes in the query (and Basic auth); a POST is a
+                    // refresh-token grant with its scopes in the form.
+                    let params = if refresh {
+                        let body = req.into_body().collect().await;
+                        String::from_utf8_lossy(&body.map(|b| b.to_bytes()).unwrap_or_default())
+                            .into_owned()
+                    } else {
+                        req.uri().query().unwrap_or("").to_string()
+                    };
+                    let pairs: Vec<(String, String)> =
+                        url::form_urlencoded::parse(params.as_bytes())
+                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                            .collect();
+                    let has =
+                        |key: &str, value: &str| pairs.iter().any(|(k, v)| k == key && v == value);
+                    let known = if refresh {
+                        has("grant_type", "refresh_token")
+                            && has("refresh_token", TokenServer::IDENTITY_TOKEN)
+                    } else {
+                        authorization.as_deref() == Some(expected.as_str())
+                    };
+                    if (refresh || authorization.is_some()) && !known {
                         return Response::builder()
                             .status(401)
                             .body(full("bad credentials\n"))
                             .unwrap();
                     }
-                    let query = req.uri().query().unwrap_or("").to_string();
-                    let scopes: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+                    let scopes: Vec<String> = pairs
+                        .iter()
                         .filter(|(k, _)| k == "scope")
                         .flat_map(|(_, v)| v.split(' ').map(String::from).collect::<Vec<_>>())
                         .collect();
                     log.lock().unwrap().push(TokenRequest {
                         user: known.then(|| user.clone()),
                         scopes: scopes.clone(),
+                        refresh,
                     });
                     let access: Vec<serde_json::Value> = scopes
                         .iter()
@@ -653,7 +680,9 @@ impl TokenServer {
                         })
                         .collect();
                     let token = jwt(&key, &der, known.then_some(user.as_str()), &access);
-                    let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
+                    // OAuth2 answers name it `access_token`; the Docker token spec, `token`.
+                    let field = if refresh { "access_token" } else { "token" };
+                    let body = serde_json::json!({field: token, "expires_in": 300}).to_string();
                     Response::builder()
                         .header("content-type", "application/json")
                         .body(full(body))

@@ -266,6 +266,14 @@ fn superseded_app_wheels(entries: &[Entry]) -> Vec<PathBuf> {
     let mut newest: BTreeMap<String, &Entry> = BTreeMap::new();
     let mut all = Vec::new();
     for e in entries.iter().filter(|e| e.bucket == Bucket::AppWheels) {
+        // Wheels the builder made (`built-*`, one per platform) are not replaced by a newer
+        // host build: only age and size prune them.
+        if e.path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("built-"))
+        {
+            continue;
+        }
         if e.path
             .file_name()
             .is_some_and(|n| patched_onto.iter().any(|d| n.to_string_lossy() == *d))

@@ -50,11 +50,46 @@ pub fn patchable(project: &Path, pyproject: Option<&toml::Value>, system: &Build
         .get("dynamic")
         .and_then(|d| d.as_array())
         .is_some_and(|d| !d.is_empty());
-    let hooks = pyproject
-        .and_then(|p| p.get("tool"))
-        .and_then(|t| t.get("hatch"))
-        .is_some_and(|h| toml::to_string(h).is_ok_and(|s| s.contains("hooks")));
-    !dynamic && system.backend_path.is_empty() && !hooks && !project.join("setup.py").exists()
+    let tool = |name: &str| {
+        pyproject
+            .and_then(|p| p.get("tool"))
+            .and_then(|t| t.get(name))
+    };
+    // Only backends whose wheels copy files as they are, and only without the hooks each
+    // offers for running code at build time: anything else may turn one file into another.
+    let known = match system.backend.split(':').next().unwrap_or("") {
+        "hatchling.build" => {
+            !tool("hatch").is_some_and(|h| toml::to_string(h).is_ok_and(|s| s.contains("hooks")))
+        }
+        "flit_core.buildapi" => true,
+        "pdm.backend" => !project.join("pdm_build.py").exists(),
+        "poetry.core.masonry.api" => tool("poetry").and_then(|p| p.get("build")).is_none(),
+        _ => false,
+    };
+    !dynamic && known && system.backend_path.is_empty() && !project.join("setup.py").exists()
+}
+
+/// The project files `[project]` makes metadata from (`readme`, `license`, `license-files`):
+/// a change to one changes METADATA, so none of them is patched as a member.
+pub fn metadata_files(pyproject: Option<&toml::Value>) -> Vec<String> {
+    let Some(table) = pyproject.and_then(|p| p.get("project")) else {
+        return Vec::new();
+    };
+    let file = |v: Option<&toml::Value>| -> Option<String> {
+        match v? {
+            toml::Value::String(s) => Some(s.clone()),
+            toml::Value::Table(t) => t.get("file")?.as_str().map(String::from),
+            _ => None,
+        }
+    };
+    let mut files: Vec<String> = [file(table.get("readme")), file(table.get("license"))]
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Some(list) = table.get("license-files").and_then(|l| l.as_array()) {
+        files.extend(list.iter().filter_map(|f| f.as_str().map(String::from)));
+    }
+    files
 }
 
 /// The sha256 of each of `files` (relative to `project`).
@@ -85,6 +120,7 @@ pub fn record_origin(
     wheel: &Path,
     frame: String,
     sources: BTreeMap<String, String>,
+    metadata: &[String],
 ) -> Result<WheelOrigin, AppError> {
     let mut archive = open_wheel(wheel)?;
     let mut by_digest: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -103,7 +139,7 @@ pub fn record_origin(
             .or_default()
             .push(name);
     }
-    let mut members = BTreeMap::new();
+    let mut members: BTreeMap<String, String> = BTreeMap::new();
     for (file, digest) in &sources {
         let candidates: Vec<&String> = by_digest
             .get(digest)
@@ -115,6 +151,15 @@ pub fn record_origin(
             members.insert(file.clone(), member.clone());
         }
     }
+    // A member two files could be (`src/pkg/__init__.py` and `tests/pkg/__init__.py`, both
+    // empty) is no one's: which file the backend took is not known.
+    let mut claims: BTreeMap<String, usize> = BTreeMap::new();
+    for member in members.values() {
+        *claims.entry(member.clone()).or_default() += 1;
+    }
+    members.retain(|_, m| claims.get(m) == Some(&1));
+    // Files the metadata is made from change METADATA too: never a member alone.
+    members.retain(|f, _| !metadata.iter().any(|m| m == f || m.contains('*')));
     Ok(WheelOrigin {
         frame,
         sources,
@@ -192,7 +237,9 @@ pub fn patch(
                 .by_index(i)
                 .and_then(|mut e| Ok(e.read_to_string(&mut record)?))
                 .map_err(|e| bad_wheel(last, e))?;
-            Some(rehash_record(&record, &new_bytes).into_bytes())
+            let record = rehash_record(&record, &new_bytes)
+                .ok_or_else(|| bad_wheel(last, "its RECORD cannot be rewritten in place"))?;
+            Some(record.into_bytes())
         } else {
             new_bytes.get(name.as_str()).cloned()
         };
@@ -224,23 +271,32 @@ pub fn patch(
     Ok(())
 }
 
-/// RECORD with the hash and size of each of `changed` (member → bytes) replaced.
-fn rehash_record(record: &str, changed: &BTreeMap<&str, Vec<u8>>) -> String {
+/// RECORD with the hash and size of each of `changed` (member → bytes) replaced; None when a
+/// changed member's line is not the plain `path,sha256=…,size` a patch can rewrite (a quoted
+/// path, say), or is missing: then the backend builds the wheel.
+fn rehash_record(record: &str, changed: &BTreeMap<&str, Vec<u8>>) -> Option<String> {
     let mut out = String::with_capacity(record.len());
+    let mut rewritten = 0;
     for line in record.split_inclusive('\n') {
         let body = line.trim_end_matches(['\r', '\n']);
         let ending = &line[body.len()..];
-        let path = body.split(',').next().unwrap_or("");
-        match changed.get(path) {
-            Some(bytes) => {
+        let fields: Vec<&str> = body.split(',').collect();
+        match changed.get(fields[0]) {
+            Some(bytes) if fields.len() == 3 && !body.contains('"') => {
                 let hash =
                     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(bytes));
-                out.push_str(&format!("{path},sha256={hash},{}{ending}", bytes.len()));
+                out.push_str(&format!(
+                    "{},sha256={hash},{}{ending}",
+                    fields[0],
+                    bytes.len()
+                ));
+                rewritten += 1;
             }
+            Some(_) => return None,
             None => out.push_str(line),
         }
     }
-    out
+    (rewritten == changed.len()).then_some(out)
 }
 
 fn open_wheel(path: &Path) -> Result<zip::ZipArchive<std::fs::File>, AppError> {
@@ -309,11 +365,17 @@ mod tests {
         std::fs::write(project.join("src/pkg/tests__init__.py"), b"").unwrap();
         std::fs::write(project.join("src/pkg/main.py"), b"print(1)\n").unwrap();
         std::fs::write(project.join("README.md"), b"hi\n").unwrap();
+        // A test package's empty __init__.py: the same bytes and path tail as the package's.
+        std::fs::create_dir_all(project.join("tests/pkg")).unwrap();
+        std::fs::write(project.join("tests/pkg/__init__.py"), b"").unwrap();
+        std::fs::write(project.join("LICENSE"), b"MIT\n").unwrap();
         let files: Vec<PathBuf> = [
+            "LICENSE",
             "README.md",
             "src/pkg/__init__.py",
             "src/pkg/main.py",
             "src/pkg/tests__init__.py",
+            "tests/pkg/__init__.py",
         ]
         .iter()
         .map(PathBuf::from)
@@ -325,19 +387,33 @@ mod tests {
                 ("pkg/main.py", b"print(1)\n"),
                 ("pkg/tests__init__.py", b""),
                 ("demo-1.0.dist-info/METADATA", b"Name: demo\n\nhi\n"),
+                ("demo-1.0.dist-info/licenses/LICENSE", b"MIT\n"),
             ],
         );
+        let metadata = vec!["README.md".to_string(), "LICENSE".to_string()];
         let origin = record_origin(
             &built,
             "f".into(),
             source_digests(&project, &files).unwrap(),
+            &metadata,
         )
         .unwrap();
-        // Two empty files each map to their own member, by path; the README is in METADATA,
-        // not a member of its own.
-        assert_eq!(origin.members.len(), 3, "{origin:?}");
-        assert_eq!(origin.members["src/pkg/__init__.py"], "pkg/__init__.py");
+        // Two empty files of the package map to their own members, by path. The package's and
+        // the test package's `__init__.py` could both be `pkg/__init__.py`: it is no one's.
+        // The README is in METADATA, not a member; the license is one, but metadata too.
+        assert_eq!(origin.members.len(), 2, "{origin:?}");
+        assert_eq!(
+            origin.members["src/pkg/tests__init__.py"],
+            "pkg/tests__init__.py"
+        );
+        assert!(!origin.members.contains_key("src/pkg/__init__.py"));
+        assert!(!origin.members.contains_key("tests/pkg/__init__.py"));
         assert!(!origin.members.contains_key("README.md"));
+        assert!(!origin.members.contains_key("LICENSE"));
+        std::fs::write(project.join("tests/pkg/__init__.py"), b"x = 1\n").unwrap();
+        let tests_edit = source_digests(&project, &files).unwrap();
+        assert!(replacements(&origin, "f", &tests_edit).is_none());
+        std::fs::write(project.join("tests/pkg/__init__.py"), b"").unwrap();
 
         std::fs::write(project.join("src/pkg/main.py"), b"print(2)\n").unwrap();
         let now = source_digests(&project, &files).unwrap();
@@ -357,9 +433,15 @@ mod tests {
                 ("pkg/main.py", b"print(2)\n"),
                 ("pkg/tests__init__.py", b""),
                 ("demo-1.0.dist-info/METADATA", b"Name: demo\n\nhi\n"),
+                ("demo-1.0.dist-info/licenses/LICENSE", b"MIT\n"),
             ],
         );
         assert_eq!(contents(&out), contents(&expected));
+        // A RECORD line a patch cannot rewrite in place sends the build to the backend.
+        let quoted = "\"pkg/main.py\",sha256=x,1\n".to_string();
+        let changed: BTreeMap<&str, Vec<u8>> = [("pkg/main.py", b"y".to_vec())].into();
+        assert!(rehash_record(&quoted, &changed).is_none());
+        assert!(rehash_record("other,sha256=x,1\n", &changed).is_none());
 
         // What the backend must do: a README edit, another frame, a new file.
         std::fs::write(project.join("README.md"), b"changed\n").unwrap();
@@ -374,8 +456,10 @@ mod tests {
     #[test]
     fn only_static_projects_with_an_installed_backend_are_patched() {
         let dir = tempfile::tempdir().unwrap();
-        let system = BuildSystem::from_pyproject(None);
         let parse = |s: &str| toml::from_str::<toml::Value>(s).unwrap();
+        let system = BuildSystem::from_pyproject(Some(&parse(
+            "[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n",
+        )));
         let static_ = parse("[project]\nname = \"a\"\nversion = \"1\"\n");
         assert!(patchable(dir.path(), Some(&static_), &system));
         let dynamic = parse("[project]\nname = \"a\"\ndynamic = [\"version\"]\n");
@@ -384,7 +468,26 @@ mod tests {
             parse("[project]\nname = \"a\"\nversion = \"1\"\n[tool.hatch.build.hooks.custom]\n");
         assert!(!patchable(dir.path(), Some(&hooks), &system));
         assert!(!patchable(dir.path(), None, &system));
+        // Backends that may run code at build time, or that lockship does not know: no.
+        assert!(!patchable(
+            dir.path(),
+            Some(&static_),
+            &BuildSystem::from_pyproject(None)
+        ));
+        let poetry = BuildSystem::from_pyproject(Some(&parse(
+            "[build-system]\nbuild-backend = \"poetry.core.masonry.api\"\n",
+        )));
+        assert!(patchable(dir.path(), Some(&static_), &poetry));
+        let script = parse(
+            "[project]\nname = \"a\"\nversion = \"1\"\n[tool.poetry.build]\nscript = \"b.py\"\n",
+        );
+        assert!(!patchable(dir.path(), Some(&script), &poetry));
         std::fs::write(dir.path().join("setup.py"), b"").unwrap();
         assert!(!patchable(dir.path(), Some(&static_), &system));
+        let parsed = parse("[project]\nreadme = {file = \"README.rst\"}\nlicense = \"LICENSE\"\nlicense-files = [\"NOTICE\"]\n");
+        assert_eq!(
+            metadata_files(Some(&parsed)),
+            ["README.rst", "LICENSE", "NOTICE"]
+        );
     }
 }

@@ -56,6 +56,8 @@ impl Drop for AppWheel {
 pub(super) struct PatchInputs {
     pub sources: Vec<PathBuf>,
     pub pyproject: Vec<u8>,
+    /// The files `[project]` makes metadata from (`app_patch::metadata_files`).
+    pub metadata: Vec<String>,
 }
 
 /// The last wheel the backend built for a project, and what it was built from.
@@ -138,6 +140,10 @@ pub(super) fn start(
                 &wheel,
                 frame.clone(),
                 sources.clone(),
+                &patch
+                    .as_ref()
+                    .map(|p| p.metadata.clone())
+                    .unwrap_or_default(),
             )?),
             _ => None,
         };

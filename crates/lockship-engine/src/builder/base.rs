@@ -523,9 +523,14 @@ pub(super) async fn registry_base(
         .resolve(&reference, &choice.platform, choice.required, store)
         .await?;
     let config = parse_config(text, &remote.config)?;
-    let facts = match known.base_facts(&remote.manifest_digest) {
-        Some(facts) => facts.clone(),
-        None => base_facts(registry, &remote, &config, store, cache_dir, reporter).await?,
+    // The local cache first, then what an earlier build recorded in the registry, then the
+    // base's own layers.
+    let local = read_cached::<BaseFacts>(&facts_entry(cache_dir, &remote.manifest_digest))
+        .filter(|f| f.libraries.is_some());
+    let facts = match (local, known.base_facts(&remote.manifest_digest)) {
+        (Some(facts), _) => facts,
+        (None, Some(facts)) => facts.clone(),
+        (None, None) => base_facts(registry, &remote, &config, store, cache_dir, reporter).await?,
     };
     let mut base = image_base(
         text,

@@ -137,6 +137,7 @@ pub(super) async fn prepare(
             .map(|pyproject| PatchInputs {
                 sources: sources.clone(),
                 pyproject,
+                metadata: app_patch::metadata_files(project.pyproject.as_ref()),
             });
         app_wheel::start(
             &project.dir,

@@ -159,10 +159,11 @@ impl RegistryCache {
             if !is_key(key) || self.layers.contains_key(key) {
                 continue;
             }
-            let tar_size = a
-                .get(LAYER_TAR_SIZE)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
+            // Without its tar size the layer's annotations (and so the manifest) could not be
+            // written again as they were: not taken.
+            let Some(tar_size) = a.get(LAYER_TAR_SIZE).and_then(|s| s.parse::<u64>().ok()) else {
+                continue;
+            };
             self.layers.insert(
                 key.clone(),
                 CachedLayer {
@@ -180,7 +181,9 @@ impl RegistryCache {
         if let Some(text) = manifest.annotations.get(RECORD) {
             match serde_json::from_str::<CacheRecord>(text) {
                 Ok(record) => {
-                    for (k, v) in record.bases {
+                    // Facts that name an interpreter the probe would never find are not
+                    // believed (the path is joined under the unpacked base).
+                    for (k, v) in record.bases.into_iter().filter(|(_, f)| plausible(f)) {
                         self.record.bases.entry(k).or_insert(v);
                     }
                     for (k, v) in record.native {
@@ -233,6 +236,16 @@ impl RegistryCache {
 /// itself is not built when the layer is reused.
 pub(crate) fn app_record_key(layer_key: &str) -> String {
     format!("app-{layer_key}")
+}
+
+/// Whether recorded base facts are ones the probe could have found: the interpreter at
+/// `/usr/bin/python3.X` or `/usr/local/bin/python3.X` for the recorded version.
+fn plausible(facts: &BaseFacts) -> bool {
+    let (major, minor, _) = facts.python_version;
+    let name = format!("python{major}.{minor}");
+    major == 3
+        && [format!("/usr/bin/{name}"), format!("/usr/local/bin/{name}")]
+            .contains(&facts.interpreter)
 }
 
 /// A layer key as the plan makes them: 64 lowercase hex digits.
@@ -341,5 +354,38 @@ mod tests {
         );
         assert_eq!(cache.record, record);
         assert!(manifest_annotations(&CacheRecord::default()).is_empty());
+    }
+
+    #[test]
+    fn base_facts_naming_an_interpreter_the_probe_would_not_find_are_dropped() {
+        let facts = |interpreter: &str| BaseFacts {
+            python_version: (3, 11, 2),
+            interpreter: interpreter.into(),
+            libc: lockship_python::target::Libc::Glibc {
+                major: 2,
+                minor: 36,
+            },
+            passwd: None,
+            group: None,
+            libraries: Some(Default::default()),
+        };
+        let mut record = CacheRecord::default();
+        record
+            .bases
+            .insert("sha256:good".into(), facts("/usr/bin/python3.11"));
+        record
+            .bases
+            .insert("sha256:evil".into(), facts("/usr/bin/../../tmp/x"));
+        record
+            .bases
+            .insert("sha256:other".into(), facts("/usr/local/bin/python3.12"));
+        let annotations = manifest_annotations(&record);
+        let mut cache = RegistryCache::default();
+        cache.add(
+            &manifest(Vec::new(), annotations.get(RECORD).map(String::as_str)),
+            &super::super::Silent,
+        );
+        let kept: Vec<&String> = cache.record.bases.keys().collect();
+        assert_eq!(kept, ["sha256:good"]);
     }
 }

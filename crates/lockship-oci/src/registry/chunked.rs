@@ -21,10 +21,12 @@ use lockship_net::Failure;
 /// Blobs larger than this go up in chunks of this size, unless `RegistryAccess` says other.
 pub const DEFAULT_CHUNK: u64 = 16 << 20;
 
-/// Where an upload stands: its session's URL and how many bytes the registry holds.
+/// Where an upload stands: its session's URL, how many bytes the registry holds, and how many
+/// went up in all (a registry that keeps losing them is given up on).
 struct Position {
     location: String,
     offset: u64,
+    sent: u64,
 }
 
 impl Registry {
@@ -60,7 +62,10 @@ impl Registry {
         let position = Mutex::new(Position {
             location: start,
             offset: 0,
+            sent: 0,
         });
+        // Three times the blob: room for two restarts from scratch, and no more.
+        let budget = size.saturating_mul(3).saturating_add(chunk);
         let current = || {
             let p = position.lock().unwrap_or_else(|e| e.into_inner());
             (p.location.clone(), p.offset)
@@ -75,8 +80,10 @@ impl Registry {
                     if attempt > 0 {
                         // What did the registry keep of the failed chunk?
                         match self.upload_status(scope, &at, action).await {
-                            Some(held) => offset = held,
-                            None => {
+                            // A session cannot hold more than the blob: one that says so is
+                            // not believed, and the upload starts over.
+                            Some(held) if held <= size => offset = held,
+                            _ => {
                                 at = self
                                     .open_session(target, scope, action)
                                     .await
@@ -85,7 +92,27 @@ impl Registry {
                             }
                         }
                     }
-                    let end = (offset + chunk).min(size);
+                    if offset == size {
+                        // The registry has it all: only the closing PUT is left.
+                        let mut p = position.lock().unwrap_or_else(|e| e.into_inner());
+                        (p.location, p.offset) = (at, offset);
+                        return Ok(());
+                    }
+                    let end = offset.saturating_add(chunk).min(size);
+                    {
+                        let mut p = position.lock().unwrap_or_else(|e| e.into_inner());
+                        p.sent = p.sent.saturating_add(end - offset);
+                        if p.sent > budget {
+                            return Err(Failure::fatal(RegistryError::Protocol {
+                                registry: target.resolve_registry().to_string(),
+                                action: action.to_string(),
+                                message: format!(
+                                    "it kept losing the upload ({} bytes sent for a blob of {size})",
+                                    p.sent
+                                ),
+                            }));
+                        }
+                    }
                     let bytes =
                         read_range(path, offset, end).map_err(|e| Failure::fatal(io(e).into()))?;
                     let make = || {
@@ -157,7 +184,7 @@ impl Registry {
         // `0-N`: bytes 0 to N held. An empty session says `0--1` (or nothing): read as lost,
         // and the upload starts over in a new one.
         let (_, last) = range.trim_start_matches("bytes=").split_once('-')?;
-        last.trim().parse::<u64>().ok().map(|n| n + 1)
+        last.trim().parse::<u64>().ok()?.checked_add(1)
     }
 
     /// Opens an upload session in `target`'s repository; its URL.

@@ -236,8 +236,9 @@ impl Registry {
             .clone()
     }
 
-    /// Takes the challenge of a 401 from `registry`; whether it was news (then the request is
-    /// worth sending again with credentials).
+    /// Takes the challenge of a 401 from `registry` (unless one was learnt already, by this
+    /// request or a concurrent one); whether the session now knows what to send, so that a
+    /// request that went without credentials is worth sending again.
     fn learn_challenge(&self, registry: &str, response: &Response) -> bool {
         let challenge = response
             .headers()
@@ -247,11 +248,39 @@ impl Registry {
             .unwrap_or(Challenge::None);
         let session = self.session(registry);
         let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
-        if s.challenge.is_some() || challenge == Challenge::None {
-            return false;
+        if s.challenge.is_none() && challenge != Challenge::None {
+            s.challenge = Some(challenge);
         }
-        s.challenge = Some(challenge);
-        true
+        s.challenge.as_ref().is_some_and(|c| *c != Challenge::None)
+    }
+
+    /// Whether the session has credentials but no challenge yet (nothing sent them so far).
+    fn has_unused_credential(&self, registry: &str) -> bool {
+        let session = self.session(registry);
+        let s = session.lock().unwrap_or_else(|e| e.into_inner());
+        s.challenge.is_none() && !matches!(s.credential, Credential::Anonymous)
+    }
+
+    /// Asks `/v2/` for the registry's challenge; whether the session now knows one. Whatever
+    /// the answer, the session stops asking.
+    async fn ping(&self, registry: &str) -> bool {
+        let url = format!("{}/v2/", self.base_url(registry));
+        let response = self
+            .http
+            .send(&url, self.http.bare_request(Method::GET, &url))
+            .await;
+        let known = match response {
+            Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {
+                self.learn_challenge(registry, &r)
+            }
+            _ => false,
+        };
+        if !known {
+            let session = self.session(registry);
+            let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
+            s.challenge.get_or_insert(Challenge::None);
+        }
+        known
     }
 
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Session>>>> {
@@ -399,6 +428,7 @@ impl Registry {
         // A streamed body (an upload) cannot be sent twice: its 401 is final.
         let replayable = progress.is_none();
         let mut renew = false;
+        let mut sent_anonymous = false;
         loop {
             let authorization = self
                 .authorization(scope, action, renew)
@@ -413,9 +443,27 @@ impl Registry {
                 None => self.http.send(url, request).await,
             };
             let response = sent.map_err(|f| lift(&scope.registry, action, f))?;
+            // Some registries hide private repositories from anonymous requests (404 or 403
+            // instead of 401): with credentials at hand, ask `/v2/` what to send, once.
+            if matches!(response.status().as_u16(), 403 | 404)
+                && replayable
+                && authorization.is_none()
+                && !sent_anonymous
+                && self.has_unused_credential(&scope.registry)
+            {
+                sent_anonymous = true;
+                if self.ping(&scope.registry).await {
+                    continue;
+                }
+            }
             if response.status() == reqwest::StatusCode::UNAUTHORIZED && replayable {
-                // The registry's first 401: now lockship knows what to send.
-                if authorization.is_none() && self.learn_challenge(&scope.registry, &response) {
+                // Sent before lockship knew what the registry asks for: now it knows (from this
+                // 401 or a concurrent one), so once more, with credentials.
+                if authorization.is_none()
+                    && !sent_anonymous
+                    && self.learn_challenge(&scope.registry, &response)
+                {
+                    sent_anonymous = true;
                     continue;
                 }
                 if !renew && authorization.is_some() {

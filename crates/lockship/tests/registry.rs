@@ -207,17 +207,24 @@ fn basic_auth_comes_from_the_docker_config() {
     assert_eq!(inspect["Digest"].as_str().unwrap(), digest.trim());
 }
 
-#[test]
-fn bearer_tokens_with_scopes_from_a_token_server() {
-    if services_missing() {
-        return;
-    }
+/// A token server granting `ci` / `tok-3f9a-SECRET` what it asks for, the reference registry
+/// behind it, and the test base copied into it as `library/python:3.11`.
+fn token_setup() -> (support::servers::TokenServer, AuthRegistry, String) {
     let tokens = support::servers::TokenServer::start("ci", "tok-3f9a-SECRET");
     let registry = token_registry(&tokens);
     let base = copy_base_with_creds(
         &format!("{}/library/python:3.11", registry.addr),
         "ci:tok-3f9a-SECRET",
     );
+    (tokens, registry, base)
+}
+
+#[test]
+fn bearer_tokens_with_scopes_from_a_token_server() {
+    if services_missing() {
+        return;
+    }
+    let (tokens, registry, base) = token_setup();
     let project = fixture("hello-cli", true);
     let config_dir = tempfile::tempdir().unwrap();
     let pushed = format!("{}/team/hello:1", registry.addr);
@@ -313,12 +320,7 @@ fn credential_helpers_and_identity_tokens_from_the_docker_config() {
         return;
     }
     use support::servers::TokenServer;
-    let tokens = TokenServer::start("ci", "tok-3f9a-SECRET");
-    let registry = token_registry(&tokens);
-    let base = copy_base_with_creds(
-        &format!("{}/library/python:3.11", registry.addr),
-        "ci:tok-3f9a-SECRET",
-    );
+    let (tokens, registry, base) = token_setup();
     let project = fixture("hello-cli", true);
     let config_dir = tempfile::tempdir().unwrap();
     let bin = tempfile::tempdir().unwrap();

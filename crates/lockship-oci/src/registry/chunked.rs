@@ -12,7 +12,7 @@ use oci_spec::distribution::Reference;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::Method;
 
-use super::push::location;
+use super::push::{closing_url, location};
 use super::{error_detail, Registry, RegistryError, Scope};
 use crate::blob_store::{BlobStore, BlobStoreError};
 use crate::digest::Digest;
@@ -150,9 +150,7 @@ impl Registry {
                 })
                 .await?;
         }
-        let (at, _) = current();
-        let separator = if at.contains('?') { '&' } else { '?' };
-        let put_url = format!("{at}{separator}digest={digest}");
+        let put_url = closing_url(&current().0, digest);
         let make = || {
             self.http
                 .bare_request(Method::PUT, &put_url)
@@ -187,43 +185,18 @@ impl Registry {
         last.trim().parse::<u64>().ok()?.checked_add(1)
     }
 
-    /// Opens an upload session in `target`'s repository; its URL.
-    pub(super) async fn open_session(
+    /// Opens an upload session in `target`'s repository ([`Registry::try_open_session`],
+    /// retried while its failures are transient); its URL.
+    async fn open_session(
         &self,
         target: &Reference,
         scope: &Scope,
         action: &str,
     ) -> Result<String, RegistryError> {
         let url = self.url(target, "blobs/uploads/");
-        let make = || {
-            self.http
-                .bare_request(Method::POST, &url)
-                .header(CONTENT_LENGTH, "0")
-        };
-        let response = self.request(scope, action, &url, &make).await?;
-        let registry = target.resolve_registry();
-        if matches!(response.status().as_u16(), 401 | 403) {
-            return Err(RegistryError::Denied {
-                registry: registry.to_string(),
-                action: action.to_string(),
-            });
-        }
-        if response.status().as_u16() != 202 {
-            return Err(RegistryError::Protocol {
-                registry: registry.to_string(),
-                action: action.to_string(),
-                message: format!(
-                    "it did not open an upload session (HTTP {}){}",
-                    response.status().as_u16(),
-                    error_detail(response).await
-                ),
-            });
-        }
-        location(&response, &self.base_url(registry)).ok_or_else(|| RegistryError::Protocol {
-            registry: registry.to_string(),
-            action: action.to_string(),
-            message: "its upload session has no Location".into(),
-        })
+        self.http
+            .retry(&url, |_| self.try_open_session(target, scope, action))
+            .await
     }
 }
 

@@ -136,6 +136,41 @@ impl Registry {
         })
     }
 
+    /// One attempt at opening an upload session in `target`'s repository (POST, 202 with a
+    /// `Location`): the session's URL. Its failures say whether another attempt may help.
+    pub(super) async fn try_open_session(
+        &self,
+        target: &Reference,
+        scope: &Scope,
+        action: &str,
+    ) -> Result<String, Failure<RegistryError>> {
+        let registry = target.resolve_registry();
+        let url = self.url(target, "blobs/uploads/");
+        let make = || {
+            self.http
+                .bare_request(Method::POST, &url)
+                .header(CONTENT_LENGTH, "0")
+        };
+        let response = self.attempt(scope, action, &url, &make, None).await?;
+        if response.status().as_u16() != 202 {
+            return Err(match self.expect_success(response, target, action).await {
+                Err(f) => f,
+                Ok(_) => Failure::fatal(RegistryError::Protocol {
+                    registry: registry.to_string(),
+                    action: action.to_string(),
+                    message: "it did not open an upload session (no 202)".into(),
+                }),
+            });
+        }
+        location(&response, &self.base_url(registry)).ok_or_else(|| {
+            Failure::fatal(RegistryError::Protocol {
+                registry: registry.to_string(),
+                action: action.to_string(),
+                message: "its upload session has no Location".into(),
+            })
+        })
+    }
+
     /// Uploads a blob (POST for a session, one PUT with the whole body). Any failure of the PUT
     /// restarts from a new session, with the file read again from the start; the bytes are
     /// hashed as they go, so a blob damaged in the cache is caught (and evicted) rather than
@@ -151,44 +186,15 @@ impl Registry {
         let scope = Scope::push(target);
         let registry = target.resolve_registry();
         let start_url = self.url(target, "blobs/uploads/");
-        let base_url = self.base_url(registry);
         let session = Mutex::new(session);
         self.http
             .retry(&start_url, |_| async {
                 let given = session.lock().unwrap_or_else(|e| e.into_inner()).take();
                 let location = match given {
                     Some(l) => l,
-                    None => {
-                        let make = || {
-                            self.http
-                                .bare_request(Method::POST, &start_url)
-                                .header(CONTENT_LENGTH, "0")
-                        };
-                        let response = self
-                            .attempt(&scope, action, &start_url, &make, None)
-                            .await?;
-                        if response.status().as_u16() != 202 {
-                            let target_error = self.expect_success(response, target, action).await;
-                            return Err(match target_error {
-                                Err(f) => f,
-                                Ok(_) => Failure::fatal(RegistryError::Protocol {
-                                    registry: registry.to_string(),
-                                    action: action.to_string(),
-                                    message: "it did not open an upload session (no 202)".into(),
-                                }),
-                            });
-                        }
-                        location(&response, &base_url).ok_or_else(|| {
-                            Failure::fatal(RegistryError::Protocol {
-                                registry: registry.to_string(),
-                                action: action.to_string(),
-                                message: "its upload session has no Location".into(),
-                            })
-                        })?
-                    }
+                    None => self.try_open_session(target, &scope, action).await?,
                 };
-                let separator = if location.contains('?') { '&' } else { '?' };
-                let put_url = format!("{location}{separator}digest={digest}");
+                let put_url = closing_url(&location, digest);
                 let progress = Progress::default();
                 let (body, size, check) = source
                     .body(digest, &progress)
@@ -517,6 +523,12 @@ enum Mount {
     Mounted,
     /// Not mounted; the registry may have opened an upload session at this location.
     Upload(Option<String>),
+}
+
+/// The URL that closes the upload session at `location` with the blob's digest.
+pub(super) fn closing_url(location: &str, digest: &Digest) -> String {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{separator}digest={digest}")
 }
 
 /// The `Location` of a response, made absolute against `base`.

@@ -244,7 +244,7 @@ pub(super) async fn prepare(
     if wants_app && app_wheel.is_none() {
         let in_registry = plan.layers.iter().any(|l| {
             matches!(l.content, plan::LayerContent::AppWheel { .. })
-                && session.remote.app_layer(&l.key).is_some()
+                && session.remote.planned(l).is_some()
         });
         if !in_registry {
             app_wheel = Some(start_app(&project, &app_key));

@@ -90,11 +90,7 @@ pub(super) async fn produce_layers(
         if cached[i].is_some() {
             continue;
         }
-        let hit = match layer.content {
-            LayerContent::AppWheel { .. } => session.remote.app_layer(&layer.key),
-            _ => session.remote.layer(&layer.key),
-        };
-        if let Some(hit) = hit {
+        if let Some(hit) = session.remote.planned(layer) {
             cached[i] = Some(hit.info.clone());
             origins[i] = BlobOrigin::Cached(hit.from.clone());
         }

@@ -21,6 +21,7 @@ use lockship_python::native::NativeFacts;
 use lockship_python::probe::BaseFacts;
 
 use super::Reporter;
+use crate::plan::{LayerContent, PlannedLayer};
 
 /// A layer descriptor's annotation: the key over the layer's inputs.
 pub(crate) const LAYER_KEY: &str = "dev.lockship.layer.key";
@@ -199,16 +200,14 @@ impl RegistryCache {
         }
     }
 
-    /// The layer an earlier build made with this key, if a cache reference has it.
-    pub(crate) fn layer(&self, key: &str) -> Option<&CachedLayer> {
-        self.layers.get(key)
-    }
-
-    /// The app's layer with this key, if a cache reference has it and the record has the ELF
-    /// facts of its wheel (the library check needs them, and the wheel is not built).
-    pub(crate) fn app_layer(&self, key: &str) -> Option<&CachedLayer> {
-        self.native(&app_record_key(key))?;
-        self.layer(key)
+    /// The layer an earlier build made for `planned`, by its key; the app's only when the
+    /// record has its wheel's ELF facts too (the library check needs them, and the wheel is not
+    /// built).
+    pub(crate) fn planned(&self, planned: &PlannedLayer) -> Option<&CachedLayer> {
+        if let LayerContent::AppWheel { .. } = planned.content {
+            self.native(&app_record_key(&planned.key))?;
+        }
+        self.layers.get(&planned.key)
     }
 
     /// Whether any reference had any layer: the build is probably warm from the registry.
@@ -332,12 +331,12 @@ mod tests {
             ),
             &super::super::Silent,
         );
-        let layer = cache.layer(&good).expect("the annotated layer");
+        let layer = cache.layers.get(&good).expect("the annotated layer");
         assert_eq!(layer.info.size, 11);
         assert_eq!(layer.info.uncompressed_size, 99);
         assert_eq!(layer.info.diff_id.to_string(), diff);
-        assert!(cache.layer("../../etc").is_none());
-        assert!(cache.layer(&"b".repeat(64)).is_none());
+        assert!(!cache.layers.contains_key("../../etc"));
+        assert!(!cache.layers.contains_key(&"b".repeat(64)));
         assert_eq!(cache.layers.len(), 1);
         assert_eq!(cache.record, CacheRecord::default());
     }

@@ -523,15 +523,11 @@ pub(super) async fn registry_base(
         .resolve(&reference, &choice.platform, choice.required, store)
         .await?;
     let config = parse_config(text, &remote.config)?;
-    // The local cache first, then what an earlier build recorded in the registry, then the
-    // base's own layers.
-    let local = read_cached::<BaseFacts>(&facts_entry(cache_dir, &remote.manifest_digest))
-        .filter(|f| f.libraries.is_some());
-    let facts = match (local, known.base_facts(&remote.manifest_digest)) {
-        (Some(facts), _) => facts,
-        (None, Some(facts)) => facts.clone(),
-        (None, None) => base_facts(registry, &remote, &config, store, cache_dir, reporter).await?,
-    };
+    let recorded = known.base_facts(&remote.manifest_digest);
+    let facts = base_facts(
+        registry, &remote, &config, store, cache_dir, reporter, recorded,
+    )
+    .await?;
     let mut base = image_base(
         text,
         &remote.manifest_digest,
@@ -705,7 +701,8 @@ async fn debian_base(
     })
 }
 
-/// The base's facts: from the cache, or by pulling its layers and probing them.
+/// The base's facts: from the local cache, else as an earlier build recorded them in the
+/// registry (`recorded`), else by pulling its layers and probing them.
 pub(super) async fn base_facts(
     registry: &Registry,
     base: &RemoteImage,
@@ -713,12 +710,16 @@ pub(super) async fn base_facts(
     store: &BlobStore,
     cache_dir: &Path,
     reporter: &dyn Reporter,
+    recorded: Option<&BaseFacts>,
 ) -> Result<BaseFacts, Error> {
     let path = facts_entry(cache_dir, &base.manifest_digest);
     // Facts an older lockship cached lack the library names; probed again, so that what the
     // image records of its base is the same whatever the cache held.
     if let Some(facts) = read_cached::<BaseFacts>(&path).filter(|f| f.libraries.is_some()) {
         return Ok(facts);
+    }
+    if let Some(facts) = recorded {
+        return Ok(facts.clone());
     }
     reporter.step(&format!(
         "pulling {} base layers to inspect them",

@@ -22,6 +22,7 @@ use lockship_python::bytecode::PycMemo;
 use lockship_python::credentials::IndexCredentials;
 use lockship_python::index::IndexSources;
 use lockship_python::lock::LockFile;
+use oci_spec::distribution::Reference;
 
 mod app_wheel;
 mod assemble;
@@ -279,30 +280,35 @@ async fn load_registry_cache(
 
 /// The references a build writes to (push targets, then `--cache-to`) and the ones it only
 /// reads (`--cache-from`), parsed.
-fn cache_references(
+fn cache_references(opts: &BuildOptions) -> Result<(Vec<Reference>, Vec<Reference>), Error> {
+    let (mut written, cache_to) = written_references(opts)?;
+    written.extend(cache_to);
+    Ok((written, parse_references(&opts.cache_from)?))
+}
+
+/// The `--push` targets (registry outputs) and the `--cache-to` references, parsed.
+pub(super) fn written_references(
     opts: &BuildOptions,
-) -> Result<
-    (
-        Vec<oci_spec::distribution::Reference>,
-        Vec<oci_spec::distribution::Reference>,
-    ),
-    Error,
-> {
-    let mut written = Vec::new();
-    for out in &opts.outputs {
-        if let Output::Registry(r) = out {
-            written.push(lockship_oci::registry::parse_reference(r)?);
-        }
-    }
-    for r in &opts.cache_to {
-        written.push(lockship_oci::registry::parse_reference(r)?);
-    }
-    let read = opts
-        .cache_from
+) -> Result<(Vec<Reference>, Vec<Reference>), Error> {
+    let targets: Vec<String> = opts
+        .outputs
         .iter()
-        .map(|r| lockship_oci::registry::parse_reference(r))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((written, read))
+        .filter_map(|out| match out {
+            Output::Registry(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    Ok((
+        parse_references(&targets)?,
+        parse_references(&opts.cache_to)?,
+    ))
+}
+
+fn parse_references(texts: &[String]) -> Result<Vec<Reference>, Error> {
+    texts
+        .iter()
+        .map(|r| Ok(lockship_oci::registry::parse_reference(r)?))
+        .collect()
 }
 
 /// What every stage of one build works with.

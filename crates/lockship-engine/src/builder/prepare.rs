@@ -12,7 +12,6 @@ use crate::output::Output;
 use crate::plan::{self, AppPlan, Plan, PlanInputs};
 use crate::project::{AppMode, Project, TargetConfig};
 use crate::user::{self, User};
-use lockship_oci::registry;
 use lockship_python::lock::{self, Selection};
 use lockship_python::lock::{freshness, LockFile, LockedPackage};
 use lockship_python::select;
@@ -86,12 +85,7 @@ pub(super) async fn prepare(
             .display(),
         lock.kind.name()
     ));
-    let mut push_refs = Vec::new();
-    for out in &opts.outputs {
-        if let Output::Registry(r) = out {
-            push_refs.push(registry::parse_reference(r)?);
-        }
-    }
+    let (mut push_refs, cache_to) = super::written_references(opts)?;
     // The app's files and key come first, so that its wheel starts building at once.
     let workdir = project
         .config
@@ -264,9 +258,7 @@ pub(super) async fn prepare(
         SmokeMode::Skip => false,
     };
     // `--cache-to` references get what push targets get, but do not make the smoke tests run.
-    for r in &opts.cache_to {
-        push_refs.push(registry::parse_reference(r)?);
-    }
+    push_refs.extend(cache_to);
     Ok(Prepared {
         project,
         lock,

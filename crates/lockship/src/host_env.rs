@@ -62,8 +62,8 @@ pub fn index_sources() -> IndexSources {
 }
 
 /// How to reach registries: LOCKSHIP_INSECURE_REGISTRIES (host:port list to speak plain HTTP
-/// to) and the Docker config with credentials ($DOCKER_CONFIG/config.json, else
-/// ~/.docker/config.json, as `docker login` writes it).
+/// to), the files with credentials (see `auth_files`) and LOCKSHIP_UPLOAD_CHUNK (the chunk
+/// size of large uploads).
 pub fn registry_access() -> Result<RegistryAccess, Error> {
     let insecure = std::env::var("LOCKSHIP_INSECURE_REGISTRIES")
         .map(|list| {

@@ -122,22 +122,25 @@ impl RegistryCache {
         let Some(digest) = reference.digest() else {
             return false;
         };
-        self.read.iter().any(|m| {
+        self.read_from(reference)
+            .any(|m| m.tag_digest.to_string() == digest || m.manifest_digest.to_string() == digest)
+    }
+
+    /// The manifests read from `reference`'s repository.
+    fn read_from<'a>(
+        &'a self,
+        reference: &'a Reference,
+    ) -> impl Iterator<Item = &'a RemoteManifest> {
+        self.read.iter().filter(|m| {
             m.reference.resolve_registry() == reference.resolve_registry()
                 && m.reference.repository() == reference.repository()
-                && (m.tag_digest.to_string() == digest || m.manifest_digest.to_string() == digest)
         })
     }
 
     /// The blobs `target`'s repository is known to hold: those of every manifest read from it
     /// (what the target names now, a `--cache-from` there, the image last pushed there).
     pub(crate) fn present_in(&self, target: &Reference) -> Vec<Digest> {
-        self.read
-            .iter()
-            .filter(|m| {
-                m.reference.resolve_registry() == target.resolve_registry()
-                    && m.reference.repository() == target.repository()
-            })
+        self.read_from(target)
             .flat_map(|m| {
                 m.layers
                     .iter()

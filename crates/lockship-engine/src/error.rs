@@ -63,6 +63,8 @@ pub enum Error {
     LayoutBase(#[from] LayoutReadError),
     #[error(transparent)]
     Store(#[from] BlobStoreError),
+    #[error(transparent)]
+    Tarball(lockship_oci::docker_tar::TarballReadError),
     /// Boxed: Debian errors carry download context and would bloat every `Result`.
     #[error(transparent)]
     Debian(Box<lockship_debian::DebianError>),
@@ -116,6 +118,9 @@ impl Error {
             Error::Relock(e) => e.hint(),
             Error::Output(e) => hints::output(e),
             Error::LayoutBase(e) => hints::layout_base(e),
+            Error::Tarball(_) => Some(
+                "`docker:FILE` names a tarball as `docker save` or `lockship build --output docker:FILE` writes it; write it again if it was cut short".into(),
+            ),
             Error::PartialPush { .. } => Some(
                 "the references listed as pushed already point at the new image; run the build again to push the rest (blobs already there are skipped)".into(),
             ),

@@ -43,7 +43,7 @@ pub(crate) fn layout_base(e: &LayoutReadError) -> Option<String> {
             "`oci-layout://PATH` names a directory with `oci-layout` and `index.json` in it (relative paths start at the project), as `skopeo copy docker://IMAGE oci:PATH:TAG` writes it".into(),
         ),
         LayoutReadError::NoSuchImage { .. } | LayoutReadError::Ambiguous { .. } => Some(
-            "name one of the listed images: `oci-layout://PATH:TAG` or `oci-layout://PATH@sha256:…`".into(),
+            "name one of the listed images: `PATH:TAG` or `PATH@sha256:…` (after `oci-layout://` for a base, `oci:` for inspect and push)".into(),
         ),
         LayoutReadError::NoPlatform { .. } => {
             Some("choose one of the listed platforms with --platform".into())

@@ -198,3 +198,19 @@ pub fn pass_marker(cache_dir: &Path, image: &Digest, commands: &[Vec<String>]) -
     }
     Bucket::SmokePassed.under(cache_dir).join(h.finish().hex())
 }
+
+/// How smoke commands run: which runtime (None: whichever answers) and whether with a network.
+#[derive(Clone, Copy, Debug)]
+pub struct SmokeRun {
+    pub runtime: Option<Runtime>,
+    pub network: bool,
+}
+
+impl SmokeRun {
+    pub fn of(opts: &crate::builder::BuildOptions) -> SmokeRun {
+        SmokeRun {
+            runtime: opts.runtime,
+            network: opts.network,
+        }
+    }
+}

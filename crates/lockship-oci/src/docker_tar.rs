@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::blob_store::BlobStore;
 use super::canonical_json;
+use super::digest::Digest;
 use super::image::Image;
 use super::layout::{io_err, prepare_parent, OutputError};
 use super::tar_tree::TarTree;
@@ -102,4 +103,194 @@ pub fn write(
     }
     tmp.persist(dest).map_err(io_err(dest))?;
     Ok(())
+}
+
+/// Why a docker tarball could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TarballReadError {
+    #[error("cannot read docker tarball {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("docker tarball {path}: {message}")]
+    Bad {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error(transparent)]
+    Layout(#[from] crate::layout_image::LayoutReadError),
+    #[error(transparent)]
+    Store(#[from] crate::blob_store::BlobStoreError),
+}
+
+/// Reads the image a docker tarball holds into `store`: lockship's own and Docker 25's (an OCI
+/// layout inside the tar, read as one, keeping every digest), or the `manifest.json` and plain
+/// layer tars older `docker save` writes (given an OCI manifest, as pushing needs one). Only
+/// regular files with plain relative names are read, and every blob goes through the store's
+/// digest check; `scratch` (an empty directory) receives the layout's small files.
+pub fn read(
+    path: &Path,
+    store: &BlobStore,
+    scratch: &Path,
+) -> Result<crate::image_index::OwnedArtifact, TarballReadError> {
+    let io_err = |source| TarballReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |message: String| TarballReadError::Bad {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let mut archive = tar::Archive::new(io::BufReader::new(file));
+    // Small files by name; everything else in the store, by name.
+    let mut small: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let mut blobs: std::collections::BTreeMap<String, Digest> = Default::default();
+    for entry in archive.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let raw = entry.path().map_err(io_err)?.to_string_lossy().into_owned();
+        let Some(name) = plain_name(&raw) else {
+            return Err(bad(format!("it holds a file with an unsafe name `{raw}`")));
+        };
+        if matches!(name.as_str(), "oci-layout" | "index.json" | "manifest.json") {
+            let mut bytes = Vec::new();
+            (&mut entry)
+                .take(crate::manifest::MAX_MANIFEST + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io_err)?;
+            if bytes.len() as u64 > crate::manifest::MAX_MANIFEST {
+                return Err(bad(format!("{name} is too large")));
+            }
+            small.insert(name, bytes);
+            continue;
+        }
+        let mut pending = store.begin()?;
+        io::copy(&mut entry, &mut pending).map_err(io_err)?;
+        // A layout blob is named by its digest: it must have it.
+        let expected = name
+            .strip_prefix("blobs/sha256/")
+            .and_then(|hex| Digest::parse(&format!("sha256:{hex}")));
+        let (digest, _) = match store.commit(pending, expected.as_ref(), &name) {
+            Ok(done) => done,
+            Err(crate::blob_store::BlobStoreError::DigestMismatch { .. }) => {
+                return Err(bad(format!("{name} has other content than its name says")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        blobs.insert(name, digest);
+    }
+    if small.contains_key("oci-layout") && small.contains_key("index.json") {
+        // Laid out again as a directory (blobs as links into the store), then read as one.
+        let dir = scratch.join("layout");
+        let blob_dir = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blob_dir).map_err(io_err)?;
+        for name in ["oci-layout", "index.json"] {
+            std::fs::write(dir.join(name), &small[name]).map_err(io_err)?;
+        }
+        for digest in blobs.values() {
+            let link = blob_dir.join(digest.hex());
+            if !link.exists() && std::fs::hard_link(store.path(digest), &link).is_err() {
+                std::fs::copy(store.path(digest), &link).map_err(io_err)?;
+            }
+        }
+        return Ok(crate::layout_image::read_artifact(&dir, None, store)?);
+    }
+    let manifest = small
+        .get("manifest.json")
+        .ok_or_else(|| bad("it has neither an OCI layout nor a manifest.json".into()))?;
+    legacy_image(manifest, &blobs, store).map_err(bad)
+}
+
+/// The image of an older `docker save` tarball: its one `manifest.json` entry's config and
+/// layers (plain tars, or gzip), under a new OCI manifest.
+fn legacy_image(
+    manifest: &[u8],
+    blobs: &std::collections::BTreeMap<String, Digest>,
+    store: &BlobStore,
+) -> Result<crate::image_index::OwnedArtifact, String> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(rename = "Config")]
+        config: String,
+        #[serde(rename = "Layers", default)]
+        layers: Vec<String>,
+    }
+    let entries: Vec<Entry> =
+        serde_json::from_slice(manifest).map_err(|e| format!("manifest.json: {e}"))?;
+    let [entry] = entries.as_slice() else {
+        return Err(format!(
+            "manifest.json lists {} images; lockship reads a tarball of one",
+            entries.len()
+        ));
+    };
+    let blob = |name: &str| {
+        plain_name(name)
+            .and_then(|n| blobs.get(&n).cloned())
+            .ok_or_else(|| format!("manifest.json names `{name}`, which the tarball lacks"))
+    };
+    let config_digest = blob(&entry.config)?;
+    let config = store
+        .read(&config_digest, "image config")
+        .map_err(|e| e.to_string())?;
+    let mut layers = Vec::new();
+    for name in &entry.layers {
+        let digest = blob(name)?;
+        let mut magic = [0u8; 2];
+        let gzip = std::fs::File::open(store.path(&digest))
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok()
+            && magic == [0x1f, 0x8b];
+        let size = std::fs::metadata(store.path(&digest))
+            .map_err(|e| e.to_string())?
+            .len();
+        layers.push(crate::registry::RemoteLayer {
+            media_type: if gzip {
+                super::media_types::OCI_LAYER_GZIP
+            } else {
+                super::media_types::OCI_LAYER_TAR
+            }
+            .to_string(),
+            digest,
+            size,
+            annotations: Default::default(),
+        });
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": super::media_types::OCI_MANIFEST,
+        "config": {
+            "mediaType": super::media_types::OCI_CONFIG,
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": layers.iter().map(|l| json!({
+            "mediaType": l.media_type,
+            "digest": l.digest.to_string(),
+            "size": l.size,
+        })).collect::<Vec<_>>(),
+    });
+    Ok(crate::image_index::OwnedArtifact::Image(
+        crate::image::from_parts(
+            canonical_json::to_vec(&manifest),
+            config,
+            config_digest,
+            &layers,
+        ),
+    ))
+}
+
+/// A tar member's name as a plain relative path (`./` dropped), or None for anything with an
+/// absolute, `..` or empty component.
+fn plain_name(raw: &str) -> Option<String> {
+    let trimmed = raw.trim_start_matches("./");
+    let parts: Vec<&str> = trimmed.split('/').filter(|p| !p.is_empty()).collect();
+    if raw.starts_with('/') || parts.is_empty() || parts.iter().any(|p| *p == "." || *p == "..") {
+        return None;
+    }
+    Some(parts.join("/"))
 }

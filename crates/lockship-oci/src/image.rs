@@ -208,6 +208,78 @@ pub fn assemble(
     }
 }
 
+/// An image read back whole (from an OCI layout or a docker tarball) as its own bytes say, to
+/// be inspected or pushed again unchanged: the manifest and config kept byte for byte, so the
+/// digests stay; each layer's diff id and history entry taken from the config.
+pub fn from_parts(
+    manifest: Vec<u8>,
+    config: Vec<u8>,
+    config_digest: Digest,
+    layers: &[crate::registry::RemoteLayer],
+) -> Image {
+    let parsed: Value = serde_json::from_slice(&config).unwrap_or(Value::Null);
+    let text = |key: &str| parsed.get(key).and_then(Value::as_str).map(String::from);
+    let diff_ids: Vec<Option<Digest>> = parsed
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .map(|d| d.as_str().and_then(Digest::parse))
+                .collect()
+        })
+        .unwrap_or_default();
+    // History entries marked `empty_layer` made no layer; the rest are the layers, in order.
+    let created_by: Vec<String> = parsed
+        .get("history")
+        .and_then(Value::as_array)
+        .map(|h| {
+            h.iter()
+                .filter(|e| {
+                    !e.get("empty_layer")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                })
+                .map(|e| {
+                    e.get("created_by")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let layers = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ImageLayer {
+            info: LayerInfo {
+                media_type: l.media_type.clone(),
+                digest: l.digest.clone(),
+                size: l.size,
+                diff_id: diff_ids
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| l.digest.clone()),
+                uncompressed_size: 0,
+            },
+            created_by: created_by.get(i).cloned().unwrap_or_default(),
+            origin: BlobOrigin::Local,
+            annotations: l.annotations.clone(),
+        })
+        .collect();
+    Image {
+        manifest_digest: Digest::of_bytes(&manifest),
+        manifest,
+        config,
+        config_digest,
+        layers,
+        os: text("os").unwrap_or_else(|| "linux".into()),
+        architecture: text("architecture").unwrap_or_else(|| "amd64".into()),
+        variant: text("variant"),
+    }
+}
+
 /// Formats seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
 pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;

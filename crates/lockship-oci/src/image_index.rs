@@ -108,6 +108,52 @@ impl<'a> Artifact<'a> {
     }
 }
 
+/// An image or an index held whole, as read back from disk (see `layout_image::read_artifact`).
+#[derive(Clone, Debug)]
+pub enum OwnedArtifact {
+    Image(Image),
+    Index(ImageIndex),
+}
+
+impl OwnedArtifact {
+    pub fn as_artifact(&self) -> Artifact<'_> {
+        match self {
+            OwnedArtifact::Image(image) => Artifact::Image(image),
+            OwnedArtifact::Index(index) => Artifact::Index(index),
+        }
+    }
+
+    /// The image for `platform`; with none, the only image, else this machine's, else the
+    /// first. The error lists the platforms there are.
+    pub fn image_for(
+        &self,
+        platform: Option<&crate::platform::Platform>,
+    ) -> Result<&Image, String> {
+        let images = self.as_artifact().images();
+        let matches = |p: &crate::platform::Platform, i: &&Image| {
+            p.matches(&i.os, &i.architecture, i.variant.as_deref())
+        };
+        let found = match platform {
+            Some(p) => images.iter().find(|i| matches(p, i)),
+            None if images.len() == 1 => images.first(),
+            None => {
+                let host = crate::platform::Platform::host();
+                images.iter().find(|i| matches(&host, i)).or(images.first())
+            }
+        };
+        found.copied().ok_or_else(|| {
+            images
+                .iter()
+                .map(|i| match &i.variant {
+                    Some(v) => format!("{}/{}/{v}", i.os, i.architecture),
+                    None => format!("{}/{}", i.os, i.architecture),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

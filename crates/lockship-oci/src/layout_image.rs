@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::blob_store::{BlobStore, BlobStoreError};
 use crate::digest::Digest;
+use crate::image::Image;
+use crate::image_index::{ImageIndex, OwnedArtifact};
 use crate::manifest::{config_platform_mismatch, Descriptor, ManifestJson, MAX_MANIFEST};
 use crate::platform::Platform;
 use crate::registry::RemoteLayer;
@@ -149,6 +151,49 @@ pub fn read(
     })
 }
 
+/// Reads what `wanted` names in the layout at `dir` (a tag, a `sha256:` digest, or None when
+/// it holds one image) whole: an image, or an index with every image it lists, each blob copied
+/// into `store` and checked. Manifests and the index keep their bytes, so pushing them again
+/// keeps their digests.
+pub fn read_artifact(
+    dir: &Path,
+    wanted: Option<&str>,
+    store: &BlobStore,
+) -> Result<OwnedArtifact, LayoutReadError> {
+    let layout = Layout { dir };
+    layout.check_marker()?;
+    let index_bytes = read_limited(&dir.join("index.json"), MAX_MANIFEST)?;
+    let index: ManifestJson =
+        serde_json::from_slice(&index_bytes).map_err(|e| layout.bad("index.json", e))?;
+    let entry = layout.pick(&index, wanted, &Platform::host())?.clone();
+    let (digest, bytes) = layout.small_blob(&entry)?;
+    let manifest: ManifestJson =
+        serde_json::from_slice(&bytes).map_err(|e| layout.bad(&format!("manifest {digest}"), e))?;
+    if !manifest.is_index() {
+        return Ok(OwnedArtifact::Image(
+            layout.whole_image(&digest, bytes, &manifest, store)?,
+        ));
+    }
+    let mut images = Vec::with_capacity(manifest.manifests.len());
+    for child in &manifest.manifests {
+        let (child_digest, child_bytes) = layout.small_blob(child)?;
+        let parsed: ManifestJson = serde_json::from_slice(&child_bytes)
+            .map_err(|e| layout.bad(&format!("manifest {child_digest}"), e))?;
+        if parsed.is_index() {
+            return Err(layout.bad(
+                &format!("index {digest}"),
+                "it lists another index (lockship reads one level)",
+            ));
+        }
+        images.push(layout.whole_image(&child_digest, child_bytes, &parsed, store)?);
+    }
+    Ok(OwnedArtifact::Index(ImageIndex {
+        images,
+        bytes,
+        digest,
+    }))
+}
+
 struct Layout<'a> {
     dir: &'a Path,
 }
@@ -164,6 +209,41 @@ impl Layout<'_> {
                 path: self.dir.to_path_buf(),
             }),
         }
+    }
+
+    /// One image manifest's config and layers copied into the store; the image as its bytes say.
+    fn whole_image(
+        &self,
+        digest: &Digest,
+        bytes: Vec<u8>,
+        manifest: &ManifestJson,
+        store: &BlobStore,
+    ) -> Result<Image, LayoutReadError> {
+        let what = format!("manifest {digest}");
+        let config_desc = manifest
+            .config
+            .as_ref()
+            .ok_or_else(|| self.bad(&what, "it has no config"))?;
+        let config_digest = self.digest(config_desc)?;
+        self.copy_blob(&config_digest, config_desc.size, store)?;
+        let config = store.read(&config_digest, "image config")?;
+        let mut layers = Vec::with_capacity(manifest.layers.len());
+        for l in &manifest.layers {
+            let layer_digest = self.digest(l)?;
+            self.copy_blob(&layer_digest, l.size, store)?;
+            layers.push(RemoteLayer {
+                media_type: l.media_type.clone(),
+                digest: layer_digest,
+                size: l.size,
+                annotations: l.annotations.clone(),
+            });
+        }
+        Ok(crate::image::from_parts(
+            bytes,
+            config,
+            config_digest,
+            &layers,
+        ))
     }
 
     fn bad(&self, what: &str, message: impl ToString) -> LayoutReadError {

@@ -10,6 +10,7 @@ pub mod gzip_members;
 pub mod image;
 pub mod image_index;
 pub mod layer;
+pub mod layer_files;
 pub mod layout;
 pub mod layout_image;
 mod manifest;

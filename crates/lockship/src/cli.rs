@@ -24,9 +24,81 @@ pub enum Command {
     Test(TestArgs),
     /// Re-resolve the lock with its own tool (uv, poetry, pipenv) for the base's Python.
     Lock(LockArgs),
+    /// Show what an image holds: each layer's size and packages, the config, the base, the lock
+    /// digest and the target (REF, oci:DIR[:TAG] or docker:FILE).
+    Inspect(InspectArgs),
+    /// Show what changed from image A to image B: packages, layers, size and config.
+    Diff(DiffArgs),
+    /// Push an image already built (oci:DIR, docker:FILE or a REF) to more references without
+    /// rebuilding it, after the project's smoke commands pass on it.
+    Push(PushArgs),
     /// See what the local cache holds, or prune it.
     #[command(subcommand)]
     Cache(CacheCommand),
+}
+
+/// What every command that reads images takes.
+#[derive(clap::Args, Debug)]
+pub struct ReadArgs {
+    /// The platform to read from a multi-platform image (default: this machine's, else the
+    /// first).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Cache directory (default: $LOCKSHIP_CACHE_DIR, else ~/.cache/lockship).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Print each step on stderr even when it is not a terminal.
+    #[arg(long, short)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Options of `lockship inspect`.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// The image: a registry reference, oci:DIR[:TAG|@DIGEST] or docker:FILE.
+    pub image: String,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+/// Options of `lockship diff`.
+#[derive(clap::Args, Debug)]
+pub struct DiffArgs {
+    /// The image before (a registry reference, oci:DIR[:TAG] or docker:FILE).
+    pub from: String,
+    /// The image after.
+    pub to: String,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+/// Options of `lockship push`.
+#[derive(clap::Args, Debug)]
+pub struct PushArgs {
+    /// The image as built: oci:DIR[:TAG|@DIGEST], docker:FILE or a registry reference.
+    pub source: String,
+    /// Where to push it (one or more references, e.g. registry.example.com/app:staging).
+    #[arg(required = true, value_name = "REF")]
+    pub targets: Vec<String>,
+    /// The project whose smoke commands gate the push (default: the current directory, when
+    /// it is a project).
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// The target whose smoke commands run (default: the one the image was built for).
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Push without running the smoke tests first.
+    #[arg(long)]
+    pub no_test: bool,
+    #[command(flatten)]
+    pub smoke: SmokeArgs,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 /// `lockship cache …`.

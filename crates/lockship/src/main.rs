@@ -3,6 +3,9 @@
 
 mod cli;
 mod host_env;
+mod image_render;
+
+use image_render::human_size;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -12,17 +15,19 @@ use clap::Parser;
 use lockship_engine::builder::{self, BuildOptions, BuildReport, Reporter, SmokeMode};
 use lockship_engine::cache_command;
 use lockship_engine::error::Error;
+use lockship_engine::image_commands::{self, PushOptions, ReadOptions};
 use lockship_engine::lock_command::{self, LockOptions};
 use lockship_engine::output::Output;
 use lockship_engine::plan::LayerContent;
 use lockship_engine::smoke::SmokeResult;
+use lockship_engine::smoke::SmokeRun;
 use lockship_net::retry::RetryPolicy;
 use lockship_net::NetOptions;
 use lockship_oci::platform::Platform;
 
 use cli::{
-    BuildArgs, CacheArgs, CacheCommand, Cli, Command, Format, LockArgs, NetArgs, ProjectArgs,
-    PruneArgs, TestArgs,
+    BuildArgs, CacheArgs, CacheCommand, Cli, Command, DiffArgs, Format, InspectArgs, LockArgs,
+    NetArgs, ProjectArgs, PruneArgs, PushArgs, ReadArgs, TestArgs,
 };
 
 /// Text from outside (wheel and package names, server messages, paths) made safe for a
@@ -132,6 +137,9 @@ fn main() -> ExitCode {
         Command::Build(args) => runtime.block_on(run_build(args)),
         Command::Test(args) => runtime.block_on(run_test(args)),
         Command::Lock(args) => runtime.block_on(run_lock(args)),
+        Command::Inspect(args) => runtime.block_on(run_inspect(args)),
+        Command::Diff(args) => runtime.block_on(run_diff(args)),
+        Command::Push(args) => runtime.block_on(run_push(args)),
         Command::Cache(CacheCommand::Info(args)) => run_cache_info(&args),
         Command::Cache(CacheCommand::Prune(args)) => run_cache_prune(&args),
     };
@@ -391,20 +399,80 @@ fn run_cache_prune(args: &PruneArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Bytes as `du -h` shows them (binary units).
-fn human_size(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
+/// The options of every command that reads images.
+fn read_options(args: &ReadArgs) -> Result<ReadOptions, Error> {
+    let platform = match args.platform.as_deref() {
+        None => None,
+        Some(text) => Some(Platform::parse(text).ok_or_else(|| {
+            Error::Usage(format!(
+                "--platform `{text}`: expected OS/ARCH[/VARIANT], e.g. linux/arm64"
+            ))
+        })?),
+    };
+    Ok(ReadOptions {
+        cache_dir: args.cache_dir.clone().unwrap_or_else(host_env::cache_dir),
+        net: net_options(&args.net),
+        registry: host_env::registry_access()?,
+        platform,
+    })
+}
+
+/// Prints `value` as JSON, or as `text` renders it.
+fn print_result<T: serde::Serialize>(format: Format, value: &T, text: impl Fn(&T) -> String) {
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("results serialize")
+        ),
+        Format::Text => print!("{}", text(value)),
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
+}
+
+async fn run_inspect(args: InspectArgs) -> Result<(), Error> {
+    let opts = read_options(&args.read)?;
+    let progress = Progress::new(args.read.verbose);
+    progress.step(&format!("reading {}", args.image));
+    let result = image_commands::inspect_image(&opts, &args.image).await;
+    progress.finish();
+    print_result(args.read.format, &result?, image_render::inspection);
+    Ok(())
+}
+
+async fn run_diff(args: DiffArgs) -> Result<(), Error> {
+    let opts = read_options(&args.read)?;
+    let progress = Progress::new(args.read.verbose);
+    progress.step(&format!("reading {} and {}", args.from, args.to));
+    let result = image_commands::diff_images(&opts, &args.from, &args.to).await;
+    progress.finish();
+    print_result(args.read.format, &result?, image_render::diff);
+    Ok(())
+}
+
+async fn run_push(args: PushArgs) -> Result<(), Error> {
+    let opts = PushOptions {
+        read: read_options(&args.read)?,
+        project_named: args.project.is_some(),
+        project_dir: args.project.clone().unwrap_or_else(|| ".".into()),
+        target: args.target.clone(),
+        smoke: if args.no_test {
+            SmokeMode::Skip
+        } else {
+            SmokeMode::BeforePush
+        },
+        run: SmokeRun {
+            runtime: args.smoke.runtime,
+            network: args.smoke.network,
+        },
+    };
+    let progress = Progress::new(args.read.verbose);
+    let result = image_commands::push_image(&opts, &args.source, &args.targets, &progress).await;
+    progress.finish();
+    let outcome = result?;
+    if outcome.smoke_remembered {
+        eprintln!("lockship: smoke tests passed on this image before; not run again");
     }
+    print_result(args.read.format, &outcome, image_render::push);
+    Ok(())
 }
 
 async fn run_lock(args: LockArgs) -> Result<(), Error> {

@@ -22,7 +22,7 @@ pub(super) fn read_cached<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> O
 }
 
 /// Writes a JSON cache entry atomically (temp file + rename), so readers never see half of one.
-pub(super) fn write_cached<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+pub(crate) fn write_cached<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let dir = path.parent().expect("cache entries live in a directory");
     fs_err::create_dir_all(dir).map_err(io_err(dir))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;

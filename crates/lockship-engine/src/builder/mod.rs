@@ -28,7 +28,7 @@ mod app_wheel;
 mod assemble;
 mod base;
 mod bytecode;
-mod cache;
+pub(crate) mod cache;
 mod config;
 mod credentials;
 mod index_files;
@@ -40,11 +40,11 @@ mod platforms;
 mod prepare;
 mod produce;
 mod publish;
-mod pushed;
+pub(crate) mod pushed;
 mod registry_cache;
 mod report;
 mod sdists;
-mod smoke_gate;
+pub(crate) mod smoke_gate;
 #[cfg(test)]
 mod tests;
 

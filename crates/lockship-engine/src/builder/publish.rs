@@ -23,6 +23,7 @@ use super::produce::{reads_layers, Produced};
 use super::report::PushedReport;
 use super::smoke_gate::run_smoke;
 use super::{BuildOptions, Session, SmokeMode, Timer};
+use crate::smoke::SmokeRun;
 
 /// Where the image went.
 pub(super) struct Published {
@@ -123,7 +124,7 @@ pub(super) async fn test_and_send(
             smoke_remembered = true;
         } else {
             let name = output_name(opts, prepared);
-            smoke = run_smoke(image, store, commands, &name, opts, reporter)?;
+            smoke = run_smoke(image, store, commands, &name, SmokeRun::of(opts), reporter)?;
             write_cached(&marker, &smoke.len())?;
         }
     }

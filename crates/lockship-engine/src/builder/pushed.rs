@@ -27,7 +27,7 @@ pub(super) fn last(cache_dir: &Path, target: &Reference) -> Option<Reference> {
 }
 
 /// Notes that `target`'s repository now holds the image or index `digest`.
-pub(super) fn remember(cache_dir: &Path, target: &Reference, digest: &Digest) -> Result<(), Error> {
+pub(crate) fn remember(cache_dir: &Path, target: &Reference, digest: &Digest) -> Result<(), Error> {
     write_cached(&entry(cache_dir, target), &digest.to_string())
 }
 

@@ -1,26 +1,26 @@
 //! Runs the smoke commands in the built image before anything is published.
 
 use crate::error::Error;
-use crate::smoke::{Runtime, SmokeError, SmokeResult};
+use crate::smoke::{Runtime, SmokeError, SmokeResult, SmokeRun};
 use lockship_oci::blob_store::BlobStore;
 use lockship_oci::docker_tar;
 use lockship_oci::image::{self};
 
 use super::cache::io_err;
-use super::{BuildOptions, Reporter};
+use super::Reporter;
 use lockship_sys::scratch::ScratchDir;
 
 /// Loads the image into the container runtime under a throwaway tag and runs each smoke command;
 /// the first failure stops the build.
-pub(super) fn run_smoke(
+pub(crate) fn run_smoke(
     image: &image::Image,
     store: &BlobStore,
     commands: &[Vec<String>],
     name: &str,
-    opts: &BuildOptions,
+    how: SmokeRun,
     reporter: &dyn Reporter,
 ) -> Result<Vec<SmokeResult>, Error> {
-    let runtime = Runtime::detect(opts.runtime)?;
+    let runtime = Runtime::detect(how.runtime)?;
     let repo = name.split(':').next().unwrap_or("app");
     // Unique per invocation: concurrent builds of the same image must not untag each other's.
     let nonce = std::time::SystemTime::now()
@@ -55,7 +55,7 @@ pub(super) fn run_smoke(
             std::process::id(),
             results.len()
         );
-        let result = runtime.run(&tag, &container, argv, opts.network);
+        let result = runtime.run(&tag, &container, argv, how.network);
         reporter.smoke(&result);
         let failed = result.exit_code != 0;
         let (command, code) = (result.command.clone(), result.exit_code);

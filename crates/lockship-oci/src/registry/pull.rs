@@ -13,6 +13,8 @@ use super::{
 use crate::blob_store::{BlobStore, BlobStoreError};
 use crate::digest::Digest;
 use crate::download::{stream_body, BodyFailure};
+use crate::image::{BlobOrigin, Image};
+use crate::image_index::{ImageIndex, OwnedArtifact};
 use crate::manifest::{config_platform_mismatch, ManifestJson, MAX_MANIFEST};
 use crate::platform::Platform;
 use lockship_net::Failure;
@@ -98,6 +100,84 @@ impl Registry {
             config_digest,
             annotations: located.manifest.annotations,
         }))
+    }
+
+    /// What `reference` names, whole: the image, or the index with every image it lists, each
+    /// manifest kept byte for byte (so pushing it again keeps its digest) and each config
+    /// fetched. Layers stay in the registry (`BlobOrigin::Cached`) until something reads them.
+    pub async fn read_artifact(
+        &self,
+        reference: &Reference,
+        store: &BlobStore,
+    ) -> Result<OwnedArtifact, RegistryError> {
+        let action = format!("reading the manifest of {reference}");
+        let (bytes, digest) = self.manifest(reference, &action).await?;
+        let manifest: ManifestJson = parse_json(&bytes, reference, &action)?;
+        if !manifest.is_index() {
+            let image = self
+                .whole_image(reference, bytes, &manifest, store, &action)
+                .await?;
+            return Ok(OwnedArtifact::Image(image));
+        }
+        let mut images = Vec::with_capacity(manifest.manifests.len());
+        for child in &manifest.manifests {
+            let child_digest = parse_digest(&child.digest, reference, &action)?;
+            let child_ref = reference.clone_with_digest(child_digest.to_string());
+            let (child_bytes, _) = self.manifest(&child_ref, &action).await?;
+            let parsed: ManifestJson = parse_json(&child_bytes, reference, &action)?;
+            if parsed.is_index() {
+                return Err(RegistryError::Protocol {
+                    registry: reference.resolve_registry().to_string(),
+                    action,
+                    message: "the index lists another index (lockship reads one level)".into(),
+                });
+            }
+            images.push(
+                self.whole_image(&child_ref, child_bytes, &parsed, store, &action)
+                    .await?,
+            );
+        }
+        Ok(OwnedArtifact::Index(ImageIndex {
+            images,
+            bytes,
+            digest,
+        }))
+    }
+
+    /// One image manifest of `reference` with its config fetched.
+    async fn whole_image(
+        &self,
+        reference: &Reference,
+        bytes: Vec<u8>,
+        manifest: &ManifestJson,
+        store: &BlobStore,
+        action: &str,
+    ) -> Result<Image, RegistryError> {
+        let config_desc = manifest
+            .config
+            .as_ref()
+            .ok_or_else(|| RegistryError::Protocol {
+                registry: reference.resolve_registry().to_string(),
+                action: action.to_string(),
+                message: "manifest has no config".into(),
+            })?;
+        let config_digest = parse_digest(&config_desc.digest, reference, action)?;
+        let what = format!("config of {reference}");
+        self.fetch_blob(
+            reference,
+            &config_digest,
+            Some(config_desc.size),
+            &what,
+            store,
+        )
+        .await?;
+        let config = store.read(&config_digest, &what)?;
+        let layers = remote_layers(manifest, reference, action)?;
+        let mut image = crate::image::from_parts(bytes, config, config_digest, &layers);
+        for layer in &mut image.layers {
+            layer.origin = BlobOrigin::Cached(reference.clone());
+        }
+        Ok(image)
     }
 
     /// The manifest `reference` names for `platform` (through an index when it names one).

@@ -331,13 +331,9 @@ impl Registry {
             .tag()
             .map(String::from)
             .unwrap_or_else(|| image.manifest_digest.to_string());
-        self.put_manifest(
-            target,
-            &reference,
-            media_types::OCI_MANIFEST,
-            &image.manifest,
-        )
-        .await
+        let media_type = declared_media_type(&image.manifest, media_types::OCI_MANIFEST);
+        self.put_manifest(target, &reference, &media_type, &image.manifest)
+            .await
     }
 
     /// Puts a multi-platform image under `target`: each platform's manifest by its digest
@@ -349,10 +345,11 @@ impl Registry {
         target: &Reference,
     ) -> Result<(), RegistryError> {
         for image in &index.images {
+            let media_type = declared_media_type(&image.manifest, media_types::OCI_MANIFEST);
             self.put_manifest(
                 target,
                 &image.manifest_digest.to_string(),
-                media_types::OCI_MANIFEST,
+                &media_type,
                 &image.manifest,
             )
             .await?;
@@ -361,7 +358,8 @@ impl Registry {
             .tag()
             .map(String::from)
             .unwrap_or_else(|| index.digest.to_string());
-        self.put_manifest(target, &reference, media_types::OCI_INDEX, &index.bytes)
+        let media_type = declared_media_type(&index.bytes, media_types::OCI_INDEX);
+        self.put_manifest(target, &reference, &media_type, &index.bytes)
             .await
     }
 
@@ -387,6 +385,21 @@ impl Registry {
             .map_err(|f| f.error)?;
         Ok(())
     }
+}
+
+/// The media type a manifest or index states (a Docker v2 one read back from a registry or a
+/// layout keeps its own), else `default`: registries check the two agree.
+fn declared_media_type(bytes: &[u8], default: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Declared {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<Declared>(bytes)
+        .ok()
+        .and_then(|d| d.media_type)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 /// Where an upload's bytes come from.

@@ -1,0 +1,151 @@
+//! What a layer blob holds, read as a stream without unpacking anything: each entry's path,
+//! kind and size (for `lockship inspect`, `diff` and `sbom`), and the contents of the few
+//! small files a caller asks for (a wheel's `METADATA`). Names are taken as written, never
+//! used as host paths.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::Path;
+
+use crate::media_types;
+
+/// One tar entry of a layer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LayerEntry {
+    /// The path inside the image, without a leading `/` or `./`.
+    pub path: String,
+    pub kind: EntryKind,
+    /// Bytes of a regular file; 0 for anything else.
+    pub size: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Hardlink,
+    /// A `.wh.` entry: the path is deleted from the layers below.
+    Whiteout,
+    Other,
+}
+
+/// What [`read`] found: every entry, and the contents of the files asked for.
+#[derive(Debug, Default)]
+pub struct LayerFiles {
+    pub entries: Vec<LayerEntry>,
+    pub contents: BTreeMap<String, Vec<u8>>,
+}
+
+/// Files asked for larger than this are skipped (a METADATA is a few KB; a hostile layer must
+/// not make the reader hold gigabytes).
+pub const MAX_CONTENT: u64 = 1 << 20;
+
+/// Reads the layer blob at `path` (compressed as `media_type` says: gzip, zstd or plain),
+/// keeping the contents of regular files whose path `want` accepts and that are at most
+/// [`MAX_CONTENT`] bytes.
+pub fn read(
+    path: &Path,
+    media_type: &str,
+    want: &dyn Fn(&str) -> bool,
+) -> Result<LayerFiles, io::Error> {
+    let file = io::BufReader::new(std::fs::File::open(path)?);
+    let reader: Box<dyn Read> = if media_types::is_gzip_layer(media_type) {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else if media_type.ends_with("+zstd") {
+        Box::new(zstd::stream::read::Decoder::with_buffer(file)?)
+    } else {
+        Box::new(file)
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut found = LayerFiles::default();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let raw = entry.path_bytes();
+        let path = String::from_utf8_lossy(&raw)
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .to_string();
+        if path.is_empty() {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or("");
+        let header_type = entry.header().entry_type();
+        let kind = if name.starts_with(".wh.") {
+            EntryKind::Whiteout
+        } else if header_type.is_file() {
+            EntryKind::File
+        } else if header_type.is_dir() {
+            EntryKind::Dir
+        } else if header_type.is_symlink() {
+            EntryKind::Symlink
+        } else if header_type.is_hard_link() {
+            EntryKind::Hardlink
+        } else {
+            EntryKind::Other
+        };
+        let size = if kind == EntryKind::File {
+            entry.size()
+        } else {
+            0
+        };
+        if kind == EntryKind::File && size <= MAX_CONTENT && want(&path) {
+            let mut bytes = Vec::with_capacity(size as usize);
+            (&mut entry).take(MAX_CONTENT).read_to_end(&mut bytes)?;
+            found.contents.insert(path.clone(), bytes);
+        }
+        found.entries.push(LayerEntry { path, kind, size });
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tar_tree::TarTree;
+
+    #[test]
+    fn lists_entries_and_keeps_what_is_asked_for() {
+        let mut tree = TarTree::new();
+        tree.bytes("app/pkg-1.0.dist-info/METADATA", "Name: pkg\n", 0o644);
+        tree.bytes("app/pkg/__init__.py", "x = 1\n", 0o644);
+        tree.bytes("app/.wh.old", "", 0o644);
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("layer.tar");
+        tree.write_tar(std::fs::File::create(&plain).unwrap(), 0)
+            .unwrap();
+        let gz = dir.path().join("layer.tar.gz");
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::fast(),
+        );
+        io::copy(&mut std::fs::File::open(&plain).unwrap(), &mut enc).unwrap();
+        enc.finish().unwrap();
+        for (path, media_type) in [
+            (&plain, media_types::OCI_LAYER_TAR),
+            (&gz, media_types::OCI_LAYER_GZIP),
+        ] {
+            let found = read(path, media_type, &|p| p.ends_with("/METADATA")).unwrap();
+            let files: Vec<(&str, EntryKind, u64)> = found
+                .entries
+                .iter()
+                .filter(|e| e.kind != EntryKind::Dir)
+                .map(|e| (e.path.as_str(), e.kind, e.size))
+                .collect();
+            assert_eq!(
+                files,
+                [
+                    ("app/.wh.old", EntryKind::Whiteout, 0),
+                    ("app/pkg-1.0.dist-info/METADATA", EntryKind::File, 10),
+                    ("app/pkg/__init__.py", EntryKind::File, 6),
+                ]
+            );
+            assert_eq!(
+                found.contents.keys().collect::<Vec<_>>(),
+                ["app/pkg-1.0.dist-info/METADATA"]
+            );
+        }
+    }
+}

@@ -257,3 +257,100 @@ async fn send(
     }
     Ok(pushed)
 }
+
+/// What `lockship sbom` made.
+#[derive(Clone, Debug)]
+pub struct SbomOutcome {
+    pub document: serde_json::Value,
+    /// The referrer manifest's digest, when `--attach` pushed it.
+    pub attached: Option<String>,
+}
+
+/// `lockship sbom`: the SBOM of the image `name` (one platform), and with `attach`, the same
+/// document pushed to its registry as a referrer of the image.
+pub async fn sbom_image(
+    opts: &ReadOptions,
+    name: &str,
+    format: crate::sbom::SbomFormat,
+    attach: bool,
+) -> Result<SbomOutcome, Error> {
+    let source = ImageSource::parse(name)?;
+    let ImageSource::Registry(reference) = &source else {
+        if attach {
+            return Err(Error::Usage(format!(
+                "--attach pushes the SBOM beside the image in its registry; `{name}` is not a registry reference"
+            )));
+        }
+        return with_reader(opts, async |reader| {
+            let document = sbom_of(reader, &source, name, opts, format).await?.0;
+            Ok(SbomOutcome {
+                document,
+                attached: None,
+            })
+        })
+        .await;
+    };
+    with_reader(opts, async |reader| {
+        let (document, subject) = sbom_of(reader, &source, name, opts, format).await?;
+        let attached = if attach {
+            let bytes = crate::sbom::to_bytes(&document);
+            let digest = reader
+                .registry
+                .attach(
+                    reference,
+                    &subject,
+                    format.media_type(),
+                    &bytes,
+                    &Default::default(),
+                )
+                .await?;
+            Some(digest.to_string())
+        } else {
+            None
+        };
+        Ok(SbomOutcome { document, attached })
+    })
+    .await
+}
+
+async fn sbom_of(
+    reader: &Reader<'_>,
+    source: &ImageSource,
+    name: &str,
+    opts: &ReadOptions,
+    format: crate::sbom::SbomFormat,
+) -> Result<(serde_json::Value, lockship_oci::registry::Subject), Error> {
+    let artifact = reader.open(source).await?;
+    let image = image_source::pick(&artifact, opts.platform.as_ref(), name)?;
+    reader.fetch_layers(image).await?;
+    let inspection = inspect::inspect(image, reader.store, name, Vec::new())?;
+    let config: serde_json::Value = serde_json::from_slice(&image.config).unwrap_or_default();
+    let created = config
+        .get("created")
+        .and_then(|c| c.as_str())
+        .and_then(crate::sbom::utc_seconds)
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string());
+    let title = inspection
+        .config
+        .labels
+        .get("org.opencontainers.image.title")
+        .cloned()
+        .unwrap_or_else(|| name.to_string());
+    let document = crate::sbom::document(
+        format,
+        &inspection,
+        &crate::sbom::SbomContext {
+            created: &created,
+            name: &title,
+        },
+    );
+    let subject = lockship_oci::registry::Subject {
+        media_type: lockship_oci::registry::declared_media_type(
+            &image.manifest,
+            lockship_oci::media_types::OCI_MANIFEST,
+        ),
+        digest: image.manifest_digest.clone(),
+        size: image.manifest.len() as u64,
+    };
+    Ok((document, subject))
+}

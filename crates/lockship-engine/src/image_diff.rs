@@ -240,7 +240,10 @@ mod tests {
                     name: n.to_string(),
                     version: v.to_string(),
                     dist_info: format!("{n}-{v}.dist-info"),
+                    license_expression: None,
                     license: None,
+                    file: None,
+                    sha256: None,
                 })
                 .collect(),
             top: Vec::new(),

@@ -14,6 +14,20 @@ use lockship_oci::layer_files::{self, EntryKind};
 
 use crate::error::Error;
 
+/// The layer annotation that lists the files a dependency layer was installed from, with the
+/// lock's sha256 of each (a JSON list of [`LayerWheel`]).
+pub const LAYER_WHEELS: &str = "dev.lockship.layer.wheels";
+
+/// One file a dependency layer was installed from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LayerWheel {
+    /// The package's name as the lock gives it.
+    pub name: String,
+    pub file: String,
+    /// Hex, as the lock has it.
+    pub sha256: String,
+}
+
 /// An image, seen from inside.
 #[derive(Clone, Debug, Serialize)]
 pub struct Inspection {
@@ -77,9 +91,14 @@ pub struct Package {
     pub version: String,
     /// The `.dist-info` directory, in the image.
     pub dist_info: String,
-    /// `License-Expression`, else the `License ::` classifiers, else the first line of
-    /// `License`.
+    /// `License-Expression` (an SPDX expression), when the metadata has one.
+    pub license_expression: Option<String>,
+    /// Otherwise the `License ::` classifiers, else the first line of `License`.
     pub license: Option<String>,
+    /// The file it was installed from and its sha256 as the lock gives them (images lockship
+    /// built; not the app, which is built from source).
+    pub file: Option<String>,
+    pub sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -118,13 +137,26 @@ pub fn inspect(
             p.ends_with(".dist-info/METADATA") || is_dpkg_status(p)
         })
         .map_err(|source| Error::Io { path, source })?;
+        let wheels: Vec<LayerWheel> = layer
+            .annotations
+            .get(LAYER_WHEELS)
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
         let mut packages = Vec::new();
         for (file, bytes) in &found.contents {
             if is_dpkg_status(file) {
                 for p in dpkg_packages(&String::from_utf8_lossy(bytes)) {
                     os_packages.insert(p.name.clone(), p);
                 }
-            } else if let Some(p) = package(file, bytes) {
+            } else if let Some(mut p) = package(file, bytes) {
+                let name = lockship_python::lock::normalize_name(&p.name);
+                if let Some(w) = wheels
+                    .iter()
+                    .find(|w| lockship_python::lock::normalize_name(&w.name) == name)
+                {
+                    p.file = Some(w.file.clone());
+                    p.sha256 = Some(w.sha256.clone());
+                }
                 packages.push(p);
             }
         }
@@ -296,14 +328,20 @@ fn package(path: &str, bytes: &[u8]) -> Option<Package> {
             _ => {}
         }
     }
-    let license = expression
-        .or_else(|| (!classifiers.is_empty()).then(|| classifiers.join(", ")))
-        .or(license);
+    let license = match expression {
+        Some(_) => None,
+        None => (!classifiers.is_empty())
+            .then(|| classifiers.join(", "))
+            .or(license),
+    };
     Some(Package {
         name: name?,
         version: version?,
         dist_info: path.rsplit_once('/').map_or(path, |(d, _)| d).to_string(),
+        license_expression: expression,
         license,
+        file: None,
+        sha256: None,
     })
 }
 
@@ -340,6 +378,7 @@ mod tests {
         .unwrap();
         assert_eq!((p.name.as_str(), p.version.as_str()), ("Rich", "13.9.4"));
         assert_eq!(p.license.as_deref(), Some("MIT License"));
+        assert_eq!(p.license_expression, None);
         assert_eq!(
             p.dist_info,
             "opt/venv/lib/python3.11/site-packages/rich-13.9.4.dist-info"
@@ -349,7 +388,8 @@ mod tests {
             b"Name: a\nVersion: 1\nLicense-Expression: Apache-2.0\nLicense: long text\n",
         )
         .unwrap();
-        assert_eq!(spdx.license.as_deref(), Some("Apache-2.0"));
+        assert_eq!(spdx.license_expression.as_deref(), Some("Apache-2.0"));
+        assert_eq!(spdx.license, None);
         assert!(package("x.dist-info/METADATA", b"Name: a\n").is_none());
     }
 

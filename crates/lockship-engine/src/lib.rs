@@ -17,5 +17,6 @@ pub mod lock_command;
 pub mod output;
 pub mod plan;
 pub mod project;
+pub mod sbom;
 pub mod smoke;
 pub mod user;

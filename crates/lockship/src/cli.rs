@@ -29,6 +29,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Show what changed from image A to image B: packages, layers, size and config.
     Diff(DiffArgs),
+    /// Write a CycloneDX or SPDX SBOM of an image (Python and OS packages), or attach it to
+    /// the image in its registry.
+    Sbom(SbomArgs),
     /// Push an image already built (oci:DIR, docker:FILE or a REF) to more references without
     /// rebuilding it, after the project's smoke commands pass on it.
     Push(PushArgs),
@@ -44,9 +47,6 @@ pub struct ReadArgs {
     /// first).
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
     /// Cache directory (default: $LOCKSHIP_CACHE_DIR, else ~/.cache/lockship).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -62,8 +62,35 @@ pub struct ReadArgs {
 pub struct InspectArgs {
     /// The image: a registry reference, oci:DIR[:TAG|@DIGEST] or docker:FILE.
     pub image: String,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     #[command(flatten)]
     pub read: ReadArgs,
+}
+
+/// Options of `lockship sbom`.
+#[derive(clap::Args, Debug)]
+pub struct SbomArgs {
+    /// The image: a registry reference, oci:DIR[:TAG|@DIGEST] or docker:FILE.
+    pub image: String,
+    /// The standard: CycloneDX 1.6 or SPDX 2.3, as JSON.
+    #[arg(long, value_enum, default_value_t = SbomStandard::Cyclonedx)]
+    pub format: SbomStandard,
+    /// Write the document to this file instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also push it to the image's registry as an OCI referrer of the image.
+    #[arg(long)]
+    pub attach: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SbomStandard {
+    Cyclonedx,
+    Spdx,
 }
 
 /// Options of `lockship diff`.
@@ -73,6 +100,9 @@ pub struct DiffArgs {
     pub from: String,
     /// The image after.
     pub to: String,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -95,6 +125,9 @@ pub struct PushArgs {
     /// Push without running the smoke tests first.
     #[arg(long)]
     pub no_test: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     #[command(flatten)]
     pub smoke: SmokeArgs,
     #[command(flatten)]

@@ -4,6 +4,7 @@
 mod cli;
 mod host_env;
 mod image_render;
+mod sbom_file;
 
 use image_render::human_size;
 
@@ -19,6 +20,7 @@ use lockship_engine::image_commands::{self, PushOptions, ReadOptions};
 use lockship_engine::lock_command::{self, LockOptions};
 use lockship_engine::output::Output;
 use lockship_engine::plan::LayerContent;
+use lockship_engine::sbom::SbomFormat;
 use lockship_engine::smoke::SmokeResult;
 use lockship_engine::smoke::SmokeRun;
 use lockship_net::retry::RetryPolicy;
@@ -27,7 +29,7 @@ use lockship_oci::platform::Platform;
 
 use cli::{
     BuildArgs, CacheArgs, CacheCommand, Cli, Command, DiffArgs, Format, InspectArgs, LockArgs,
-    NetArgs, ProjectArgs, PruneArgs, PushArgs, ReadArgs, TestArgs,
+    NetArgs, ProjectArgs, PruneArgs, PushArgs, ReadArgs, SbomArgs, SbomStandard, TestArgs,
 };
 
 /// Text from outside (wheel and package names, server messages, paths) made safe for a
@@ -140,6 +142,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => runtime.block_on(run_inspect(args)),
         Command::Diff(args) => runtime.block_on(run_diff(args)),
         Command::Push(args) => runtime.block_on(run_push(args)),
+        Command::Sbom(args) => runtime.block_on(run_sbom(args)),
         Command::Cache(CacheCommand::Info(args)) => run_cache_info(&args),
         Command::Cache(CacheCommand::Prune(args)) => run_cache_prune(&args),
     };
@@ -434,7 +437,7 @@ async fn run_inspect(args: InspectArgs) -> Result<(), Error> {
     progress.step(&format!("reading {}", args.image));
     let result = image_commands::inspect_image(&opts, &args.image).await;
     progress.finish();
-    print_result(args.read.format, &result?, image_render::inspection);
+    print_result(args.format, &result?, image_render::inspection);
     Ok(())
 }
 
@@ -444,7 +447,7 @@ async fn run_diff(args: DiffArgs) -> Result<(), Error> {
     progress.step(&format!("reading {} and {}", args.from, args.to));
     let result = image_commands::diff_images(&opts, &args.from, &args.to).await;
     progress.finish();
-    print_result(args.read.format, &result?, image_render::diff);
+    print_result(args.format, &result?, image_render::diff);
     Ok(())
 }
 
@@ -471,7 +474,42 @@ async fn run_push(args: PushArgs) -> Result<(), Error> {
     if outcome.smoke_remembered {
         eprintln!("lockship: smoke tests passed on this image before; not run again");
     }
-    print_result(args.read.format, &outcome, image_render::push);
+    print_result(args.format, &outcome, image_render::push);
+    Ok(())
+}
+
+async fn run_sbom(args: SbomArgs) -> Result<(), Error> {
+    let opts = read_options(&args.read)?;
+    let format = match args.format {
+        SbomStandard::Cyclonedx => SbomFormat::CycloneDx,
+        SbomStandard::Spdx => SbomFormat::Spdx,
+    };
+    // Checked before any work: an existing file that is not an SBOM is never replaced.
+    if let Some(path) = &args.output {
+        sbom_file::check_replaceable(path)?;
+    }
+    let progress = Progress::new(args.read.verbose);
+    progress.step(&format!("reading {}", args.image));
+    let result = image_commands::sbom_image(&opts, &args.image, format, args.attach).await;
+    progress.finish();
+    let outcome = result?;
+    let bytes = lockship_engine::sbom::to_bytes(&outcome.document);
+    match &args.output {
+        Some(path) => sbom_file::write(path, &bytes)?,
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|_| out.flush())
+                .map_err(|source| Error::Io {
+                    path: "stdout".into(),
+                    source,
+                })?;
+        }
+    }
+    if let Some(digest) = &outcome.attached {
+        eprintln!("lockship: attached the SBOM to {} as {digest}", args.image);
+    }
     Ok(())
 }
 

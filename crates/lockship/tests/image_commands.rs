@@ -116,10 +116,14 @@ fn inspect_reads_each_kind_of_image_and_diff_shows_a_dependency_bump() {
         .flat_map(|l| l["packages"].as_array().unwrap())
         .find(|p| p["name"] == "click")
         .unwrap();
-    assert!(
-        click["license"].as_str().is_some_and(|l| l.contains("BSD")),
-        "{click}"
-    );
+    let license = click["license_expression"]
+        .as_str()
+        .or(click["license"].as_str());
+    assert!(license.is_some_and(|l| l.contains("BSD")), "{click}");
+    // Installed from the file the lock names, with the lock's hash.
+    assert!(click["file"].as_str().unwrap().ends_with(".whl"), "{click}");
+    let lock = std::fs::read_to_string(project.path("uv.lock")).unwrap();
+    assert!(lock.contains(click["sha256"].as_str().unwrap()), "{click}");
 
     // What a person reads: the same facts, in a listing.
     let text = run_ok(lockship(&shared_cache()).args(["inspect", &layout]));

@@ -9,6 +9,31 @@ use super::prepare::Prepared;
 use super::produce::Produced;
 use super::registry_cache::{layer_annotations, manifest_annotations, CacheRecord};
 use super::BuildOptions;
+use crate::inspect::{LayerWheel, LAYER_WHEELS};
+use crate::plan::LayerContent;
+
+/// A dependency layer also names the files it was installed from and their sha256 from the
+/// lock, so that an SBOM made from the image alone carries the lock's hashes.
+fn with_wheels(
+    mut annotations: std::collections::BTreeMap<String, String>,
+    content: &LayerContent,
+) -> std::collections::BTreeMap<String, String> {
+    if let LayerContent::Wheels { wheels, .. } = content {
+        let listed: Vec<LayerWheel> = wheels
+            .iter()
+            .map(|w| LayerWheel {
+                name: w.name.clone(),
+                file: w.wheel.filename.clone(),
+                sha256: w.wheel.sha256.hex().to_string(),
+            })
+            .collect();
+        annotations.insert(
+            LAYER_WHEELS.to_string(),
+            serde_json::to_string(&listed).expect("names serialize"),
+        );
+    }
+    annotations
+}
 
 pub(super) fn assemble(
     opts: &BuildOptions,
@@ -30,7 +55,7 @@ pub(super) fn assemble(
             info: info.clone(),
             created_by: l.description.clone(),
             origin: origin.clone(),
-            annotations: layer_annotations(&l.key, info),
+            annotations: with_wheels(layer_annotations(&l.key, info), &l.content),
         });
     }
     let mut spec = config_spec(&ImageSettings {

@@ -9,6 +9,10 @@ mod chunked;
 mod error;
 mod pull;
 mod push;
+mod referrer;
+
+pub use push::declared_media_type;
+pub use referrer::Subject;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};

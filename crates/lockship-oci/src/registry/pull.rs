@@ -220,7 +220,7 @@ impl Registry {
 
     /// The manifest bytes of `reference` and their digest, checked against the reference's
     /// digest when it has one.
-    async fn manifest(
+    pub(super) async fn manifest(
         &self,
         reference: &Reference,
         action: &str,

@@ -334,6 +334,7 @@ impl Registry {
         let media_type = declared_media_type(&image.manifest, media_types::OCI_MANIFEST);
         self.put_manifest(target, &reference, &media_type, &image.manifest)
             .await
+            .map(|_| ())
     }
 
     /// Puts a multi-platform image under `target`: each platform's manifest by its digest
@@ -361,15 +362,16 @@ impl Registry {
         let media_type = declared_media_type(&index.bytes, media_types::OCI_INDEX);
         self.put_manifest(target, &reference, &media_type, &index.bytes)
             .await
+            .map(|_| ())
     }
 
-    async fn put_manifest(
+    pub(super) async fn put_manifest(
         &self,
         target: &Reference,
         reference: &str,
         media_type: &str,
         bytes: &[u8],
-    ) -> Result<(), RegistryError> {
+    ) -> Result<reqwest::header::HeaderMap, RegistryError> {
         let action = format!("pushing the manifest to {target}");
         let url = self.url(target, &format!("manifests/{reference}"));
         let scope = Scope::push(target);
@@ -380,16 +382,33 @@ impl Registry {
                 .body(bytes.to_vec())
         };
         let response = self.request(&scope, &action, &url, &make).await?;
-        self.expect_success(response, target, &action)
+        let response = self
+            .expect_success(response, target, &action)
             .await
             .map_err(|f| f.error)?;
+        Ok(response.headers().clone())
+    }
+
+    /// Uploads `bytes` as a blob of `target`'s repository unless it has it already.
+    pub(super) async fn put_small_blob(
+        &self,
+        target: &Reference,
+        digest: &Digest,
+        bytes: &[u8],
+        action: &str,
+    ) -> Result<(), RegistryError> {
+        let scope = Scope::push(target);
+        if !self.has_blob(target, &scope, digest, action).await? {
+            self.upload(target, digest, Upload::Bytes(bytes), None, action)
+                .await?;
+        }
         Ok(())
     }
 }
 
 /// The media type a manifest or index states (a Docker v2 one read back from a registry or a
 /// layout keeps its own), else `default`: registries check the two agree.
-fn declared_media_type(bytes: &[u8], default: &str) -> String {
+pub fn declared_media_type(bytes: &[u8], default: &str) -> String {
     #[derive(serde::Deserialize)]
     struct Declared {
         #[serde(rename = "mediaType")]

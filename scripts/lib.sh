@@ -23,7 +23,8 @@ trap _cleanup EXIT
 
 log() { echo "[lockship-setup] $*" >&2; }
 
-# Installs Debian's registry, Docker engine, mmdebstrap, skopeo and umoci, and uv, if missing.
+# Installs Debian's registry, Docker engine, mmdebstrap, skopeo, umoci and Chromium, and uv, if
+# missing.
 ensure_tools() {
     local missing=()
     command -v docker-registry >/dev/null || missing+=(docker-registry)
@@ -32,6 +33,8 @@ ensure_tools() {
     command -v skopeo >/dev/null || missing+=(skopeo)
     command -v umoci >/dev/null || missing+=(umoci)
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
+    # Renders `--report` pages in the report tests.
+    command -v chromium >/dev/null || missing+=(chromium)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq

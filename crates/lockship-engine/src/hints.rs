@@ -40,7 +40,7 @@ pub(crate) fn output(e: &OutputError) -> Option<String> {
 pub(crate) fn layout_base(e: &LayoutReadError) -> Option<String> {
     match e {
         LayoutReadError::NotALayout { .. } | LayoutReadError::Io { .. } => Some(
-            "`oci-layout://PATH` names a directory with `oci-layout` and `index.json` in it (relative paths start at the project), as `skopeo copy docker://IMAGE oci:PATH:TAG` writes it".into(),
+            "an OCI layout is a directory with `oci-layout` and `index.json` in it, as `skopeo copy docker://IMAGE oci:PATH:TAG` or `lockship build --output oci:PATH` writes it (a base names it `oci-layout://PATH`, relative to the project)".into(),
         ),
         LayoutReadError::NoSuchImage { .. } | LayoutReadError::Ambiguous { .. } => Some(
             "name one of the listed images: `PATH:TAG` or `PATH@sha256:…` (after `oci-layout://` for a base, `oci:` for inspect and push)".into(),

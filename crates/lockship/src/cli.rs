@@ -65,6 +65,10 @@ pub struct InspectArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also write a self-contained HTML page: a treemap of the image by layer and package and
+    /// its biggest files.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -280,6 +284,10 @@ pub struct BuildArgs {
     /// Put no .pyc files in the image, whatever `bytecode` in [tool.lockship] says.
     #[arg(long)]
     pub no_bytecode: bool,
+    /// Also write a self-contained HTML page: a treemap of the image by layer and package, its
+    /// biggest files, and the build's phases on a timeline.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub smoke: SmokeArgs,
 }

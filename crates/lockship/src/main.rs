@@ -4,7 +4,9 @@
 mod cli;
 mod host_env;
 mod image_render;
+mod report_html;
 mod sbom_file;
+mod treemap;
 
 use image_render::human_size;
 
@@ -232,6 +234,14 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
             "nothing to do: give --push REF, --output oci:DIR, --output docker:FILE or --cache-to REF (or --dry-run)".into(),
         ));
     }
+    if let Some(path) = &args.report {
+        report_html::check_replaceable(path)?;
+        if outputs.is_empty() && !args.dry_run {
+            return Err(Error::Usage(
+                "--report reads the image back from an output: add --output or --push".into(),
+            ));
+        }
+    }
     let opts = BuildOptions {
         outputs,
         tag: args.tag.clone(),
@@ -290,6 +300,58 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
             }
         }
         (Format::Text, false) => println!("{}", report.digest),
+    }
+    if let (Some(path), false) = (&args.report, args.dry_run) {
+        write_build_report(&args, &opts, &report, path).await?;
+    }
+    Ok(())
+}
+
+/// `build --report`: the image read back from its first local output (else the first
+/// reference it was pushed to, by digest), drawn with the build's phases.
+async fn write_build_report(
+    args: &BuildArgs,
+    opts: &BuildOptions,
+    report: &BuildReport,
+    path: &std::path::Path,
+) -> Result<(), Error> {
+    let source = opts
+        .outputs
+        .iter()
+        .find_map(|out| match out {
+            Output::OciLayout(dir) => Some(format!("oci:{}", dir.display())),
+            Output::DockerTar(file) => Some(format!("docker:{}", file.display())),
+            Output::Registry(_) => None,
+        })
+        .or_else(|| {
+            let pushed = report.pushed.first()?;
+            let r = lockship_oci::registry::parse_reference(&pushed.reference).ok()?;
+            Some(format!(
+                "{}/{}@{}",
+                r.registry(),
+                r.repository(),
+                report.digest
+            ))
+        })
+        .ok_or_else(|| {
+            Error::Usage(
+                "--report reads the image back from an output: add --output or --push".into(),
+            )
+        })?;
+    let read = ReadOptions {
+        cache_dir: opts.cache_dir.clone(),
+        net: opts.net.clone(),
+        registry: opts.registry.clone(),
+        platform: None,
+    };
+    let inspection = image_commands::inspect_image(&read, &source).await?;
+    let timings = match report.platforms.as_slice() {
+        [] => report.timings.clone(),
+        platforms => platforms[0].timings.clone(),
+    };
+    report_html::write(path, &report_html::page(&inspection, Some(&timings)))?;
+    if args.common.verbose {
+        eprintln!("lockship: wrote {}", path.display());
     }
     Ok(())
 }
@@ -433,11 +495,18 @@ fn print_result<T: serde::Serialize>(format: Format, value: &T, text: impl Fn(&T
 
 async fn run_inspect(args: InspectArgs) -> Result<(), Error> {
     let opts = read_options(&args.read)?;
+    if let Some(path) = &args.report {
+        report_html::check_replaceable(path)?;
+    }
     let progress = Progress::new(args.read.verbose);
     progress.step(&format!("reading {}", args.image));
     let result = image_commands::inspect_image(&opts, &args.image).await;
     progress.finish();
-    print_result(args.format, &result?, image_render::inspection);
+    let inspection = result?;
+    if let Some(path) = &args.report {
+        report_html::write(path, &report_html::page(&inspection, None))?;
+    }
+    print_result(args.format, &inspection, image_render::inspection);
     Ok(())
 }
 

@@ -49,5 +49,10 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     };
     let mut tmp = ScratchFile::new_in(&parent, ".json.partial").map_err(io)?;
     std::io::Write::write_all(tmp.as_file_mut(), bytes).map_err(io)?;
+    // A document for people and other tools to read, not a secret (the temporary file is 0600).
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file_mut()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io)?;
     tmp.persist(path).map(|_| ()).map_err(io)
 }

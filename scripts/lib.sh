@@ -35,6 +35,8 @@ ensure_tools() {
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
     # Renders `--report` pages in the report tests.
     command -v chromium >/dev/null || missing+=(chromium)
+    # Reads zstd layers (dockerd 20.10 cannot) in the compression tests.
+    command -v podman >/dev/null || missing+=(podman)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq

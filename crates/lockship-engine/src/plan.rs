@@ -80,6 +80,8 @@ pub struct PlanInputs<'a> {
     pub mtime: u64,
     /// Whether package layers carry `.pyc` files.
     pub bytecode: bool,
+    /// How the layers are compressed.
+    pub compression: lockship_oci::layer::Compression,
 }
 
 /// How the app goes in.
@@ -170,6 +172,14 @@ pub fn plan_layers(
             key: key(&[&common[..], &["target-files", &name, &digest]].concat()),
             content: LayerContent::AppFiles { files },
         });
+    }
+    // Another compression makes other bytes of the same tar: other keys. Gzip layers keep the
+    // keys they always had, so caches stay warm.
+    let compression = inputs.compression;
+    if compression != lockship_oci::layer::Compression::Gzip {
+        for layer in &mut layers {
+            layer.key = key(&[&layer.key, "compression", compression.name()]);
+        }
     }
     Plan {
         target: inputs.target.clone(),
@@ -272,7 +282,41 @@ mod tests {
             target_files: None,
             mtime: 0,
             bytecode: true,
+            compression: Default::default(),
         }
+    }
+
+    #[test]
+    fn another_compression_changes_every_key_and_gzip_none() {
+        use lockship_oci::layer::Compression;
+        let target = bookworm();
+        let wheels = [wheel("click", 1)];
+        let keys = |compression| {
+            plan_layers(
+                PlanInputs {
+                    compression,
+                    ..inputs(&target)
+                },
+                &wheels,
+                &[],
+            )
+            .layers
+            .into_iter()
+            .map(|l| l.key)
+            .collect::<Vec<_>>()
+        };
+        let gzip = keys(Compression::Gzip);
+        // Gzip keys are the ones every earlier build used.
+        let bare = plan_layers(inputs(&target), &wheels, &[]);
+        assert_eq!(
+            gzip,
+            bare.layers.into_iter().map(|l| l.key).collect::<Vec<_>>()
+        );
+        for other in [Compression::GzipSingle, Compression::Zstd] {
+            let k = keys(other);
+            assert!(k.iter().zip(&gzip).all(|(a, b)| a != b), "{other:?}");
+        }
+        assert_ne!(keys(Compression::GzipSingle), keys(Compression::Zstd));
     }
 
     fn names(layer: &PlannedLayer) -> Vec<&str> {

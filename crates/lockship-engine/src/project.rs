@@ -85,6 +85,8 @@ pub struct Config {
     /// Compile the packages' `.py` files into unchecked-hash `.pyc` files in their own layers
     /// (on unless set to false; `--no-bytecode` turns it off for one build).
     pub bytecode: Option<bool>,
+    /// How lockship compresses the layers it writes: `gzip` (default), `gzip-single`, `zstd`.
+    pub compression: Option<String>,
     /// Platforms to build (`["linux/amd64", "linux/arm64"]`): one image each, under one index.
     /// `--platform` overrides it; unset, the host's platform.
     #[serde(default)]
@@ -369,6 +371,20 @@ impl Project {
             }
         }
         Ok(())
+    }
+
+    /// `compression` from the config (gzip when unset).
+    pub fn compression(&self) -> Result<lockship_oci::layer::Compression, ProjectError> {
+        use lockship_oci::layer::Compression;
+        match self.config.compression.as_deref() {
+            None => Ok(Compression::Gzip),
+            Some(name) => Compression::parse(name).ok_or_else(|| ProjectError::Invalid {
+                path: self.config_path.clone(),
+                message: format!(
+                    "[tool.lockship] compression = \"{name}\": expected \"gzip\", \"gzip-single\" or \"zstd\""
+                ),
+            }),
+        }
     }
 
     /// `app` from the config; by default `wheel` when the project declares a build system.

@@ -35,12 +35,137 @@ pub enum LayerError {
     Compress(#[source] std::io::Error),
 }
 
+/// How a layer's tar is compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip as a series of members, files that arrive deflated (from wheels) copied as
+    /// members of their own: every runtime reads it, and it is written fastest.
+    #[default]
+    Gzip,
+    /// gzip as one member, everything compressed again: for the few readers that stop after
+    /// the first member (Python's `tarfile` in stream mode, Rust's `flate2::read::GzDecoder`).
+    GzipSingle,
+    /// zstd (level 3): smaller and faster to unpack, for runtimes that read it.
+    Zstd,
+}
+
+impl Compression {
+    /// The config's names: `gzip`, `gzip-single`, `zstd`.
+    pub const NAMES: [&'static str; 3] = ["gzip", "gzip-single", "zstd"];
+
+    pub fn parse(name: &str) -> Option<Compression> {
+        match name {
+            "gzip" => Some(Compression::Gzip),
+            "gzip-single" => Some(Compression::GzipSingle),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::GzipSingle => "gzip-single",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::Gzip | Compression::GzipSingle => media_types::OCI_LAYER_GZIP,
+            Compression::Zstd => media_types::OCI_LAYER_ZSTD,
+        }
+    }
+}
+
+/// The compressed stream under a layer's tar.
+enum Compressor<W: Write> {
+    Members(MemberWriter<W>),
+    Single(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Members(w) => w.write(buf),
+            Compressor::Single(w) => w.write(buf),
+            Compressor::Zstd(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::Members(w) => w.flush(),
+            Compressor::Single(w) => w.flush(),
+            Compressor::Zstd(w) => w.flush(),
+        }
+    }
+}
+
+impl<W: Write> Compressor<W> {
+    fn new(inner: W, compression: Compression, level: u32) -> io::Result<Compressor<W>> {
+        Ok(match compression {
+            Compression::Gzip => Compressor::Members(MemberWriter::new(inner, level)),
+            // No name, no mtime, OS "unknown": fixed header bytes keep layers reproducible.
+            Compression::GzipSingle => Compressor::Single(
+                flate2::GzBuilder::new()
+                    .operating_system(255)
+                    .write(inner, flate2::Compression::new(level)),
+            ),
+            Compression::Zstd => Compressor::Zstd(zstd::stream::write::Encoder::new(inner, 3)?),
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::Members(w) => w.finish(),
+            Compressor::Single(w) => w.finish(),
+            Compressor::Zstd(w) => w.finish(),
+        }
+    }
+}
+
 /// Writes `tree` as a gzip layer into `store` with every mtime set to `mtime`.
 pub fn write_layer(tree: &TarTree, mtime: u64, store: &BlobStore) -> Result<LayerInfo, LayerError> {
+    write_layer_as(tree, mtime, store, Compression::Gzip)
+}
+
+/// [`write_layer`] compressed as `compression` says.
+pub fn write_layer_as(
+    tree: &TarTree,
+    mtime: u64,
+    store: &BlobStore,
+    compression: Compression,
+) -> Result<LayerInfo, LayerError> {
     // Level 6 is gzip's default: 1 gains ~30% speed but layers grow ~30% (DEPENDENCIES.md),
-    // and layers are pushed and pulled far more often than they are built. Files that arrive
-    // deflated (from wheels) are not compressed again at all: see `TarSink` below.
-    write_layer_at(tree, mtime, store, 6)
+    // and layers are pushed and pulled far more often than they are built. With `Gzip`, files
+    // that arrive deflated (from wheels) are not compressed again at all: see `TarSink` below.
+    write_compressed(tree, mtime, store, compression, 6)
+}
+
+/// The one layer writer: tar → hash → compress → hash → store.
+fn write_compressed(
+    tree: &TarTree,
+    mtime: u64,
+    store: &BlobStore,
+    compression: Compression,
+    level: u32,
+) -> Result<LayerInfo, LayerError> {
+    let pending = store.begin()?;
+    let out = Compressor::new(pending, compression, level).map_err(LayerError::Compress)?;
+    let tar_out = HashingWriter::new(out);
+    let tar_out = tree.write_tar_to(tar_out, mtime)?;
+    let (out, diff_id, uncompressed_size) = tar_out.finish();
+    let pending = out.finish().map_err(LayerError::Compress)?;
+    let (digest, size) = store.commit(pending, None, "layer")?;
+    Ok(LayerInfo {
+        media_type: compression.media_type().to_string(),
+        digest,
+        size,
+        diff_id,
+        uncompressed_size,
+    })
 }
 
 /// [`write_layer`] at gzip `level`: 1 for a layer that never leaves this machine (a builder
@@ -51,25 +176,13 @@ pub fn write_layer_at(
     store: &BlobStore,
     level: u32,
 ) -> Result<LayerInfo, LayerError> {
-    let pending = store.begin()?;
-    let gz = MemberWriter::new(pending, level);
-    let tar_out = HashingWriter::new(gz);
-    let tar_out = tree.write_tar_to(tar_out, mtime)?;
-    let (gz, diff_id, uncompressed_size) = tar_out.finish();
-    let pending = gz.finish().map_err(LayerError::Compress)?;
-    let (digest, size) = store.commit(pending, None, "layer")?;
-    Ok(LayerInfo {
-        media_type: media_types::OCI_LAYER_GZIP.to_string(),
-        digest,
-        size,
-        diff_id,
-        uncompressed_size,
-    })
+    write_compressed(tree, mtime, store, Compression::Gzip, level)
 }
 
-/// The layer's tar stream: every byte is hashed for the diff id; bytes that arrive deflated
-/// become gzip members as they are, after inflating them once to hash and check them.
-impl<W: Write> TarSink for HashingWriter<MemberWriter<W>> {
+/// The layer's tar stream: every byte is hashed for the diff id. With `Gzip`, bytes that
+/// arrive deflated become gzip members as they are, after inflating them once to hash and check
+/// them; other compressions get the inflated bytes like any others.
+impl<W: Write> TarSink for HashingWriter<Compressor<W>> {
     fn write_deflated(
         &mut self,
         deflated: &[u8],
@@ -77,18 +190,26 @@ impl<W: Write> TarSink for HashingWriter<MemberWriter<W>> {
         crc: u32,
         seen: &mut dyn FnMut(&[u8]),
     ) -> io::Result<()> {
+        let members = matches!(self.get_mut(), Compressor::Members(_));
         let check = inflate_verified(deflated, len, crc, &mut |chunk| {
             seen(chunk);
-            self.observe(chunk);
-            Ok(())
-        })?;
-        let gz = self.get_mut();
-        match check {
-            Inflated::Exact => gz.raw_member(deflated, crc, len),
-            Inflated::TrailingBytes => {
-                inflate_verified(deflated, len, crc, &mut |chunk| gz.write_all(chunk))?;
+            if members {
+                self.observe(chunk);
                 Ok(())
+            } else {
+                self.write_all(chunk)
             }
+        })?;
+        match self.get_mut() {
+            Compressor::Members(gz) => match check {
+                Inflated::Exact => gz.raw_member(deflated, crc, len),
+                Inflated::TrailingBytes => {
+                    inflate_verified(deflated, len, crc, &mut |chunk| gz.write_all(chunk))?;
+                    Ok(())
+                }
+            },
+            // Written through above.
+            _ => Ok(()),
         }
     }
 }
@@ -273,5 +394,44 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(tmp, 0, "a failed layer leaves no temporary file");
+    }
+
+    #[test]
+    fn every_compression_holds_the_same_tar_and_is_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let (zip, _) = zip_fixture(dir.path());
+        let tree = zip_tree(&zip);
+        let gzip = write_layer_as(&tree, 0, &store, Compression::Gzip).unwrap();
+        for compression in [Compression::GzipSingle, Compression::Zstd] {
+            let info = write_layer_as(&tree, 0, &store, compression).unwrap();
+            assert_eq!(info, write_layer_as(&tree, 0, &store, compression).unwrap());
+            assert_eq!(info.diff_id, gzip.diff_id, "{compression:?}: another tar");
+            assert_eq!(info.media_type, compression.media_type());
+            assert_ne!(info.digest, gzip.digest);
+            let blob = std::fs::read(store.path(&info.digest)).unwrap();
+            let mut tar = Vec::new();
+            match compression {
+                // A reader that stops after the first member still gets the whole tar.
+                Compression::GzipSingle => {
+                    flate2::read::GzDecoder::new(blob.as_slice())
+                        .read_to_end(&mut tar)
+                        .unwrap();
+                }
+                _ => {
+                    zstd::stream::read::Decoder::new(blob.as_slice())
+                        .unwrap()
+                        .read_to_end(&mut tar)
+                        .unwrap();
+                }
+            }
+            assert_eq!(tar.len() as u64, info.uncompressed_size);
+            assert_eq!(crate::digest::Digest::of_bytes(&tar), info.diff_id);
+        }
+        assert_eq!(
+            Compression::parse("gzip-single"),
+            Some(Compression::GzipSingle)
+        );
+        assert_eq!(Compression::parse("lz4"), None);
     }
 }

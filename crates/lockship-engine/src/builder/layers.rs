@@ -29,6 +29,7 @@ pub(super) struct LayerContext {
     pub(super) facts: BaseFacts,
     /// Where wheels' ELF facts are cached (`native_libs`).
     pub(super) native_dir: PathBuf,
+    pub(super) compression: lockship_oci::layer::Compression,
 }
 
 /// Writes `planned`; the app layer installs `app_wheel`, built beforehand (see `app_wheel.rs`),
@@ -89,7 +90,12 @@ pub(super) fn build_layer(
             }
         }
     }
-    Ok(layer::write_layer(&tree, ctx.mtime, &ctx.store)?)
+    Ok(layer::write_layer_as(
+        &tree,
+        ctx.mtime,
+        &ctx.store,
+        ctx.compression,
+    )?)
 }
 
 /// Compiles the `.py` files the layer puts in site-packages and adds their pycs to `tree`.

@@ -230,6 +230,7 @@ pub(super) async fn prepare(
             target_files,
             mtime: opts.source_date_epoch,
             bytecode: !opts.no_bytecode && project.config.bytecode.unwrap_or(true),
+            compression: project.compression()?,
         },
         &chosen,
         &target_chosen,

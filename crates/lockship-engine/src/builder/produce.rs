@@ -120,6 +120,7 @@ pub(super) async fn produce_layers(
         workdir: prepared.workdir.clone(),
         facts: prepared.base.facts.clone(),
         native_dir,
+        compression: prepared.project.compression()?,
     });
     // Layers go to the registries as they are written, unless smoke tests must pass first.
     let early_push: &[_] = if prepared.must_test {

@@ -65,6 +65,8 @@ pub enum Error {
     Store(#[from] BlobStoreError),
     #[error(transparent)]
     Tarball(lockship_oci::docker_tar::TarballReadError),
+    #[error(transparent)]
+    Client(#[from] lockship_net::ClientError),
     /// Boxed: Debian errors carry download context and would bloat every `Result`.
     #[error(transparent)]
     Debian(Box<lockship_debian::DebianError>),
@@ -118,6 +120,9 @@ impl Error {
             Error::Relock(e) => e.hint(),
             Error::Output(e) => hints::output(e),
             Error::LayoutBase(e) => hints::layout_base(e),
+            Error::Client(_) => Some(
+                "SSL_CERT_FILE and SSL_CERT_DIR, when set, must name PEM CA certificates (a bundle file, a directory of them); unset them to use the system's store".into(),
+            ),
             Error::Tarball(_) => Some(
                 "`docker:FILE` names a tarball as `docker save` or `lockship build --output docker:FILE` writes it; write it again if it was cut short".into(),
             ),

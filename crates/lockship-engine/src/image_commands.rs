@@ -38,7 +38,7 @@ async fn with_reader<T>(
 ) -> Result<T, Error> {
     let _lock = crate::builder::lock_cache(&opts.cache_dir)?;
     let store = crate::builder::open_cache(&opts.cache_dir)?;
-    let http = Http::new(&opts.net);
+    let http = Http::new(&opts.net)?;
     let reader = Reader::new(&store, &http, opts.registry.clone());
     f(&reader).await
 }

@@ -152,8 +152,19 @@ pub struct Http {
     credential_notes: Arc<RwLock<HashMap<Origin, String>>>,
 }
 
+/// Why no HTTP client could be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up HTTPS: {message}")]
+pub struct ClientError {
+    pub message: String,
+}
+
 impl Http {
-    pub fn new(opts: &NetOptions) -> Http {
+    /// The client, trusting the platform's certificate store (which `SSL_CERT_FILE` and
+    /// `SSL_CERT_DIR` replace when set) and taking proxies from `HTTPS_PROXY`, `HTTP_PROXY`,
+    /// `ALL_PROXY` and `NO_PROXY`, as curl and pip do. Fails when no CA certificate can be
+    /// loaded (those variables naming nothing usable).
+    pub fn new(opts: &NetOptions) -> Result<Http, ClientError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("lockship/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.connect_timeout)
@@ -161,14 +172,15 @@ impl Http {
             // more clearly); reqwest's own timeout, a little later, catches any read it misses.
             .read_timeout(opts.stall_timeout + Duration::from_secs(5))
             .build()
-            // The builder fails only on invalid TLS settings, and lockship sets none.
-            .unwrap_or_default();
-        Http {
+            .map_err(|e| ClientError {
+                message: root_cause(&e),
+            })?;
+        Ok(Http {
             client,
             opts: opts.clone(),
             credentials: Arc::default(),
             credential_notes: Arc::default(),
-        }
+        })
     }
 
     pub fn options(&self) -> &NetOptions {

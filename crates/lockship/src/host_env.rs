@@ -180,3 +180,17 @@ pub fn index_credentials() -> IndexCredentials {
 pub fn url_vars() -> std::collections::BTreeMap<String, String> {
     std::env::vars().collect()
 }
+
+/// Whether this runs in a CI job (`CI` set to anything but empty, `0` or `false`, as GitHub
+/// Actions, GitLab CI and most others set it): progress goes out as plain lines.
+pub fn in_ci() -> bool {
+    var("CI").is_some_and(|v| {
+        let v = v.to_string_lossy().to_ascii_lowercase();
+        !v.is_empty() && v != "0" && v != "false"
+    })
+}
+
+/// Whether the user asked for no colour (`NO_COLOR` set and not empty, per no-color.org).
+pub fn no_color() -> bool {
+    var("NO_COLOR").is_some_and(|v| !v.is_empty())
+}

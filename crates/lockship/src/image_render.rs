@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use lockship_engine::builder::BuildReport;
 use lockship_engine::image_commands::PushOutcome;
 use lockship_engine::image_diff::{ImageDiff, VersionChange};
 use lockship_engine::inspect::{Inspection, LayerSummary};
@@ -239,6 +240,63 @@ pub fn push(outcome: &PushOutcome) -> String {
             "pushed {}@{} ({} uploaded, {}; {} mounted; {} already there)",
             p.reference,
             outcome.digest,
+            r.uploaded,
+            human_size(r.uploaded_bytes),
+            r.mounted,
+            r.skipped
+        );
+    }
+    out
+}
+
+/// What a build did, for its end on stderr: layers built and reused with their sizes, what each
+/// push moved, and the time of each phase.
+pub fn summary(report: &BuildReport) -> String {
+    let reports: Vec<&BuildReport> = if report.platforms.is_empty() {
+        vec![report]
+    } else {
+        report.platforms.iter().collect()
+    };
+    let mut out = String::new();
+    for r in &reports {
+        let (built, reused): (Vec<_>, Vec<_>) = r.layers.iter().partition(|l| l.built);
+        let bytes =
+            |ls: &[&lockship_engine::builder::LayerReport]| ls.iter().map(|l| l.size).sum::<u64>();
+        let platform = if reports.len() > 1 {
+            format!("{}: ", r.target.architecture)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "lockship: {platform}{} layers built ({}), {} reused ({}); image {}",
+            built.len(),
+            human_size(bytes(&built)),
+            reused.len(),
+            human_size(bytes(&reused)),
+            human_size(r.layers.iter().map(|l| l.size).sum())
+        );
+        let phases: Vec<String> = r
+            .timings
+            .iter()
+            .filter(|(_, secs)| *secs >= 0.005)
+            .map(|(phase, secs)| format!("{phase} {secs:.2}s"))
+            .collect();
+        if !phases.is_empty() {
+            let total: f64 = r.timings.iter().map(|t| t.1).sum();
+            let _ = writeln!(
+                out,
+                "lockship: {platform}{total:.2}s: {}",
+                phases.join(", ")
+            );
+        }
+    }
+    for p in &report.pushed {
+        let r = &p.report;
+        let _ = writeln!(
+            out,
+            "lockship: pushed {}: {} uploaded ({}), {} mounted, {} already there",
+            p.reference,
             r.uploaded,
             human_size(r.uploaded_bytes),
             r.mounted,

@@ -108,13 +108,33 @@ impl Reporter for Progress {
 }
 
 impl Progress {
+    /// A spinner on a terminal (not in CI, whose log would keep every frame); plain lines with
+    /// --verbose or in CI; else silence.
     fn new(verbose: bool) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let ci = host_env::in_ci();
+        let bar = (std::io::stderr().is_terminal() && !ci).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
+            // The spinner is the only styled output; NO_COLOR keeps it plain too.
+            let template = if host_env::no_color() {
+                "{spinner} {msg}"
+            } else {
+                "{spinner:.cyan} {msg}"
+            };
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
             bar.enable_steady_tick(std::time::Duration::from_millis(100));
             bar
         });
-        Progress { bar, verbose }
+        Progress {
+            bar,
+            verbose: verbose || ci,
+        }
+    }
+
+    /// Whether a person or a CI log is watching (a summary is worth printing).
+    fn watched(&self) -> bool {
+        self.bar.is_some() || self.verbose
     }
 
     fn finish(&self) {
@@ -264,6 +284,11 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
     let result = builder::build_image(&opts, &progress).await;
     progress.finish();
     let report = result?;
+    if progress.watched() && !args.dry_run {
+        for line in image_render::summary(&report).lines() {
+            eprintln!("{}", terminal_safe(line));
+        }
+    }
     if !report.base_changes.is_empty() {
         eprintln!(
             "lockship: base lock updated ({} changes):",
@@ -378,6 +403,11 @@ async fn run_test(args: TestArgs) -> Result<(), Error> {
     let result = builder::build_image(&opts, &progress).await;
     progress.finish();
     let report = result?;
+    if progress.watched() {
+        for line in image_render::summary(&report).lines() {
+            eprintln!("{}", terminal_safe(line));
+        }
+    }
     match args.common.format {
         Format::Json => println!(
             "{}",

@@ -198,7 +198,7 @@ pub async fn build_image(
     // Shared with other builds; `lockship cache prune` waits for it.
     let _lock = lock_cache(&opts.cache_dir)?;
     let store = open_cache(&opts.cache_dir)?;
-    let http = Http::new(&opts.net);
+    let http = Http::new(&opts.net)?;
     let result = match build_once(opts, &http, &store, reporter).await {
         Err(e) if e.is_corrupt_cache() => {
             warn_evictions(&store, reporter);

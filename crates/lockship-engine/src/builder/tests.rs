@@ -129,7 +129,7 @@ fn setup() -> Setup {
     let opts = options(&proj, &cache, &out);
     let store = open_cache(&cache).unwrap();
     let source = stored_base(&store);
-    let http = Http::new(&opts.net);
+    let http = Http::new(&opts.net).unwrap();
     let registry = Registry::new(http.clone(), RegistryAccess::default());
     Setup {
         _dirs: dirs,

@@ -159,11 +159,14 @@ pub fn uv_lock(dir: &Path) {
     assert!(status.success(), "uv lock failed in {}", dir.display());
 }
 
-/// The lockship binary with its cache at `cache` and SOURCE_DATE_EPOCH fixed.
+/// The lockship binary with its cache at `cache`, SOURCE_DATE_EPOCH fixed and CI unset.
 pub fn lockship(cache: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockship"));
     cmd.env("LOCKSHIP_CACHE_DIR", cache)
-        .env("SOURCE_DATE_EPOCH", "1700000000");
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        // A CI runner sets CI, which turns progress lines on: tests read stderr as a user
+        // outside CI sees it (tests/environment.rs sets CI itself).
+        .env_remove("CI");
     cmd
 }
 

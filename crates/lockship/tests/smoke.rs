@@ -143,9 +143,11 @@ fn missing_runtime_and_missing_commands_are_clear_errors() {
     }
     let env = env();
     let project = with_smoke(PASSING);
-    // Podman is not installed by scripts/test: asking for it finds no runtime.
+    // Asking for Podman where there is none (a PATH without it) finds no runtime.
+    let no_tools = tempfile::tempdir().unwrap();
     let out = run_err(
         lockship(&shared_cache())
+            .env("PATH", no_tools.path())
             .arg("test")
             .arg(&project.dir)
             .args(["--base", &env.base, "--runtime", "podman"]),

@@ -6,12 +6,15 @@
 pub mod builder;
 pub mod cache_command;
 pub mod cache_dir;
+pub mod config_reference;
 pub mod container_build;
+pub mod dockerfile;
 pub mod error;
 mod hints;
 pub mod image_commands;
 pub mod image_diff;
 pub mod image_source;
+pub mod init_command;
 pub mod inspect;
 pub mod lock_command;
 pub mod output;

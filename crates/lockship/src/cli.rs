@@ -35,6 +35,9 @@ pub enum Command {
     /// Push an image already built (oci:DIR, docker:FILE or a REF) to more references without
     /// rebuilding it, after the project's smoke commands pass on it.
     Push(PushArgs),
+    /// Write a [tool.lockship] table for a project from its lock, console scripts and
+    /// Dockerfile, and list what it could not carry over.
+    Init(InitArgs),
     /// See what the local cache holds, or prune it.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -71,6 +74,23 @@ pub struct InspectArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub read: ReadArgs,
+}
+
+/// Options of `lockship init`.
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// The project directory (with pyproject.toml).
+    #[arg(default_value = ".")]
+    pub project: PathBuf,
+    /// The Dockerfile to read (default: Dockerfile, else Containerfile, in the project).
+    #[arg(long, value_name = "FILE")]
+    pub dockerfile: Option<PathBuf>,
+    /// Print the table on stdout instead of adding it to pyproject.toml.
+    #[arg(long)]
+    pub print: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Options of `lockship sbom`.

@@ -30,8 +30,9 @@ use lockship_net::NetOptions;
 use lockship_oci::platform::Platform;
 
 use cli::{
-    BuildArgs, CacheArgs, CacheCommand, Cli, Command, DiffArgs, Format, InspectArgs, LockArgs,
-    NetArgs, ProjectArgs, PruneArgs, PushArgs, ReadArgs, SbomArgs, SbomStandard, TestArgs,
+    BuildArgs, CacheArgs, CacheCommand, Cli, Command, DiffArgs, Format, InitArgs, InspectArgs,
+    LockArgs, NetArgs, ProjectArgs, PruneArgs, PushArgs, ReadArgs, SbomArgs, SbomStandard,
+    TestArgs,
 };
 
 /// Text from outside (wheel and package names, server messages, paths) made safe for a
@@ -165,6 +166,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => runtime.block_on(run_diff(args)),
         Command::Push(args) => runtime.block_on(run_push(args)),
         Command::Sbom(args) => runtime.block_on(run_sbom(args)),
+        Command::Init(args) => run_init(&args),
         Command::Cache(CacheCommand::Info(args)) => run_cache_info(&args),
         Command::Cache(CacheCommand::Prune(args)) => run_cache_prune(&args),
     };
@@ -608,6 +610,41 @@ async fn run_sbom(args: SbomArgs) -> Result<(), Error> {
     }
     if let Some(digest) = &outcome.attached {
         eprintln!("lockship: attached the SBOM to {} as {digest}", args.image);
+    }
+    Ok(())
+}
+
+fn run_init(args: &InitArgs) -> Result<(), Error> {
+    let report =
+        lockship_engine::init_command::init(&lockship_engine::init_command::InitOptions {
+            project_dir: args.project.clone(),
+            dockerfile: args.dockerfile.clone(),
+            print_only: args.print,
+        })?;
+    if args.format == Format::Json {
+        print_result(args.format, &report, |_| String::new());
+        return Ok(());
+    }
+    if args.print {
+        print!("{}", report.table);
+    }
+    if let Some(path) = &report.written {
+        eprintln!("lockship: added [tool.lockship] to {}:", path.display());
+        for line in report.table.lines() {
+            eprintln!("  {}", terminal_safe(line));
+        }
+    }
+    if !report.carried.is_empty() {
+        eprintln!("carried over:");
+        for line in &report.carried {
+            eprintln!("  {}", terminal_safe(line));
+        }
+    }
+    if !report.not_carried.is_empty() {
+        eprintln!("not carried over, and what to do instead:");
+        for line in &report.not_carried {
+            eprintln!("  {}", terminal_safe(line));
+        }
     }
     Ok(())
 }

@@ -1,0 +1,206 @@
+//! The generated pages of docs/ are current: `commands.md` (every command's help, from the
+//! CLI itself) and `errors.md` (every error message lockship's crates can print, read from
+//! their sources, with the hint that goes with it where there is one). A stale page fails;
+//! `LOCKSHIP_UPDATE_DOCS=1 cargo test -p lockship --test docs` rewrites it.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn check(page: &str, rendered: &str) {
+    let path = support::repo_root().join("docs").join(page);
+    if std::env::var_os("LOCKSHIP_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, rendered).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == rendered,
+        "docs/{page} is stale: run LOCKSHIP_UPDATE_DOCS=1 cargo test -p lockship --test docs"
+    );
+}
+
+fn help(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lockship"))
+        .args(args)
+        .arg("--help")
+        .env("COLUMNS", "100")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn commands_page_is_current() {
+    let mut page = String::from(
+        "<!-- Generated from the CLI by crates/lockship/tests/docs.rs; a test fails when it is stale. -->\n\n# Commands\n\nEvery command and flag, as `lockship COMMAND --help` prints them. Images are named as a registry reference, `oci:DIR[:TAG|@DIGEST]` (an OCI layout) or `docker:FILE` (a `docker save` or `lockship build --output docker:FILE` tarball).\n",
+    );
+    page.push_str(&format!("\n## `lockship`\n\n```\n{}```\n", help(&[])));
+    let commands = [
+        vec!["build"],
+        vec!["test"],
+        vec!["lock"],
+        vec!["inspect"],
+        vec!["diff"],
+        vec!["sbom"],
+        vec!["push"],
+        vec!["init"],
+        vec!["cache", "info"],
+        vec!["cache", "prune"],
+    ];
+    for command in commands {
+        page.push_str(&format!(
+            "\n## `lockship {}`\n\n```\n{}```\n",
+            command.join(" "),
+            help(&command)
+        ));
+    }
+    check("commands.md", &page);
+}
+
+/// One error message found in the sources.
+struct Found {
+    file: String,
+    item: String,
+    message: String,
+    about: String,
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The `#[error("…")]` messages of a source file, with the enum and variant they belong to and
+/// the doc comment above them.
+fn errors_in(path: &Path, root: &Path) -> Vec<Found> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    let mut current_enum = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim();
+        if let Some(rest) = line
+            .strip_prefix("pub enum ")
+            .or(line.strip_prefix("enum "))
+            .or(line.strip_prefix("pub(crate) enum "))
+        {
+            current_enum = rest
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .next()
+                .unwrap_or("")
+                .to_string();
+        }
+        if line.starts_with("pub struct ") || line.starts_with("struct ") {
+            // A struct carrying #[error] names itself after the attribute.
+            current_enum.clear();
+        }
+        if line.starts_with("#[error(") && !line.starts_with("#[error(transparent)") {
+            // The attribute may span lines: up to the closing `)]`.
+            let mut attr = line.to_string();
+            let mut j = i;
+            while !attr.trim_end().ends_with(")]") && j + 1 < lines.len() {
+                j += 1;
+                attr.push(' ');
+                attr.push_str(lines[j].trim());
+            }
+            let message = attr
+                .split_once('"')
+                .and_then(|(_, rest)| rest.rsplit_once('"'))
+                .map(|(m, _)| {
+                    m.replace("\\\"", "\"")
+                        .replace("{{", "{")
+                        .replace("}}", "}")
+                })
+                .unwrap_or_default();
+            // The doc comment above the attribute.
+            let mut about = Vec::new();
+            let mut k = i;
+            while k > 0 && lines[k - 1].trim().starts_with("///") {
+                k -= 1;
+                about.insert(0, lines[k].trim().trim_start_matches("///").trim());
+            }
+            // The variant (or struct) the attribute is on.
+            let mut name = String::new();
+            for next in &lines[j + 1..] {
+                let t = next.trim();
+                if t.starts_with("#[") || t.starts_with("///") {
+                    continue;
+                }
+                let t = t
+                    .trim_start_matches("pub struct ")
+                    .trim_start_matches("struct ");
+                name = t
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                break;
+            }
+            let item = if current_enum.is_empty() {
+                name
+            } else {
+                format!("{current_enum}::{name}")
+            };
+            found.push(Found {
+                file: path.strip_prefix(root).unwrap().display().to_string(),
+                item,
+                message,
+                about: about.join(" "),
+            });
+            i = j;
+        }
+        i += 1;
+    }
+    found
+}
+
+#[test]
+fn errors_page_is_current() {
+    let root = support::repo_root();
+    let mut files = Vec::new();
+    rust_files(&root.join("crates"), &mut files);
+    let mut page = String::from(
+        "<!-- Generated from the sources by crates/lockship/tests/docs.rs; a test fails when it is stale. -->\n\n# Every error message\n\nEach message lockship's crates can print (`{…}` is filled in: the file, package, URL or field), where it comes from, and what its type says about it. `error:` lines are these; the `hint:` line that follows, when there is one, says what to do ([troubleshooting](troubleshooting.md) explains the common ones).\n",
+    );
+    let mut count = 0;
+    let mut last_file = String::new();
+    for path in files {
+        if path.components().any(|c| c.as_os_str() == "tests") {
+            continue;
+        }
+        for e in errors_in(&path, &root) {
+            if e.file != last_file {
+                page.push_str(&format!(
+                    "\n## `{}`\n\n| error | message | about |\n| --- | --- | --- |\n",
+                    e.file
+                ));
+                last_file = e.file.clone();
+            }
+            page.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                e.item,
+                e.message.replace('|', "\\|"),
+                e.about.replace('|', "\\|")
+            ));
+            count += 1;
+        }
+    }
+    assert!(
+        count > 100,
+        "only {count} messages found: the scanner is broken"
+    );
+    check("errors.md", &page);
+}

@@ -31,22 +31,28 @@ pub struct ReadOptions {
     pub platform: Option<Platform>,
 }
 
-/// Opens the cache (shared with builds) and runs `f` with a reader.
+/// Opens the cache (shared with builds) and runs `f` with a reader whose transfers `reporter`
+/// sees.
 async fn with_reader<T>(
     opts: &ReadOptions,
+    reporter: &dyn Reporter,
     f: impl AsyncFnOnce(&Reader<'_>) -> Result<T, Error>,
 ) -> Result<T, Error> {
     let _lock = crate::builder::lock_cache(&opts.cache_dir)?;
     let store = crate::builder::open_cache(&opts.cache_dir)?;
-    let http = Http::new(&opts.net)?;
+    let http = Http::new(&opts.net)?.observed(reporter.transfers());
     let reader = Reader::new(&store, &http, opts.registry.clone());
     f(&reader).await
 }
 
 /// `lockship inspect`: what the image `name` holds.
-pub async fn inspect_image(opts: &ReadOptions, name: &str) -> Result<Inspection, Error> {
+pub async fn inspect_image(
+    opts: &ReadOptions,
+    name: &str,
+    reporter: &dyn Reporter,
+) -> Result<Inspection, Error> {
     let source = ImageSource::parse(name)?;
-    with_reader(opts, async |reader| {
+    with_reader(opts, reporter, async |reader| {
         inspect_one(reader, &source, name, opts).await
     })
     .await
@@ -71,9 +77,14 @@ async fn inspect_one(
 }
 
 /// `lockship diff`: what changed from image `a` to image `b`.
-pub async fn diff_images(opts: &ReadOptions, a: &str, b: &str) -> Result<ImageDiff, Error> {
+pub async fn diff_images(
+    opts: &ReadOptions,
+    a: &str,
+    b: &str,
+    reporter: &dyn Reporter,
+) -> Result<ImageDiff, Error> {
     let (sa, sb) = (ImageSource::parse(a)?, ImageSource::parse(b)?);
-    with_reader(opts, async |reader| {
+    with_reader(opts, reporter, async |reader| {
         let from = inspect_one(reader, &sa, a, opts).await?;
         let to = inspect_one(reader, &sb, b, opts).await?;
         Ok(image_diff::diff(&from, &to))
@@ -118,7 +129,7 @@ pub async fn push_image(
         .iter()
         .map(|t| Ok(lockship_oci::registry::parse_reference(t)?))
         .collect::<Result<_, Error>>()?;
-    with_reader(&opts.read, async |reader| {
+    with_reader(&opts.read, reporter, async |reader| {
         reporter.step(&format!("reading {name}"));
         let artifact = reader.open(&source).await?;
         let (smoke, smoke_remembered) = gate(opts, reader, &artifact, name, reporter).await?;
@@ -273,6 +284,7 @@ pub async fn sbom_image(
     name: &str,
     format: crate::sbom::SbomFormat,
     attach: bool,
+    reporter: &dyn Reporter,
 ) -> Result<SbomOutcome, Error> {
     let source = ImageSource::parse(name)?;
     let ImageSource::Registry(reference) = &source else {
@@ -281,7 +293,7 @@ pub async fn sbom_image(
                 "--attach pushes the SBOM beside the image in its registry; `{name}` is not a registry reference"
             )));
         }
-        return with_reader(opts, async |reader| {
+        return with_reader(opts, reporter, async |reader| {
             let document = sbom_of(reader, &source, name, opts, format).await?.0;
             Ok(SbomOutcome {
                 document,
@@ -290,7 +302,7 @@ pub async fn sbom_image(
         })
         .await;
     };
-    with_reader(opts, async |reader| {
+    with_reader(opts, reporter, async |reader| {
         let (document, subject) = sbom_of(reader, &source, name, opts, format).await?;
         let attached = if attach {
             let bytes = crate::sbom::to_bytes(&document);

@@ -337,7 +337,7 @@ pub async fn run(
         .unwrap_or(LockKind::UvLock);
     let _lock = builder::lock_cache(&opts.cache_dir)?;
     let store = builder::open_cache(&opts.cache_dir)?;
-    let http = Http::new(&opts.net)?;
+    let http = Http::new(&opts.net)?.observed(reporter.transfers());
     let target = builder::open_base(&project, &path, opts, &http, &store, reporter).await?;
     let env = target.marker_env();
     let python = format!("{}.{}", target.version.0, target.version.1);

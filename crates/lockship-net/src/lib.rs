@@ -139,6 +139,39 @@ impl From<Failure<NetError>> for NetError {
     }
 }
 
+/// Watches bytes move (downloads and uploads), for progress bars. Library code never draws:
+/// the CLI implements this.
+pub trait TransferObserver: Send + Sync {
+    /// A transfer starts: `label` says what (a file name, a digest), `total` its size if known.
+    /// Returns an id for the calls that follow.
+    fn begin(&self, label: &str, total: Option<u64>, upload: bool) -> u64;
+    fn advance(&self, id: u64, bytes: u64);
+    /// The transfer ended (done, failed or dropped).
+    fn end(&self, id: u64);
+}
+
+/// One transfer being watched; ends when dropped.
+pub struct Transfer {
+    observer: Option<Arc<dyn TransferObserver>>,
+    id: u64,
+}
+
+impl Transfer {
+    pub fn advance(&self, bytes: u64) {
+        if let Some(o) = &self.observer {
+            o.advance(self.id, bytes);
+        }
+    }
+}
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        if let Some(o) = &self.observer {
+            o.end(self.id);
+        }
+    }
+}
+
 /// The HTTP client, cheap to clone. Credentials registered with [`Http::add_credentials`] go
 /// with requests to their own origin (scheme, host, port) and nowhere else; reqwest drops them
 /// on redirects to another origin.
@@ -150,6 +183,7 @@ pub struct Http {
     /// Where each origin's credentials came from, or where lockship looked and found none: for
     /// the message when a server refuses (never the secret itself).
     credential_notes: Arc<RwLock<HashMap<Origin, String>>>,
+    observer: Option<Arc<dyn TransferObserver>>,
 }
 
 /// Why no HTTP client could be made.
@@ -180,7 +214,44 @@ impl Http {
             opts: opts.clone(),
             credentials: Arc::default(),
             credential_notes: Arc::default(),
+            observer: None,
         })
+    }
+
+    /// The same client, reporting the bytes of downloads and uploads to `observer`.
+    pub fn observed(mut self, observer: Option<Arc<dyn TransferObserver>>) -> Http {
+        self.observer = observer;
+        self
+    }
+
+    /// Starts watching a transfer of `total` bytes (if known) labelled by `url`'s last path
+    /// segment (never its query or user info).
+    pub fn transfer(&self, url: &str, total: Option<u64>, upload: bool) -> Transfer {
+        if self.observer.is_none() {
+            return self.transfer_labelled("", total, upload);
+        }
+        let label = ::url::Url::parse(url)
+            .ok()
+            .and_then(|u| {
+                u.path_segments()
+                    .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(String::from))
+            })
+            .unwrap_or_default();
+        self.transfer_labelled(&label, total, upload)
+    }
+
+    /// Starts watching a transfer shown as `label`.
+    pub fn transfer_labelled(&self, label: &str, total: Option<u64>, upload: bool) -> Transfer {
+        match &self.observer {
+            Some(observer) => Transfer {
+                id: observer.begin(label, total, upload),
+                observer: Some(observer.clone()),
+            },
+            None => Transfer {
+                observer: None,
+                id: 0,
+            },
+        }
     }
 
     pub fn options(&self) -> &NetOptions {

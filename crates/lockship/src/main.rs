@@ -4,13 +4,14 @@
 mod cli;
 mod host_env;
 mod image_render;
+mod progress;
 mod report_html;
 mod sbom_file;
 mod treemap;
 
 use image_render::human_size;
+use progress::Progress;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,7 +24,6 @@ use lockship_engine::lock_command::{self, LockOptions};
 use lockship_engine::output::Output;
 use lockship_engine::plan::LayerContent;
 use lockship_engine::sbom::SbomFormat;
-use lockship_engine::smoke::SmokeResult;
 use lockship_engine::smoke::SmokeRun;
 use lockship_net::retry::RetryPolicy;
 use lockship_net::NetOptions;
@@ -39,7 +39,7 @@ use cli::{
 /// terminal: control characters and bidirectional overrides are shown as escapes, so a hostile
 /// name can neither recolour nor rewrite the screen, and continuation lines are indented, so
 /// no text can pass itself off as lockship's own `error:` or `hint:` line.
-fn terminal_safe(text: &str) -> String {
+pub(crate) fn terminal_safe(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -53,96 +53,6 @@ fn terminal_safe(text: &str) -> String {
         }
     }
     out
-}
-
-/// Draws steps as a spinner on a terminal, as plain lines with --verbose, else nothing.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    verbose: bool,
-}
-
-impl Progress {
-    /// Prints a line on stderr without tearing the spinner.
-    fn line(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
-        }
-    }
-}
-
-impl Reporter for Progress {
-    fn step(&self, message: &str) {
-        let message = terminal_safe(message);
-        if let Some(bar) = &self.bar {
-            bar.set_message(message);
-        } else if self.verbose {
-            eprintln!("lockship: {message}");
-        }
-    }
-
-    fn warn(&self, message: &str) {
-        self.line(&format!("warning: {}", terminal_safe(message)));
-    }
-
-    fn smoke(&self, result: &SmokeResult) {
-        let verdict = if result.exit_code == 0 {
-            "ok".to_string()
-        } else {
-            format!("FAILED (exit code {})", result.exit_code)
-        };
-        let text = format!(
-            "smoke: {}  {verdict} in {:.1}s\n{}",
-            result.command,
-            result.seconds,
-            result
-                .output
-                .lines()
-                .map(|l| format!("  | {l}\n"))
-                .collect::<String>()
-        );
-        match &self.bar {
-            Some(bar) => bar.suspend(|| eprint!("{text}")),
-            None => eprint!("{text}"),
-        }
-    }
-}
-
-impl Progress {
-    /// A spinner on a terminal (not in CI, whose log would keep every frame); plain lines with
-    /// --verbose or in CI; else silence.
-    fn new(verbose: bool) -> Progress {
-        let ci = host_env::in_ci();
-        let bar = (std::io::stderr().is_terminal() && !ci).then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            // The spinner is the only styled output; NO_COLOR keeps it plain too.
-            let template = if host_env::no_color() {
-                "{spinner} {msg}"
-            } else {
-                "{spinner:.cyan} {msg}"
-            };
-            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(std::time::Duration::from_millis(100));
-            bar
-        });
-        Progress {
-            bar,
-            verbose: verbose || ci,
-        }
-    }
-
-    /// Whether a person or a CI log is watching (a summary is worth printing).
-    fn watched(&self) -> bool {
-        self.bar.is_some() || self.verbose
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 fn main() -> ExitCode {
@@ -371,7 +281,8 @@ async fn write_build_report(
         registry: opts.registry.clone(),
         platform: None,
     };
-    let inspection = image_commands::inspect_image(&read, &source).await?;
+    let inspection =
+        image_commands::inspect_image(&read, &source, &lockship_engine::builder::Silent).await?;
     let timings = match report.platforms.as_slice() {
         [] => report.timings.clone(),
         platforms => platforms[0].timings.clone(),
@@ -532,7 +443,7 @@ async fn run_inspect(args: InspectArgs) -> Result<(), Error> {
     }
     let progress = Progress::new(args.read.verbose);
     progress.step(&format!("reading {}", args.image));
-    let result = image_commands::inspect_image(&opts, &args.image).await;
+    let result = image_commands::inspect_image(&opts, &args.image, &progress).await;
     progress.finish();
     let inspection = result?;
     if let Some(path) = &args.report {
@@ -546,7 +457,7 @@ async fn run_diff(args: DiffArgs) -> Result<(), Error> {
     let opts = read_options(&args.read)?;
     let progress = Progress::new(args.read.verbose);
     progress.step(&format!("reading {} and {}", args.from, args.to));
-    let result = image_commands::diff_images(&opts, &args.from, &args.to).await;
+    let result = image_commands::diff_images(&opts, &args.from, &args.to, &progress).await;
     progress.finish();
     print_result(args.format, &result?, image_render::diff);
     Ok(())
@@ -591,7 +502,8 @@ async fn run_sbom(args: SbomArgs) -> Result<(), Error> {
     }
     let progress = Progress::new(args.read.verbose);
     progress.step(&format!("reading {}", args.image));
-    let result = image_commands::sbom_image(&opts, &args.image, format, args.attach).await;
+    let result =
+        image_commands::sbom_image(&opts, &args.image, format, args.attach, &progress).await;
     progress.finish();
     let outcome = result?;
     let bytes = lockship_engine::sbom::to_bytes(&outcome.document);

@@ -148,3 +148,44 @@ fn ci_logs_get_plain_steps_and_a_summary_and_stdout_only_the_result() {
     let (_, off) = build(Some("false"));
     assert_eq!(off, "");
 }
+
+#[test]
+fn a_terminal_gets_bars_for_transfers_and_layers() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let reference = format!("{}/{}:1", env.registry, unique("bars"));
+    // A cold cache, so that there is something to download, write and upload.
+    let cache = tempfile::tempdir().unwrap();
+    let typescript = cache.path().join("typescript");
+    let command = format!(
+        "{} build {} --base {} --push {reference}",
+        env!("CARGO_BIN_EXE_lockship"),
+        project.dir.display(),
+        env.base
+    );
+    // `script` gives lockship a terminal, as a person at one has.
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command])
+        .arg(&typescript)
+        .env("LOCKSHIP_CACHE_DIR", cache.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("TERM", "xterm")
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let screen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    // Download and upload bars (bytes and rate), the layer bar, then the summary.
+    assert!(screen.contains("pull "), "no download bar");
+    assert!(screen.contains("push sha256:"), "no upload bar");
+    assert!(screen.contains("layers "), "no layer bar");
+    assert!(screen.contains("/s"), "no rate");
+    assert!(screen.contains(" layers built ("), "no summary");
+}

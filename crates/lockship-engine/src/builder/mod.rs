@@ -130,6 +130,14 @@ pub trait Reporter: Sync {
     fn warn(&self, _message: &str) {}
     /// A smoke command finished (its output included).
     fn smoke(&self, _result: &SmokeResult) {}
+    /// Where the bytes of downloads and uploads are reported (None: nowhere).
+    fn transfers(&self) -> Option<std::sync::Arc<dyn lockship_net::TransferObserver>> {
+        None
+    }
+    /// Writing `count` layers begins, holding `bytes` of wheels between them.
+    fn layers_begin(&self, _count: usize, _bytes: u64) {}
+    /// One layer is written (`bytes`: the wheels it holds; 0 for the small ones).
+    fn layer_written(&self, _description: &str, _bytes: u64) {}
 }
 
 /// A reporter that drops everything (tests, `--quiet`).
@@ -198,7 +206,7 @@ pub async fn build_image(
     // Shared with other builds; `lockship cache prune` waits for it.
     let _lock = lock_cache(&opts.cache_dir)?;
     let store = open_cache(&opts.cache_dir)?;
-    let http = Http::new(&opts.net)?;
+    let http = Http::new(&opts.net)?.observed(reporter.transfers());
     let result = match build_once(opts, &http, &store, reporter).await {
         Err(e) if e.is_corrupt_cache() => {
             warn_evictions(&store, reporter);

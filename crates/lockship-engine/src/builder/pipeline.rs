@@ -140,6 +140,7 @@ pub(super) async fn run(jobs: Jobs<'_, '_>, reporter: &dyn Reporter) -> Result<B
             let (info, app_facts) = info;
             drop(core);
             write_cached(cache_entry, &info)?;
+            reporter.layer_written(&layer.description, weight(&layer));
             let mut pushed = Vec::new();
             for target in early_push {
                 let image_layer = ImageLayer {
@@ -185,7 +186,7 @@ pub(super) async fn run(jobs: Jobs<'_, '_>, reporter: &dyn Reporter) -> Result<B
 }
 
 /// Roughly how long a layer takes: the size of its wheels (the app and runtime layers are small).
-fn weight(layer: &PlannedLayer) -> u64 {
+pub(super) fn weight(layer: &PlannedLayer) -> u64 {
     match &layer.content {
         LayerContent::Wheels { wheels, .. } => wheels.iter().filter_map(|w| w.wheel.size).sum(),
         _ => 0,

@@ -104,6 +104,11 @@ pub(super) async fn produce_layers(
         .collect();
     if !to_build.is_empty() {
         reporter.step(&format!("writing {} layers", to_build.len()));
+        let bytes = to_build
+            .iter()
+            .map(|(_, l)| super::pipeline::weight(l))
+            .sum();
+        reporter.layers_begin(to_build.len(), bytes);
     }
     // The interpreter is unpacked while the first wheels download.
     let (target, base) = (&prepared.target, &prepared.base);

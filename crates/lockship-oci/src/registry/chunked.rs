@@ -72,6 +72,11 @@ impl Registry {
         };
         // Borrowed, so that each attempt's `async move` takes references.
         let (scope, path, position, current, io) = (&scope, &path, &position, &current, &io);
+        let short = digest.hex().get(..12).unwrap_or_default();
+        let transfer = self
+            .http
+            .transfer_labelled(&format!("sha256:{short}"), Some(size), true);
+        let mut shown = 0;
         while current().1 < size {
             let url = current().0;
             self.http
@@ -149,6 +154,10 @@ impl Registry {
                     Ok(())
                 })
                 .await?;
+            // A restart sends bytes again; the bar shows what the registry holds.
+            let held = current().1;
+            transfer.advance(held.saturating_sub(shown));
+            shown = shown.max(held);
         }
         let put_url = closing_url(&current().0, digest);
         let make = || {

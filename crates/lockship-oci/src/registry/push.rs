@@ -197,7 +197,7 @@ impl Registry {
                 let put_url = closing_url(&location, digest);
                 let progress = Progress::default();
                 let (body, size, check) = source
-                    .body(digest, &progress)
+                    .body(digest, &progress, &self.http)
                     .map_err(|e| Failure::fatal(e.into()))?;
                 // `attempt` calls `make` once for a request with progress (no 401 replay).
                 let body = Mutex::new(Some(body));
@@ -453,6 +453,7 @@ impl Upload<'_> {
         &self,
         digest: &Digest,
         progress: &Progress,
+        http: &lockship_net::Http,
     ) -> Result<(reqwest::Body, u64, CheckSlot), BlobStoreError> {
         let slot = CheckSlot::default();
         match self {
@@ -481,6 +482,8 @@ impl Upload<'_> {
                     tokio::fs::File::from_std(file),
                     1 << 20,
                 );
+                let short = digest.hex().get(..12).unwrap_or_default();
+                let transfer = http.transfer_labelled(&format!("sha256:{short}"), Some(size), true);
                 // The last chunk is held back until the whole file has hashed to its name: a
                 // body with a Content-Length is done once that many bytes went, so an error
                 // after the last byte would never be read, and the registry would get the
@@ -492,6 +495,7 @@ impl Upload<'_> {
                     expected: digest.clone(),
                     slot: slot.clone(),
                     progress: progress.clone(),
+                    transfer,
                 };
                 let chunks = futures::stream::unfold(state, UploadBody::next);
                 Ok((reqwest::Body::wrap_stream(chunks), size, slot))
@@ -510,6 +514,8 @@ struct UploadBody {
     expected: Digest,
     slot: CheckSlot,
     progress: Progress,
+    /// The bytes sent so far, for a progress bar.
+    transfer: lockship_net::Transfer,
 }
 
 impl UploadBody {
@@ -520,6 +526,7 @@ impl UploadBody {
                 Some(Ok(chunk)) => {
                     hasher.update(&chunk);
                     self.progress.tick();
+                    self.transfer.advance(chunk.len() as u64);
                     if let Some(previous) = self.held.replace(chunk) {
                         return Some((Ok(previous), self));
                     }

@@ -70,7 +70,12 @@ fn substitute(text: &str, args: &BTreeMap<String, String>) -> String {
                     };
                     (name, default, end + 2)
                 }
-                None => ("", None, 0),
+                // No closing brace anywhere after: the rest is text (and no later `${` can
+                // close either, so scanning stops).
+                None => {
+                    out.push_str(&rest[at..]);
+                    return out;
+                }
             }
         } else {
             let len = after
@@ -179,19 +184,17 @@ pub fn parse(text: &str) -> Vec<Stage> {
 pub fn resolved(stages: &[Stage], index: usize) -> (Stage, String) {
     let mut chain = vec![stages[index].clone()];
     let mut from = stages[index].from.clone();
-    // Follow aliases back to an image (bounded by the number of stages).
-    for _ in 0..stages.len() {
-        match stages[..index].iter().rev().find(|s| {
-            s.alias
-                .as_deref()
-                .is_some_and(|a| a.eq_ignore_ascii_case(&from))
-        }) {
-            Some(parent) => {
-                chain.push(parent.clone());
-                from = parent.from.clone();
-            }
-            None => break,
-        }
+    // Follow aliases back to an image: a stage can only be built FROM an earlier one, so each
+    // step looks strictly before the last, and the walk ends within `index` steps.
+    let mut before = index;
+    while let Some(parent) = stages[..before].iter().rposition(|s| {
+        s.alias
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case(&from))
+    }) {
+        chain.push(stages[parent].clone());
+        from = stages[parent].from.clone();
+        before = parent;
     }
     let mut merged = Stage {
         from: from.clone(),
@@ -284,8 +287,20 @@ RUN pip install pytest && pytest -q tests
     }
 
     #[test]
+    fn alias_cycles_end() {
+        let text = "FROM b AS a\nFROM a AS b\n".to_string() + &"FROM b\n".repeat(2000);
+        let stages = parse(&text);
+        // b → stage `b` (FROM a) → stage `a` (FROM b), and nothing before it: `b`, at once.
+        let (_, image) = resolved(&stages, stages.len() - 1);
+        assert_eq!(image, "b");
+    }
+
+    #[test]
     fn unknown_args_stay_as_written() {
         let args = BTreeMap::from([("A".to_string(), "1".to_string())]);
         assert_eq!(substitute("x${A}y$A ${B} ${C:-d}", &args), "x1y1 ${B} d");
+        // An unclosed `${` ends the scan: linear, however many follow.
+        let long = "${".repeat(100_000);
+        assert_eq!(substitute(&long, &args), long);
     }
 }

@@ -67,6 +67,14 @@ pub enum Error {
     Tarball(lockship_oci::docker_tar::TarballReadError),
     #[error(transparent)]
     Client(#[from] lockship_net::ClientError),
+    #[error("cannot read layer {digest} of {image}: {message}")]
+    LayerUnreadable {
+        image: String,
+        digest: String,
+        message: String,
+    },
+    #[error("cannot read {path}: {message}")]
+    Unreadable { path: PathBuf, message: String },
     /// Boxed: Debian errors carry download context and would bloat every `Result`.
     #[error(transparent)]
     Debian(Box<lockship_debian::DebianError>),

@@ -51,7 +51,17 @@ pub async fn inspect_image(
     name: &str,
     reporter: &dyn Reporter,
 ) -> Result<Inspection, Error> {
-    let source = ImageSource::parse(name)?;
+    inspect_source(opts, ImageSource::parse(name)?, name, reporter).await
+}
+
+/// [`inspect_image`] of a source already parsed (a build's own output, whose path may hold
+/// a `:`).
+pub async fn inspect_source(
+    opts: &ReadOptions,
+    source: ImageSource,
+    name: &str,
+    reporter: &dyn Reporter,
+) -> Result<Inspection, Error> {
     with_reader(opts, reporter, async |reader| {
         inspect_one(reader, &source, name, opts).await
     })

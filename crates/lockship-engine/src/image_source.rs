@@ -157,10 +157,10 @@ pub fn pick<'a>(
     name: &str,
 ) -> Result<&'a Image, Error> {
     artifact.image_for(platform).map_err(|available| {
-        Error::Usage(format!(
-            "{name} has no image for {} (it has: {available})",
-            platform.map(|p| p.to_string()).unwrap_or_default()
-        ))
+        Error::Usage(match platform {
+            Some(p) => format!("{name} has no image for {p} (it has: {available})"),
+            None => format!("{name} has no image to read (it has: {available})"),
+        })
     })
 }
 

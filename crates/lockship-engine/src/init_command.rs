@@ -208,10 +208,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, Error> {
     });
     let mut entrypoint_set = false;
     if let Some(path) = &dockerfile {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let text = read_dockerfile(path)?;
         let stages = dockerfile::parse(&text);
         if stages.is_empty() {
             not_carried.push(format!(
@@ -308,6 +305,40 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, Error> {
     })
 }
 
+/// A Dockerfile of at most 1 MiB of UTF-8 text.
+fn read_dockerfile(path: &Path) -> Result<String, Error> {
+    use std::io::Read;
+    let unreadable = |message: String| Error::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(unreadable("not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take((1 << 20) + 1).read_to_end(&mut bytes))
+        .map_err(|e| unreadable(e.to_string()))?;
+    if bytes.len() > 1 << 20 {
+        return Err(unreadable("larger than 1 MiB".into()));
+    }
+    String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))
+}
+
+/// Pairs with each key once, the last value winning (as a later ENV or LABEL does), in the
+/// order keys first appeared.
+fn last_wins(pairs: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in pairs {
+        match out.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => out.push((k.clone(), v.clone())),
+        }
+    }
+    out
+}
+
 fn has_lockship_table(project: &Project) -> bool {
     project
         .pyproject
@@ -373,7 +404,7 @@ fn from_stage(
         }
     }
     let mut env = Vec::new();
-    for (k, v) in &stage.env {
+    for (k, v) in &last_wins(&stage.env) {
         match dropped_env(k) {
             Some(why) => not_carried.push(format!("ENV {k}: {why}")),
             None => env.push(format!("{} = {}", toml_key(k), toml_string(v))),
@@ -406,8 +437,7 @@ fn from_stage(
         carried.push(format!("WORKDIR {workdir}"));
     }
     if !stage.labels.is_empty() {
-        let labels: Vec<String> = stage
-            .labels
+        let labels: Vec<String> = last_wins(&stage.labels)
             .iter()
             .map(|(k, v)| format!("{} = {}", toml_key(k), toml_string(v)))
             .collect();
@@ -596,14 +626,6 @@ fn append(pyproject: &Path, table: &str) -> Result<(), Error> {
         ),
     })?;
     drop(check);
-    let dir = pyproject.parent().unwrap_or(Path::new("."));
-    let mut tmp = lockship_sys::scratch::ScratchFile::new_in(dir, ".toml.partial").map_err(io)?;
-    std::io::Write::write_all(tmp.as_file_mut(), text.as_bytes()).map_err(io)?;
-    // Keep the file's own permissions.
-    if let Ok(meta) = std::fs::metadata(pyproject) {
-        tmp.as_file_mut()
-            .set_permissions(meta.permissions())
-            .map_err(io)?;
-    }
-    tmp.persist(pyproject).map(|_| ()).map_err(io)
+    // The file's own permissions kept; a symlinked pyproject.toml stays a symlink.
+    lockship_sys::scratch::write_whole(pyproject, text.as_bytes(), None).map_err(io)
 }

@@ -133,17 +133,44 @@ pub fn inspect(
     let mut os_packages = BTreeMap::new();
     for layer in &image.layers {
         let path = store.path(&layer.info.digest);
-        let found = layer_files::read(&path, &layer.info.media_type, &|p| {
-            p.ends_with(".dist-info/METADATA") || is_dpkg_status(p)
-        })
-        .map_err(|source| Error::Io { path, source })?;
+        // Streamed: counts, sums, the biggest files and the directories' sizes, never a list of
+        // every entry (a hostile layer can hold millions).
+        let mut files = 0usize;
+        let mut files_size = 0u64;
+        let mut dirs = TopDirs::default();
+        let contents = layer_files::read(
+            &path,
+            &layer.info.media_type,
+            &|p| p.ends_with(".dist-info/METADATA") || is_dpkg_status(p),
+            &mut |e| {
+                if e.kind != EntryKind::File {
+                    return;
+                }
+                files += 1;
+                files_size = files_size.saturating_add(e.size);
+                dirs.add(&e.path, e.size);
+                if biggest.len() < BIGGEST || biggest.last().is_some_and(|b| b.size < e.size) {
+                    biggest.push(PathSize {
+                        path: e.path.clone(),
+                        size: e.size,
+                    });
+                    biggest.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
+                    biggest.truncate(BIGGEST);
+                }
+            },
+        )
+        .map_err(|e| Error::LayerUnreadable {
+            image: name.to_string(),
+            digest: layer.info.digest.to_string(),
+            message: e.to_string(),
+        })?;
         let wheels: Vec<LayerWheel> = layer
             .annotations
             .get(LAYER_WHEELS)
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default();
         let mut packages = Vec::new();
-        for (file, bytes) in &found.contents {
+        for (file, bytes) in &contents {
             if is_dpkg_status(file) {
                 for p in dpkg_packages(&String::from_utf8_lossy(bytes)) {
                     os_packages.insert(p.name.clone(), p);
@@ -160,20 +187,8 @@ pub fn inspect(
                 packages.push(p);
             }
         }
-        let files: Vec<_> = found
-            .entries
-            .iter()
-            .filter(|e| e.kind == EntryKind::File)
-            .collect();
-        let files_size = files.iter().map(|e| e.size).sum();
-        biggest.extend(files.iter().map(|e| PathSize {
-            path: e.path.clone(),
-            size: e.size,
-        }));
-        biggest.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
-        biggest.truncate(BIGGEST);
         let top = if packages.is_empty() {
-            top_dirs(files.iter().map(|e| (e.path.as_str(), e.size)))
+            dirs.top()
         } else {
             Vec::new()
         };
@@ -181,7 +196,7 @@ pub fn inspect(
             digest: layer.info.digest.to_string(),
             media_type: layer.info.media_type.clone(),
             size: layer.info.size,
-            files: files.len(),
+            files,
             files_size,
             created_by: layer.created_by.clone(),
             packages,
@@ -196,8 +211,10 @@ pub fn inspect(
         digest: image.manifest_digest.to_string(),
         platform: platform_of(image),
         platforms,
-        size: layers.iter().map(|l| l.size).sum(),
-        files_size: layers.iter().map(|l| l.files_size).sum(),
+        size: layers.iter().fold(0u64, |a, l| a.saturating_add(l.size)),
+        files_size: layers
+            .iter()
+            .fold(0u64, |a, l| a.saturating_add(l.files_size)),
         base: label("org.opencontainers.image.base.name"),
         base_digest,
         lock_digest: label("dev.lockship.lock.digest"),
@@ -345,21 +362,48 @@ fn package(path: &str, bytes: &[u8]) -> Option<Package> {
     })
 }
 
-/// The biggest directories three levels deep (`usr/lib/x86_64-linux-gnu`).
-fn top_dirs<'a>(files: impl Iterator<Item = (&'a str, u64)>) -> Vec<PathSize> {
-    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
-    for (path, size) in files {
+/// Sizes of the directories three levels deep (`usr/lib/x86_64-linux-gnu`), for the biggest.
+#[derive(Default)]
+struct TopDirs {
+    sizes: BTreeMap<String, u64>,
+}
+
+/// Distinct directories counted before the rest go to `other` (a hostile layer can hold
+/// millions).
+const MAX_DIRS: usize = 10_000;
+
+impl TopDirs {
+    fn add(&mut self, path: &str, size: u64) {
         let parts: Vec<&str> = path.split('/').collect();
         let depth = (parts.len() - 1).clamp(1, 3);
-        *sizes.entry(parts[..depth].join("/")).or_default() += size;
+        let mut key = parts[..depth].join("/");
+        if !self.sizes.contains_key(&key) && self.sizes.len() >= MAX_DIRS {
+            key = "other".into();
+        }
+        let entry = self.sizes.entry(key).or_default();
+        *entry = entry.saturating_add(size);
     }
-    let mut top: Vec<PathSize> = sizes
-        .into_iter()
-        .map(|(path, size)| PathSize { path, size })
-        .collect();
-    top.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
-    top.truncate(TOP);
-    top
+
+    fn top(self) -> Vec<PathSize> {
+        let mut top: Vec<PathSize> = self
+            .sizes
+            .into_iter()
+            .map(|(path, size)| PathSize { path, size })
+            .collect();
+        top.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
+        top.truncate(TOP);
+        top
+    }
+}
+
+/// The biggest directories three levels deep.
+#[cfg(test)]
+fn top_dirs<'a>(files: impl Iterator<Item = (&'a str, u64)>) -> Vec<PathSize> {
+    let mut dirs = TopDirs::default();
+    for (path, size) in files {
+        dirs.add(path, size);
+    }
+    dirs.top()
 }
 
 #[cfg(test)]

@@ -143,11 +143,14 @@ pub fn read(
         path: path.to_path_buf(),
         message,
     };
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    let mut archive = tar::Archive::new(io::BufReader::new(file));
-    // Small files by name; everything else in the store, by name.
+    // Two passes over the file: the small files that say what the tarball holds, then only
+    // the blobs they name go into the store (a tarball of something else leaves nothing).
+    let open = || -> Result<tar::Archive<io::BufReader<std::fs::File>>, TarballReadError> {
+        let file = std::fs::File::open(path).map_err(io_err)?;
+        Ok(tar::Archive::new(io::BufReader::new(file)))
+    };
     let mut small: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
-    let mut blobs: std::collections::BTreeMap<String, Digest> = Default::default();
+    let mut archive = open()?;
     for entry in archive.entries().map_err(io_err)? {
         let mut entry = entry.map_err(io_err)?;
         if !entry.header().entry_type().is_file() {
@@ -167,8 +170,34 @@ pub fn read(
                 return Err(bad(format!("{name} is too large")));
             }
             small.insert(name, bytes);
+        }
+    }
+    let is_layout = small.contains_key("oci-layout") && small.contains_key("index.json");
+    let legacy: Option<Vec<String>> = if is_layout {
+        None
+    } else {
+        let manifest = small
+            .get("manifest.json")
+            .ok_or_else(|| bad("it has neither an OCI layout nor a manifest.json".into()))?;
+        Some(legacy_names(manifest).map_err(bad)?)
+    };
+    let wanted = |name: &str| match &legacy {
+        None => name
+            .strip_prefix("blobs/sha256/")
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())),
+        Some(names) => names.iter().any(|n| n == name),
+    };
+    let mut blobs: std::collections::BTreeMap<String, Digest> = Default::default();
+    let mut archive = open()?;
+    for entry in archive.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        if !entry.header().entry_type().is_file() {
             continue;
         }
+        let raw = entry.path().map_err(io_err)?.to_string_lossy().into_owned();
+        let Some(name) = plain_name(&raw).filter(|n| wanted(n)) else {
+            continue;
+        };
         let mut pending = store.begin()?;
         io::copy(&mut entry, &mut pending).map_err(io_err)?;
         // A layout blob is named by its digest: it must have it.
@@ -206,6 +235,36 @@ pub fn read(
     legacy_image(manifest, &blobs, store).map_err(bad)
 }
 
+/// The members an older `docker save` tarball's one image consists of: its config and layers.
+fn legacy_names(manifest: &[u8]) -> Result<Vec<String>, String> {
+    let entry = legacy_entry(manifest)?;
+    Ok(std::iter::once(&entry.config)
+        .chain(&entry.layers)
+        .filter_map(|n| plain_name(n))
+        .collect())
+}
+
+/// The one image `manifest.json` lists.
+#[derive(serde::Deserialize)]
+struct LegacyEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "Layers", default)]
+    layers: Vec<String>,
+}
+
+fn legacy_entry(manifest: &[u8]) -> Result<LegacyEntry, String> {
+    let mut entries: Vec<LegacyEntry> =
+        serde_json::from_slice(manifest).map_err(|e| format!("manifest.json: {e}"))?;
+    if entries.len() != 1 {
+        return Err(format!(
+            "manifest.json lists {} images; lockship reads a tarball of one",
+            entries.len()
+        ));
+    }
+    Ok(entries.remove(0))
+}
+
 /// The image of an older `docker save` tarball: its one `manifest.json` entry's config and
 /// layers (plain tars, or gzip), under a new OCI manifest.
 fn legacy_image(
@@ -213,27 +272,19 @@ fn legacy_image(
     blobs: &std::collections::BTreeMap<String, Digest>,
     store: &BlobStore,
 ) -> Result<crate::image_index::OwnedArtifact, String> {
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        #[serde(rename = "Config")]
-        config: String,
-        #[serde(rename = "Layers", default)]
-        layers: Vec<String>,
-    }
-    let entries: Vec<Entry> =
-        serde_json::from_slice(manifest).map_err(|e| format!("manifest.json: {e}"))?;
-    let [entry] = entries.as_slice() else {
-        return Err(format!(
-            "manifest.json lists {} images; lockship reads a tarball of one",
-            entries.len()
-        ));
-    };
+    let entry = legacy_entry(manifest)?;
     let blob = |name: &str| {
         plain_name(name)
             .and_then(|n| blobs.get(&n).cloned())
             .ok_or_else(|| format!("manifest.json names `{name}`, which the tarball lacks"))
     };
     let config_digest = blob(&entry.config)?;
+    let config_size = std::fs::metadata(store.path(&config_digest))
+        .map_err(|e| e.to_string())?
+        .len();
+    if config_size > crate::manifest::MAX_CONFIG {
+        return Err("its config is larger than lockship reads (16 MiB)".into());
+    }
     let config = store
         .read(&config_digest, "image config")
         .map_err(|e| e.to_string())?;

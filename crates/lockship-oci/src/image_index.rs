@@ -142,6 +142,9 @@ impl OwnedArtifact {
             }
         };
         found.copied().ok_or_else(|| {
+            if images.is_empty() {
+                return "no images".to_string();
+            }
             images
                 .iter()
                 .map(|i| match &i.variant {

@@ -31,25 +31,35 @@ pub enum EntryKind {
     Other,
 }
 
-/// What [`read`] found: every entry, and the contents of the files asked for.
-#[derive(Debug, Default)]
-pub struct LayerFiles {
-    pub entries: Vec<LayerEntry>,
-    pub contents: BTreeMap<String, Vec<u8>>,
-}
-
 /// Files asked for larger than this are skipped (a METADATA is a few KB; a hostile layer must
 /// not make the reader hold gigabytes).
 pub const MAX_CONTENT: u64 = 1 << 20;
+/// All the contents kept from one layer, together. A real layer's package metadata is a few
+/// MB at most; more is refused rather than held.
+pub const MAX_CONTENTS: u64 = 64 << 20;
+/// Longer paths are refused: Linux allows 4096 bytes, and a hostile tar can claim far more.
+pub const MAX_PATH: usize = 4096;
+
+/// Why a layer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerFilesError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("it holds a path of {0} bytes (at most {MAX_PATH})")]
+    PathTooLong(usize),
+    #[error("its package metadata passes {} MiB", MAX_CONTENTS >> 20)]
+    TooMuchMetadata,
+}
 
 /// Reads the layer blob at `path` (compressed as `media_type` says: gzip, zstd or plain),
-/// keeping the contents of regular files whose path `want` accepts and that are at most
-/// [`MAX_CONTENT`] bytes.
+/// passing every entry to `each` as it streams by (nothing is kept), and returns the contents
+/// of regular files whose path `want` accepts and that are at most [`MAX_CONTENT`] bytes.
 pub fn read(
     path: &Path,
     media_type: &str,
     want: &dyn Fn(&str) -> bool,
-) -> Result<LayerFiles, io::Error> {
+    each: &mut dyn FnMut(&LayerEntry),
+) -> Result<BTreeMap<String, Vec<u8>>, LayerFilesError> {
     let file = io::BufReader::new(std::fs::File::open(path)?);
     let reader: Box<dyn Read> = if media_types::is_gzip_layer(media_type) {
         Box::new(flate2::read::MultiGzDecoder::new(file))
@@ -59,10 +69,14 @@ pub fn read(
         Box::new(file)
     };
     let mut archive = tar::Archive::new(reader);
-    let mut found = LayerFiles::default();
+    let mut contents = BTreeMap::new();
+    let mut kept = 0u64;
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path_bytes();
+        if raw.len() > MAX_PATH {
+            return Err(LayerFilesError::PathTooLong(raw.len()));
+        }
         let path = String::from_utf8_lossy(&raw)
             .trim_start_matches("./")
             .trim_start_matches('/')
@@ -92,13 +106,17 @@ pub fn read(
             0
         };
         if kind == EntryKind::File && size <= MAX_CONTENT && want(&path) {
+            kept += size;
+            if kept > MAX_CONTENTS {
+                return Err(LayerFilesError::TooMuchMetadata);
+            }
             let mut bytes = Vec::with_capacity(size as usize);
             (&mut entry).take(MAX_CONTENT).read_to_end(&mut bytes)?;
-            found.contents.insert(path.clone(), bytes);
+            contents.insert(path.clone(), bytes);
         }
-        found.entries.push(LayerEntry { path, kind, size });
+        each(&LayerEntry { path, kind, size });
     }
-    Ok(found)
+    Ok(contents)
 }
 
 #[cfg(test)]
@@ -127,9 +145,12 @@ mod tests {
             (&plain, media_types::OCI_LAYER_TAR),
             (&gz, media_types::OCI_LAYER_GZIP),
         ] {
-            let found = read(path, media_type, &|p| p.ends_with("/METADATA")).unwrap();
-            let files: Vec<(&str, EntryKind, u64)> = found
-                .entries
+            let mut entries = Vec::new();
+            let contents = read(path, media_type, &|p| p.ends_with("/METADATA"), &mut |e| {
+                entries.push(e.clone())
+            })
+            .unwrap();
+            let files: Vec<(&str, EntryKind, u64)> = entries
                 .iter()
                 .filter(|e| e.kind != EntryKind::Dir)
                 .map(|e| (e.path.as_str(), e.kind, e.size))
@@ -143,7 +164,7 @@ mod tests {
                 ]
             );
             assert_eq!(
-                found.contents.keys().collect::<Vec<_>>(),
+                contents.keys().collect::<Vec<_>>(),
                 ["app/pkg-1.0.dist-info/METADATA"]
             );
         }

@@ -174,6 +174,8 @@ pub fn read_artifact(
             layout.whole_image(&digest, bytes, &manifest, store)?,
         ));
     }
+    crate::manifest::check_children(&manifest)
+        .map_err(|message| layout.bad(&format!("index {digest}"), message))?;
     let mut images = Vec::with_capacity(manifest.manifests.len());
     for child in &manifest.manifests {
         let (child_digest, child_bytes) = layout.small_blob(child)?;
@@ -200,7 +202,7 @@ struct Layout<'a> {
 
 impl Layout<'_> {
     fn check_marker(&self) -> Result<(), LayoutReadError> {
-        let marker = std::fs::read(self.dir.join("oci-layout"))
+        let marker = read_limited(&self.dir.join("oci-layout"), 4096)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
         match marker {
@@ -225,6 +227,9 @@ impl Layout<'_> {
             .as_ref()
             .ok_or_else(|| self.bad(&what, "it has no config"))?;
         let config_digest = self.digest(config_desc)?;
+        if config_desc.size > crate::manifest::MAX_CONFIG {
+            return Err(self.bad(&what, "its config is larger than lockship reads (16 MiB)"));
+        }
         self.copy_blob(&config_digest, config_desc.size, store)?;
         let config = store.read(&config_digest, "image config")?;
         let mut layers = Vec::with_capacity(manifest.layers.len());
@@ -370,6 +375,18 @@ impl Layout<'_> {
             return Ok(());
         }
         let path = self.blob_path(digest);
+        match std::fs::metadata(&path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(self.bad(&format!("blob {digest}"), "it is not a regular file"))
+            }
+            Ok(meta) if meta.len() != size => {
+                return Err(self.bad(
+                    &format!("blob {digest}"),
+                    format!("it is {} bytes, and its descriptor says {size}", meta.len()),
+                ))
+            }
+            _ => {}
+        }
         let file = std::fs::File::open(&path).map_err(|source| {
             self.missing(
                 LayoutReadError::Io {
@@ -403,6 +420,10 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, LayoutReadError> {
         path: path.to_path_buf(),
         source,
     };
+    // A FIFO would block and a device never end: regular files only.
+    if !std::fs::metadata(path).map_err(io_err)?.is_file() {
+        return Err(io_err(io::Error::other("not a regular file")));
+    }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .map_err(io_err)?

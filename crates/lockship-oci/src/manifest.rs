@@ -10,6 +10,28 @@ use crate::platform::Platform;
 
 /// Manifests and indexes larger than this are refused (containerd's limit is 4 MiB as well).
 pub(crate) const MAX_MANIFEST: u64 = 4 << 20;
+/// Image configs larger than this are refused: a real one, history and all, is a few KB.
+pub(crate) const MAX_CONFIG: u64 = 16 << 20;
+/// Images one index may list when it is read whole (a multi-platform image has a handful).
+pub(crate) const MAX_CHILDREN: usize = 256;
+
+/// Refuses an index read whole that lists too many images or one image twice (each would be
+/// fetched and held again).
+pub(crate) fn check_children(index: &ManifestJson) -> Result<(), String> {
+    if index.manifests.len() > MAX_CHILDREN {
+        return Err(format!(
+            "it lists {} images (lockship reads at most {MAX_CHILDREN})",
+            index.manifests.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for m in &index.manifests {
+        if !seen.insert(m.digest.as_str()) {
+            return Err(format!("it lists {} twice", m.digest));
+        }
+    }
+    Ok(())
+}
 
 /// An image manifest or an index: lockship reads both through one shape and tells them apart
 /// by media type or by which fields are present.

@@ -56,6 +56,32 @@ impl ScratchFile {
     }
 }
 
+/// Writes `bytes` to `dest` whole or not at all: a temporary file beside it, renamed over it.
+/// A `dest` that is a symlink keeps being one: its target is written (renaming over the link
+/// would replace it with a file and leave the file it names unchanged). `mode` sets the new
+/// file's permissions; None keeps those of the file replaced (or 0600 for a new one).
+pub fn write_whole(dest: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = match std::fs::symlink_metadata(dest) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(dest)?,
+        _ => dest.to_path_buf(),
+    };
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut tmp = ScratchFile::new_in(&dir, ".partial")?;
+    tmp.write_all(bytes)?;
+    let permissions = match mode {
+        Some(mode) => Some(std::fs::Permissions::from_mode(mode)),
+        None => std::fs::metadata(&target).ok().map(|m| m.permissions()),
+    };
+    if let Some(p) = permissions {
+        tmp.as_file_mut().set_permissions(p)?;
+    }
+    tmp.persist(&target).map(|_| ())
+}
+
 impl Write for ScratchFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)

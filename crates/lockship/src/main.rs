@@ -252,23 +252,30 @@ async fn write_build_report(
     report: &BuildReport,
     path: &std::path::Path,
 ) -> Result<(), Error> {
-    let source = opts
+    use lockship_engine::image_source::ImageSource;
+    let (source, name) = opts
         .outputs
         .iter()
         .find_map(|out| match out {
-            Output::OciLayout(dir) => Some(format!("oci:{}", dir.display())),
-            Output::DockerTar(file) => Some(format!("docker:{}", file.display())),
+            // By digest: the layout may hold other images beside this one.
+            Output::OciLayout(dir) => Some((
+                ImageSource::Layout {
+                    dir: dir.clone(),
+                    wanted: Some(report.digest.clone()),
+                },
+                format!("oci:{}", dir.display()),
+            )),
+            Output::DockerTar(file) => Some((
+                ImageSource::DockerTar(file.clone()),
+                format!("docker:{}", file.display()),
+            )),
             Output::Registry(_) => None,
         })
         .or_else(|| {
             let pushed = report.pushed.first()?;
             let r = lockship_oci::registry::parse_reference(&pushed.reference).ok()?;
-            Some(format!(
-                "{}/{}@{}",
-                r.registry(),
-                r.repository(),
-                report.digest
-            ))
+            let name = format!("{}/{}@{}", r.registry(), r.repository(), report.digest);
+            Some((ImageSource::parse(&name).ok()?, name))
         })
         .ok_or_else(|| {
             Error::Usage(
@@ -282,7 +289,8 @@ async fn write_build_report(
         platform: None,
     };
     let inspection =
-        image_commands::inspect_image(&read, &source, &lockship_engine::builder::Silent).await?;
+        image_commands::inspect_source(&read, source, &name, &lockship_engine::builder::Silent)
+            .await?;
     let timings = match report.platforms.as_slice() {
         [] => report.timings.clone(),
         platforms => platforms[0].timings.clone(),
@@ -427,13 +435,22 @@ fn read_options(args: &ReadArgs) -> Result<ReadOptions, Error> {
 
 /// Prints `value` as JSON, or as `text` renders it.
 fn print_result<T: serde::Serialize>(format: Format, value: &T, text: impl Fn(&T) -> String) {
-    match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(value).expect("results serialize")
-        ),
-        Format::Text => print!("{}", text(value)),
-    }
+    let out = match format {
+        Format::Json => {
+            let mut json = serde_json::to_string_pretty(value).unwrap_or_default();
+            json.push('\n');
+            json
+        }
+        Format::Text => text(value),
+    };
+    write_stdout(out.as_bytes());
+}
+
+/// Writes results to stdout. A reader that stopped reading (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes).and_then(|_| out.flush());
 }
 
 async fn run_inspect(args: InspectArgs) -> Result<(), Error> {
@@ -538,7 +555,7 @@ fn run_init(args: &InitArgs) -> Result<(), Error> {
         return Ok(());
     }
     if args.print {
-        print!("{}", report.table);
+        write_stdout(report.table.as_bytes());
     }
     if let Some(path) = &report.written {
         eprintln!("lockship: added [tool.lockship] to {}:", path.display());

@@ -213,14 +213,15 @@ impl Reporter for Progress {
         } else {
             format!("FAILED (exit code {})", result.exit_code)
         };
+        // The output comes from the image (which `push` may not have built): escaped.
         let text = format!(
             "smoke: {}  {verdict} in {:.1}s\n{}",
-            result.command,
+            terminal_safe(&result.command),
             result.seconds,
             result
                 .output
                 .lines()
-                .map(|l| format!("  | {l}\n"))
+                .map(|l| format!("  | {}\n", terminal_safe(l)))
                 .collect::<String>()
         );
         self.line(text.trim_end());

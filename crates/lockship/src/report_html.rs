@@ -8,7 +8,6 @@ use std::path::Path;
 
 use lockship_engine::error::Error;
 use lockship_engine::inspect::{Inspection, LayerSummary};
-use lockship_sys::scratch::ScratchFile;
 
 use crate::image_render::human_size;
 use crate::treemap;
@@ -227,43 +226,45 @@ svg text.l{{font:12px sans-serif;fill:#fff}} svg text.s{{font:11px sans-serif;fi
 /// Writes the page to `path` whole or not at all; an existing file is replaced only if it is
 /// an HTML page.
 pub fn write(path: &Path, html: &str) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     check_replaceable(path)?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => ".".into(),
-    };
-    let mut tmp = ScratchFile::new_in(&parent, ".html.partial").map_err(io)?;
-    std::io::Write::write_all(tmp.as_file_mut(), html.as_bytes()).map_err(io)?;
-    // A document for people and other tools to read, not a secret (the temporary file is 0600).
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file_mut()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(io)?;
-    tmp.persist(path).map(|_| ()).map_err(io)
+    // A document for people and other tools to read, not a secret.
+    lockship_sys::scratch::write_whole(path, html.as_bytes(), Some(0o644)).map_err(|source| {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// Whether `path` may be written: missing, or an HTML page (an earlier report).
 pub fn check_replaceable(path: &Path) -> Result<(), Error> {
-    if let Ok(meta) = std::fs::metadata(path) {
-        let head = std::fs::read(path)
-            .map(|b| b.into_iter().take(64).collect::<Vec<u8>>())
-            .unwrap_or_default();
-        let is_html = String::from_utf8_lossy(&head)
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("<!doctype html");
-        if !meta.is_file() || !is_html {
-            return Err(Error::Usage(format!(
-                "{} exists and is not an HTML page: lockship replaces only a report it could have written (choose another --report)",
-                path.display()
-            )));
+    let refuse = || {
+        Error::Usage(format!(
+            "{} exists and is not an HTML page: lockship replaces only a report it could have written (choose another --report)",
+            path.display()
+        ))
+    };
+    match std::fs::metadata(path) {
+        Err(_) => Ok(()),
+        // Not a regular file (a directory, a FIFO, a device): never opened.
+        Ok(meta) if !meta.is_file() => Err(refuse()),
+        Ok(_) => {
+            use std::io::Read;
+            let mut head = Vec::with_capacity(64);
+            std::fs::File::open(path)
+                .and_then(|f| f.take(64).read_to_end(&mut head))
+                .map_err(|_| refuse())?;
+            let is_html = String::from_utf8_lossy(&head)
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("<!doctype html");
+            if is_html {
+                Ok(())
+            } else {
+                Err(refuse())
+            }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

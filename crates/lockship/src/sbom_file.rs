@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use lockship_engine::error::Error;
-use lockship_sys::scratch::ScratchFile;
 
 /// Whether an existing `path` may be replaced: only a JSON SBOM (CycloneDX or SPDX), as an
 /// earlier run wrote it; a missing file is fine.
@@ -26,10 +25,16 @@ pub fn check_replaceable(path: &Path) -> Result<(), Error> {
         Ok(meta) if !meta.is_file() || meta.len() > 256 << 20 => return Err(refuse()),
         Ok(_) => {}
     }
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut bytes = Vec::new();
+    {
+        use std::io::Read;
+        std::fs::File::open(path)
+            .and_then(|f| f.take(256 << 20).read_to_end(&mut bytes))
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
     let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| refuse())?;
     if doc.get("bomFormat").is_some() || doc.get("spdxVersion").is_some() {
         Ok(())
@@ -39,20 +44,9 @@ pub fn check_replaceable(path: &Path) -> Result<(), Error> {
 }
 
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::Io {
+    // A document for people and other tools to read, not a secret.
+    lockship_sys::scratch::write_whole(path, bytes, Some(0o644)).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => ".".into(),
-    };
-    let mut tmp = ScratchFile::new_in(&parent, ".json.partial").map_err(io)?;
-    std::io::Write::write_all(tmp.as_file_mut(), bytes).map_err(io)?;
-    // A document for people and other tools to read, not a secret (the temporary file is 0600).
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file_mut()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(io)?;
-    tmp.persist(path).map(|_| ()).map_err(io)
+    })
 }

@@ -217,6 +217,28 @@ fn inspect_reads_each_kind_of_image_and_diff_shows_a_dependency_bump() {
 }
 
 #[test]
+fn a_reader_that_stops_early_is_not_a_crash() {
+    if services_missing() {
+        return;
+    }
+    let project = fixture("hello-cli", true);
+    let layout = format!("oci:{}", project.tmp.path().join("app.oci").display());
+    build(&project.dir, &["--output", &layout]);
+    // `lockship inspect … | head -c 10`: the pipe closes while lockship still writes.
+    let mut child = lockship(&shared_cache())
+        .args(["inspect", &layout, "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+#[test]
 fn inspect_reads_what_docker_save_wrote() {
     if services_missing() {
         return;
@@ -435,24 +457,147 @@ fn bad_image_names_and_hostile_tarballs_get_one_line_errors() {
     assert!(!dir.path().parent().unwrap().join("escaped").exists());
 
     // A layout blob whose content is not its name.
-    let lying = dir.path().join("lying.tar");
-    {
-        let mut builder = tar::Builder::new(std::fs::File::create(&lying).unwrap());
-        let name = format!("blobs/sha256/{}", "0".repeat(64));
-        let mut header = tar::Header::new_gnu();
-        header.set_size(4);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, &name, &b"evil"[..])
-            .unwrap();
+    let tarball = |path: &Path, files: &[(&str, &[u8])]| {
+        let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+        for (name, bytes) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, name, *bytes).unwrap();
+        }
         builder.finish().unwrap();
-    }
+    };
+    let lying = dir.path().join("lying.tar");
+    let zeros = format!("blobs/sha256/{}", "0".repeat(64));
+    tarball(
+        &lying,
+        &[
+            ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+            ("index.json", br#"{"schemaVersion":2,"manifests":[]}"#),
+            (&zeros, b"evil"),
+        ],
+    );
     let line = first_line(&["inspect", &format!("docker:{}", lying.display())]);
     assert!(
         line.contains("has other content than its name says"),
         "{line}"
     );
+    // A tarball of something else is refused before anything of it is stored.
+    let other = dir.path().join("backup.tar");
+    let files: Vec<(String, Vec<u8>)> = (0..50)
+        .map(|i| (format!("data/file{i}"), vec![i as u8; 1000]))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    tarball(&other, &refs);
+    let stored = || {
+        walkdir::WalkDir::new(cache.path().join("blobs"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .count()
+    };
+    let before = stored();
+    let line = first_line(&["inspect", &format!("docker:{}", other.display())]);
+    assert!(
+        line.contains("neither an OCI layout nor a manifest.json"),
+        "{line}"
+    );
+    assert_eq!(
+        stored(),
+        before,
+        "a refused tarball left blobs in the cache"
+    );
     // Nothing half-written stays in the cache.
     assert!(temp_leftovers(cache.path()).is_empty());
+}
+
+/// An OCI layout written by hand: `blobs` (name, bytes) and an index.json listing `manifests`.
+fn hand_layout(dir: &Path, blobs: &[&[u8]], manifests: serde_json::Value) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    for b in blobs {
+        let d = lockship_oci::digest::Digest::of_bytes(b);
+        std::fs::write(dir.join("blobs/sha256").join(d.hex()), b).unwrap();
+    }
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+}
+
+#[test]
+fn hostile_layouts_are_refused_without_reading_them_whole() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let first_line = |image: &Path| {
+        let out =
+            run_err(lockship(cache.path()).args(["inspect", &format!("oci:{}", image.display())]));
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let digest = |b: &[u8]| lockship_oci::digest::Digest::of_bytes(b).to_string();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layer = b"not really a tar";
+    let manifest = |layer_size: u64| {
+        serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(layer), "size": layer_size}]})
+        .to_string()
+    };
+
+    // A layer whose descriptor claims another size than the blob has (2^63: sums overflow).
+    let lies = dir.path().join("size");
+    let m = manifest(1 << 63);
+    hand_layout(
+        &lies,
+        &[config, layer, m.as_bytes()],
+        serde_json::json!([
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(m.as_bytes()), "size": m.len()}
+        ]),
+    );
+    let line = first_line(&lies);
+    assert!(
+        line.contains("its descriptor says 9223372036854775808"),
+        "{line}"
+    );
+
+    // An index listing one manifest many times.
+    let dup = dir.path().join("dup");
+    let m = manifest(layer.len() as u64);
+    let entry = serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest(m.as_bytes()), "size": m.len()});
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": vec![entry; 150]}).to_string();
+    hand_layout(
+        &dup,
+        &[config, layer, m.as_bytes(), index.as_bytes()],
+        serde_json::json!([
+            {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest(index.as_bytes()), "size": index.len()}
+        ]),
+    );
+    let line = first_line(&dup);
+    assert!(line.contains("twice"), "{line}");
+
+    // A blob that is a FIFO: refused, not waited on.
+    let fifo = dir.path().join("fifo");
+    hand_layout(
+        &fifo,
+        &[config, m.as_bytes()],
+        serde_json::json!([
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(m.as_bytes()), "size": m.len()}
+        ]),
+    );
+    let fifo_path = fifo
+        .join("blobs/sha256")
+        .join(&digest(layer)["sha256:".len()..]);
+    let status = Command::new("mkfifo").arg(&fifo_path).status().unwrap();
+    assert!(status.success());
+    let line = first_line(&fifo);
+    assert!(line.contains("not a regular file"), "{line}");
 }

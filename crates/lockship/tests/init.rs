@@ -140,3 +140,32 @@ fn init_without_a_dockerfile_uses_the_scripts_and_print_writes_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not a Python project"), "{err}");
 }
+
+#[test]
+fn repeated_env_keys_take_the_last_value_and_a_symlinked_pyproject_stays_a_link() {
+    let project = fixture("hello-cli", false);
+    let path = project.path("pyproject.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cut = text.find("[tool.lockship]").unwrap();
+    // The real file lives elsewhere (a monorepo's shared config); the project links to it.
+    let shared = project.tmp.path().join("shared.toml");
+    std::fs::write(&shared, &text[..cut]).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&shared, &path).unwrap();
+    std::fs::write(
+        project.path("Dockerfile"),
+        "FROM python:3.12-slim\nENV A=1 B=2\nENV A=3\nLABEL x=1\nLABEL x=2\n",
+    )
+    .unwrap();
+    run_ok(lockship(project.tmp.path()).arg("init").arg(&project.dir));
+    assert!(std::fs::symlink_metadata(&path)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let written = std::fs::read_to_string(&shared).unwrap();
+    assert!(
+        written.contains(r#"env = { A = "3", B = "2" }"#),
+        "{written}"
+    );
+    assert!(written.contains(r#"labels = { x = "2" }"#), "{written}");
+}

@@ -143,3 +143,27 @@ fn a_report_never_replaces_what_is_not_a_report() {
     );
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my notes");
 }
+
+#[test]
+fn a_symlinked_report_stays_a_link_and_a_fifo_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not an image at all: the report check comes first, before any reading.
+    let real = dir.path().join("real.html");
+    std::fs::write(&real, "<!doctype html><p>old</p>").unwrap();
+    let link = dir.path().join("link.html");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let fifo = dir.path().join("fifo.html");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out = run_err(
+        lockship(dir.path())
+            .args(["inspect", "oci:/nonexistent", "--report"])
+            .arg(&fifo),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not an HTML page"), "{err}");
+    let _ = link;
+}

@@ -119,6 +119,11 @@ impl Registry {
                 .await?;
             return Ok(OwnedArtifact::Image(image));
         }
+        crate::manifest::check_children(&manifest).map_err(|message| RegistryError::Protocol {
+            registry: reference.resolve_registry().to_string(),
+            action: action.clone(),
+            message,
+        })?;
         let mut images = Vec::with_capacity(manifest.manifests.len());
         for child in &manifest.manifests {
             let child_digest = parse_digest(&child.digest, reference, &action)?;
@@ -162,6 +167,13 @@ impl Registry {
                 message: "manifest has no config".into(),
             })?;
         let config_digest = parse_digest(&config_desc.digest, reference, action)?;
+        if config_desc.size > crate::manifest::MAX_CONFIG {
+            return Err(RegistryError::Protocol {
+                registry: reference.resolve_registry().to_string(),
+                action: action.to_string(),
+                message: "its config is larger than lockship reads (16 MiB)".into(),
+            });
+        }
         let what = format!("config of {reference}");
         self.fetch_blob(
             reference,

@@ -121,6 +121,24 @@ fn build_and_inspect_reports_render_a_treemap() {
         share > 0.25,
         "the treemap covers {share:.2} of the screenshot"
     );
+
+    // A report path that is a symlink stays one: the page it names is what changes.
+    let real = dir.join("real.html");
+    std::fs::write(&real, "<!doctype html><p>old</p>").unwrap();
+    let link = dir.join("link.html");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    run_ok(
+        lockship(&shared_cache())
+            .args(["inspect", &layout, "--report"])
+            .arg(&link),
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&real)
+        .unwrap()
+        .contains(r#"id="treemap""#));
 }
 
 #[test]
@@ -145,13 +163,9 @@ fn a_report_never_replaces_what_is_not_a_report() {
 }
 
 #[test]
-fn a_symlinked_report_stays_a_link_and_a_fifo_is_refused() {
+fn a_fifo_is_never_opened_as_a_report() {
     let dir = tempfile::tempdir().unwrap();
     // Not an image at all: the report check comes first, before any reading.
-    let real = dir.path().join("real.html");
-    std::fs::write(&real, "<!doctype html><p>old</p>").unwrap();
-    let link = dir.path().join("link.html");
-    std::os::unix::fs::symlink(&real, &link).unwrap();
     let fifo = dir.path().join("fifo.html");
     assert!(Command::new("mkfifo")
         .arg(&fifo)
@@ -165,5 +179,4 @@ fn a_symlinked_report_stays_a_link_and_a_fifo_is_refused() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not an HTML page"), "{err}");
-    let _ = link;
 }

@@ -348,3 +348,73 @@ pub struct LockArgs {
 fn parse_runtime(name: &str) -> Result<Runtime, String> {
     Runtime::from_name(name).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod docs_commands {
+    use super::*;
+
+    /// Every `lockship …` command line in the docs' code blocks (continuations joined,
+    /// comments, redirections and pipes cut off).
+    fn commands_in(text: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut in_code = false;
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            if line.trim_start().starts_with("```") {
+                in_code = !in_code;
+                continue;
+            }
+            if !in_code {
+                continue;
+            }
+            let Some(at) = line.find("lockship ") else {
+                continue;
+            };
+            let before = line[..at].trim();
+            if !(before.is_empty()
+                || before.ends_with("run:")
+                || before == "-"
+                || before.ends_with("&&"))
+            {
+                continue;
+            }
+            let mut command = line[at..].to_string();
+            while command.trim_end().ends_with('\\') {
+                command = command.trim_end().trim_end_matches('\\').to_string();
+                command.push(' ');
+                command.push_str(lines.next().unwrap_or("").trim());
+            }
+            for cut in [" #", " >>", " > ", " | ", " && "] {
+                if let Some(i) = command.find(cut) {
+                    command.truncate(i);
+                }
+            }
+            found.push(command.trim().to_string());
+        }
+        found
+    }
+
+    #[test]
+    fn every_command_in_the_docs_parses() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut checked = 0;
+        for page in [
+            "README.md",
+            "docs/recipes.md",
+            "docs/migration.md",
+            "docs/troubleshooting.md",
+            "docs/how-it-works.md",
+        ] {
+            let text = std::fs::read_to_string(root.join(page)).unwrap();
+            for command in commands_in(&text) {
+                let words = shell_words::split(&command)
+                    .unwrap_or_else(|e| panic!("{page}: `{command}`: {e}"));
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("{page}: `{command}` does not parse:\n{e}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 20, "only {checked} commands found in the docs");
+    }
+}

@@ -59,6 +59,31 @@ fn commands_page_is_current() {
     check("commands.md", &page);
 }
 
+/// The text of a Rust string literal whose opening quote was just before `rest`: up to the
+/// first unescaped quote, escapes undone (a line continuation with the next line's indent),
+/// format braces shown once.
+fn string_literal(rest: &str) -> String {
+    let mut out = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next() {
+                Some('n') => out.push(' '),
+                Some('\n') => {
+                    while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                        chars.next();
+                    }
+                }
+                Some(other) => out.push(other),
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    out.replace("{{", "{").replace("}}", "}")
+}
+
 /// One error message found in the sources.
 struct Found {
     file: String,
@@ -118,12 +143,7 @@ fn errors_in(path: &Path, root: &Path) -> Vec<Found> {
             }
             let message = attr
                 .split_once('"')
-                .and_then(|(_, rest)| rest.rsplit_once('"'))
-                .map(|(m, _)| {
-                    m.replace("\\\"", "\"")
-                        .replace("{{", "{")
-                        .replace("}}", "}")
-                })
+                .map(|(_, rest)| string_literal(rest))
                 .unwrap_or_default();
             // The doc comment above the attribute.
             let mut about = Vec::new();
@@ -167,6 +187,49 @@ fn errors_in(path: &Path, root: &Path) -> Vec<Found> {
     found
 }
 
+/// The hints of the sources' `fn hint` match arms: `Enum::Variant … => Some("…")` gives that
+/// variant the first string of its arm (an arm for several variants gives each the same).
+fn hints_in(files: &[PathBuf]) -> std::collections::BTreeMap<String, String> {
+    let mut hints = std::collections::BTreeMap::new();
+    for path in files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut rest = text.as_str();
+        while let Some(arrow) = rest.find("=> ") {
+            let (head, tail) = rest.split_at(arrow);
+            // The arm's patterns: back to the previous `,` or `{` that ends a line.
+            let start = [head.rfind(",\n"), head.rfind("{\n")]
+                .into_iter()
+                .flatten()
+                .max()
+                .map_or(0, |i| i + 2);
+            let patterns = &head[start..];
+            // The arm's body: up to the first line ending in `,` at this depth (good enough).
+            let body_end = tail.find("),\n").or(tail.find(",\n")).unwrap_or(tail.len());
+            let body = &tail[..body_end];
+            // The longest string of the arm: the hint's sentence, not a word it tests for.
+            let hint = body
+                .match_indices('"')
+                .map(|(i, _)| string_literal(&body[i + 1..]))
+                .filter(|h| h.contains(' '))
+                .max_by_key(|h| h.len());
+            if let (Some(hint), true) = (hint, body.contains("Some(")) {
+                for pattern in patterns.split('|') {
+                    let name: String = pattern
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                        .collect();
+                    if name.contains("::") {
+                        hints.entry(name).or_insert_with(|| hint.clone());
+                    }
+                }
+            }
+            rest = &tail[3..];
+        }
+    }
+    hints
+}
+
 #[test]
 fn errors_page_is_current() {
     let root = support::repo_root();
@@ -175,7 +238,9 @@ fn errors_page_is_current() {
     let mut page = String::from(
         "<!-- Generated from the sources by crates/lockship/tests/docs.rs; a test fails when it is stale. -->\n\n# Every error message\n\nEach message lockship's crates can print (`{…}` is filled in: the file, package, URL or field), where it comes from, and what its type says about it. `error:` lines are these; the `hint:` line that follows, when there is one, says what to do ([troubleshooting](troubleshooting.md) explains the common ones).\n",
     );
+    let hints = hints_in(&files);
     let mut count = 0;
+    let mut hinted = 0;
     let mut last_file = String::new();
     for path in files {
         if path.components().any(|c| c.as_os_str() == "tests") {
@@ -189,11 +254,20 @@ fn errors_page_is_current() {
                 ));
                 last_file = e.file.clone();
             }
+            let what = match hints.get(&e.item) {
+                Some(h) => {
+                    hinted += 1;
+                    h.clone()
+                }
+                None if !e.about.is_empty() => e.about.clone(),
+                // No hint line: the message names what to fix.
+                None => "—".into(),
+            };
             page.push_str(&format!(
                 "| `{}` | {} | {} |\n",
                 e.item,
                 e.message.replace('|', "\\|"),
-                e.about.replace('|', "\\|")
+                what.replace('|', "\\|")
             ));
             count += 1;
         }

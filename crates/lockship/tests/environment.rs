@@ -188,4 +188,35 @@ fn a_terminal_gets_bars_for_transfers_and_layers() {
     assert!(screen.contains("layers "), "no layer bar");
     assert!(screen.contains("/s"), "no rate");
     assert!(screen.contains(" layers built ("), "no summary");
+    assert!(
+        screen.contains("\u{1b}[36m"),
+        "the bars have no colour to take away"
+    );
+
+    // NO_COLOR: the same bars, no colour.
+    let again = cache.path().join("typescript-no-color");
+    let reference = format!("{}/{}:2", env.registry, unique("bars"));
+    let command = format!(
+        "{} build {} --base {} --push {reference}",
+        env!("CARGO_BIN_EXE_lockship"),
+        project.dir.display(),
+        env.base
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command])
+        .arg(&again)
+        .env("LOCKSHIP_CACHE_DIR", cache.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let screen = String::from_utf8_lossy(&std::fs::read(&again).unwrap()).into_owned();
+    assert!(screen.contains("push sha256:"), "no upload bar");
+    assert!(
+        !screen.contains("\u{1b}[36m") && !screen.contains("\u{1b}[34m"),
+        "colour despite NO_COLOR"
+    );
 }

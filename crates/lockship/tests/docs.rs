@@ -276,5 +276,9 @@ fn errors_page_is_current() {
         count > 100,
         "only {count} messages found: the scanner is broken"
     );
+    assert!(
+        hinted > 30,
+        "only {hinted} hints found: the hint scanner is broken"
+    );
     check("errors.md", &page);
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use lockship_net::{Http, NetOptions};
 use lockship_oci::blob_store::BlobStore;
 use lockship_oci::image::Image;
-use lockship_oci::image_index::{Artifact, OwnedArtifact};
+use lockship_oci::image_index::OwnedArtifact;
 use lockship_oci::platform::Platform;
 use lockship_oci::registry::{PushReport, RegistryAccess};
 use oci_spec::distribution::Reference;
@@ -181,14 +181,7 @@ async fn gate(
         return Ok((Vec::new(), false));
     };
     let target = opts.target.clone().unwrap_or_else(|| image_target(image));
-    let target_cfg = project.target(&target)?;
-    let commands: Vec<Vec<String>> = project
-        .config
-        .smoke
-        .iter()
-        .chain(&target_cfg.smoke)
-        .map(|c| c.to_vec())
-        .collect();
+    let commands = project.smoke_commands(&project.target(&target)?);
     if commands.is_empty() {
         return Ok((Vec::new(), false));
     }
@@ -249,34 +242,16 @@ async fn send(
         }
         reports.push(total);
     }
-    let digest = artifact.as_artifact().digest().clone();
-    let mut pushed: Vec<PushedReport> = Vec::new();
-    for (target, report) in targets.iter().zip(reports) {
-        reporter.step(&format!("pushing the manifest to {target}"));
-        let result = match artifact.as_artifact() {
-            Artifact::Image(image) => registry.push_manifest(image, target).await,
-            Artifact::Index(index) => registry.push_index(index, target).await,
-        };
-        if let Err(source) = result {
-            if pushed.is_empty() {
-                return Err(source.into());
-            }
-            return Err(Error::PartialPush {
-                pushed: pushed
-                    .iter()
-                    .map(|p| p.reference.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                source: Box::new(source),
-            });
-        }
-        crate::builder::pushed::remember(&opts.read.cache_dir, target, &digest)?;
-        pushed.push(PushedReport {
-            reference: target.to_string(),
-            report,
-        });
-    }
-    Ok(pushed)
+    crate::builder::publish::move_tags(
+        registry,
+        reporter,
+        &opts.read.cache_dir,
+        artifact.as_artifact(),
+        targets,
+        reports,
+        &|_| false,
+    )
+    .await
 }
 
 /// What `lockship sbom` made.

@@ -373,6 +373,16 @@ impl Project {
         Ok(())
     }
 
+    /// The smoke commands of a target: production's, then the target's own.
+    pub fn smoke_commands(&self, target: &TargetConfig) -> Vec<Vec<String>> {
+        self.config
+            .smoke
+            .iter()
+            .chain(&target.smoke)
+            .map(|c| c.to_vec())
+            .collect()
+    }
+
     /// `compression` from the config (gzip when unset).
     pub fn compression(&self) -> Result<lockship_oci::layer::Compression, ProjectError> {
         use lockship_oci::layer::Compression;

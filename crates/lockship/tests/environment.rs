@@ -149,6 +149,42 @@ fn ci_logs_get_plain_steps_and_a_summary_and_stdout_only_the_result() {
     assert_eq!(off, "");
 }
 
+/// Builds `project` and pushes it to `reference` with lockship on a terminal (`script` gives it
+/// one, as a person at one has), `extra` set; returns what the terminal received.
+fn on_a_terminal(
+    project: &Project,
+    cache: &std::path::Path,
+    reference: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let env = env();
+    let typescript = cache.join(format!("typescript-{}", unique("t")));
+    let command = format!(
+        "{} build {} --base {} --push {reference}",
+        env!("CARGO_BIN_EXE_lockship"),
+        project.dir.display(),
+        env.base
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &command])
+        .arg(&typescript)
+        .env("LOCKSHIP_CACHE_DIR", cache)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("TERM", "xterm")
+        .env_remove("CI")
+        .env_remove("NO_COLOR");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned()
+}
+
 #[test]
 fn a_terminal_gets_bars_for_transfers_and_layers() {
     if services_missing() {
@@ -156,32 +192,10 @@ fn a_terminal_gets_bars_for_transfers_and_layers() {
     }
     let env = env();
     let project = fixture("hello-cli", true);
-    let reference = format!("{}/{}:1", env.registry, unique("bars"));
     // A cold cache, so that there is something to download, write and upload.
     let cache = tempfile::tempdir().unwrap();
-    let typescript = cache.path().join("typescript");
-    let command = format!(
-        "{} build {} --base {} --push {reference}",
-        env!("CARGO_BIN_EXE_lockship"),
-        project.dir.display(),
-        env.base
-    );
-    // `script` gives lockship a terminal, as a person at one has.
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command])
-        .arg(&typescript)
-        .env("LOCKSHIP_CACHE_DIR", cache.path())
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("TERM", "xterm")
-        .env_remove("CI")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let screen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    let reference = format!("{}/{}:1", env.registry, unique("bars"));
+    let screen = on_a_terminal(&project, cache.path(), &reference, &[]);
     // Download and upload bars (bytes and rate), the layer bar, then the summary.
     assert!(screen.contains("pull "), "no download bar");
     assert!(screen.contains("push sha256:"), "no upload bar");
@@ -194,26 +208,8 @@ fn a_terminal_gets_bars_for_transfers_and_layers() {
     );
 
     // NO_COLOR: the same bars, no colour.
-    let again = cache.path().join("typescript-no-color");
     let reference = format!("{}/{}:2", env.registry, unique("bars"));
-    let command = format!(
-        "{} build {} --base {} --push {reference}",
-        env!("CARGO_BIN_EXE_lockship"),
-        project.dir.display(),
-        env.base
-    );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command])
-        .arg(&again)
-        .env("LOCKSHIP_CACHE_DIR", cache.path())
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("TERM", "xterm")
-        .env("NO_COLOR", "1")
-        .env_remove("CI")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let screen = String::from_utf8_lossy(&std::fs::read(&again).unwrap()).into_owned();
+    let screen = on_a_terminal(&project, cache.path(), &reference, &[("NO_COLOR", "1")]);
     assert!(screen.contains("push sha256:"), "no upload bar");
     assert!(
         !screen.contains("\u{1b}[36m") && !screen.contains("\u{1b}[34m"),

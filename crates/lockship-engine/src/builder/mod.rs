@@ -39,7 +39,7 @@ mod pipeline;
 mod platforms;
 mod prepare;
 mod produce;
-mod publish;
+pub(crate) mod publish;
 pub(crate) mod pushed;
 mod registry_cache;
 mod report;

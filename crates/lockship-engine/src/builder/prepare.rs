@@ -246,13 +246,7 @@ pub(super) async fn prepare(
         }
     }
 
-    let commands: Vec<Vec<String>> = project
-        .config
-        .smoke
-        .iter()
-        .chain(&target_cfg.smoke)
-        .map(|c| c.to_vec())
-        .collect();
+    let commands = project.smoke_commands(&target_cfg);
     let must_test = match opts.smoke {
         SmokeMode::Always => true,
         SmokeMode::BeforePush => !push_refs.is_empty() && !commands.is_empty(),

@@ -244,47 +244,62 @@ pub(super) async fn push_manifests(
     targets: &[Reference],
     blobs: Vec<PushReport>,
 ) -> Result<Vec<PushedReport>, Error> {
-    let Session {
-        registry, reporter, ..
-    } = *session;
-    let mut pushed: Vec<PushedReport> = Vec::new();
-    for (target, report) in targets.iter().zip(blobs) {
-        let digest = match artifact {
-            Artifact::Image(image) => &image.manifest_digest,
-            Artifact::Index(index) => &index.digest,
-        };
-        // The tag names this very image already: nothing to move.
-        if session
+    let digest = artifact.digest();
+    // A tag that names this very artifact already: nothing to move.
+    let unchanged = |target: &Reference| {
+        session
             .remote
             .target(target)
             .is_some_and(|now| &now.tag_digest == digest)
-        {
-            super::pushed::remember(&session.opts.cache_dir, target, digest)?;
-            pushed.push(PushedReport {
-                reference: target.to_string(),
-                report,
-            });
-            continue;
-        }
-        reporter.step(&format!("pushing the manifest to {target}"));
-        let result = match artifact {
-            Artifact::Image(image) => registry.push_manifest(image, target).await,
-            Artifact::Index(index) => registry.push_index(index, target).await,
-        };
-        if let Err(source) = result {
-            if pushed.is_empty() {
-                return Err(source.into());
+    };
+    move_tags(
+        session.registry,
+        session.reporter,
+        &session.opts.cache_dir,
+        artifact,
+        targets,
+        blobs,
+        &unchanged,
+    )
+    .await
+}
+
+/// The manifests (or the index and its manifests) to every target, in order, each remembered
+/// as the repository's last push; targets `unchanged` says name the artifact already are only
+/// remembered. Shared by builds and `lockship push`.
+pub(crate) async fn move_tags(
+    registry: &lockship_oci::registry::Registry,
+    reporter: &dyn super::Reporter,
+    cache_dir: &std::path::Path,
+    artifact: Artifact<'_>,
+    targets: &[Reference],
+    blobs: Vec<PushReport>,
+    unchanged: &dyn Fn(&Reference) -> bool,
+) -> Result<Vec<PushedReport>, Error> {
+    let digest = artifact.digest();
+    let mut pushed: Vec<PushedReport> = Vec::new();
+    for (target, report) in targets.iter().zip(blobs) {
+        if !unchanged(target) {
+            reporter.step(&format!("pushing the manifest to {target}"));
+            let result = match artifact {
+                Artifact::Image(image) => registry.push_manifest(image, target).await,
+                Artifact::Index(index) => registry.push_index(index, target).await,
+            };
+            if let Err(source) = result {
+                if pushed.is_empty() {
+                    return Err(source.into());
+                }
+                return Err(Error::PartialPush {
+                    pushed: pushed
+                        .iter()
+                        .map(|p| p.reference.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    source: Box::new(source),
+                });
             }
-            return Err(Error::PartialPush {
-                pushed: pushed
-                    .iter()
-                    .map(|p| p.reference.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                source: Box::new(source),
-            });
         }
-        super::pushed::remember(&session.opts.cache_dir, target, digest)?;
+        super::pushed::remember(cache_dir, target, digest)?;
         pushed.push(PushedReport {
             reference: target.to_string(),
             report,

@@ -37,27 +37,9 @@ impl Registry {
             is_index,
             ..
         } = self.locate(reference, platform, &action).await?;
-        let config_desc = manifest
-            .config
-            .clone()
-            .ok_or_else(|| RegistryError::Protocol {
-                registry: reference.resolve_registry().to_string(),
-                action: action.clone(),
-                message: "manifest has no config".into(),
-            })?;
-        let config_digest = parse_digest(&config_desc.digest, reference, &action)?;
-        let what = format!("config of {reference}");
-        // Configs are content-addressed: one pulled before (and intact: fetch_blob checks)
-        // never needs pulling again.
-        self.fetch_blob(
-            &resolved,
-            &config_digest,
-            Some(config_desc.size),
-            &what,
-            store,
-        )
-        .await?;
-        let config = store.read(&config_digest, &what)?;
+        let (config_digest, config) = self
+            .fetch_config(&resolved, reference, &manifest, store, &action)
+            .await?;
         if !is_index && platform_required {
             check_platform(&config, reference, platform)?;
         }
@@ -158,38 +140,49 @@ impl Registry {
         store: &BlobStore,
         action: &str,
     ) -> Result<Image, RegistryError> {
-        let config_desc = manifest
-            .config
-            .as_ref()
-            .ok_or_else(|| RegistryError::Protocol {
-                registry: reference.resolve_registry().to_string(),
-                action: action.to_string(),
-                message: "manifest has no config".into(),
-            })?;
-        let config_digest = parse_digest(&config_desc.digest, reference, action)?;
-        if config_desc.size > crate::manifest::MAX_CONFIG {
-            return Err(RegistryError::Protocol {
-                registry: reference.resolve_registry().to_string(),
-                action: action.to_string(),
-                message: "its config is larger than lockship reads (16 MiB)".into(),
-            });
-        }
-        let what = format!("config of {reference}");
-        self.fetch_blob(
-            reference,
-            &config_digest,
-            Some(config_desc.size),
-            &what,
-            store,
-        )
-        .await?;
-        let config = store.read(&config_digest, &what)?;
+        let (config_digest, config) = self
+            .fetch_config(reference, reference, manifest, store, action)
+            .await?;
         let layers = remote_layers(manifest, reference, action)?;
         let mut image = crate::image::from_parts(bytes, config, config_digest, &layers);
         for layer in &mut image.layers {
             layer.origin = BlobOrigin::Cached(reference.clone());
         }
         Ok(image)
+    }
+
+    /// The config `manifest` names, fetched from `from`'s repository (`named`: the reference
+    /// as the user gave it, for messages). At most [`MAX_CONFIG`](crate::manifest::MAX_CONFIG)
+    /// bytes; configs are content-addressed, so one pulled before (and intact: `fetch_blob`
+    /// checks) is not pulled again.
+    async fn fetch_config(
+        &self,
+        from: &Reference,
+        named: &Reference,
+        manifest: &ManifestJson,
+        store: &BlobStore,
+        action: &str,
+    ) -> Result<(Digest, Vec<u8>), RegistryError> {
+        let protocol = |message: &str| RegistryError::Protocol {
+            registry: named.resolve_registry().to_string(),
+            action: action.to_string(),
+            message: message.to_string(),
+        };
+        let config_desc = manifest
+            .config
+            .as_ref()
+            .ok_or_else(|| protocol("manifest has no config"))?;
+        let config_digest = parse_digest(&config_desc.digest, named, action)?;
+        if config_desc.size > crate::manifest::MAX_CONFIG {
+            return Err(protocol(
+                "its config is larger than lockship reads (16 MiB)",
+            ));
+        }
+        let what = format!("config of {named}");
+        self.fetch_blob(from, &config_digest, Some(config_desc.size), &what, store)
+            .await?;
+        let config = store.read(&config_digest, &what)?;
+        Ok((config_digest, config))
     }
 
     /// The manifest `reference` names for `platform` (through an index when it names one).

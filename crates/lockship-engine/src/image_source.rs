@@ -31,7 +31,8 @@ pub enum ImageSource {
 }
 
 impl ImageSource {
-    /// Parses `oci:DIR`, `oci:DIR:TAG`, `oci:DIR@sha256:…`, `docker:FILE` or a reference.
+    /// Parses `oci:DIR`, `oci:DIR:TAG`, `oci:DIR@sha256:…`, `docker:FILE`, a directory or file
+    /// that exists (as those), or a reference.
     pub fn parse(text: &str) -> Result<ImageSource, Error> {
         if let Some(rest) = text.strip_prefix("oci:") {
             let (dir, wanted) = split_layout(rest);
@@ -49,16 +50,20 @@ impl ImageSource {
             }
             return Ok(ImageSource::DockerTar(PathBuf::from(file)));
         }
-        // `out.tar` is also a valid repository name: a path that exists is surely meant as one.
-        if !text.starts_with("registry:") && Path::new(text).exists() {
-            let kind = if Path::new(text).is_dir() {
-                "oci"
-            } else {
-                "docker"
-            };
-            return Err(Error::Usage(format!(
-                "`{text}` is a local path, not an image reference: write `{kind}:{text}` (oci:DIR for an OCI layout, docker:FILE for a tarball)"
-            )));
+        // A path that exists is meant as one (`out.tar` is also a valid repository name, so
+        // only what exists on disk is taken this way): a directory is an OCI layout, a file a
+        // docker tarball. `registry:REF` forces a reference.
+        if !text.starts_with("registry:") {
+            let path = Path::new(text);
+            if path.is_dir() {
+                return Ok(ImageSource::Layout {
+                    dir: path.to_path_buf(),
+                    wanted: None,
+                });
+            }
+            if path.is_file() {
+                return Ok(ImageSource::DockerTar(path.to_path_buf()));
+            }
         }
         let reference = text.strip_prefix("registry:").unwrap_or(text);
         Ok(ImageSource::Registry(

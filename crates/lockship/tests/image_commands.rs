@@ -427,12 +427,12 @@ fn bad_image_names_and_hostile_tarballs_get_one_line_errors() {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         err.lines().next().unwrap().to_string()
     };
-    // A path given without its kind.
+    // A path given without its kind is read as what it is: a file as a docker tarball.
     let plain = dir.path().join("app.tar");
     std::fs::write(&plain, b"").unwrap();
     let line = first_line(&["inspect", plain.to_str().unwrap()]);
     assert!(
-        line.contains("is a local path, not an image reference: write `docker:"),
+        line.contains(&format!("docker tarball {}", plain.display())),
         "{line}"
     );
     // A directory that is not a layout.

@@ -48,15 +48,20 @@ fn delta(from: u64, to: u64) -> String {
     }
 }
 
+/// The packages of a layer (`click 8.1.8, …`); empty for a layer that holds none.
+pub fn package_list(layer: &LayerSummary) -> String {
+    layer
+        .packages
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What a layer holds, in a few words: its packages, else its biggest directories.
 fn holds(layer: &LayerSummary) -> String {
     if !layer.packages.is_empty() {
-        return layer
-            .packages
-            .iter()
-            .map(|p| format!("{} {}", p.name, p.version))
-            .collect::<Vec<_>>()
-            .join(", ");
+        return package_list(layer);
     }
     let dirs = layer
         .top

@@ -39,12 +39,7 @@ fn esc(text: &str) -> String {
 /// What a layer is called on the map.
 fn layer_label(n: usize, layer: &LayerSummary) -> String {
     if !layer.packages.is_empty() {
-        return layer
-            .packages
-            .iter()
-            .map(|p| format!("{} {}", p.name, p.version))
-            .collect::<Vec<_>>()
-            .join(", ");
+        return crate::image_render::package_list(layer);
     }
     let what: String = layer.created_by.chars().take(60).collect();
     if what.is_empty() {

@@ -282,3 +282,71 @@ fn errors_page_is_current() {
     );
     check("errors.md", &page);
 }
+
+#[test]
+fn ci_recipes_are_valid_yaml_of_their_services_shape() {
+    let recipes = std::fs::read_to_string(support::repo_root().join("docs/recipes.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in recipes.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l.starts_with("```yaml") => current = Some(String::new()),
+            (Some(_), "```") => blocks.push(current.take().unwrap()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        blocks.len(),
+        2,
+        "one GitHub Actions and one GitLab CI recipe"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let path = dir.path().join(format!("recipe{i}.yml"));
+            std::fs::write(&path, b).unwrap();
+            path
+        })
+        .collect();
+    // GitHub: jobs whose steps each `run` or `uses`; GitLab: jobs with a `script` (or that
+    // extend one that has it) and a stage.
+    let check = r#"
+import sys, yaml
+github, gitlab = (yaml.safe_load(open(f)) for f in sys.argv[1:3])
+steps = github["jobs"]["image"]["steps"]
+assert all(("run" in s) != ("uses" in s) for s in steps), steps
+assert github["on"] is not None if "on" in github else github[True] is not None
+jobs = {k: v for k, v in gitlab.items() if isinstance(v, dict) and not k.startswith(".") and k != "variables"}
+assert jobs, gitlab
+for name, job in jobs.items():
+    assert "script" in job, name
+    assert "stage" in job, name
+print(len(steps), len(jobs))
+"#;
+    let out = Command::new("uv")
+        .args([
+            "run",
+            "--quiet",
+            "--no-project",
+            "--with",
+            "pyyaml==6.*",
+            "python",
+            "-c",
+            check,
+        ])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

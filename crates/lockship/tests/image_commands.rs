@@ -338,6 +338,54 @@ fn push_promotes_an_image_and_an_index_keeping_their_digests() {
     assert_eq!(arm["platforms"].as_array().unwrap().len(), 2);
 }
 
+#[test]
+fn push_takes_docker_tarballs_of_either_format() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let tar = project.tmp.path().join("app.tar");
+    let name = format!("{}:1", unique("tarball"));
+    build(
+        &project.dir,
+        &[
+            "--output",
+            &format!("docker:{}", tar.display()),
+            "--tag",
+            &name,
+        ],
+    );
+    let built = inspect_json(&format!("docker:{}", tar.display()))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // lockship's own tarball (an OCI layout inside): the same digest in the registry.
+    let repo = format!("{}/{}", env.registry, unique("from-tar"));
+    run_ok(lockship(&shared_cache()).args([
+        "push",
+        &format!("docker:{}", tar.display()),
+        &format!("{repo}:oci"),
+    ]));
+    assert_eq!(registry_digest(&format!("{repo}:oci")), built);
+
+    // `docker save`'s older format: plain layer tars under a new OCI manifest, runnable.
+    docker_load(&tar);
+    let saved = project.tmp.path().join("saved.tar");
+    docker(&["save", "-o", saved.to_str().unwrap(), &name]);
+    docker(&["rmi", &name]);
+    let legacy = format!("{repo}:legacy");
+    run_ok(lockship(&shared_cache()).args([
+        "push",
+        &format!("docker:{}", saved.display()),
+        &legacy,
+    ]));
+    docker(&["pull", "-q", &legacy]);
+    let greeting = docker_run(&legacy, None, &["tarball"]);
+    docker(&["rmi", &legacy]);
+    assert!(greeting.starts_with("Hello, tarball!"), "{greeting}");
+}
+
 fn inspect_json_platform(image: &str, platform: &str) -> serde_json::Value {
     json(&run_ok(lockship(&shared_cache()).args([
         "inspect",

@@ -67,6 +67,14 @@ pub enum Error {
     Tarball(lockship_oci::docker_tar::TarballReadError),
     #[error(transparent)]
     Client(#[from] lockship_net::ClientError),
+    /// Built again without the registry cache before it reaches the user (see `build_image`).
+    #[error("cannot fetch cached layer {digest} from {from}: {source}")]
+    CachedLayerGone {
+        from: String,
+        digest: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
     #[error("cannot read layer {digest} of {image}: {message}")]
     LayerUnreadable {
         image: String,
@@ -145,6 +153,15 @@ impl Error {
                 Some(hints::CACHE.into())
             }
             _ => None,
+        }
+    }
+
+    /// Whether the build failed on a layer a registry listed but did not hand over.
+    pub fn is_cached_layer_gone(&self) -> bool {
+        match self {
+            Error::CachedLayerGone { .. } => true,
+            Error::Platform { source, .. } => source.is_cached_layer_gone(),
+            _ => false,
         }
     }
 

@@ -152,6 +152,7 @@ fn options(common: &ProjectArgs) -> Result<BuildOptions, Error> {
         ca_bundle: host_env::ca_bundle(),
         cache_from: Vec::new(),
         cache_to: Vec::new(),
+        registry_cache: true,
     })
 }
 

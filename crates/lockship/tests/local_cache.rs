@@ -135,3 +135,71 @@ fn info_and_prune_on_a_real_cache() {
     let again = build();
     assert_eq!(again["digest"], first["digest"]);
 }
+
+/// The image's /etc/passwd as a container sees it (the last layer that writes it), from the
+/// only image in the OCI layout at `dir`.
+fn passwd_of(dir: &std::path::Path) -> String {
+    use std::io::Read;
+    let blob = |digest: &str| {
+        std::fs::read(
+            dir.join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let mut passwd = String::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let bytes = blob(layer["digest"].as_str().unwrap());
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(&bytes[..]));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                == "etc/passwd"
+            {
+                passwd.clear();
+                entry.read_to_string(&mut passwd).unwrap();
+            }
+        }
+    }
+    passwd
+}
+
+#[test]
+fn two_bases_with_one_python_do_not_share_the_runtime_layer() {
+    if services_missing() {
+        return;
+    }
+    // hello-cli's own Debian-package base and the test's registry base are both bookworm with
+    // Python 3.11: one target, but each has its own /etc/passwd, which the runtime layer extends.
+    let project = fixture("hello-cli", true);
+    let cache = tempfile::tempdir().unwrap();
+    let debian = project.tmp.path().join("debian.oci");
+    let registry = project.tmp.path().join("registry.oci");
+    run_ok(
+        lockship(cache.path())
+            .arg("build")
+            .arg(&project.dir)
+            .arg("--output")
+            .arg(format!("oci:{}", debian.display())),
+    );
+    run_ok(
+        lockship(cache.path())
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &env().base, "--output"])
+            .arg(format!("oci:{}", registry.display())),
+    );
+    let (on_debian, on_registry) = (passwd_of(&debian), passwd_of(&registry));
+    assert!(on_debian.contains("nonroot:x:65532:") && on_registry.contains("nonroot:x:65532:"));
+    // The registry base's own accounts stay in its image, and only there.
+    assert!(on_registry.contains("\ndaemon:x:1:1:"), "{on_registry}");
+    assert!(!on_debian.contains("\ndaemon:"), "{on_debian}");
+}

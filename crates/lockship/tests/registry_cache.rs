@@ -236,3 +236,54 @@ fn an_unchanged_build_reads_two_manifests_and_writes_nothing() {
         .any(|r| r.starts_with("PUT ") && r.contains("/manifests/commit-2")));
     assert_eq!(pushed(&tagged).0, 0);
 }
+
+#[test]
+fn a_cached_layer_the_registry_will_not_hand_over_is_built_here_instead() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let target = format!("{}/tests/{}:main", env.registry, unique("regcache-gone"));
+    let first = build(
+        &project.dir,
+        &shared_cache(),
+        &env.base,
+        &["--push", &target],
+    );
+    // The image's manifest can be read through the proxy, its blobs cannot (deleted by a
+    // registry's garbage collection, or a cache repository the job may not read).
+    let proxy = FaultProxy::start(&env.registry);
+    proxy.set_rules(vec![support::servers::Rule::on(
+        "/blobs/sha256:",
+        support::servers::Fault::Status(404),
+    )
+    .method("GET")]);
+    let cache_from = target.replace(&env.registry, proxy.addr());
+    let fresh = tempfile::tempdir().unwrap();
+    let out = format!("oci:{}", fresh.path().join("app.oci").display());
+    let output = lockship(fresh.path())
+        .arg("build")
+        .arg(&project.dir)
+        .args(["--base", &env.base, "--no-test", "--format", "json"])
+        .args(["--cache-from", &cache_from, "--output", &out])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: cannot fetch cached layer"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("building without the registry cache"),
+        "{stderr}"
+    );
+    let report = json(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(
+        report["digest"], first["digest"],
+        "built here, the same image"
+    );
+    assert!(!built(&report).is_empty());
+    assert!(proxy.injected() > 0, "the proxy refused nothing");
+}

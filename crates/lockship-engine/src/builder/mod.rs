@@ -110,6 +110,9 @@ pub struct BuildOptions {
     /// `--cache-to`: references that receive the image's layers and its cache record, smoke
     /// tests or not, without being push targets.
     pub cache_to: Vec<String>,
+    /// Whether layers may be taken from the registry by key (off for the one retry after a
+    /// layer the registry listed could not be fetched).
+    pub registry_cache: bool,
 }
 
 /// When the smoke commands run.
@@ -212,6 +215,16 @@ pub async fn build_image(
             warn_evictions(&store, reporter);
             build_once(opts, &http, &store, reporter).await
         }
+        // A layer a registry's manifest lists but will not hand over (deleted, denied, a
+        // broken --cache-from): the layers are made here instead, once.
+        Err(e) if opts.registry_cache && e.is_cached_layer_gone() => {
+            reporter.warn(&format!("{e}: building without the registry cache"));
+            let without = BuildOptions {
+                registry_cache: false,
+                ..opts.clone()
+            };
+            build_once(&without, &http, &store, reporter).await
+        }
         other => other,
     };
     warn_evictions(&store, reporter);
@@ -268,7 +281,7 @@ async fn load_registry_cache(
     platform: &Platform,
     reporter: &dyn Reporter,
 ) -> Result<registry_cache::RegistryCache, Error> {
-    if opts.dry_run {
+    if opts.dry_run || !opts.registry_cache {
         return Ok(registry_cache::RegistryCache::default());
     }
     use registry_cache::Role;

@@ -220,7 +220,14 @@ pub(super) async fn prepare(
         let digest = app::digest_files(&project.dir, &files)?;
         Some((opts.target.clone(), files, format!("{workdir}:{digest}")))
     };
-    let runtime_key = format!("{user:?}\n{workdir}");
+    // The runtime layer's /etc/passwd and /etc/group are the base's with the user added: the
+    // base's files are inputs too (two bases with one Python must not share the layer).
+    let accounts = lockship_oci::digest::Digest::of_parts([
+        base.facts.passwd.as_deref().unwrap_or(""),
+        "\0",
+        base.facts.group.as_deref().unwrap_or(""),
+    ]);
+    let runtime_key = format!("{user:?}\n{workdir}\n{accounts}");
     let plan = plan::plan_layers(
         PlanInputs {
             target: &target,

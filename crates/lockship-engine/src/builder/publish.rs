@@ -179,7 +179,16 @@ async fn fetch_cached_layers(session: &Session<'_>, image: &Image) -> Result<(),
                     &what,
                     session.store,
                 )
-                .await?;
+                .await
+                .map_err(|source| match source {
+                    // The local store failing is not the registry's doing.
+                    lockship_oci::registry::RegistryError::Store(_) => Error::from(source),
+                    source => Error::CachedLayerGone {
+                        from: from.to_string(),
+                        digest: layer.info.digest.to_string(),
+                        source: Box::new(source),
+                    },
+                })?;
         }
     }
     Ok(())

@@ -104,6 +104,7 @@ fn options(project_dir: &Path, cache_dir: &Path, out: &Path) -> BuildOptions {
         ca_bundle: None,
         cache_from: Vec::new(),
         cache_to: Vec::new(),
+        registry_cache: true,
     }
 }
 

@@ -263,7 +263,18 @@ fn bearer_tokens_with_scopes_from_a_token_server() {
         "ci:tok-3f9a-SECRET",
     );
     docker_config(config_dir.path(), &registry.addr, Some(&auth));
-    let before = tokens.log().len();
+    // The refused build exits at its first error while other uploads may still be asking for
+    // tokens: their requests reach the server's log a moment later. Wait for it to be quiet
+    // (bounded), so that what follows counts the next build's requests only.
+    let mut before = tokens.log().len();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = tokens.log().len();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let out = build();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

@@ -274,7 +274,17 @@ async fn proxy(
         // periodic rule spares the retry of a request it (or another rule) just failed: its
         // faults are transient, and concurrent requests could otherwise line one request's
         // every attempt up with the period.
-        let key = format!("{method} {path}");
+        // An upload's closing PUT goes to a new session's URL on every attempt: it is the
+        // same request when it names the same blob.
+        let key = match path.split_once("digest=") {
+            Some((_, digest)) if path.contains("/blobs/uploads/") => {
+                format!(
+                    "{method} upload of {}",
+                    digest.split('&').next().unwrap_or("")
+                )
+            }
+            _ => format!("{method} {path}"),
+        };
         let retried = s.faulted.contains(&key);
         let capped = s.periodic_faults.get(&key).copied().unwrap_or(0) >= PERIODIC_FAULTS_PER_PATH;
         let mut periodic = false;

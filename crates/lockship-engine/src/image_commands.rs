@@ -63,17 +63,19 @@ pub async fn inspect_source(
     reporter: &dyn Reporter,
 ) -> Result<Inspection, Error> {
     with_reader(opts, reporter, async |reader| {
-        inspect_one(reader, &source, name, opts).await
+        Ok(inspect_one(reader, &source, name, opts).await?.0)
     })
     .await
 }
 
+/// Opens `source`, takes its image for the platform asked for, brings its layers into the
+/// store and looks inside: the inspection, and the image it is of.
 async fn inspect_one(
     reader: &Reader<'_>,
     source: &ImageSource,
     name: &str,
     opts: &ReadOptions,
-) -> Result<Inspection, Error> {
+) -> Result<(Inspection, Image), Error> {
     let artifact = reader.open(source).await?;
     let image = image_source::pick(&artifact, opts.platform.as_ref(), name)?;
     reader.fetch_layers(image).await?;
@@ -83,7 +85,8 @@ async fn inspect_one(
         .into_iter()
         .map(inspect::platform_of)
         .collect();
-    inspect::inspect(image, reader.store, name, platforms)
+    let inspection = inspect::inspect(image, reader.store, name, platforms)?;
+    Ok((inspection, image.clone()))
 }
 
 /// `lockship diff`: what changed from image `a` to image `b`.
@@ -95,8 +98,8 @@ pub async fn diff_images(
 ) -> Result<ImageDiff, Error> {
     let (sa, sb) = (ImageSource::parse(a)?, ImageSource::parse(b)?);
     with_reader(opts, reporter, async |reader| {
-        let from = inspect_one(reader, &sa, a, opts).await?;
-        let to = inspect_one(reader, &sb, b, opts).await?;
+        let (from, _) = inspect_one(reader, &sa, a, opts).await?;
+        let (to, _) = inspect_one(reader, &sb, b, opts).await?;
         Ok(image_diff::diff(&from, &to))
     })
     .await
@@ -272,38 +275,33 @@ pub async fn sbom_image(
     reporter: &dyn Reporter,
 ) -> Result<SbomOutcome, Error> {
     let source = ImageSource::parse(name)?;
-    let ImageSource::Registry(reference) = &source else {
-        if attach {
+    let attach_to = match (&source, attach) {
+        (ImageSource::Registry(reference), true) => Some(reference),
+        (_, true) => {
             return Err(Error::Usage(format!(
                 "--attach pushes the SBOM beside the image in its registry; `{name}` is not a registry reference"
-            )));
+            )))
         }
-        return with_reader(opts, reporter, async |reader| {
-            let document = sbom_of(reader, &source, name, opts, format).await?.0;
-            Ok(SbomOutcome {
-                document,
-                attached: None,
-            })
-        })
-        .await;
+        (_, false) => None,
     };
     with_reader(opts, reporter, async |reader| {
         let (document, subject) = sbom_of(reader, &source, name, opts, format).await?;
-        let attached = if attach {
-            let bytes = crate::sbom::to_bytes(&document);
-            let digest = reader
-                .registry
-                .attach(
-                    reference,
-                    &subject,
-                    format.media_type(),
-                    &bytes,
-                    &Default::default(),
-                )
-                .await?;
-            Some(digest.to_string())
-        } else {
-            None
+        let attached = match attach_to {
+            Some(reference) => {
+                let bytes = crate::sbom::to_bytes(&document);
+                let digest = reader
+                    .registry
+                    .attach(
+                        reference,
+                        &subject,
+                        format.media_type(),
+                        &bytes,
+                        &Default::default(),
+                    )
+                    .await?;
+                Some(digest.to_string())
+            }
+            None => None,
         };
         Ok(SbomOutcome { document, attached })
     })
@@ -317,10 +315,7 @@ async fn sbom_of(
     opts: &ReadOptions,
     format: crate::sbom::SbomFormat,
 ) -> Result<(serde_json::Value, lockship_oci::registry::Subject), Error> {
-    let artifact = reader.open(source).await?;
-    let image = image_source::pick(&artifact, opts.platform.as_ref(), name)?;
-    reader.fetch_layers(image).await?;
-    let inspection = inspect::inspect(image, reader.store, name, Vec::new())?;
+    let (inspection, image) = inspect_one(reader, source, name, opts).await?;
     let config: serde_json::Value = serde_json::from_slice(&image.config).unwrap_or_default();
     let created = config
         .get("created")

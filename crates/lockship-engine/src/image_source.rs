@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use lockship_net::Http;
 use lockship_oci::blob_store::BlobStore;
 use lockship_oci::docker_tar::{self, TarballReadError};
-use lockship_oci::image::{BlobOrigin, Image};
+use lockship_oci::image::Image;
 use lockship_oci::image_index::OwnedArtifact;
 use lockship_oci::layout_image;
 use lockship_oci::platform::Platform;
@@ -129,21 +129,10 @@ impl<'a> Reader<'a> {
 
     /// Brings the layers of `image` that are still in a registry into the store.
     pub async fn fetch_layers(&self, image: &Image) -> Result<(), Error> {
-        for layer in &image.layers {
-            if let BlobOrigin::Cached(from) = &layer.origin {
-                let what = format!("layer of {from}");
-                self.registry
-                    .fetch_blob(
-                        from,
-                        &layer.info.digest,
-                        Some(layer.info.size),
-                        &what,
-                        self.store,
-                    )
-                    .await?;
-            }
-        }
-        Ok(())
+        self.registry
+            .fetch_cached_layers(image, self.store)
+            .await
+            .map_err(|e| e.source.into())
     }
 }
 

@@ -145,24 +145,11 @@ pub fn read(
     };
     // Two passes over the file: the small files that say what the tarball holds, then only
     // the blobs they name go into the store (a tarball of something else leaves nothing).
-    let open = || -> Result<tar::Archive<io::BufReader<std::fs::File>>, TarballReadError> {
-        let file = std::fs::File::open(path).map_err(io_err)?;
-        Ok(tar::Archive::new(io::BufReader::new(file)))
-    };
     let mut small: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
-    let mut archive = open()?;
-    for entry in archive.entries().map_err(io_err)? {
-        let mut entry = entry.map_err(io_err)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let raw = entry.path().map_err(io_err)?.to_string_lossy().into_owned();
-        let Some(name) = plain_name(&raw) else {
-            return Err(bad(format!("it holds a file with an unsafe name `{raw}`")));
-        };
+    each_file(path, &mut |name, entry| {
         if matches!(name.as_str(), "oci-layout" | "index.json" | "manifest.json") {
             let mut bytes = Vec::new();
-            (&mut entry)
+            entry
                 .take(crate::manifest::MAX_MANIFEST + 1)
                 .read_to_end(&mut bytes)
                 .map_err(io_err)?;
@@ -171,7 +158,8 @@ pub fn read(
             }
             small.insert(name, bytes);
         }
-    }
+        Ok(())
+    })?;
     let is_layout = small.contains_key("oci-layout") && small.contains_key("index.json");
     let legacy: Option<Vec<String>> = if is_layout {
         None
@@ -188,18 +176,12 @@ pub fn read(
         Some(names) => names.iter().any(|n| n == name),
     };
     let mut blobs: std::collections::BTreeMap<String, Digest> = Default::default();
-    let mut archive = open()?;
-    for entry in archive.entries().map_err(io_err)? {
-        let mut entry = entry.map_err(io_err)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
+    each_file(path, &mut |name, entry| {
+        if !wanted(&name) {
+            return Ok(());
         }
-        let raw = entry.path().map_err(io_err)?.to_string_lossy().into_owned();
-        let Some(name) = plain_name(&raw).filter(|n| wanted(n)) else {
-            continue;
-        };
         let mut pending = store.begin()?;
-        io::copy(&mut entry, &mut pending).map_err(io_err)?;
+        io::copy(entry, &mut pending).map_err(io_err)?;
         // A layout blob is named by its digest: it must have it.
         let expected = name
             .strip_prefix("blobs/sha256/")
@@ -212,7 +194,8 @@ pub fn read(
             Err(e) => return Err(e.into()),
         };
         blobs.insert(name, digest);
-    }
+        Ok(())
+    })?;
     if small.contains_key("oci-layout") && small.contains_key("index.json") {
         // Laid out again as a directory (blobs as links into the store), then read as one.
         let dir = scratch.join("layout");
@@ -233,6 +216,35 @@ pub fn read(
         .get("manifest.json")
         .ok_or_else(|| bad("it has neither an OCI layout nor a manifest.json".into()))?;
     legacy_image(manifest, &blobs, store).map_err(bad)
+}
+
+/// Calls `f` with the plain name and the contents of every regular file in the tarball at
+/// `path`, in order; a member with an unsafe name fails the read.
+fn each_file(
+    path: &Path,
+    f: &mut dyn FnMut(String, &mut dyn Read) -> Result<(), TarballReadError>,
+) -> Result<(), TarballReadError> {
+    let io_err = |source| TarballReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let mut archive = tar::Archive::new(io::BufReader::new(file));
+    for entry in archive.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let raw = entry.path().map_err(io_err)?.to_string_lossy().into_owned();
+        let Some(name) = plain_name(&raw) else {
+            return Err(TarballReadError::Bad {
+                path: path.to_path_buf(),
+                message: format!("it holds a file with an unsafe name `{raw}`"),
+            });
+        };
+        f(name, &mut entry)?;
+    }
+    Ok(())
 }
 
 /// The members an older `docker save` tarball's one image consists of: its config and layers.

@@ -24,13 +24,13 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Text read from an image (labels, env, names, paths) made safe for a terminal: every
-/// control character, newlines included, and bidirectional override shown as an escape, so a
-/// hostile image can neither recolour the screen nor fake a line of the listing.
+/// Text read from an image (labels, env, names, paths) made safe for a terminal: unlike
+/// `terminal_safe`, newlines too are escaped, so a hostile image can neither recolour the
+/// screen nor fake a line of the listing.
 fn clean(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            if crate::disarmed(c) {
                 c.escape_unicode().to_string()
             } else {
                 c.to_string()
@@ -236,19 +236,27 @@ pub fn diff(d: &ImageDiff) -> String {
     out
 }
 
+/// What a push moved: `3 uploaded (1.2 MiB), 1 mounted, 5 already there`.
+fn moved(r: &lockship_oci::registry::PushReport) -> String {
+    format!(
+        "{} uploaded ({}), {} mounted, {} already there",
+        r.uploaded,
+        human_size(r.uploaded_bytes),
+        r.mounted,
+        r.skipped
+    )
+}
+
 pub fn push(outcome: &PushOutcome) -> String {
     let mut out = String::new();
     for p in &outcome.pushed {
         let r = &p.report;
         let _ = writeln!(
             out,
-            "pushed {}@{} ({} uploaded, {}; {} mounted; {} already there)",
+            "pushed {}@{} ({})",
             p.reference,
             outcome.digest,
-            r.uploaded,
-            human_size(r.uploaded_bytes),
-            r.mounted,
-            r.skipped
+            moved(r)
         );
     }
     out
@@ -298,15 +306,7 @@ pub fn summary(report: &BuildReport) -> String {
     }
     for p in &report.pushed {
         let r = &p.report;
-        let _ = writeln!(
-            out,
-            "lockship: pushed {}: {} uploaded ({}), {} mounted, {} already there",
-            p.reference,
-            r.uploaded,
-            human_size(r.uploaded_bytes),
-            r.mounted,
-            r.skipped
-        );
+        let _ = writeln!(out, "lockship: pushed {}: {}", p.reference, moved(r));
     }
     out
 }

@@ -39,16 +39,19 @@ use cli::{
 /// terminal: control characters and bidirectional overrides are shown as escapes, so a hostile
 /// name can neither recolour nor rewrite the screen, and continuation lines are indented, so
 /// no text can pass itself off as lockship's own `error:` or `hint:` line.
+/// Characters shown as escapes wherever outside text reaches a terminal: controls (which
+/// recolour, move the cursor or end a line) and bidirectional overrides (which reorder it).
+pub(crate) fn disarmed(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 pub(crate) fn terminal_safe(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
             '\n' => out.push_str("\n  "),
             '\t' => out.push(' '),
-            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
-                out.push_str(&c.escape_unicode().to_string())
-            }
+            c if disarmed(c) => out.push_str(&c.escape_unicode().to_string()),
             c => out.push(c),
         }
     }

@@ -33,17 +33,24 @@ struct Drawn {
     spinner: Option<ProgressBar>,
     transfers: Mutex<HashMap<u64, Live>>,
     next: AtomicU64,
-    layers: Mutex<Option<(ProgressBar, usize, usize)>>,
     /// Plain lines instead of bars.
     lines: bool,
     color: bool,
 }
 
+/// Layer writing under way: a bar on a terminal, a line at the end in a log.
+struct LayerWriting {
+    bar: Option<ProgressBar>,
+    done: usize,
+    count: usize,
+    /// Bytes of wheels the layers hold.
+    bytes: u64,
+    start: Instant,
+}
+
 pub struct Progress {
     drawn: Arc<Drawn>,
-    layers_started: Mutex<Option<(Instant, usize, u64)>>,
-    /// Layers written, for the plain line.
-    written: std::sync::atomic::AtomicUsize,
+    layers: Mutex<Option<LayerWriting>>,
 }
 
 fn style(template: &str, color: bool) -> ProgressStyle {
@@ -78,12 +85,10 @@ impl Progress {
                 spinner,
                 transfers: Mutex::default(),
                 next: AtomicU64::new(1),
-                layers: Mutex::default(),
                 lines: verbose || ci,
                 color,
             }),
-            layers_started: Mutex::default(),
-            written: Default::default(),
+            layers: Mutex::default(),
         }
     }
 
@@ -101,13 +106,8 @@ impl Progress {
         if let Some(s) = &self.drawn.spinner {
             s.finish_and_clear();
         }
-        if let Some((bar, _, _)) = self
-            .drawn
-            .layers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        let layers = self.layers.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(bar) = layers.and_then(|l| l.bar) {
             bar.finish_and_clear();
         }
         if let Some(m) = &self.drawn.multi {
@@ -233,52 +233,48 @@ impl Reporter for Progress {
     }
 
     fn layers_begin(&self, count: usize, bytes: u64) {
-        self.written.store(0, Ordering::Relaxed);
-        *self
-            .layers_started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), count, bytes));
-        if let Some(m) = &self.drawn.multi {
+        let bar = self.drawn.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new(bytes.max(1)));
             bar.set_style(style(
                 "  layers {msg:>8} [{bar:25.cyan/blue}] {bytes:>9}/{total_bytes:<9} {bytes_per_sec:>11}",
                 self.drawn.color,
             ));
             bar.set_message(format!("0/{count}"));
-            *self.drawn.layers.lock().unwrap_or_else(|e| e.into_inner()) = Some((bar, 0, count));
-        }
+            bar
+        });
+        *self.layers.lock().unwrap_or_else(|e| e.into_inner()) = Some(LayerWriting {
+            bar,
+            done: 0,
+            count,
+            bytes,
+            start: Instant::now(),
+        });
     }
 
     fn layer_written(&self, _description: &str, bytes: u64) {
-        let mut layers = self.drawn.layers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((bar, done, count)) = layers.as_mut() {
-            *done += 1;
+        let mut layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(l) = layers.as_mut() else {
+            return;
+        };
+        l.done += 1;
+        if let Some(bar) = &l.bar {
             bar.inc(bytes);
-            bar.set_message(format!("{done}/{count}"));
-            if *done == *count {
-                bar.finish_and_clear();
-                *layers = None;
-            }
+            bar.set_message(format!("{}/{}", l.done, l.count));
+        }
+        if l.done < l.count {
             return;
         }
-        drop(layers);
-        if !self.drawn.lines {
-            return;
+        // The last one: the bar goes, or in a log one line says it all.
+        if let Some(bar) = &l.bar {
+            bar.finish_and_clear();
+        } else if self.drawn.lines {
+            self.line(&format!(
+                "lockship: wrote {} layers ({} of wheels) in {:.1}s",
+                l.count,
+                human_size(l.bytes),
+                l.start.elapsed().as_secs_f64()
+            ));
         }
-        // In a log: one line, when the last layer is written.
-        let written = self.written.fetch_add(1, Ordering::Relaxed) + 1;
-        let started = *self
-            .layers_started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some((start, count, total)) = started {
-            if written == count {
-                self.line(&format!(
-                    "lockship: wrote {count} layers ({} of wheels) in {:.1}s",
-                    human_size(total),
-                    start.elapsed().as_secs_f64()
-                ));
-            }
-        }
+        *layers = None;
     }
 }

@@ -9,7 +9,7 @@ use crate::container_build;
 use crate::error::Error;
 use crate::output::Output;
 use crate::smoke::{self, SmokeError, SmokeResult};
-use lockship_oci::image::{BlobOrigin, Image};
+use lockship_oci::image::Image;
 use lockship_oci::image_index::Artifact;
 use lockship_oci::platform::Platform;
 use lockship_oci::registry::{LayerPush, PushReport};
@@ -165,33 +165,21 @@ pub(super) async fn test_and_send(
 }
 
 /// Fetches the layers of `image` that an earlier build pushed (the registry cache) into the
-/// store, each from the repository that has it, checked against its digest.
+/// store. One the registry will not hand over is `CachedLayerGone`, which `build_image` answers
+/// by building without the registry cache; the local store failing is not the registry's doing.
 async fn fetch_cached_layers(session: &Session<'_>, image: &Image) -> Result<(), Error> {
-    for layer in &image.layers {
-        if let BlobOrigin::Cached(from) = &layer.origin {
-            let what = format!("cached layer of {from}");
-            session
-                .registry
-                .fetch_blob(
-                    from,
-                    &layer.info.digest,
-                    Some(layer.info.size),
-                    &what,
-                    session.store,
-                )
-                .await
-                .map_err(|source| match source {
-                    // The local store failing is not the registry's doing.
-                    lockship_oci::registry::RegistryError::Store(_) => Error::from(source),
-                    source => Error::CachedLayerGone {
-                        from: from.to_string(),
-                        digest: layer.info.digest.to_string(),
-                        source: Box::new(source),
-                    },
-                })?;
-        }
-    }
-    Ok(())
+    session
+        .registry
+        .fetch_cached_layers(image, session.store)
+        .await
+        .map_err(|e| match e.source {
+            lockship_oci::registry::RegistryError::Store(_) => Error::from(e.source),
+            source => Error::CachedLayerGone {
+                from: e.from.to_string(),
+                digest: e.digest.to_string(),
+                source: Box::new(source),
+            },
+        })
 }
 
 /// Writes the OCI layout and docker tarball outputs. A docker tarball holds one image: for an

@@ -11,6 +11,7 @@ mod pull;
 mod push;
 mod referrer;
 
+pub use pull::CachedLayerError;
 pub use push::declared_media_type;
 pub use referrer::Subject;
 

@@ -338,6 +338,35 @@ impl Registry {
             .await
     }
 
+    /// Brings the layers of `image` that are still in a registry (`BlobOrigin::Cached`) into
+    /// `store`, each from the repository whose manifest lists it, checked against its digest.
+    /// The error names the layer and where it was to come from.
+    pub async fn fetch_cached_layers(
+        &self,
+        image: &Image,
+        store: &BlobStore,
+    ) -> Result<(), CachedLayerError> {
+        for layer in &image.layers {
+            if let BlobOrigin::Cached(from) = &layer.origin {
+                let what = format!("cached layer of {from}");
+                self.fetch_blob(
+                    from,
+                    &layer.info.digest,
+                    Some(layer.info.size),
+                    &what,
+                    store,
+                )
+                .await
+                .map_err(|source| CachedLayerError {
+                    from: from.clone(),
+                    digest: layer.info.digest.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Downloads the blobs of `reference`'s repository that `store` lacks, a few at a time.
     pub async fn fetch_blobs(
         &self,
@@ -353,6 +382,14 @@ impl Registry {
             .await
             .map(|_| ())
     }
+}
+
+/// A layer a registry's manifest listed that could not be fetched from it.
+#[derive(Debug)]
+pub struct CachedLayerError {
+    pub from: Reference,
+    pub digest: Digest,
+    pub source: RegistryError,
 }
 
 /// Checks that a single-platform image's config is for `platform`.

@@ -238,12 +238,10 @@ fn a_reader_that_stops_early_is_not_a_crash() {
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
 
-#[test]
-fn inspect_reads_what_docker_save_wrote() {
-    if services_missing() {
-        return;
-    }
-    let project = fixture("hello-cli", true);
+/// The project's image as two tarballs: lockship's `docker:` output, and what `docker save`
+/// (dockerd 20.10: the older format, manifest.json and a plain tar per layer) makes of it
+/// once loaded.
+fn docker_tarballs(project: &Project) -> (std::path::PathBuf, std::path::PathBuf) {
     let tar = project.tmp.path().join("app.tar");
     let name = format!("{}:1", unique("saved"));
     build(
@@ -256,10 +254,19 @@ fn inspect_reads_what_docker_save_wrote() {
         ],
     );
     docker_load(&tar);
-    // dockerd 20.10 writes the older format: manifest.json and a plain tar per layer.
     let saved = project.tmp.path().join("saved.tar");
     docker(&["save", "-o", saved.to_str().unwrap(), &name]);
     docker(&["rmi", &name]);
+    (tar, saved)
+}
+
+#[test]
+fn inspect_reads_what_docker_save_wrote() {
+    if services_missing() {
+        return;
+    }
+    let project = fixture("hello-cli", true);
+    let (tar, saved) = docker_tarballs(&project);
     let ours = inspect_json(&format!("docker:{}", tar.display()));
     let theirs = inspect_json(&format!("docker:{}", saved.display()));
     assert_eq!(package_names(&theirs), package_names(&ours));
@@ -345,17 +352,7 @@ fn push_takes_docker_tarballs_of_either_format() {
     }
     let env = env();
     let project = fixture("hello-cli", true);
-    let tar = project.tmp.path().join("app.tar");
-    let name = format!("{}:1", unique("tarball"));
-    build(
-        &project.dir,
-        &[
-            "--output",
-            &format!("docker:{}", tar.display()),
-            "--tag",
-            &name,
-        ],
-    );
+    let (tar, saved) = docker_tarballs(&project);
     let built = inspect_json(&format!("docker:{}", tar.display()))["digest"]
         .as_str()
         .unwrap()
@@ -370,10 +367,6 @@ fn push_takes_docker_tarballs_of_either_format() {
     assert_eq!(registry_digest(&format!("{repo}:oci")), built);
 
     // `docker save`'s older format: plain layer tars under a new OCI manifest, runnable.
-    docker_load(&tar);
-    let saved = project.tmp.path().join("saved.tar");
-    docker(&["save", "-o", saved.to_str().unwrap(), &name]);
-    docker(&["rmi", &name]);
     let legacy = format!("{repo}:legacy");
     run_ok(lockship(&shared_cache()).args([
         "push",

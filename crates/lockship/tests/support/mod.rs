@@ -490,10 +490,8 @@ pub fn docker_config(dir: &Path, registry: &str, auth_b64: Option<&str>) {
     .unwrap();
 }
 
-/// The layers of the only image in the OCI layout at `dir`, base first: each entry's path and
-/// its first 16 bytes (a pyc's header).
-pub fn layout_layers(dir: &Path) -> Vec<Vec<(String, Vec<u8>)>> {
-    use std::io::Read;
+/// The layer blobs of the only image in the OCI layout at `dir`, base first.
+pub fn layout_layer_blobs(dir: &Path) -> Vec<Vec<u8>> {
     let blob = |digest: &str| {
         std::fs::read(
             dir.join("blobs/sha256")
@@ -511,8 +509,17 @@ pub fn layout_layers(dir: &Path) -> Vec<Vec<(String, Vec<u8>)>> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|layer| {
-            let bytes = blob(layer["digest"].as_str().unwrap());
+        .map(|layer| blob(layer["digest"].as_str().unwrap()))
+        .collect()
+}
+
+/// The layers of the only image in the OCI layout at `dir`, base first: each entry's path and
+/// its first 16 bytes (a pyc's header).
+pub fn layout_layers(dir: &Path) -> Vec<Vec<(String, Vec<u8>)>> {
+    use std::io::Read;
+    layout_layer_blobs(dir)
+        .iter()
+        .map(|bytes| {
             let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(&bytes[..]));
             archive
                 .entries()
@@ -527,4 +534,24 @@ pub fn layout_layers(dir: &Path) -> Vec<Vec<(String, Vec<u8>)>> {
                 .collect()
         })
         .collect()
+}
+
+/// The file at `path` in the only image of the OCI layout at `dir`, as a container sees it
+/// (from the last layer that writes it).
+pub fn layout_file(dir: &Path, path: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut found = None;
+    for bytes in layout_layer_blobs(dir) {
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(&bytes[..]));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            if name.trim_start_matches("./") == path {
+                let mut contents = Vec::new();
+                entry.read_to_end(&mut contents).unwrap();
+                found = Some(contents);
+            }
+        }
+    }
+    found
 }

@@ -33,6 +33,18 @@ pub struct InitReport {
     pub written: Option<PathBuf>,
 }
 
+/// Why a value with credentials in it is left out (never written to pyproject.toml or shown).
+const CREDENTIALS: &str = "its value holds a URL with credentials; lockship does not copy it (pass it when the container runs, from a secret)";
+
+/// Whether `value` has a URL with user info in it (`https://user:token@host/…`).
+fn holds_credentials(value: &str) -> bool {
+    value.split_whitespace().any(|w| {
+        lockship_net::url::split_credentials(w)
+            .credentials
+            .is_some()
+    })
+}
+
 /// Variables lockship sets itself or that only matter to pip/uv at build time.
 fn dropped_env(key: &str) -> Option<&'static str> {
     match key {
@@ -405,7 +417,7 @@ fn from_stage(
     }
     let mut env = Vec::new();
     for (k, v) in &last_wins(&stage.env) {
-        match dropped_env(k) {
+        match dropped_env(k).or(holds_credentials(v).then_some(CREDENTIALS)) {
             Some(why) => not_carried.push(format!("ENV {k}: {why}")),
             None => env.push(format!("{} = {}", toml_key(k), toml_string(v))),
         }
@@ -436,13 +448,17 @@ fn from_stage(
         lines.push(format!("workdir = {}", toml_string(workdir)));
         carried.push(format!("WORKDIR {workdir}"));
     }
-    if !stage.labels.is_empty() {
-        let labels: Vec<String> = last_wins(&stage.labels)
-            .iter()
-            .map(|(k, v)| format!("{} = {}", toml_key(k), toml_string(v)))
-            .collect();
+    let mut labels = Vec::new();
+    for (k, v) in &last_wins(&stage.labels) {
+        if holds_credentials(v) {
+            not_carried.push(format!("LABEL {k}: {CREDENTIALS}"));
+        } else {
+            labels.push(format!("{} = {}", toml_key(k), toml_string(v)));
+        }
+    }
+    if !labels.is_empty() {
         lines.push(format!("labels = {{ {} }}", labels.join(", ")));
-        carried.push(format!("LABEL ({})", stage.labels.len()));
+        carried.push(format!("LABEL ({})", labels.len()));
     }
     if !stage.expose.is_empty() {
         not_carried.push(format!(
@@ -628,4 +644,55 @@ fn append(pyproject: &Path, table: &str) -> Result<(), Error> {
     drop(check);
     // The file's own permissions kept; a symlinked pyproject.toml stays a symlink.
     lockship_sys::scratch::write_whole(pyproject, text.as_bytes(), None).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_with_credentials_are_not_carried_over() {
+        assert!(holds_credentials("https://ci:t0ken@pypi.internal/simple"));
+        assert!(holds_credentials(
+            "--index-url https://ci:t0ken@host/simple"
+        ));
+        assert!(!holds_credentials("https://host/simple"));
+        assert!(!holds_credentials("info"));
+        let stage = Stage {
+            env: vec![
+                ("INDEX".into(), "https://ci:t0ken@host/simple".into()),
+                ("LEVEL".into(), "info".into()),
+            ],
+            labels: vec![("src".into(), "https://u:p@git.host/x".into())],
+            ..Stage::default()
+        };
+        let (mut lines, mut carried, mut not_carried, mut set) =
+            (Vec::new(), Vec::new(), Vec::new(), false);
+        from_stage(
+            &stage,
+            "",
+            "Dockerfile",
+            &[],
+            &mut lines,
+            &mut carried,
+            &mut not_carried,
+            &mut set,
+        );
+        let table = lines.join("\n");
+        assert!(
+            !table.contains("t0ken") && !table.contains("u:p@"),
+            "{table}"
+        );
+        assert!(table.contains(r#"LEVEL = "info""#), "{table}");
+        let said = not_carried.join("\n");
+        assert!(
+            said.contains("ENV INDEX: its value holds a URL with credentials"),
+            "{said}"
+        );
+        assert!(
+            said.contains("LABEL src: its value holds a URL with credentials"),
+            "{said}"
+        );
+        assert!(!said.contains("t0ken"), "{said}");
+    }
 }

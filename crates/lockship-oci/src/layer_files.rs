@@ -51,6 +51,34 @@ pub enum LayerFilesError {
     TooMuchMetadata,
 }
 
+/// The layer blob at `path`, decompressed as `media_type` says (gzip, zstd or plain).
+fn decompressed(path: &Path, media_type: &str) -> io::Result<Box<dyn Read>> {
+    let file = io::BufReader::new(std::fs::File::open(path)?);
+    Ok(if media_types::is_gzip_layer(media_type) {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else if media_type.ends_with("+zstd") {
+        Box::new(zstd::stream::read::Decoder::with_buffer(file)?)
+    } else {
+        Box::new(file)
+    })
+}
+
+/// The diff id of the layer blob at `path`: the sha256 of its tar, decompressed as
+/// `media_type` says.
+pub fn diff_id(path: &Path, media_type: &str) -> io::Result<crate::digest::Digest> {
+    let mut reader = decompressed(path, media_type)?;
+    let mut hasher = crate::digest::Hasher::default();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish())
+}
+
 /// Reads the layer blob at `path` (compressed as `media_type` says: gzip, zstd or plain),
 /// passing every entry to `each` as it streams by (nothing is kept), and returns the contents
 /// of regular files whose path `want` accepts and that are at most [`MAX_CONTENT`] bytes.
@@ -60,15 +88,7 @@ pub fn read(
     want: &dyn Fn(&str) -> bool,
     each: &mut dyn FnMut(&LayerEntry),
 ) -> Result<BTreeMap<String, Vec<u8>>, LayerFilesError> {
-    let file = io::BufReader::new(std::fs::File::open(path)?);
-    let reader: Box<dyn Read> = if media_types::is_gzip_layer(media_type) {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else if media_type.ends_with("+zstd") {
-        Box::new(zstd::stream::read::Decoder::with_buffer(file)?)
-    } else {
-        Box::new(file)
-    };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(decompressed(path, media_type)?);
     let mut contents = BTreeMap::new();
     let mut kept = 0u64;
     for entry in archive.entries()? {

@@ -349,6 +349,12 @@ impl Registry {
         for layer in &image.layers {
             if let BlobOrigin::Cached(from) = &layer.origin {
                 let what = format!("cached layer of {from}");
+                let fetched = !store.contains(&layer.info.digest);
+                let error = |source| CachedLayerError {
+                    from: from.clone(),
+                    digest: layer.info.digest.clone(),
+                    source,
+                };
                 self.fetch_blob(
                     from,
                     &layer.info.digest,
@@ -357,11 +363,41 @@ impl Registry {
                     store,
                 )
                 .await
-                .map_err(|source| CachedLayerError {
-                    from: from.clone(),
-                    digest: layer.info.digest.clone(),
-                    source,
-                })?;
+                .map_err(error)?;
+                // The diff id came from the manifest's annotation, and the image's config
+                // says it: a blob fetched now must unpack to it, or runtimes refuse the image.
+                if fetched {
+                    let (path, media_type) = (
+                        store.path(&layer.info.digest),
+                        layer.info.media_type.clone(),
+                    );
+                    let actual = tokio::task::spawn_blocking(move || {
+                        crate::layer_files::diff_id(&path, &media_type)
+                    })
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r);
+                    let actual = match actual {
+                        Ok(actual) => actual,
+                        Err(e) => {
+                            store.discard(&layer.info.digest);
+                            return Err(error(RegistryError::Protocol {
+                                registry: from.resolve_registry().to_string(),
+                                action: format!("pulling {what} ({})", layer.info.digest),
+                                message: format!("it does not unpack: {e}"),
+                            }));
+                        }
+                    };
+                    if actual != layer.info.diff_id {
+                        store.discard(&layer.info.digest);
+                        return Err(error(RegistryError::Tampered {
+                            registry: from.resolve_registry().to_string(),
+                            what: format!("{what} ({}) unpacked", layer.info.digest),
+                            expected: layer.info.diff_id.clone(),
+                            actual,
+                        }));
+                    }
+                }
             }
         }
         Ok(())

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use uv_pep508::{MarkerEnvironment, MarkerEnvironmentBuilder};
-use uv_platform_tags::{Arch, Os, Platform, Tags, TagsOptions};
+pub use uv_platform_tags::Tags;
+use uv_platform_tags::{Arch, Os, Platform, TagsOptions};
 
 /// The C library of the base image, which decides manylinux vs musllinux wheels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -189,6 +189,56 @@ fn a_fresh_runner_builds_no_app_wheel_and_pulls_no_base_layer() {
     assert!(blobs.len() <= 1, "{blobs:?}");
 }
 
+/// The app's last real build travels with the image (an artifact attached to it): a fresh
+/// runner patches an edit onto that wheel, with no backend to run (uv points nowhere), and
+/// makes the image the backend makes from an empty cache.
+#[test]
+fn a_fresh_runner_patches_an_edit_onto_the_app_wheel_shared_with_the_image() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let target = format!("{}/tests/{}:main", env.registry, unique("regcache-share"));
+    let first = tempfile::tempdir().unwrap();
+    build(&project.dir, first.path(), &env.base, &["--push", &target]);
+
+    let main = project.dir.join("src/hello_cli/main.py");
+    let mut text = std::fs::read_to_string(&main).unwrap();
+    text.push_str("\n# one line changed\n");
+    std::fs::write(&main, &text).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let patched = json(&run_ok(
+        lockship(fresh.path())
+            .env("LOCKSHIP_UV", project.tmp.path().join("no-uv-here"))
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &env.base, "--no-test", "--format", "json"])
+            .args(["--push", &target]),
+    ));
+    assert_eq!(built(&patched).len(), 1, "{:?}", built(&patched));
+    let envs = fresh.path().join("build-envs");
+    assert!(!envs.exists() || files_under(&envs).is_empty());
+
+    // The backend, from an empty cache and no registry, makes the same image.
+    let out = format!("oci:{}", project.tmp.path().join("oci").display());
+    let other = tempfile::tempdir().unwrap();
+    let real = build(&project.dir, other.path(), &env.base, &["--output", &out]);
+    assert_eq!(patched["digest"], real["digest"]);
+
+    // Another edit on yet another runner: the shared wheel came along with the second image.
+    text.push_str("# and another\n");
+    std::fs::write(&main, &text).unwrap();
+    let third = tempfile::tempdir().unwrap();
+    run_ok(
+        lockship(third.path())
+            .env("LOCKSHIP_UV", project.tmp.path().join("no-uv-here"))
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &env.base, "--no-test", "--push", &target]),
+    );
+}
+
 #[test]
 fn an_unchanged_build_reads_two_manifests_and_writes_nothing() {
     if services_missing() {
@@ -286,4 +336,77 @@ fn a_cached_layer_the_registry_will_not_hand_over_is_built_here_instead() {
     );
     assert!(!built(&report).is_empty());
     assert!(proxy.injected() > 0, "the proxy refused nothing");
+}
+
+/// A manifest whose layer annotation names the wrong diff id (a broken or hostile cache): the
+/// layer fetched for a local output does not unpack to it, so it is not used, and the build
+/// makes it here instead (the image's config would otherwise name a tar it does not hold).
+#[test]
+fn a_cached_layer_that_does_not_unpack_to_its_diff_id_is_built_here_instead() {
+    if services_missing() {
+        return;
+    }
+    let env = env();
+    let project = fixture("hello-cli", true);
+    let repo = format!("tests/{}", unique("regcache-diffid"));
+    let target = format!("{}/{repo}:main", env.registry);
+    let first = build(
+        &project.dir,
+        &shared_cache(),
+        &env.base,
+        &["--push", &target],
+    );
+    let url = |tag: &str| format!("http://{}/v2/{repo}/manifests/{tag}", env.registry);
+    let oci = "application/vnd.oci.image.manifest.v1+json";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let mut manifest: serde_json::Value = runtime.block_on(async {
+        let response = client
+            .get(url("main"))
+            .header("Accept", oci)
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    });
+    let app = manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap();
+    app["annotations"]["dev.lockship.layer.diff-id"] =
+        serde_json::json!(format!("sha256:{}", "0".repeat(64)));
+    runtime.block_on(async {
+        let response = client
+            .put(url("broken"))
+            .header("Content-Type", oci)
+            .body(serde_json::to_vec(&manifest).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    });
+
+    let fresh = tempfile::tempdir().unwrap();
+    let out = format!("oci:{}", fresh.path().join("app.oci").display());
+    let output = lockship(fresh.path())
+        .arg("build")
+        .arg(&project.dir)
+        .args(["--base", &env.base, "--no-test", "--format", "json"])
+        .args(["--cache-from", &target.replace(":main", ":broken")])
+        .args(["--output", &out])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(") unpacked with the wrong content: its digest is"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("building without the registry cache"),
+        "{stderr}"
+    );
+    let report = json(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(report["digest"], first["digest"]);
 }

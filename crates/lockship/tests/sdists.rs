@@ -95,17 +95,67 @@ fn sdists_are_built_in_a_debian_builder_cached_and_reproducible() {
     for bucket in ["built-wheels", "layers"] {
         std::fs::remove_dir_all(cache.join(bucket)).unwrap();
     }
+    let target = format!("{}/tests/{}:main", env().registry, unique("sdist-share"));
     let (fresh, stderr) = ok(build(
         &project,
         &cache,
         &format!("oci:{}", project.tmp.path().join("img.oci").display()),
-        &["--tag", &tag],
+        &["--tag", &tag, "--push", &target],
     ));
     assert!(stderr.contains("building markupsafe 2.0.1"), "{stderr}");
     assert_eq!(
         fresh["digest"], report["digest"],
         "the built wheels are reproducible"
     );
+
+    // Another runner, without the built wheels (no built-wheels entry, no wheel blob) and
+    // without a runtime to build in: it takes the wheels the push shared with the image.
+    let runner = project.tmp.path().join("runner");
+    copy_tree_without_wheels(&cache, &runner);
+    std::fs::remove_dir_all(runner.join("built-wheels")).unwrap();
+    let (shared, stderr) = ok(lockship(&runner)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .arg("build")
+        .arg(&project.dir)
+        .args([
+            "--no-test",
+            "--verbose",
+            "--format",
+            "json",
+            "--push",
+            &target,
+        ])
+        .output()
+        .unwrap());
+    for package in ["markupsafe 2.0.1", "docopt 0.6.2"] {
+        assert!(
+            stderr.contains(&format!("{package}: the wheel another build made, from")),
+            "{stderr}"
+        );
+    }
+    assert!(!stderr.contains("building markupsafe"), "{stderr}");
+    assert_eq!(shared["digest"], report["digest"]);
+}
+
+/// The cache `from` copied to `to`, except zip files (wheels) in its blob store and the
+/// interpreters it unpacked (made again from the base's layers).
+fn copy_tree_without_wheels(from: &Path, to: &Path) {
+    for file in files_under(from) {
+        let relative = file.strip_prefix(from).unwrap();
+        if relative.starts_with("interpreters") {
+            continue;
+        }
+        let mut magic = [0u8; 4];
+        let is_zip =
+            std::io::Read::read_exact(&mut std::fs::File::open(&file).unwrap(), &mut magic).is_ok()
+                && &magic == b"PK\x03\x04";
+        if relative.starts_with("blobs") && is_zip {
+            continue;
+        }
+        let dest = to.join(relative);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&file, dest).unwrap();
+    }
 }
 
 /// psycopg2 from its sdist: without libpq-dev in the builder the build fails with the end of

@@ -21,6 +21,7 @@ use super::cache::{io_err, read_cached, write_cached};
 use super::index_files::default_index;
 use super::prepare::Prepared;
 use super::sdists::{build_missing, BuildContext};
+use super::shared_wheels::AppShared;
 use super::Session;
 use lockship_python::lock::LockedWheel;
 use lockship_python::select::Unsatisfied;
@@ -99,10 +100,7 @@ pub(super) fn start(
         }
         fs_err::create_dir_all(&wheels).map_err(io_err(&wheels))?;
         // What the patch needs: the files' digests now and the last real build, by project.
-        let last_entry = wheels.join(format!(
-            "last-{}.json",
-            &Digest::of_parts(["lockship-app-last-v1", &project_dir.to_string_lossy()]).hex()[..32]
-        ));
+        let last_entry = last_entry(&wheels, &project_dir);
         let now = match &patch {
             Some(p) => Some((
                 app_patch::frame(&p.pyproject, &build_system, source_date_epoch),
@@ -176,6 +174,97 @@ pub(super) fn start(
     }
 }
 
+/// The cache entry naming the last real build of the project in `project_dir`.
+fn last_entry(wheels: &Path, project_dir: &Path) -> PathBuf {
+    wheels.join(format!(
+        "last-{}.json",
+        &Digest::of_parts(["lockship-app-last-v1", &project_dir.to_string_lossy()]).hex()[..32]
+    ))
+}
+
+/// The wheel of a last build, when its entry names a plain directory that still has one.
+fn last_wheel(wheels: &Path, last: &LastBuild) -> Option<PathBuf> {
+    // The directory name comes from the cache entry: only a plain name is taken.
+    if last.dir.is_empty() || !last.dir.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    app::wheel_in(&wheels.join(&last.dir))
+}
+
+/// The app's last real build, to share through the registry (see `shared_wheels`): its wheel
+/// put in the store. None when this machine has none.
+pub(super) fn last_for_sharing(session: &Session<'_>, project_dir: &Path) -> Option<AppShared> {
+    let wheels = Bucket::AppWheels.under(&session.opts.cache_dir);
+    let last = read_cached::<LastBuild>(&last_entry(&wheels, project_dir))?;
+    let wheel = last_wheel(&wheels, &last)?;
+    let bytes = std::fs::read(&wheel).ok()?;
+    let sha256 = session.store.put_bytes(&bytes).ok()?;
+    Some(AppShared {
+        filename: wheel.file_name()?.to_string_lossy().into_owned(),
+        sha256,
+        size: bytes.len() as u64,
+        origin: last.origin,
+    })
+}
+
+/// On a disk without the app's last real build, the one another build shared through the
+/// registry becomes it, when it was made from the same frame (pyproject.toml, build system,
+/// SOURCE_DATE_EPOCH) and its record agrees with its wheel: then an edit is patched onto it
+/// instead of running the backend. Anything missing or wrong leaves the backend to build.
+pub(super) async fn seed_from_registry(
+    session: &Session<'_>,
+    project_dir: &Path,
+    patch: &PatchInputs,
+    frame: &str,
+) -> Result<(), Error> {
+    let wheels = Bucket::AppWheels.under(&session.opts.cache_dir);
+    let entry = last_entry(&wheels, project_dir);
+    if read_cached::<LastBuild>(&entry).is_some_and(|last| last_wheel(&wheels, &last).is_some()) {
+        return Ok(());
+    }
+    let found = session
+        .remote
+        .shared(session.registry, session.store, session.reporter)
+        .await;
+    let Some((from, app)) = found.apps().iter().find(|(_, a)| a.origin.frame == frame) else {
+        return Ok(());
+    };
+    let what = format!("the app wheel shared with {from}");
+    let fetched = session
+        .registry
+        .fetch_blob(from, &app.sha256, Some(app.size), &what, session.store)
+        .await;
+    if let Err(e) = fetched {
+        session.reporter.warn(&format!(
+            "{what} could not be fetched ({e}): building the app"
+        ));
+        return Ok(());
+    }
+    // Filed as a real build's wheel is, in a directory of its own.
+    let name = app.sha256.hex()[..32].to_string();
+    let path = file_from_store(session, &wheels, &name, &app.filename, &app.sha256)?;
+    // The record must be what this machine would have recorded from that wheel.
+    let again = app_patch::record_origin(
+        &path,
+        app.origin.frame.clone(),
+        app.origin.sources.clone(),
+        &patch.metadata,
+    )?;
+    if again != app.origin {
+        session.reporter.warn(&format!(
+            "{what} does not match its record: building the app"
+        ));
+        return Ok(());
+    }
+    write_cached(
+        &entry,
+        &LastBuild {
+            dir: name,
+            origin: app.origin.clone(),
+        },
+    )
+}
+
 /// The last real build's wheel with the members for the files changed since replaced, written
 /// into `out`; None when the change is not one a patch can make (the backend builds it).
 fn patch_last(
@@ -189,11 +278,7 @@ fn patch_last(
     let Some(replace) = app_patch::replacements(&last.origin, frame, sources) else {
         return Ok(None);
     };
-    // The directory name comes from the cache entry: only a plain name is taken.
-    if last.dir.is_empty() || !last.dir.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(None);
-    }
-    let Some(old) = app::wheel_in(&wheels.join(&last.dir)) else {
+    let Some(old) = last_wheel(wheels, last) else {
         return Ok(None);
     };
     let Some(name) = old.file_name() else {
@@ -258,16 +343,34 @@ pub(super) async fn for_target(
     // The installer reads the wheel's tags from its file name: a copy under it, kept beside
     // the host-built wheels (written whole, then renamed into place).
     let wheels = Bucket::AppWheels.under(&session.opts.cache_dir);
-    let dir = wheels.join(format!("built-{}", &built.wheel.sha256.hex()[..32]));
-    let path = dir.join(&built.wheel.filename);
+    file_from_store(
+        session,
+        &wheels,
+        &format!("built-{}", &built.wheel.sha256.hex()[..32]),
+        &built.wheel.filename,
+        &built.wheel.sha256,
+    )
+}
+
+/// The store's blob `sha256` as `wheels/dir/filename` (the installer reads a wheel's tags
+/// from its name), written whole and renamed into place unless it is there already.
+fn file_from_store(
+    session: &Session<'_>,
+    wheels: &Path,
+    dir: &str,
+    filename: &str,
+    sha256: &Digest,
+) -> Result<PathBuf, Error> {
+    let dir = wheels.join(dir);
+    let path = dir.join(filename);
     if !path.is_file() {
-        fs_err::create_dir_all(&wheels).map_err(io_err(&wheels))?;
-        let scratch = ScratchDir::new_in(&wheels).map_err(io_err(&wheels))?;
-        let staged = scratch.path().join(&built.wheel.filename);
-        fs_err::copy(session.store.path(&built.wheel.sha256), &staged).map_err(io_err(&staged))?;
+        fs_err::create_dir_all(wheels).map_err(io_err(wheels))?;
+        let scratch = ScratchDir::new_in(wheels).map_err(io_err(wheels))?;
+        let staged = scratch.path().join(filename);
+        fs_err::copy(session.store.path(sha256), &staged).map_err(io_err(&staged))?;
         if scratch.persist(&dir).is_err() && !path.is_file() {
             return Err(io_err(&dir)(std::io::Error::other(
-                "cannot move the built wheel into the cache",
+                "cannot move the wheel into the cache",
             )));
         }
     }

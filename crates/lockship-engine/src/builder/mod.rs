@@ -44,6 +44,7 @@ pub(crate) mod pushed;
 mod registry_cache;
 mod report;
 mod sdists;
+mod shared_wheels;
 pub(crate) mod smoke_gate;
 #[cfg(test)]
 mod tests;

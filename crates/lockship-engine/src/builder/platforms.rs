@@ -28,7 +28,9 @@ use lockship_sys::scratch::ScratchDir;
 use super::base::BaseSource;
 use super::cache::io_err;
 use super::prepare::{prepare, Prepared};
-use super::publish::{output_name, push_manifests, test_and_send, write_local, Published};
+use super::publish::{
+    moving, output_name, push_manifests, share_wheels, test_and_send, write_local, Published,
+};
 use super::Timer;
 use super::{base, planned, produce_image, report, BuildOptions, BuildReport, Reporter, Session};
 
@@ -131,7 +133,8 @@ pub(super) async fn build_platforms(
         pycs: None,
         remote: &remotes[0],
     };
-    publish_index(&session, built).await
+    let all: Vec<_> = remotes.iter().collect();
+    publish_index(&session, built, &all).await
 }
 
 /// One platform's base source and its prepared build.
@@ -216,6 +219,7 @@ async fn build_prepared(
 async fn publish_index(
     session: &Session<'_>,
     built: Vec<PlatformBuild>,
+    remotes: &[&super::registry_cache::RegistryCache],
 ) -> Result<BuildReport, Error> {
     let mut timer = Timer::new();
     let mut reports = Vec::new();
@@ -246,7 +250,9 @@ async fn publish_index(
     }
     let index = ImageIndex::of(images);
     let artifact = Artifact::Index(&index);
+    let moved = moving(session, artifact, &push_refs);
     whole.pushed = push_manifests(session, artifact, &push_refs, blobs).await?;
+    share_wheels(session, remotes, artifact, &moved).await;
     write_local(session, artifact, &name)?;
     timer.lap("index");
     whole.digest = index.digest.to_string();

@@ -122,7 +122,7 @@ pub(super) async fn prepare(
             (AppPlan::Files(files), key)
         }
     };
-    let start_app = |project: &Project, app_key: &str| {
+    let app_inputs = |project: &Project| {
         let system = app::BuildSystem::from_pyproject(project.pyproject.as_ref());
         let pyproject = project.dir.join("pyproject.toml");
         let patch = app_patch::patchable(&project.dir, project.pyproject.as_ref(), &system)
@@ -133,6 +133,9 @@ pub(super) async fn prepare(
                 pyproject,
                 metadata: app_patch::metadata_files(project.pyproject.as_ref()),
             });
+        (system, patch)
+    };
+    let start_app = |project: &Project, app_key: &str, (system, patch)| {
         app_wheel::start(
             &project.dir,
             app_key,
@@ -146,8 +149,8 @@ pub(super) async fn prepare(
     // With layers in the registry the app's may well be there: its wheel is built only once
     // the plan says it is not (on a fresh runner, building it would fetch the backend).
     let wants_app = app_mode == AppMode::Wheel && !opts.dry_run;
-    let mut app_wheel =
-        (wants_app && !session.remote.has_layers()).then(|| start_app(&project, &app_key));
+    let mut app_wheel = (wants_app && !session.remote.has_layers())
+        .then(|| start_app(&project, &app_key, app_inputs(&project)));
 
     let base = source.resolve(store, reporter, session.remote).await?;
     let target = python_target(&project, &base, opts);
@@ -249,7 +252,14 @@ pub(super) async fn prepare(
                 && session.remote.planned(l).is_some()
         });
         if !in_registry {
-            app_wheel = Some(start_app(&project, &app_key));
+            // On a fresh runner the last real build may be in the registry, shared by the
+            // build that pushed the image there: an edit since is patched onto it.
+            let (system, patch) = app_inputs(&project);
+            if let Some(patch) = &patch {
+                let frame = app_patch::frame(&patch.pyproject, &system, opts.source_date_epoch);
+                app_wheel::seed_from_registry(session, &project.dir, patch, &frame).await?;
+            }
+            app_wheel = Some(start_app(&project, &app_key, (system, patch)));
         }
     }
 

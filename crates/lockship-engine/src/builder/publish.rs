@@ -57,13 +57,10 @@ pub(super) async fn publish(
     timer: &mut Timer,
 ) -> Result<Published, Error> {
     let sent = test_and_send(session, prepared, image, produced, source, timer).await?;
-    let pushed = push_manifests(
-        session,
-        Artifact::Image(image),
-        &prepared.push_refs,
-        sent.blobs,
-    )
-    .await?;
+    let artifact = Artifact::Image(image);
+    let moved = moving(session, artifact, &prepared.push_refs);
+    let pushed = push_manifests(session, artifact, &prepared.push_refs, sent.blobs).await?;
+    share_wheels(session, &[session.remote], artifact, &moved).await;
     write_local(
         session,
         Artifact::Image(image),
@@ -230,6 +227,46 @@ fn docker_image<'a>(images: &[&'a Image]) -> &'a Image {
         .iter()
         .find(|i| host.matches(&i.os, &i.architecture, i.variant.as_deref()))
         .unwrap_or(&images[0])
+}
+
+/// The targets whose tag does not name `artifact` yet.
+pub(super) fn moving(
+    session: &Session<'_>,
+    artifact: Artifact<'_>,
+    targets: &[Reference],
+) -> Vec<Reference> {
+    targets
+        .iter()
+        .filter(|t| {
+            session
+                .remote
+                .target(t)
+                .is_none_or(|now| &now.tag_digest != artifact.digest())
+        })
+        .cloned()
+        .collect()
+}
+
+/// Shares the wheels this build made from sdists (every platform's `remotes`) and the app's
+/// last real build with the targets whose tag it moved (see `shared_wheels`).
+pub(super) async fn share_wheels(
+    session: &Session<'_>,
+    remotes: &[&super::registry_cache::RegistryCache],
+    artifact: Artifact<'_>,
+    moved: &[Reference],
+) {
+    // The image pushed there before under another tag shares what it shared then.
+    let moved: Vec<Reference> = moved
+        .iter()
+        .filter(|t| !session.remote.holds(t, artifact.digest()))
+        .cloned()
+        .collect();
+    if moved.is_empty() {
+        return;
+    }
+    let app = super::app_wheel::last_for_sharing(session, &session.opts.project_dir);
+    let share = super::shared_wheels::ToShare::gather(remotes, app);
+    super::shared_wheels::share(session, artifact, &moved, share).await;
 }
 
 /// Moves every target's tag to the artifact (each target's blobs already sent, `blobs` saying

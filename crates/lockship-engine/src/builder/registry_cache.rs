@@ -20,6 +20,7 @@ use lockship_oci::registry::{Registry, RemoteManifest};
 use lockship_python::native::NativeFacts;
 use lockship_python::probe::BaseFacts;
 
+use super::shared_wheels::{self, Found, SharedWheel};
 use super::Reporter;
 use crate::plan::{LayerContent, PlannedLayer};
 
@@ -30,7 +31,8 @@ pub(crate) const LAYER_KEY: &str = "dev.lockship.layer.key";
 pub(crate) const LAYER_DIFF_ID: &str = "dev.lockship.layer.diff-id";
 /// A layer descriptor's annotation: the size of the layer's tar.
 pub(crate) const LAYER_TAR_SIZE: &str = "dev.lockship.layer.tar-size";
-/// The manifest's annotation: the [`CacheRecord`], as JSON.
+/// The manifest's annotation: the [`CacheRecord`], as JSON. Its version changes with the
+/// record's format (a test pins the format to it).
 pub(crate) const RECORD: &str = "dev.lockship.cache.v1";
 
 /// What a build learned that is not a layer: a pure function of the build's inputs, so that
@@ -61,6 +63,10 @@ pub(crate) struct RegistryCache {
     targets: HashMap<String, RemoteManifest>,
     /// Every manifest read, each proof that its repository holds its blobs.
     read: Vec<RemoteManifest>,
+    /// The wheels shared with those images (`shared_wheels`), read on first need.
+    shared: tokio::sync::OnceCell<Found>,
+    /// The wheels this build made from sdists (or found made), to share with its targets.
+    made: std::sync::Mutex<Vec<SharedWheel>>,
 }
 
 /// How a reference is read.
@@ -150,6 +156,12 @@ impl RegistryCache {
             .collect()
     }
 
+    /// Whether a manifest read from `target`'s repository is `digest` itself (the image was
+    /// pushed there before, under another tag, and what it shares with it).
+    pub(crate) fn holds(&self, target: &Reference, digest: &Digest) -> bool {
+        self.read_from(target).any(|m| &m.tag_digest == digest)
+    }
+
     /// Takes in what one manifest lists; the first reference to list a key keeps it.
     fn add(&mut self, manifest: &RemoteManifest, reporter: &dyn Reporter) {
         for layer in &manifest.layers {
@@ -226,6 +238,45 @@ impl RegistryCache {
     /// The ELF facts filed under `key` (a wheel's sha256 hex, or `app-<layer key>`).
     pub(crate) fn native(&self, key: &str) -> Option<&NativeFacts> {
         self.record.native.get(key)
+    }
+
+    /// The wheels shared with the images read (see `shared_wheels`): read once, when a build
+    /// first lacks a wheel that one of them may hold.
+    pub(crate) async fn shared(
+        &self,
+        registry: &Registry,
+        store: &lockship_oci::blob_store::BlobStore,
+        reporter: &dyn Reporter,
+    ) -> &Found {
+        self.shared
+            .get_or_init(|| async {
+                let mut images: Vec<(Reference, Digest)> = Vec::new();
+                for m in &self.read {
+                    let image = (m.reference.clone(), m.tag_digest.clone());
+                    if !images.iter().any(|(r, d)| {
+                        d == &image.1
+                            && r.resolve_registry() == image.0.resolve_registry()
+                            && r.repository() == image.0.repository()
+                    }) {
+                        images.push(image);
+                    }
+                }
+                shared_wheels::read(registry, store, &images, reporter).await
+            })
+            .await
+    }
+
+    /// Files a wheel this build made (or found made) from an sdist for sharing.
+    pub(crate) fn made_wheel(&self, wheel: SharedWheel) {
+        self.made
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(wheel);
+    }
+
+    /// The wheels this build made from sdists, in the order made.
+    pub(crate) fn made(&self) -> Vec<SharedWheel> {
+        self.made.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// What the push target `target` names now, if it exists.
@@ -356,6 +407,46 @@ mod tests {
         );
         assert_eq!(cache.record, record);
         assert!(manifest_annotations(&CacheRecord::default()).is_empty());
+    }
+
+    /// Records pushed by earlier versions are read by later ones: a change to what the record
+    /// holds (a field of the base's facts or the ELF facts, renamed, added or changing its
+    /// meaning) must come with a new version in [`RECORD`], or old records are misread.
+    #[test]
+    fn the_record_format_is_pinned_to_its_version() {
+        let mut record = CacheRecord::default();
+        record.bases.insert(
+            "sha256:base".into(),
+            BaseFacts {
+                python_version: (3, 11, 2),
+                interpreter: "/usr/bin/python3.11".into(),
+                libc: lockship_python::target::Libc::Glibc {
+                    major: 2,
+                    minor: 36,
+                },
+                passwd: Some("root:x:0:0::/root:/bin/sh\n".into()),
+                group: Some("root:x:0:\n".into()),
+                libraries: Some(["libc.so.6".to_string()].into()),
+            },
+        );
+        record.native.insert(
+            "ab".into(),
+            serde_json::from_str(
+                r#"{"objects":[{"path":"m/_x.so","soname":null,"needed":["libm.so.6"]}]}"#,
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            (RECORD, serde_json::to_string(&record).unwrap().as_str()),
+            (
+                "dev.lockship.cache.v1",
+                concat!(
+                    r#"{"bases":{"sha256:base":{"python_version":[3,11,2],"interpreter":"/usr/bin/python3.11","libc":{"family":"glibc","major":2,"minor":36},"passw"#,
+                    r#"d":"root:x:0:0::/root:/bin/sh\n","group":"root:x:0:\n","libraries":["libc.so.6"]}},"native":{"ab":{"objects":[{"path":"m/_x.so","soname":null,"needed":["libm.so.6"]}]}}}"#
+                )
+            ),
+            "the cache record's format changed: bump the version in RECORD"
+        );
     }
 
     #[test]

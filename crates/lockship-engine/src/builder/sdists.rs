@@ -25,6 +25,7 @@ use lockship_sys::scratch::ScratchDir;
 
 use super::base::BaseSource;
 use super::cache::{io_err, read_cached, write_cached};
+use super::shared_wheels::SharedWheel;
 use super::Session;
 
 /// A wheel built from an sdist, as cached.
@@ -91,7 +92,8 @@ pub(super) async fn build_missing(
     let mut builder_slot: Option<Builder> = None;
     // (index in `buildable`, the chosen wheel), in the order of `buildable` at the end.
     let mut wheels: Vec<(usize, ChosenWheel)> = Vec::new();
-    // What has to be built: (index, package, sdist, cache entry, pure-wheel entry, key).
+    // What has to be built: (index, package, sdist, cache entry, pure-wheel entry, key, pure
+    // key).
     let mut todo = Vec::new();
     for (i, package) in buildable.iter().enumerate() {
         let sdist = package.sdist.as_ref().expect("partitioned on sdist");
@@ -106,9 +108,17 @@ pub(super) async fn build_missing(
         let pure_entry = bucket.join(format!("{}.json", pure.hex()));
         if let Some(built) = read_cached::<Built>(&pure_entry) {
             if session.store.contains(&built.sha256) && select::fits(&built.filename, &tags) {
+                share(session, [pure.hex()], &built);
                 wheels.push((i, built_wheel(package, built, pure.hex())));
                 continue;
             }
+        }
+        // Another runner built it and shared it through the registry: fetched, not built.
+        if let Some(built) = from_registry(session, pure.hex(), package, &tags).await {
+            write_cached(&pure_entry, &built)?;
+            share(session, [pure.hex()], &built);
+            wheels.push((i, built_wheel(package, built, pure.hex())));
+            continue;
         }
         if builder_slot.is_none() {
             builder_slot = Some(builder(session, ctx, package).await?);
@@ -123,11 +133,18 @@ pub(super) async fn build_missing(
         let entry = bucket.join(format!("{}.json", key.hex()));
         if let Some(built) = read_cached::<Built>(&entry) {
             if session.store.contains(&built.sha256) {
+                share(session, [key.hex()], &built);
                 wheels.push((i, built_wheel(package, built, key.hex())));
                 continue;
             }
         }
-        todo.push((i, package, sdist, entry, pure_entry, key));
+        if let Some(built) = from_registry(session, key.hex(), package, &tags).await {
+            write_cached(&entry, &built)?;
+            share(session, [key.hex()], &built);
+            wheels.push((i, built_wheel(package, built, key.hex())));
+            continue;
+        }
+        todo.push((i, package, sdist, entry, pure_entry, key, pure));
     }
     if let (Some(builder), false) = (&builder_slot, todo.is_empty()) {
         let runtime = Runtime::detect(session.opts.runtime).map_err(|_| BuilderError::NoRuntime)?;
@@ -137,9 +154,9 @@ pub(super) async fn build_missing(
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let results: Vec<(usize, Result<ChosenWheel, Error>)> = futures::stream::iter(
-            todo.into_iter()
-                .map(|(i, package, sdist, entry, pure_entry, key)| async move {
+        let results: Vec<(usize, Result<ChosenWheel, Error>)> =
+            futures::stream::iter(todo.into_iter().map(
+                |(i, package, sdist, entry, pure_entry, key, pure_key)| async move {
                     let result = async {
                         session.reporter.step(&format!(
                             "building {} {} from {} in {}",
@@ -157,15 +174,18 @@ pub(super) async fn build_missing(
                         write_cached(&entry, &built)?;
                         if lockship_python::app::is_pure_wheel(&built.filename) {
                             write_cached(&pure_entry, &built)?;
+                            share(session, [key.hex(), pure_key.hex()], &built);
+                        } else {
+                            share(session, [key.hex()], &built);
                         }
                         Ok::<_, Error>(built_wheel(package, built, key.hex()))
                     };
                     (i, result.await)
-                }),
-        )
-        .buffer_unordered(cores)
-        .collect()
-        .await;
+                },
+            ))
+            .buffer_unordered(cores)
+            .collect()
+            .await;
         // Every build ran to its end; the failure reported is the first package's, whichever
         // finished first, so the same input gives the same error.
         let mut results = results;
@@ -176,6 +196,60 @@ pub(super) async fn build_missing(
     }
     wheels.sort_by_key(|(i, _)| *i);
     Ok(wheels.into_iter().map(|(_, w)| w).collect())
+}
+
+/// Files `built` for sharing through the registry under `keys` (see `shared_wheels`).
+fn share<const N: usize>(session: &Session<'_>, keys: [&str; N], built: &Built) {
+    session.remote.made_wheel(SharedWheel {
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        filename: built.filename.clone(),
+        sha256: built.sha256.clone(),
+        size: built.size,
+    });
+}
+
+/// The wheel filed under `key` that another build shared through the registry, fetched into
+/// the store; None when no image read has it, it does not fit, or it cannot be fetched (then
+/// it is built here, as if never shared).
+async fn from_registry(
+    session: &Session<'_>,
+    key: &str,
+    package: &Unsatisfied,
+    tags: &lockship_python::target::Tags,
+) -> Option<Built> {
+    let found = session
+        .remote
+        .shared(session.registry, session.store, session.reporter)
+        .await;
+    let (from, wheel) = found.wheel(key)?;
+    if !select::is_wheel_of(&wheel.filename, &package.name, &package.version)
+        || !select::fits(&wheel.filename, tags)
+    {
+        return None;
+    }
+    let what = format!(
+        "the wheel of {} {} shared with {from}",
+        package.name, package.version
+    );
+    let fetched = session
+        .registry
+        .fetch_blob(from, &wheel.sha256, Some(wheel.size), &what, session.store)
+        .await;
+    if let Err(e) = fetched {
+        session
+            .reporter
+            .warn(&format!("{what} could not be fetched ({e}): building it"));
+        return None;
+    }
+    session.reporter.step(&format!(
+        "{} {}: the wheel another build made, from {from}",
+        package.name, package.version
+    ));
+    Some(Built {
+        filename: wheel.filename.clone(),
+        sha256: wheel.sha256.clone(),
+        size: wheel.size,
+    })
 }
 
 /// A wheel built earlier, as the package's chosen wheel.

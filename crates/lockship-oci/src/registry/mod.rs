@@ -13,7 +13,7 @@ mod referrer;
 
 pub use pull::CachedLayerError;
 pub use push::declared_media_type;
-pub use referrer::Subject;
+pub use referrer::{ArtifactBlob, ArtifactManifest, Subject};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -91,15 +91,47 @@ impl Registry {
             self.fetch_blob(remote, digest, Some(layer.info.size), &what, store)
                 .await?;
         }
+        self.upload_stored(target, digest, layer.info.size, store, session, &action)
+            .await
+    }
+
+    /// Pushes a blob of the store that is not a layer (a wheel a build shares) to `target`
+    /// unless its repository has it.
+    pub async fn push_stored_blob(
+        &self,
+        target: &Reference,
+        digest: &Digest,
+        size: u64,
+        store: &BlobStore,
+    ) -> Result<LayerPush, RegistryError> {
+        let action = format!("pushing blob {digest} to {target}");
+        let scope = Scope::push(target);
+        if self.has_blob(target, &scope, digest, &action).await? {
+            return Ok(LayerPush::Skipped);
+        }
+        self.upload_stored(target, digest, size, store, None, &action)
+            .await
+    }
+
+    /// Uploads a blob of the store: in chunks when it is large.
+    async fn upload_stored(
+        &self,
+        target: &Reference,
+        digest: &Digest,
+        size: u64,
+        store: &BlobStore,
+        session: Option<String>,
+        action: &str,
+    ) -> Result<LayerPush, RegistryError> {
         let chunk = self
             .access
             .upload_chunk
             .unwrap_or(super::chunked::DEFAULT_CHUNK);
-        let size = if layer.info.size > chunk {
-            self.upload_chunked(target, digest, store, session, chunk, &action)
+        let size = if size > chunk {
+            self.upload_chunked(target, digest, store, session, chunk, action)
                 .await?
         } else {
-            self.upload(target, digest, Upload::Stored(store), session, &action)
+            self.upload(target, digest, Upload::Stored(store), session, action)
                 .await?
         };
         Ok(LayerPush::Uploaded(size))
@@ -390,7 +422,7 @@ impl Registry {
     }
 
     /// Uploads `bytes` as a blob of `target`'s repository unless it has it already.
-    pub(super) async fn put_small_blob(
+    pub async fn put_small_blob(
         &self,
         target: &Reference,
         digest: &Digest,

@@ -9,6 +9,7 @@ mod chunked;
 mod error;
 mod pull;
 mod push;
+mod reference;
 mod referrer;
 
 pub use pull::CachedLayerError;
@@ -47,7 +48,10 @@ pub fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
         reference: text.to_string(),
         message,
     };
-    let reference = Reference::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let reference = match reference::fast(text) {
+        Some(reference) => reference,
+        None => Reference::from_str(text).map_err(|e| bad(e.to_string()))?,
+    };
     if let Some(d) = reference.digest() {
         Digest::parse(d).ok_or_else(|| {
             bad(format!(

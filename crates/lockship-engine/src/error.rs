@@ -119,6 +119,14 @@ pub enum Error {
 impl Error {
     /// A one-line suggestion for fixing the problem, when there is one.
     pub fn hint(&self) -> Option<String> {
+        // HTTPS could not be set up, whichever request found out first.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(lockship_net::NetError::Tls { .. }) = e.downcast_ref() {
+                return Some(CA_HINT.into());
+            }
+            cause = e.source();
+        }
         match self {
             Error::Project(e) => e.hint(),
             Error::Lock(e) => hints::lock(e),
@@ -136,9 +144,7 @@ impl Error {
             Error::Relock(e) => e.hint(),
             Error::Output(e) => hints::output(e),
             Error::LayoutBase(e) => hints::layout_base(e),
-            Error::Client(_) => Some(
-                "SSL_CERT_FILE and SSL_CERT_DIR, when set, must name PEM CA certificates (a bundle file, a directory of them); unset them to use the system's store".into(),
-            ),
+            Error::Client(_) => Some(CA_HINT.into()),
             Error::Tarball(_) => Some(
                 "`docker:FILE` names a tarball as `docker save` or `lockship build --output docker:FILE` writes it; write it again if it was cut short".into(),
             ),
@@ -179,6 +185,9 @@ impl Error {
         }
     }
 }
+
+/// What to do when no CA certificate could be read.
+const CA_HINT: &str = "SSL_CERT_FILE and SSL_CERT_DIR, when set, must name PEM CA certificates (a bundle file, a directory of them); unset them to use the system's store";
 
 impl From<RegistryError> for Error {
     fn from(e: RegistryError) -> Self {

@@ -25,6 +25,9 @@ pub struct NetOptions {
     pub stall_timeout: Duration,
     pub connect_timeout: Duration,
     pub retry: RetryPolicy,
+    /// Load the CA store when the client is made, not at the first HTTPS request: a proxy is
+    /// reached over HTTPS, so plain-HTTP requests need TLS too.
+    pub eager_tls: bool,
 }
 
 impl Default for NetOptions {
@@ -33,6 +36,7 @@ impl Default for NetOptions {
             stall_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            eager_tls: false,
         }
     }
 }
@@ -66,6 +70,9 @@ pub enum NetError {
     },
     #[error("{url}: the answer is larger than {limit} bytes")]
     TooLarge { url: Redacted, limit: u64 },
+    /// The CA store could not be read, at the first HTTPS request (nothing was sent).
+    #[error("{url}: cannot set up HTTPS: {message}")]
+    Tls { url: Redacted, message: String },
 }
 
 fn after(attempts: u32) -> String {
@@ -98,7 +105,7 @@ impl NetError {
             NetError::Transport { attempts, .. }
             | NetError::Stalled { attempts, .. }
             | NetError::Status { attempts, .. } => *attempts = n,
-            NetError::RetryTooLate { .. } | NetError::TooLarge { .. } => {}
+            NetError::RetryTooLate { .. } | NetError::TooLarge { .. } | NetError::Tls { .. } => {}
         }
     }
 }
@@ -177,13 +184,32 @@ impl Drop for Transfer {
 /// on redirects to another origin.
 #[derive(Clone)]
 pub struct Http {
-    client: reqwest::Client,
+    /// For plain-HTTP URLs: no CA store loaded (reading the system's costs ~30 ms, which a
+    /// build against a loopback registry, or one that needs no network, need not pay).
+    plain: reqwest::Client,
+    /// For HTTPS: made at the first HTTPS request, trusting the platform's store.
+    tls: Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
     opts: NetOptions,
     credentials: Arc<RwLock<HashMap<Origin, (String, String)>>>,
     /// Where each origin's credentials came from, or where lockship looked and found none: for
     /// the message when a server refuses (never the secret itself).
     credential_notes: Arc<RwLock<HashMap<Origin, String>>>,
     observer: Option<Arc<dyn TransferObserver>>,
+}
+
+/// The client settings every request shares.
+fn client_builder(opts: &NetOptions) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(concat!("lockship/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(opts.connect_timeout)
+        // Belt and braces: lockship times each send and each body chunk itself (and says so
+        // more clearly); reqwest's own timeout, a little later, catches any read it misses.
+        .read_timeout(opts.stall_timeout + Duration::from_secs(5))
+}
+
+/// The client trusting the platform's CA store (or what `SSL_CERT_FILE`/`SSL_CERT_DIR` name).
+fn tls_client(opts: &NetOptions) -> Result<reqwest::Client, String> {
+    client_builder(opts).build().map_err(|e| root_cause(&e))
 }
 
 /// Why no HTTP client could be made.
@@ -196,26 +222,55 @@ pub struct ClientError {
 impl Http {
     /// The client, trusting the platform's certificate store (which `SSL_CERT_FILE` and
     /// `SSL_CERT_DIR` replace when set) and taking proxies from `HTTPS_PROXY`, `HTTP_PROXY`,
-    /// `ALL_PROXY` and `NO_PROXY`, as curl and pip do. Fails when no CA certificate can be
-    /// loaded (those variables naming nothing usable).
+    /// `ALL_PROXY` and `NO_PROXY`, as curl and pip do. The store is read at the first HTTPS
+    /// request (then a store with no CA certificate is that request's `NetError::Tls`), or
+    /// here with `eager_tls` (then it fails here).
     pub fn new(opts: &NetOptions) -> Result<Http, ClientError> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("lockship/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(opts.connect_timeout)
-            // Belt and braces: lockship times each send and each body chunk itself (and says so
-            // more clearly); reqwest's own timeout, a little later, catches any read it misses.
-            .read_timeout(opts.stall_timeout + Duration::from_secs(5))
-            .build()
-            .map_err(|e| ClientError {
-                message: root_cause(&e),
-            })?;
+        let tls = Arc::new(std::sync::OnceLock::new());
+        let plain = if opts.eager_tls {
+            let client = tls_client(opts).map_err(|message| ClientError { message })?;
+            let _ = tls.set(Ok(client.clone()));
+            client
+        } else {
+            client_builder(opts)
+                .tls_certs_only(Vec::new())
+                .build()
+                .map_err(|e| ClientError {
+                    message: root_cause(&e),
+                })?
+        };
         Ok(Http {
-            client,
+            plain,
+            tls,
             opts: opts.clone(),
             credentials: Arc::default(),
             credential_notes: Arc::default(),
             observer: None,
         })
+    }
+
+    /// The client for `url`: the plain one for `http://`, else the one trusting the CA store
+    /// (made now if it was not yet); why HTTPS cannot be set up, when it cannot.
+    fn client(&self, url: &str) -> Result<&reqwest::Client, &str> {
+        let plain = url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+        if plain {
+            return Ok(&self.plain);
+        }
+        self.tls
+            .get_or_init(|| tls_client(&self.opts))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// A failure for `url` when HTTPS cannot be set up (checked before anything is sent).
+    fn tls_unavailable(&self, url: &str) -> Option<Failure> {
+        let message = self.client(url).err()?;
+        Some(Failure::fatal(NetError::Tls {
+            url: self.shown(url),
+            message: message.to_string(),
+        }))
     }
 
     /// The same client, reporting the bytes of downloads and uploads to `observer`.
@@ -360,7 +415,7 @@ impl Http {
 
     /// A request to `url` carrying the credentials of its origin, if any were registered.
     pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        let builder = self.client.request(method, url);
+        let builder = self.client(url).unwrap_or(&self.plain).request(method, url);
         let creds = Origin::of(url).and_then(|origin| {
             self.credentials
                 .read()
@@ -375,7 +430,7 @@ impl Http {
 
     /// A request with no credentials attached (registries authenticate their own way).
     pub fn bare_request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, url)
+        self.client(url).unwrap_or(&self.plain).request(method, url)
     }
 
     /// Runs `attempt` (given its number, from 0) until it succeeds or fails for good, waiting
@@ -424,6 +479,9 @@ impl Http {
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Failure> {
+        if let Some(failure) = self.tls_unavailable(url) {
+            return Err(failure);
+        }
         match tokio::time::timeout(self.opts.stall_timeout, request.send()).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(self.transport_failure(url, &e)),
@@ -440,6 +498,9 @@ impl Http {
         request: reqwest::RequestBuilder,
         progress: &Progress,
     ) -> Result<reqwest::Response, Failure> {
+        if let Some(failure) = self.tls_unavailable(url) {
+            return Err(failure);
+        }
         let stall = self.opts.stall_timeout;
         let watchdog = async {
             loop {
@@ -644,5 +705,27 @@ impl Progress {
     fn idle(&self) -> Duration {
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         self.start.elapsed().saturating_sub(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ca_store_is_read_at_the_first_https_request_only() {
+        let http = Http::new(&NetOptions::default()).unwrap();
+        let _ = http.bare_request(reqwest::Method::GET, "http://127.0.0.1:9/v2/");
+        let _ = http.request(reqwest::Method::GET, "HTTP://localhost:9/simple/");
+        assert!(http.tls.get().is_none(), "plain HTTP needs no CA store");
+        let _ = http.bare_request(reqwest::Method::GET, "https://registry.invalid/v2/");
+        assert!(http.tls.get().is_some());
+
+        let eager = Http::new(&NetOptions {
+            eager_tls: true,
+            ..NetOptions::default()
+        })
+        .unwrap();
+        assert!(eager.tls.get().is_some(), "read when the client is made");
     }
 }

@@ -116,6 +116,26 @@ fn auth_files() -> Vec<PathBuf> {
     files
 }
 
+/// Whether the CA store must be loaded at once (see `NetOptions::eager_tls`): a proxy
+/// variable names an HTTPS proxy, which plain-HTTP requests go through too.
+pub fn eager_tls() -> bool {
+    [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .iter()
+    .filter_map(|name| std::env::var(name).ok())
+    .any(|v| {
+        v.trim()
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    })
+}
+
 /// The CA bundle builder containers get: SSL_CERT_FILE when it names a file, else the
 /// system's (Debian's and Fedora's locations).
 pub fn ca_bundle() -> Option<PathBuf> {

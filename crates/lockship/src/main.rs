@@ -123,6 +123,7 @@ fn net_options(args: &NetArgs) -> NetOptions {
             attempts: args.http_retries + 1,
             ..RetryPolicy::default()
         },
+        eager_tls: host_env::eager_tls(),
         ..NetOptions::default()
     }
 }

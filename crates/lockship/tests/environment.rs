@@ -76,17 +76,28 @@ fn ca_variables_naming_no_certificate_are_a_one_line_error() {
     std::fs::write(&empty_file, "").unwrap();
     let empty_dir = dir.path().join("certs");
     std::fs::create_dir(&empty_dir).unwrap();
+    // The store is read at the first HTTPS request: a plain-HTTP registry needs none.
     let out = run_err(
         lockship_clean(dir.path())
             .env("SSL_CERT_FILE", &empty_file)
             .env("SSL_CERT_DIR", &empty_dir)
             .args(["inspect", "127.0.0.1:9/none:1"]),
     );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("HTTPS"), "{err}");
+    let out = run_err(
+        lockship_clean(dir.path())
+            .env("SSL_CERT_FILE", &empty_file)
+            .env("SSL_CERT_DIR", &empty_dir)
+            .args(["inspect", "registry.invalid/none:1"]),
+    );
     assert_eq!(out.status.code(), Some(1), "a crash is not an error");
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().collect();
     assert!(
-        lines[0].starts_with("error: cannot set up HTTPS: "),
+        lines[0].starts_with("error: ")
+            && lines[0]
+                .contains("https://registry.invalid/v2/none/manifests/1: cannot set up HTTPS: "),
         "{err}"
     );
     assert!(

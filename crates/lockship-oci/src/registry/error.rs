@@ -90,10 +90,12 @@ pub(super) fn net_error(registry: &str, action: &str, e: NetError) -> RegistryEr
                 source: e,
             }
         }
-        NetError::Transport { .. } | NetError::Stalled { .. } => RegistryError::Unreachable {
-            registry,
-            action,
-            source: e,
-        },
+        NetError::Transport { .. } | NetError::Stalled { .. } | NetError::Tls { .. } => {
+            RegistryError::Unreachable {
+                registry,
+                action,
+                source: e,
+            }
+        }
     }
 }

@@ -323,6 +323,15 @@ impl TarTree {
         Ok(())
     }
 
+    /// Adds one host file, directory or symlink at `image_path`, with its mode as on disk.
+    pub fn add_host_path_exact(
+        &mut self,
+        host: &Path,
+        image_path: &str,
+    ) -> Result<(), TarTreeError> {
+        self.add_host_entry(host, image_path, true)
+    }
+
     /// Adds one host file, directory or symlink at `image_path`, with normalised mode.
     pub fn add_host_path(&mut self, host: &Path, image_path: &str) -> Result<(), TarTreeError> {
         self.add_host_entry(host, image_path, false)

@@ -72,6 +72,59 @@ pub fn needed_to_run(interpreter: &str, minor: u8) -> impl Fn(&str) -> bool {
     }
 }
 
+/// Of an interpreter unpacked in `dir` (by [`unpack_interpreter`]), the files (relative paths)
+/// a compile worker can need: all but the shared libraries that neither the interpreter nor a
+/// standard-library extension module loads, directly or through another library. What a
+/// runner that shares the interpreter sends (a base's library directories hold far more).
+pub fn worker_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut libraries: HashMap<String, PathBuf> = HashMap::new();
+    for item in walkdir::WalkDir::new(dir).min_depth(1) {
+        let item = item.map_err(std::io::Error::other)?;
+        let rel = item
+            .path()
+            .strip_prefix(dir)
+            .unwrap_or(item.path())
+            .to_path_buf();
+        let text = rel.to_string_lossy().into_owned();
+        let (parent, name) = text.rsplit_once('/').unwrap_or(("", &text));
+        if is_library_dir(parent) && !name.starts_with("ld-") {
+            libraries.insert(name.to_string(), rel);
+        } else if !item.file_type().is_dir() {
+            files.push(rel);
+        }
+    }
+    // Every ELF file kept so far (the interpreter, extension modules) and what they load.
+    let mut wanted: Vec<String> = Vec::new();
+    for rel in &files {
+        wanted.extend(needed(&dir.join(rel)));
+    }
+    let mut kept = std::collections::BTreeSet::new();
+    while let Some(name) = wanted.pop() {
+        if let Some(rel) = libraries.get(&name) {
+            if kept.insert(rel.clone()) {
+                wanted.extend(needed(&dir.join(rel)));
+            }
+        }
+    }
+    files.extend(kept);
+    files.sort();
+    Ok(files)
+}
+
+/// The `DT_NEEDED` entries of the ELF file at `path` (none for anything else).
+fn needed(path: &Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    if !bytes.starts_with(b"\x7fELF") {
+        return Vec::new();
+    }
+    goblin::elf::Elf::parse(&bytes)
+        .map(|elf| elf.libraries.iter().map(|l| l.to_string()).collect())
+        .unwrap_or_default()
+}
+
 /// Unpacks what running `interpreter` needs from the base's `layers` into `dest` (empty).
 pub fn unpack_interpreter(
     layers: &[Layer],

@@ -189,9 +189,10 @@ fn a_fresh_runner_builds_no_app_wheel_and_pulls_no_base_layer() {
     assert!(blobs.len() <= 1, "{blobs:?}");
 }
 
-/// The app's last real build travels with the image (an artifact attached to it): a fresh
-/// runner patches an edit onto that wheel, with no backend to run (uv points nowhere), and
-/// makes the image the backend makes from an empty cache.
+/// The app's last real build travels with the image (an artifact attached to it), and so does
+/// the interpreter that compiled its bytecode: a fresh runner patches an edit onto that wheel,
+/// with no backend to run (uv points nowhere) and no base layer to pull, and makes the image
+/// the backend makes from an empty cache.
 #[test]
 fn a_fresh_runner_patches_an_edit_onto_the_app_wheel_shared_with_the_image() {
     if services_missing() {
@@ -208,17 +209,43 @@ fn a_fresh_runner_patches_an_edit_onto_the_app_wheel_shared_with_the_image() {
     text.push_str("\n# one line changed\n");
     std::fs::write(&main, &text).unwrap();
     let fresh = tempfile::tempdir().unwrap();
-    let patched = json(&run_ok(
-        lockship(fresh.path())
-            .env("LOCKSHIP_UV", project.tmp.path().join("no-uv-here"))
-            .arg("build")
-            .arg(&project.dir)
-            .args(["--base", &env.base, "--no-test", "--format", "json"])
-            .args(["--push", &target]),
-    ));
+    let output = lockship(fresh.path())
+        .env("LOCKSHIP_UV", project.tmp.path().join("no-uv-here"))
+        .arg("build")
+        .arg(&project.dir)
+        .args([
+            "--base",
+            &env.base,
+            "--no-test",
+            "--format",
+            "json",
+            "--verbose",
+        ])
+        .args(["--push", &target])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let patched = json(&String::from_utf8_lossy(&output.stdout));
     assert_eq!(built(&patched).len(), 1, "{:?}", built(&patched));
     let envs = fresh.path().join("build-envs");
     assert!(!envs.exists() || files_under(&envs).is_empty());
+    // The changed module's bytecode needs the base's interpreter: the one the first build
+    // shared (the files a compile worker needs), not the base's layers.
+    assert!(
+        stderr.contains("unpacking /usr/bin/python3.11 shared with"),
+        "{stderr}"
+    );
+    let blobs = files_under(&fresh.path().join("blobs"));
+    let biggest = blobs
+        .iter()
+        .map(|b| std::fs::metadata(b).unwrap().len())
+        .max()
+        .unwrap();
+    assert!(
+        biggest < 40 << 20,
+        "a base layer was pulled: {biggest} bytes"
+    );
 
     // The backend, from an empty cache and no registry, makes the same image.
     let out = format!("oci:{}", project.tmp.path().join("oci").display());

@@ -82,6 +82,8 @@ pub(super) async fn compiler(
     let dir = interpreter_dir(&session.opts.cache_dir, &base);
     if dir.is_dir() {
         lockship_sys::cache_lock::touch(&dir);
+    } else if from_registry(session, &base, minor, &dir).await {
+        // Another build shared it: a fraction of the base's layers to fetch and unpack.
     } else {
         session.reporter.step(&format!(
             "unpacking {} from the base to compile bytecode with",
@@ -111,14 +113,114 @@ pub(super) async fn compiler(
     }))
 }
 
-/// Where the interpreter of `base` is unpacked: one directory per exact base.
-fn interpreter_dir(cache_dir: &Path, base: &ResolvedBase) -> PathBuf {
-    let key = Digest::of_parts([
+/// The key of `base`'s interpreter: its directory here, and its layer shared with the registry.
+fn interpreter_key(base: &ResolvedBase) -> String {
+    Digest::of_parts([
         "lockship-interpreter-v2",
         &base.pinned,
         &base.facts.interpreter,
-    ]);
-    Bucket::Interpreters.under(cache_dir).join(key.hex())
+    ])
+    .hex()
+    .to_string()
+}
+
+/// Where the interpreter of `base` is unpacked: one directory per exact base.
+fn interpreter_dir(cache_dir: &Path, base: &ResolvedBase) -> PathBuf {
+    Bucket::Interpreters
+        .under(cache_dir)
+        .join(interpreter_key(base))
+}
+
+/// The interpreter another build shared through the registry (see `shared_wheels`), unpacked
+/// into `dir` as it would be from the base's layers (the same selection, the same safe
+/// unpacking); false when no image read has it or it cannot be fetched or unpacked.
+async fn from_registry(session: &Session<'_>, base: &ResolvedBase, minor: u8, dir: &Path) -> bool {
+    let key = interpreter_key(base);
+    let found = session
+        .remote
+        .shared(session.registry, session.store, session.reporter)
+        .await;
+    let Some((from, blob)) = found.interpreter(&key) else {
+        return false;
+    };
+    session.reporter.step(&format!(
+        "unpacking {} shared with {from} to compile bytecode with",
+        base.facts.interpreter
+    ));
+    let what = format!("the interpreter shared with {from}");
+    let fetched = session
+        .registry
+        .fetch_blob(from, &blob.digest, Some(blob.size), &what, session.store)
+        .await;
+    if let Err(e) = fetched {
+        session.reporter.warn(&format!(
+            "{what} could not be fetched ({e}): taking it from the base"
+        ));
+        return false;
+    }
+    let layers = vec![Layer {
+        path: session.store.path(&blob.digest),
+        gzip: true,
+    }];
+    let (interpreter, dest) = (base.facts.interpreter.clone(), dir.to_path_buf());
+    let unpacked = tokio::task::spawn_blocking(move || unpack(&layers, &interpreter, minor, &dest))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(e) = unpacked {
+        session.reporter.warn(&format!(
+            "{what} could not be unpacked ({e}): taking it from the base"
+        ));
+        return false;
+    }
+    let shared = SharedLayer {
+        digest: blob.digest.clone(),
+        size: blob.size,
+    };
+    // Shared on from here as it came; a failure to remember it only means writing it again.
+    let _ = super::cache::write_cached(&dir.with_extension("layer.json"), &shared);
+    true
+}
+
+/// The interpreter this machine unpacked for `base`, as one layer (gzip level 1: it is written
+/// once per base and only fetched by other builds), for sharing through the registry; the
+/// layer is kept in the store and remembered beside the directory. None when bytecode was not
+/// compiled here for `base` (off, or compiled by the host variant of a foreign-arch base).
+pub(super) fn shareable_interpreter(
+    session: &Session<'_>,
+    base: &ResolvedBase,
+) -> Option<(String, SharedLayer)> {
+    let key = interpreter_key(base);
+    let dir = interpreter_dir(&session.opts.cache_dir, base);
+    if !dir.is_dir() {
+        return None;
+    }
+    let entry = dir.with_extension("layer.json");
+    if let Some(shared) = super::cache::read_cached::<SharedLayer>(&entry) {
+        if session.store.contains(&shared.digest) {
+            return Some((key, shared));
+        }
+    }
+    let mut tree = lockship_oci::tar_tree::TarTree::new();
+    for rel in bytecode::worker_files(&dir).ok()? {
+        let path = rel.to_string_lossy().into_owned();
+        tree.add_host_path_exact(&dir.join(&rel), &path).ok()?;
+    }
+    let info = lockship_oci::layer::write_layer_at(&tree, 0, session.store, 1).ok()?;
+    let shared = SharedLayer {
+        digest: info.digest,
+        size: info.size,
+    };
+    super::cache::write_cached(&entry, &shared).ok()?;
+    Some((key, shared))
+}
+
+/// An interpreter's layer as shared (or as fetched from the registry): remembered beside its
+/// directory, so that a runner shares the very blob it fetched, not a layer written again.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct SharedLayer {
+    pub digest: Digest,
+    pub size: u64,
 }
 
 /// Unpacks into a scratch directory beside `dest` and renames it into place, so a killed run

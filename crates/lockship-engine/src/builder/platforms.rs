@@ -252,7 +252,8 @@ async fn publish_index(
     let artifact = Artifact::Index(&index);
     let moved = moving(session, artifact, &push_refs);
     whole.pushed = push_manifests(session, artifact, &push_refs, blobs).await?;
-    share_wheels(session, remotes, artifact, &moved).await;
+    // The interpreter is shared by single-platform builds only (each platform's base differs).
+    share_wheels(session, remotes, artifact, &moved, None).await;
     write_local(session, artifact, &name)?;
     timer.lap("index");
     whole.digest = index.digest.to_string();

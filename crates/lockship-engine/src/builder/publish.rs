@@ -60,7 +60,14 @@ pub(super) async fn publish(
     let artifact = Artifact::Image(image);
     let moved = moving(session, artifact, &prepared.push_refs);
     let pushed = push_manifests(session, artifact, &prepared.push_refs, sent.blobs).await?;
-    share_wheels(session, &[session.remote], artifact, &moved).await;
+    share_wheels(
+        session,
+        &[session.remote],
+        artifact,
+        &moved,
+        Some(&prepared.base),
+    )
+    .await;
     write_local(
         session,
         Artifact::Image(image),
@@ -247,13 +254,15 @@ pub(super) fn moving(
         .collect()
 }
 
-/// Shares the wheels this build made from sdists (every platform's `remotes`) and the app's
-/// last real build with the targets whose tag it moved (see `shared_wheels`).
+/// Shares the wheels this build made from sdists (every platform's `remotes`), the app's last
+/// real build and the interpreter that compiled `base`'s bytecode with the targets whose tag
+/// it moved (see `shared_wheels`).
 pub(super) async fn share_wheels(
     session: &Session<'_>,
     remotes: &[&super::registry_cache::RegistryCache],
     artifact: Artifact<'_>,
     moved: &[Reference],
+    base: Option<&super::base::ResolvedBase>,
 ) {
     // The image pushed there before under another tag shares what it shared then.
     let moved: Vec<Reference> = moved
@@ -265,7 +274,8 @@ pub(super) async fn share_wheels(
         return;
     }
     let app = super::app_wheel::last_for_sharing(session, &session.opts.project_dir);
-    let share = super::shared_wheels::ToShare::gather(remotes, app);
+    let interpreter = base.and_then(|b| super::bytecode::shareable_interpreter(session, b));
+    let share = super::shared_wheels::ToShare::gather(remotes, app, interpreter);
     super::shared_wheels::share(session, artifact, &moved, share).await;
 }
 

@@ -5,7 +5,10 @@
 //! build with what that build was made from (`app_patch::WheelOrigin`). A later build with an
 //! empty disk reads the artifacts of the images its registry cache read, and only when it
 //! lacks one of those wheels: an sdist is then fetched instead of built, and an app edit is
-//! patched onto the shared wheel instead of running the backend. Like the layers, what those
+//! patched onto the shared wheel instead of running the backend. The interpreter that compiled
+//! the bytecode goes along too (the files `python::bytecode` unpacks from the base, as one
+//! layer), so that a runner compiling a changed layer fetches that, not every base layer. Like
+//! the layers, what those
 //! references name is trusted as far as the user named them; every wheel is still checked
 //! (its digest, its name against the package, its tags against the target).
 
@@ -30,6 +33,8 @@ pub(crate) const ARTIFACT_TYPE: &str = "application/vnd.dev.lockship.wheels.v1";
 const WHEEL_TYPE: &str = "application/vnd.dev.lockship.wheel.v1+zip";
 /// The app's shared wheel and what its build was made from ([`AppShared`], JSON).
 const APP_TYPE: &str = "application/vnd.dev.lockship.app-wheel.v1+json";
+/// The base's interpreter as one layer, filed under its key (`builder/bytecode`).
+const INTERPRETER_TYPE: &str = "application/vnd.dev.lockship.interpreter.v1.tar+gzip";
 /// A wheel blob's file name.
 const TITLE: &str = "org.opencontainers.image.title";
 /// The cache keys a wheel blob is filed under, comma-separated.
@@ -63,6 +68,8 @@ pub(crate) struct Found {
     wheels: HashMap<String, (Reference, SharedWheel)>,
     /// App wheels, each with the repository holding it, in the order read.
     apps: Vec<(Reference, AppShared)>,
+    /// Interpreters by key → the repository holding the layer, and the layer.
+    interpreters: HashMap<String, (Reference, ArtifactBlob)>,
 }
 
 impl Found {
@@ -72,6 +79,10 @@ impl Found {
 
     pub(crate) fn apps(&self) -> &[(Reference, AppShared)] {
         &self.apps
+    }
+
+    pub(crate) fn interpreter(&self, key: &str) -> Option<&(Reference, ArtifactBlob)> {
+        self.interpreters.get(key)
     }
 }
 
@@ -137,6 +148,15 @@ async fn read_one(
                             .or_insert_with(|| (repository.clone(), wheel.clone()));
                     }
                 }
+                INTERPRETER_TYPE => {
+                    let keys = blob.annotations.get(KEYS).map(String::as_str).unwrap_or("");
+                    for key in keys.split(',').filter(|k| is_key(k)) {
+                        found
+                            .interpreters
+                            .entry(key.to_string())
+                            .or_insert_with(|| (repository.clone(), blob.clone()));
+                    }
+                }
                 APP_TYPE if blob.size <= MAX_APP_RECORD => {
                     let what = format!("the shared app wheel record of {repository}");
                     registry
@@ -168,11 +188,17 @@ fn is_key(text: &str) -> bool {
 pub(crate) struct ToShare {
     pub wheels: Vec<SharedWheel>,
     pub app: Option<AppShared>,
+    /// The interpreter that compiled the bytecode: its key and its layer in the store.
+    pub interpreter: Option<(String, super::bytecode::SharedLayer)>,
 }
 
 impl ToShare {
     /// The wheels of every platform's cache, each once with all its keys.
-    pub(crate) fn gather(remotes: &[&RegistryCache], app: Option<AppShared>) -> ToShare {
+    pub(crate) fn gather(
+        remotes: &[&RegistryCache],
+        app: Option<AppShared>,
+        interpreter: Option<(String, super::bytecode::SharedLayer)>,
+    ) -> ToShare {
         let mut by_digest: BTreeMap<Digest, SharedWheel> = BTreeMap::new();
         for wheel in remotes.iter().flat_map(|r| r.made()) {
             let entry = by_digest
@@ -190,11 +216,12 @@ impl ToShare {
         ToShare {
             wheels: by_digest.into_values().collect(),
             app,
+            interpreter,
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.wheels.is_empty() && self.app.is_none()
+        self.wheels.is_empty() && self.app.is_none() && self.interpreter.is_none()
     }
 }
 
@@ -243,13 +270,22 @@ pub(crate) async fn share(
         });
         small = Some((digest, bytes));
     }
+    if let Some((key, info)) = &share.interpreter {
+        blobs.push(ArtifactBlob {
+            media_type: INTERPRETER_TYPE.to_string(),
+            digest: info.digest.clone(),
+            size: info.size,
+            annotations: [(KEYS.to_string(), key.clone())].into(),
+        });
+    }
     let subject = subject_of(artifact);
     for target in moved {
         session
             .reporter
             .step(&format!("sharing built wheels with {target}"));
         let result = async {
-            futures::stream::iter(blobs.iter().filter(|b| b.media_type == WHEEL_TYPE))
+            // Wheels and the interpreter are in the store; the app record is sent below.
+            futures::stream::iter(blobs.iter().filter(|b| b.media_type != APP_TYPE))
                 .map(|b| registry.push_stored_blob(target, &b.digest, b.size, store))
                 .buffer_unordered(4)
                 .try_collect::<Vec<_>>()
@@ -320,10 +356,10 @@ mod tests {
         cache.made_wheel(wheel(&["a", "p"]));
         let other = RegistryCache::default();
         other.made_wheel(wheel(&["b", "p"]));
-        let share = ToShare::gather(&[&cache, &other], None);
+        let share = ToShare::gather(&[&cache, &other], None, None);
         assert_eq!(share.wheels.len(), 1);
         assert_eq!(share.wheels[0].keys, ["a", "p", "b"]);
         assert!(!share.is_empty());
-        assert!(ToShare::gather(&[], None).is_empty());
+        assert!(ToShare::gather(&[], None, None).is_empty());
     }
 }

@@ -197,6 +197,21 @@ pub struct Http {
     observer: Option<Arc<dyn TransferObserver>>,
 }
 
+/// Where a response redirects to, when that is an HTTPS URL (which the plain client does not
+/// follow).
+fn https_redirect(response: &reqwest::Response) -> Option<::url::Url> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
+    let url = response.url().join(location).ok()?;
+    (url.scheme() == "https").then_some(url)
+}
+
 /// The client settings every request shares.
 fn client_builder(opts: &NetOptions) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
@@ -232,8 +247,20 @@ impl Http {
             let _ = tls.set(Ok(client.clone()));
             client
         } else {
+            // A redirect to HTTPS is not followed by this client (it could not verify the
+            // server): `send` sends it again through the one that can.
+            let policy = reqwest::redirect::Policy::custom(|attempt| {
+                if attempt.url().scheme() == "https" {
+                    attempt.stop()
+                } else if attempt.previous().len() >= 10 {
+                    attempt.error("too many redirects")
+                } else {
+                    attempt.follow()
+                }
+            });
             client_builder(opts)
                 .tls_certs_only(Vec::new())
+                .redirect(policy)
                 .build()
                 .map_err(|e| ClientError {
                     message: root_cause(&e),
@@ -482,10 +509,58 @@ impl Http {
         if let Some(failure) = self.tls_unavailable(url) {
             return Err(failure);
         }
+        let again = request.try_clone();
+        let response = match tokio::time::timeout(self.opts.stall_timeout, request.send()).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return Err(self.transport_failure(url, &e)),
+            Err(_) => return Err(self.stalled(url)),
+        };
+        match (https_redirect(&response), again) {
+            (Some(location), Some(again)) => self.follow(response.status(), location, again).await,
+            _ => Ok(response),
+        }
+    }
+
+    /// A plain-HTTP request that was redirected to `location` (HTTPS), sent there through the
+    /// client that trusts the CA store, as reqwest would have followed it: credentials only to
+    /// the same origin, and after a 303 (or a 301/302 to anything but GET or HEAD) as a GET
+    /// with no body.
+    async fn follow(
+        &self,
+        status: reqwest::StatusCode,
+        location: ::url::Url,
+        again: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Failure> {
+        let shown = location.to_string();
+        if let Some(failure) = self.tls_unavailable(&shown) {
+            return Err(failure);
+        }
+        let (_, request) = again.build_split();
+        let mut request = request.map_err(|e| self.transport_failure(&shown, &e))?;
+        if Origin::of(request.url().as_str()) != Origin::of(&shown) {
+            for header in [
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::COOKIE,
+                reqwest::header::PROXY_AUTHORIZATION,
+            ] {
+                request.headers_mut().remove(header);
+            }
+        }
+        let keeps_method = matches!(
+            *request.method(),
+            reqwest::Method::GET | reqwest::Method::HEAD
+        ) || !matches!(status.as_u16(), 301..=303);
+        if status.as_u16() == 303 || !keeps_method {
+            *request.method_mut() = reqwest::Method::GET;
+            *request.body_mut() = None;
+        }
+        *request.url_mut() = location;
+        let client = self.client(&shown).unwrap_or(&self.plain).clone();
+        let request = reqwest::RequestBuilder::from_parts(client, request);
         match tokio::time::timeout(self.opts.stall_timeout, request.send()).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(self.transport_failure(url, &e)),
-            Err(_) => Err(self.stalled(url)),
+            Ok(Err(e)) => Err(self.transport_failure(&shown, &e)),
+            Err(_) => Err(self.stalled(&shown)),
         }
     }
 
@@ -727,5 +802,26 @@ mod tests {
         })
         .unwrap();
         assert!(eager.tls.get().is_some(), "read when the client is made");
+    }
+
+    #[test]
+    fn only_redirects_to_https_are_sent_again_through_the_tls_client() {
+        let response = |status: u16, location: &str| {
+            reqwest::Response::from(
+                ::http::Response::builder()
+                    .status(status)
+                    .header("location", location)
+                    .body(Vec::<u8>::new())
+                    .unwrap(),
+            )
+        };
+        let to = |r: &reqwest::Response| https_redirect(r).map(|u| u.to_string());
+        assert_eq!(
+            to(&response(302, "https://blobs.example/x?sig=1")).as_deref(),
+            Some("https://blobs.example/x?sig=1")
+        );
+        assert_eq!(to(&response(307, "http://other.example/x")), None);
+        assert_eq!(to(&response(200, "https://blobs.example/x")), None);
+        assert_eq!(to(&response(302, "/relative")), None);
     }
 }

@@ -130,16 +130,10 @@ impl BlobStore {
         Ok(false)
     }
 
-    /// Removes a blob that is intact but not what it was taken for (a layer whose tar is not
-    /// the diff id it came with): nothing on disk was damaged, so nothing is noted.
-    pub fn discard(&self, digest: &Digest) {
-        let _ = std::fs::remove_file(self.path(digest));
-        self.lock_verified().remove(digest);
-    }
-
     /// Removes a damaged blob and notes it (see [`BlobStore::take_evictions`]).
     pub fn evict(&self, digest: &Digest, what: &str) {
-        self.discard(digest);
+        let _ = std::fs::remove_file(self.path(digest));
+        self.lock_verified().remove(digest);
         self.evictions
             .lock()
             .unwrap_or_else(|e| e.into_inner())

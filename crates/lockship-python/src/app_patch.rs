@@ -27,7 +27,49 @@ pub struct WheelOrigin {
     pub sources: BTreeMap<String, String>,
     /// Project file → the wheel member holding its bytes verbatim.
     pub members: BTreeMap<String, String>,
+    /// In an origin shared through a registry ([`WheelOrigin::shareable`]), `sources` holds
+    /// only the mapped files, and this the digest of every other file's name and digest: the
+    /// project's other file names and contents are not published, and any change to them
+    /// still means the backend builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub others: Option<String>,
 }
+
+impl WheelOrigin {
+    /// This origin as another machine may see it: the mapped files only (their names are the
+    /// wheel's members anyway), and one digest over the rest.
+    pub fn shareable(&self) -> WheelOrigin {
+        // One taken from a registry is shared on as it came.
+        if self.others.is_some() {
+            return self.clone();
+        }
+        let (mapped, rest): (BTreeMap<_, _>, BTreeMap<_, _>) = self
+            .sources
+            .iter()
+            .map(|(f, d)| (f.clone(), d.clone()))
+            .partition(|(f, _)| self.members.contains_key(f));
+        WheelOrigin {
+            frame: self.frame.clone(),
+            sources: mapped,
+            members: self.members.clone(),
+            others: Some(digest_of(&rest)),
+        }
+    }
+}
+
+/// One digest over files' names and digests.
+fn digest_of(files: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (name, digest) in files {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(digest.as_bytes());
+    }
+    hex(&h.finalize())
+}
+
+/// The largest wheel member mapped to a project file.
+const MAX_MAPPED: u64 = 64 << 20;
 
 /// The digest of what besides the files' contents decides the wheel.
 pub fn frame(pyproject: &[u8], system: &BuildSystem, source_date_epoch: u64) -> String {
@@ -130,10 +172,16 @@ pub fn record_origin(
             continue;
         }
         let name = entry.name().map_err(|e| bad_wheel(wheel, e))?.into_owned();
+        // A member bigger than any source file is worth mapping is not read (a wheel shared
+        // through a registry is not trusted to inflate to what it declares).
         let mut bytes = Vec::new();
-        entry
+        (&mut entry)
+            .take(MAX_MAPPED + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| bad_wheel(wheel, e))?;
+        if bytes.len() as u64 > MAX_MAPPED {
+            continue;
+        }
         by_digest
             .entry(hex(&Sha256::digest(&bytes)))
             .or_default()
@@ -164,6 +212,7 @@ pub fn record_origin(
         frame,
         sources,
         members,
+        others: None,
     })
 }
 
@@ -179,12 +228,32 @@ pub fn replacements(
     frame: &str,
     sources: &BTreeMap<String, String>,
 ) -> Option<Vec<(String, String)>> {
-    if origin.frame != frame || origin.sources.keys().ne(sources.keys()) {
+    if origin.frame != frame {
         return None;
+    }
+    match &origin.others {
+        // Shared: the mapped files are all still there, and nothing else changed.
+        Some(others) => {
+            if !origin.sources.keys().all(|f| sources.contains_key(f)) {
+                return None;
+            }
+            let rest: BTreeMap<String, String> = sources
+                .iter()
+                .filter(|(f, _)| !origin.sources.contains_key(*f))
+                .map(|(f, d)| (f.clone(), d.clone()))
+                .collect();
+            if &digest_of(&rest) != others {
+                return None;
+            }
+        }
+        None if origin.sources.keys().ne(sources.keys()) => return None,
+        None => {}
     }
     let mut replace = Vec::new();
     for (file, digest) in sources {
-        if origin.sources.get(file) == Some(digest) {
+        // Unchanged, or (in a shared origin) one of the others the digest vouched for.
+        let unlisted = origin.others.is_some() && !origin.sources.contains_key(file);
+        if unlisted || origin.sources.get(file) == Some(digest) {
             continue;
         }
         replace.push((file.clone(), origin.members.get(file)?.clone()));
@@ -451,6 +520,53 @@ mod tests {
         let mut more = now.clone();
         more.insert("src/pkg/new.py".into(), "00".into());
         assert!(replacements(&origin, "f", &more).is_none());
+    }
+
+    /// A shared origin names only the mapped files; a change anywhere else, or a new file,
+    /// still means the backend builds, exactly as with the whole origin.
+    #[test]
+    fn a_shared_origin_hides_other_files_and_patches_as_the_whole_one_does() {
+        let digests = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(f, d)| (f.to_string(), d.to_string()))
+                .collect()
+        };
+        let whole = WheelOrigin {
+            frame: "f".into(),
+            sources: digests(&[("src/pkg/main.py", "1"), (".env", "2"), ("notes.txt", "3")]),
+            members: [("src/pkg/main.py".to_string(), "pkg/main.py".to_string())].into(),
+            others: None,
+        };
+        let shared = whole.shareable();
+        assert_eq!(
+            shared.sources.keys().collect::<Vec<_>>(),
+            ["src/pkg/main.py"]
+        );
+        assert_eq!(shared.shareable(), shared, "shared on as it came");
+        assert!(!serde_json::to_string(&shared).unwrap().contains(".env"));
+        let edited = digests(&[("src/pkg/main.py", "9"), (".env", "2"), ("notes.txt", "3")]);
+        let expected = Some(vec![(
+            "src/pkg/main.py".to_string(),
+            "pkg/main.py".to_string(),
+        )]);
+        assert_eq!(replacements(&whole, "f", &edited), expected);
+        assert_eq!(replacements(&shared, "f", &edited), expected);
+        for other in [
+            digests(&[("src/pkg/main.py", "9"), (".env", "7"), ("notes.txt", "3")]),
+            digests(&[("src/pkg/main.py", "9"), (".env", "2")]),
+            digests(&[
+                ("src/pkg/main.py", "9"),
+                (".env", "2"),
+                ("notes.txt", "3"),
+                ("x", "4"),
+            ]),
+            digests(&[(".env", "2"), ("notes.txt", "3")]),
+        ] {
+            assert_eq!(replacements(&whole, "f", &other), None, "{other:?}");
+            assert_eq!(replacements(&shared, "f", &other), None, "{other:?}");
+        }
+        assert_eq!(replacements(&shared, "g", &edited), None, "another frame");
     }
 
     #[test]

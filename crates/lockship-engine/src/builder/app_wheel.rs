@@ -203,7 +203,8 @@ pub(super) fn last_for_sharing(session: &Session<'_>, project_dir: &Path) -> Opt
         filename: wheel.file_name()?.to_string_lossy().into_owned(),
         sha256,
         size: bytes.len() as u64,
-        origin: last.origin,
+        // The project's other file names and contents stay here.
+        origin: last.origin.shareable(),
     })
 }
 
@@ -226,23 +227,48 @@ pub(super) async fn seed_from_registry(
         .remote
         .shared(session.registry, session.store, session.reporter)
         .await;
-    let Some((from, app)) = found.apps().iter().find(|(_, a)| a.origin.frame == frame) else {
+    let Some((from, app)) = found
+        .apps()
+        .iter()
+        .find(|(_, a)| a.origin.frame == frame && a.origin.others.is_some())
+    else {
         return Ok(());
     };
+    if app.size > MAX_SHARED_APP_WHEEL {
+        return Ok(());
+    }
+    let what = format!("the app wheel shared with {from}");
+    // Anything wrong with it is a cache miss: the backend builds, as without the registry.
+    if let Err(e) = seed(session, &wheels, &entry, from, app, patch).await {
+        session
+            .reporter
+            .warn(&format!("{what} cannot be used ({e}): building the app"));
+    }
+    Ok(())
+}
+
+/// The largest shared app wheel taken.
+const MAX_SHARED_APP_WHEEL: u64 = 512 << 20;
+
+/// Fetches the shared app wheel and files it as this machine's last real build, when its
+/// record agrees with it.
+async fn seed(
+    session: &Session<'_>,
+    wheels: &Path,
+    entry: &Path,
+    from: &oci_spec::distribution::Reference,
+    app: &AppShared,
+    patch: &PatchInputs,
+) -> Result<(), Error> {
     let what = format!("the app wheel shared with {from}");
     let fetched = session
         .registry
         .fetch_blob(from, &app.sha256, Some(app.size), &what, session.store)
         .await;
-    if let Err(e) = fetched {
-        session.reporter.warn(&format!(
-            "{what} could not be fetched ({e}): building the app"
-        ));
-        return Ok(());
-    }
+    fetched?;
     // Filed as a real build's wheel is, in a directory of its own.
     let name = app.sha256.hex()[..32].to_string();
-    let path = file_from_store(session, &wheels, &name, &app.filename, &app.sha256)?;
+    let path = file_from_store(session, wheels, &name, &app.filename, &app.sha256)?;
     // The record must be what this machine would have recorded from that wheel.
     let again = app_patch::record_origin(
         &path,
@@ -250,14 +276,11 @@ pub(super) async fn seed_from_registry(
         app.origin.sources.clone(),
         &patch.metadata,
     )?;
-    if again != app.origin {
-        session.reporter.warn(&format!(
-            "{what} does not match its record: building the app"
-        ));
-        return Ok(());
+    if again.members != app.origin.members || again.sources != app.origin.sources {
+        return Err(Error::Usage(format!("{what} does not match its record")));
     }
     write_cached(
-        &entry,
+        entry,
         &LastBuild {
             dir: name,
             origin: app.origin.clone(),

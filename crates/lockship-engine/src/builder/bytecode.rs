@@ -82,7 +82,7 @@ pub(super) async fn compiler(
     let dir = interpreter_dir(&session.opts.cache_dir, &base);
     if dir.is_dir() {
         lockship_sys::cache_lock::touch(&dir);
-    } else if from_registry(session, &base, minor, &dir).await {
+    } else if from_registry(session, &base, (major, minor), &dir).await {
         // Another build shared it: a fraction of the base's layers to fetch and unpack.
     } else {
         session.reporter.step(&format!(
@@ -133,8 +133,19 @@ fn interpreter_dir(cache_dir: &Path, base: &ResolvedBase) -> PathBuf {
 
 /// The interpreter another build shared through the registry (see `shared_wheels`), unpacked
 /// into `dir` as it would be from the base's layers (the same selection, the same safe
-/// unpacking); false when no image read has it or it cannot be fetched or unpacked.
-async fn from_registry(session: &Session<'_>, base: &ResolvedBase, minor: u8, dir: &Path) -> bool {
+/// unpacking) and started once before it is kept; false when no image read has it, it cannot
+/// be fetched, unpacked or started (then it comes from the base). It is run on this machine,
+/// so it is taken only from a repository this build pushes to: whoever could plant it there
+/// could replace the image itself.
+async fn from_registry(
+    session: &Session<'_>,
+    base: &ResolvedBase,
+    version: (u8, u8),
+    dir: &Path,
+) -> bool {
+    let Ok((targets, cache_to)) = super::written_references(session.opts) else {
+        return false;
+    };
     let key = interpreter_key(base);
     let found = session
         .remote
@@ -143,6 +154,12 @@ async fn from_registry(session: &Session<'_>, base: &ResolvedBase, minor: u8, di
     let Some((from, blob)) = found.interpreter(&key) else {
         return false;
     };
+    let ours = targets.iter().chain(&cache_to).any(|t| {
+        t.resolve_registry() == from.resolve_registry() && t.repository() == from.repository()
+    });
+    if !ours || blob.size > MAX_SHARED_INTERPRETER {
+        return false;
+    }
     session.reporter.step(&format!(
         "unpacking {} shared with {from} to compile bytecode with",
         base.facts.interpreter
@@ -163,13 +180,27 @@ async fn from_registry(session: &Session<'_>, base: &ResolvedBase, minor: u8, di
         gzip: true,
     }];
     let (interpreter, dest) = (base.facts.interpreter.clone(), dir.to_path_buf());
-    let unpacked = tokio::task::spawn_blocking(move || unpack(&layers, &interpreter, minor, &dest))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
+    let unpacked = tokio::task::spawn_blocking(move || {
+        let parent = dest.parent().unwrap_or(&dest);
+        fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
+        let scratch = ScratchDir::new_in(parent).map_err(|e| e.to_string())?;
+        bytecode::unpack_interpreter(&layers, &interpreter, version.1, scratch.path())
+            .map_err(|e| e.to_string())?;
+        // Started once where it was unpacked: one that does not run is never kept.
+        Interpreter::open(scratch.path(), &interpreter, version, &Children::default())
+            .map_err(|e| e.to_string())?;
+        match scratch.persist(&dest) {
+            Ok(()) => Ok(()),
+            Err(_) if dest.is_dir() => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
     if let Err(e) = unpacked {
         session.reporter.warn(&format!(
-            "{what} could not be unpacked ({e}): taking it from the base"
+            "{what} cannot be used ({e}): taking it from the base"
         ));
         return false;
     }
@@ -181,6 +212,9 @@ async fn from_registry(session: &Session<'_>, base: &ResolvedBase, minor: u8, di
     let _ = super::cache::write_cached(&dir.with_extension("layer.json"), &shared);
     true
 }
+
+/// The largest shared interpreter layer taken (Debian's Python 3.11 is ~21 MiB).
+const MAX_SHARED_INTERPRETER: u64 = 512 << 20;
 
 /// The interpreter this machine unpacked for `base`, as one layer (gzip level 1: it is written
 /// once per base and only fetched by other builds), for sharing through the registry; the

@@ -114,7 +114,7 @@ pub(super) async fn build_missing(
             }
         }
         // Another runner built it and shared it through the registry: fetched, not built.
-        if let Some(built) = from_registry(session, pure.hex(), package, &tags).await {
+        if let Some(built) = from_registry(session, pure.hex(), true, package, &tags).await {
             write_cached(&pure_entry, &built)?;
             share(session, [pure.hex()], &built);
             wheels.push((i, built_wheel(package, built, pure.hex())));
@@ -138,7 +138,7 @@ pub(super) async fn build_missing(
                 continue;
             }
         }
-        if let Some(built) = from_registry(session, key.hex(), package, &tags).await {
+        if let Some(built) = from_registry(session, key.hex(), false, package, &tags).await {
             write_cached(&entry, &built)?;
             share(session, [key.hex()], &built);
             wheels.push((i, built_wheel(package, built, key.hex())));
@@ -214,6 +214,7 @@ fn share<const N: usize>(session: &Session<'_>, keys: [&str; N], built: &Built) 
 async fn from_registry(
     session: &Session<'_>,
     key: &str,
+    pure: bool,
     package: &Unsatisfied,
     tags: &lockship_python::target::Tags,
 ) -> Option<Built> {
@@ -224,6 +225,8 @@ async fn from_registry(
     let (from, wheel) = found.wheel(key)?;
     if !select::is_wheel_of(&wheel.filename, &package.name, &package.version)
         || !select::fits(&wheel.filename, tags)
+        || (pure && !lockship_python::app::is_pure_wheel(&wheel.filename))
+        || wheel.size > MAX_SHARED_WHEEL
     {
         return None;
     }
@@ -251,6 +254,9 @@ async fn from_registry(
         size: wheel.size,
     })
 }
+
+/// The largest wheel taken from another build.
+const MAX_SHARED_WHEEL: u64 = 1 << 30;
 
 /// A wheel built earlier, as the package's chosen wheel.
 fn built_wheel(package: &Unsatisfied, built: Built, key: &str) -> ChosenWheel {

@@ -90,7 +90,8 @@ impl Found {
 pub(crate) fn plain_wheel_name(name: &str) -> bool {
     name.ends_with(".whl")
         && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
         && name.len() <= 255
 }
 
@@ -124,7 +125,10 @@ async fn read_one(
         .referrers(repository, digest, ARTIFACT_TYPE)
         .await?;
     for artifact in artifacts.iter().take(MAX_ARTIFACTS) {
-        let manifest = registry.artifact(repository, artifact).await?;
+        // One unreadable artifact (deleted since the index listed it) spoils no other.
+        let Ok(manifest) = registry.artifact(repository, artifact).await else {
+            continue;
+        };
         for blob in &manifest.blobs {
             match blob.media_type.as_str() {
                 WHEEL_TYPE => {
@@ -159,9 +163,12 @@ async fn read_one(
                 }
                 APP_TYPE if blob.size <= MAX_APP_RECORD => {
                     let what = format!("the shared app wheel record of {repository}");
-                    registry
+                    let fetched = registry
                         .fetch_blob(repository, &blob.digest, Some(blob.size), &what, store)
-                        .await?;
+                        .await;
+                    if fetched.is_err() {
+                        continue;
+                    }
                     let Ok(bytes) = store.read(&blob.digest, &what) else {
                         continue;
                     };
@@ -339,6 +346,8 @@ mod tests {
             ".hidden-1-py3-none-any.whl",
             "docopt-0.6.2.tar.gz",
             "x\\y-1-py3-none-any.whl",
+            "a\nb-1-py3-none-any.whl",
+            "a\x1b[31m-1-py3-none-any.whl",
         ] {
             assert!(!plain_wheel_name(bad), "{bad}");
         }

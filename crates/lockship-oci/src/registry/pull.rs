@@ -346,10 +346,11 @@ impl Registry {
         image: &Image,
         store: &BlobStore,
     ) -> Result<(), CachedLayerError> {
+        // Each blob's diff id, once worked out (a manifest may list one blob twice).
+        let mut checked: std::collections::HashMap<Digest, Digest> = Default::default();
         for layer in &image.layers {
             if let BlobOrigin::Cached(from) = &layer.origin {
                 let what = format!("cached layer of {from}");
-                let fetched = !store.contains(&layer.info.digest);
                 let error = |source| CachedLayerError {
                     from: from.clone(),
                     digest: layer.info.digest.clone(),
@@ -365,38 +366,39 @@ impl Registry {
                 .await
                 .map_err(error)?;
                 // The diff id came from the manifest's annotation, and the image's config
-                // says it: a blob fetched now must unpack to it, or runtimes refuse the image.
-                if fetched {
-                    let (path, media_type) = (
-                        store.path(&layer.info.digest),
-                        layer.info.media_type.clone(),
-                    );
-                    let actual = tokio::task::spawn_blocking(move || {
-                        crate::layer_files::diff_id(&path, &media_type)
-                    })
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r);
-                    let actual = match actual {
-                        Ok(actual) => actual,
-                        Err(e) => {
-                            store.discard(&layer.info.digest);
-                            return Err(error(RegistryError::Protocol {
+                // says it: the blob must unpack to it, or runtimes refuse the image. (The blob
+                // itself is intact: its digest was checked; it stays.)
+                let actual = match checked.get(&layer.info.digest) {
+                    Some(actual) => actual.clone(),
+                    None => {
+                        let (path, media_type) = (
+                            store.path(&layer.info.digest),
+                            layer.info.media_type.clone(),
+                        );
+                        let actual = tokio::task::spawn_blocking(move || {
+                            crate::layer_files::diff_id(&path, &media_type)
+                        })
+                        .await
+                        .map_err(std::io::Error::other)
+                        .and_then(|r| r)
+                        .map_err(|e| {
+                            error(RegistryError::Protocol {
                                 registry: from.resolve_registry().to_string(),
                                 action: format!("pulling {what} ({})", layer.info.digest),
                                 message: format!("it does not unpack: {e}"),
-                            }));
-                        }
-                    };
-                    if actual != layer.info.diff_id {
-                        store.discard(&layer.info.digest);
-                        return Err(error(RegistryError::Tampered {
-                            registry: from.resolve_registry().to_string(),
-                            what: format!("{what} ({}) unpacked", layer.info.digest),
-                            expected: layer.info.diff_id.clone(),
-                            actual,
-                        }));
+                            })
+                        })?;
+                        checked.insert(layer.info.digest.clone(), actual.clone());
+                        actual
                     }
+                };
+                if actual != layer.info.diff_id {
+                    return Err(error(RegistryError::Tampered {
+                        registry: from.resolve_registry().to_string(),
+                        what: format!("{what} ({}) unpacked", layer.info.digest),
+                        expected: layer.info.diff_id.clone(),
+                        actual,
+                    }));
                 }
             }
         }

@@ -207,9 +207,9 @@ impl Registry {
         Ok(index
             .manifests
             .into_iter()
-            .take(MAX_REFERRERS)
             .filter(|m| m.artifact_type.as_deref() == Some(artifact_type))
             .filter_map(|m| Digest::parse(&m.digest))
+            .take(MAX_REFERRERS)
             .collect())
     }
 

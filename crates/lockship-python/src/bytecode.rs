@@ -218,6 +218,19 @@ impl Interpreter {
         expected: (u8, u8),
         children: &Children,
     ) -> Result<Interpreter, BytecodeError> {
+        Interpreter::open_known(root, interpreter, expected, children, None)
+    }
+
+    /// [`Interpreter::open`], taking the version and cache tag the interpreter answered before
+    /// (`known`, as [`Interpreter::version`] and [`Interpreter::cache_tag`] had them) instead of
+    /// starting it to ask.
+    pub fn open_known(
+        root: &Path,
+        interpreter: &str,
+        expected: (u8, u8),
+        children: &Children,
+        known: Option<((u8, u8, u8), String)>,
+    ) -> Result<Interpreter, BytecodeError> {
         let unrunnable = |message: String| BytecodeError::Unrunnable {
             interpreter: interpreter.to_string(),
             message,
@@ -251,6 +264,23 @@ impl Interpreter {
             home: root.join(".lockship-workers"),
             idle: Mutex::new(Vec::new()),
         };
+        if let Some((version, cache_tag)) = known {
+            // What this interpreter answered before (its files have not changed since): no
+            // process started to ask again.
+            interp.version = version;
+            interp.cache_tag = cache_tag;
+            if interp.cache_tag.is_empty() || interp.cache_tag.contains('/') {
+                return Err(unrunnable(format!("it answered {:?}", interp.cache_tag)));
+            }
+            if (version.0, version.1) != expected {
+                return Err(BytecodeError::WrongVersion {
+                    interpreter: interp.name,
+                    found: format!("{}.{}.{}", version.0, version.1, version.2),
+                    expected: format!("{}.{}", expected.0, expected.1),
+                });
+            }
+            return Ok(interp);
+        }
         let out = children
             .output(interp.command(root).arg("-c").arg(PROBE))
             .map_err(|e| unrunnable(e.to_string()))?;

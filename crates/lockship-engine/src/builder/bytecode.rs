@@ -98,11 +98,19 @@ pub(super) async fn compiler(
     }
     let children = Children::default();
     let (interpreter, children2) = (base.facts.interpreter.clone(), children.clone());
+    // What the interpreter said of itself the first time: one process start less per build.
+    let probe = dir.with_extension("probe.json");
+    let known = super::cache::read_cached::<((u8, u8, u8), String)>(&probe);
+    let asked = known.is_none();
     let interpreter = tokio::task::spawn_blocking(move || {
-        Interpreter::open(&dir, &interpreter, (major, minor), &children2)
+        Interpreter::open_known(&dir, &interpreter, (major, minor), &children2, known)
     })
     .await
     .map_err(|e| Error::Usage(format!("interpreter check crashed: {e}")))??;
+    if asked {
+        let answer = (interpreter.version, interpreter.cache_tag.clone());
+        super::cache::write_cached(&probe, &answer)?;
+    }
     Ok(Arc::new(Compiler {
         interpreter,
         children,

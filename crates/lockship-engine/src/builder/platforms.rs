@@ -251,9 +251,12 @@ async fn publish_index(
     let index = ImageIndex::of(images);
     let artifact = Artifact::Index(&index);
     let moved = moving(session, artifact, &push_refs);
-    whole.pushed = push_manifests(session, artifact, &push_refs, blobs).await?;
     // The interpreter is shared by single-platform builds only (each platform's base differs).
-    share_wheels(session, remotes, artifact, &moved, None).await;
+    let (pushed, ()) = futures::join!(
+        push_manifests(session, artifact, &push_refs, blobs),
+        share_wheels(session, remotes, artifact, &moved, None)
+    );
+    whole.pushed = pushed?;
     write_local(session, artifact, &name)?;
     timer.lap("index");
     whole.digest = index.digest.to_string();

@@ -59,15 +59,15 @@ pub(super) async fn publish(
     let sent = test_and_send(session, prepared, image, produced, source, timer).await?;
     let artifact = Artifact::Image(image);
     let moved = moving(session, artifact, &prepared.push_refs);
-    let pushed = push_manifests(session, artifact, &prepared.push_refs, sent.blobs).await?;
-    share_wheels(
-        session,
-        &[session.remote],
-        artifact,
-        &moved,
-        Some(&prepared.base),
-    )
-    .await;
+    // The wheels artifact names the image as its subject, which need not exist first (OCI
+    // 1.1): it goes out beside the manifests. If they fail, it refers to nothing, harmlessly.
+    let remotes = [session.remote];
+    let share = share_wheels(session, &remotes, artifact, &moved, Some(&prepared.base));
+    let (pushed, ()) = futures::join!(
+        push_manifests(session, artifact, &prepared.push_refs, sent.blobs),
+        share
+    );
+    let pushed = pushed?;
     write_local(
         session,
         Artifact::Image(image),

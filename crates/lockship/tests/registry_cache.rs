@@ -337,26 +337,12 @@ fn a_cached_layer_the_registry_will_not_hand_over_is_built_here_instead() {
     )
     .method("GET")]);
     let cache_from = target.replace(&env.registry, proxy.addr());
-    let fresh = tempfile::tempdir().unwrap();
-    let out = format!("oci:{}", fresh.path().join("app.oci").display());
-    let output = lockship(fresh.path())
-        .arg("build")
-        .arg(&project.dir)
-        .args(["--base", &env.base, "--no-test", "--format", "json"])
-        .args(["--cache-from", &cache_from, "--output", &out])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("warning: cannot fetch cached layer"),
-        "{stderr}"
+    let report = built_without_the_registry_cache(
+        &project,
+        &env.base,
+        &cache_from,
+        "warning: cannot fetch cached layer",
     );
-    assert!(
-        stderr.contains("building without the registry cache"),
-        "{stderr}"
-    );
-    let report = json(&String::from_utf8_lossy(&output.stdout));
     assert_eq!(
         report["digest"], first["digest"],
         "built here, the same image"
@@ -414,26 +400,38 @@ fn a_cached_layer_that_does_not_unpack_to_its_diff_id_is_built_here_instead() {
         assert!(response.status().is_success(), "{}", response.status());
     });
 
+    let report = built_without_the_registry_cache(
+        &project,
+        &env.base,
+        &target.replace(":main", ":broken"),
+        ") unpacked with the wrong content: its digest is",
+    );
+    assert_eq!(report["digest"], first["digest"]);
+}
+
+/// A build with an empty cache, `--cache-from CACHE_FROM` and a local output, which must warn
+/// `warning` and then build without the registry cache: its report.
+fn built_without_the_registry_cache(
+    project: &Project,
+    base: &str,
+    cache_from: &str,
+    warning: &str,
+) -> serde_json::Value {
     let fresh = tempfile::tempdir().unwrap();
     let out = format!("oci:{}", fresh.path().join("app.oci").display());
     let output = lockship(fresh.path())
         .arg("build")
         .arg(&project.dir)
-        .args(["--base", &env.base, "--no-test", "--format", "json"])
-        .args(["--cache-from", &target.replace(":main", ":broken")])
-        .args(["--output", &out])
+        .args(["--base", base, "--no-test", "--format", "json"])
+        .args(["--cache-from", cache_from, "--output", &out])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(") unpacked with the wrong content: its digest is"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(warning), "{stderr}");
     assert!(
         stderr.contains("building without the registry cache"),
         "{stderr}"
     );
-    let report = json(&String::from_utf8_lossy(&output.stdout));
-    assert_eq!(report["digest"], first["digest"]);
+    json(&String::from_utf8_lossy(&output.stdout))
 }

@@ -99,11 +99,17 @@ fn a_failing_smoke_test_blocks_the_push() {
             .arg(&project.dir)
             .args(["--base", &env.base, "--push", &target, "--no-test"]),
     );
-    assert!(
-        tags(&env, &repo).contains("\"tags\":[\"1\"]"),
-        "{}",
-        tags(&env, &repo)
-    );
+    // Besides the tag, only the referrers tag of the wheels the build shares (Distribution 2.x
+    // has no referrers API).
+    let listed = json(&tags(&env, &repo));
+    let named: Vec<&str> = listed["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .filter(|t| !t.starts_with("sha256-"))
+        .collect();
+    assert_eq!(named, ["1"], "{listed}");
 }
 
 #[test]

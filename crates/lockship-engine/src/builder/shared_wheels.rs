@@ -144,8 +144,7 @@ async fn read_one(
                         sha256: blob.digest.clone(),
                         size: blob.size,
                     };
-                    let keys = blob.annotations.get(KEYS).map(String::as_str).unwrap_or("");
-                    for key in keys.split(',').filter(|k| is_key(k)) {
+                    for key in keys_of(blob) {
                         found
                             .wheels
                             .entry(key.to_string())
@@ -153,8 +152,7 @@ async fn read_one(
                     }
                 }
                 INTERPRETER_TYPE => {
-                    let keys = blob.annotations.get(KEYS).map(String::as_str).unwrap_or("");
-                    for key in keys.split(',').filter(|k| is_key(k)) {
+                    for key in keys_of(blob) {
                         found
                             .interpreters
                             .entry(key.to_string())
@@ -183,6 +181,16 @@ async fn read_one(
         }
     }
     Ok(())
+}
+
+/// The well-formed cache keys a blob is filed under.
+fn keys_of(blob: &ArtifactBlob) -> impl Iterator<Item = &str> {
+    blob.annotations
+        .get(KEYS)
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .filter(|k| is_key(k))
 }
 
 /// A cache key as lockship makes them: 64 lowercase hex digits.

@@ -217,11 +217,11 @@ pub(super) async fn seed_from_registry(
     project_dir: &Path,
     patch: &PatchInputs,
     frame: &str,
-) -> Result<(), Error> {
+) {
     let wheels = Bucket::AppWheels.under(&session.opts.cache_dir);
     let entry = last_entry(&wheels, project_dir);
     if read_cached::<LastBuild>(&entry).is_some_and(|last| last_wheel(&wheels, &last).is_some()) {
-        return Ok(());
+        return;
     }
     let found = session
         .remote
@@ -232,10 +232,10 @@ pub(super) async fn seed_from_registry(
         .iter()
         .find(|(_, a)| a.origin.frame == frame && a.origin.others.is_some())
     else {
-        return Ok(());
+        return;
     };
     if app.size > MAX_SHARED_APP_WHEEL {
-        return Ok(());
+        return;
     }
     let what = format!("the app wheel shared with {from}");
     // Anything wrong with it is a cache miss: the backend builds, as without the registry.
@@ -244,7 +244,6 @@ pub(super) async fn seed_from_registry(
             .reporter
             .warn(&format!("{what} cannot be used ({e}): building the app"));
     }
-    Ok(())
 }
 
 /// The largest shared app wheel taken.

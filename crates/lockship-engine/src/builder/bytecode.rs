@@ -92,9 +92,11 @@ pub(super) async fn compiler(
         source.fetch_layers(&base, session.store).await?;
         let layers = base.layer_files(session.store);
         let (interpreter, dest) = (base.facts.interpreter.clone(), dir.clone());
-        tokio::task::spawn_blocking(move || unpack(&layers, &interpreter, minor, &dest))
-            .await
-            .map_err(|e| Error::Usage(format!("interpreter unpacking crashed: {e}")))??;
+        tokio::task::spawn_blocking(move || {
+            unpack(&layers, &interpreter, (major, minor), &dest, false)
+        })
+        .await
+        .map_err(|e| Error::Usage(format!("interpreter unpacking crashed: {e}")))??;
     }
     let children = Children::default();
     let (interpreter, children2) = (base.facts.interpreter.clone(), children.clone());
@@ -162,9 +164,10 @@ async fn from_registry(
     let Some((from, blob)) = found.interpreter(&key) else {
         return false;
     };
-    let ours = targets.iter().chain(&cache_to).any(|t| {
-        t.resolve_registry() == from.resolve_registry() && t.repository() == from.repository()
-    });
+    let ours = targets
+        .iter()
+        .chain(&cache_to)
+        .any(|t| super::registry_cache::same_repository(t, from));
     if !ours || blob.size > MAX_SHARED_INTERPRETER {
         return false;
     }
@@ -188,24 +191,11 @@ async fn from_registry(
         gzip: true,
     }];
     let (interpreter, dest) = (base.facts.interpreter.clone(), dir.to_path_buf());
-    let unpacked = tokio::task::spawn_blocking(move || {
-        let parent = dest.parent().unwrap_or(&dest);
-        fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
-        let scratch = ScratchDir::new_in(parent).map_err(|e| e.to_string())?;
-        bytecode::unpack_interpreter(&layers, &interpreter, version.1, scratch.path())
-            .map_err(|e| e.to_string())?;
-        // Started once where it was unpacked: one that does not run is never kept.
-        Interpreter::open(scratch.path(), &interpreter, version, &Children::default())
-            .map_err(|e| e.to_string())?;
-        match scratch.persist(&dest) {
-            Ok(()) => Ok(()),
-            Err(_) if dest.is_dir() => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r);
+    let unpacked =
+        tokio::task::spawn_blocking(move || unpack(&layers, &interpreter, version, &dest, true))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
     if let Err(e) = unpacked {
         session.reporter.warn(&format!(
             "{what} cannot be used ({e}): taking it from the base"
@@ -267,11 +257,27 @@ pub(super) struct SharedLayer {
 
 /// Unpacks into a scratch directory beside `dest` and renames it into place, so a killed run
 /// leaves nothing half-unpacked; a concurrent build that got there first wins.
-fn unpack(layers: &[Layer], interpreter: &str, minor: u8, dest: &Path) -> Result<(), Error> {
+/// With `started`, the interpreter is run once where it was unpacked, at that version, and
+/// one that does not run is never kept.
+fn unpack(
+    layers: &[Layer],
+    interpreter: &str,
+    (major, minor): (u8, u8),
+    dest: &Path,
+    started: bool,
+) -> Result<(), Error> {
     let parent = dest.parent().unwrap_or(dest);
     fs_err::create_dir_all(parent).map_err(io_err(parent))?;
     let scratch = ScratchDir::new_in(parent).map_err(io_err(parent))?;
     bytecode::unpack_interpreter(layers, interpreter, minor, scratch.path())?;
+    if started {
+        Interpreter::open(
+            scratch.path(),
+            interpreter,
+            (major, minor),
+            &Children::default(),
+        )?;
+    }
     match scratch.persist(dest) {
         Ok(()) => Ok(()),
         Err(_) if dest.is_dir() => Ok(()),

@@ -257,7 +257,7 @@ pub(super) async fn prepare(
             let (system, patch) = app_inputs(&project);
             if let Some(patch) = &patch {
                 let frame = app_patch::frame(&patch.pyproject, &system, opts.source_date_epoch);
-                app_wheel::seed_from_registry(session, &project.dir, patch, &frame).await?;
+                app_wheel::seed_from_registry(session, &project.dir, patch, &frame).await;
             }
             app_wheel = Some(start_app(&project, &app_key, (system, patch)));
         }

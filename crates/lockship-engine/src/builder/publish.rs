@@ -244,14 +244,21 @@ pub(super) fn moving(
 ) -> Vec<Reference> {
     targets
         .iter()
-        .filter(|t| {
-            session
-                .remote
-                .target(t)
-                .is_none_or(|now| &now.tag_digest != artifact.digest())
-        })
+        .filter(|t| !names_already(session, t, artifact.digest()))
         .cloned()
         .collect()
+}
+
+/// Whether the push target `target` names the artifact `digest` already (read at the start).
+fn names_already(
+    session: &Session<'_>,
+    target: &Reference,
+    digest: &lockship_oci::digest::Digest,
+) -> bool {
+    session
+        .remote
+        .target(target)
+        .is_some_and(|now| &now.tag_digest == digest)
 }
 
 /// Shares the wheels this build made from sdists (every platform's `remotes`), the app's last
@@ -290,12 +297,7 @@ pub(super) async fn push_manifests(
 ) -> Result<Vec<PushedReport>, Error> {
     let digest = artifact.digest();
     // A tag that names this very artifact already: nothing to move.
-    let unchanged = |target: &Reference| {
-        session
-            .remote
-            .target(target)
-            .is_some_and(|now| &now.tag_digest == digest)
-    };
+    let unchanged = |target: &Reference| names_already(session, target, digest);
     move_tags(
         session.registry,
         session.reporter,

@@ -137,10 +137,9 @@ impl RegistryCache {
         &'a self,
         reference: &'a Reference,
     ) -> impl Iterator<Item = &'a RemoteManifest> {
-        self.read.iter().filter(|m| {
-            m.reference.resolve_registry() == reference.resolve_registry()
-                && m.reference.repository() == reference.repository()
-        })
+        self.read
+            .iter()
+            .filter(|m| same_repository(&m.reference, reference))
     }
 
     /// The blobs `target`'s repository is known to hold: those of every manifest read from it
@@ -253,11 +252,10 @@ impl RegistryCache {
                 let mut images: Vec<(Reference, Digest)> = Vec::new();
                 for m in &self.read {
                     let image = (m.reference.clone(), m.tag_digest.clone());
-                    if !images.iter().any(|(r, d)| {
-                        d == &image.1
-                            && r.resolve_registry() == image.0.resolve_registry()
-                            && r.repository() == image.0.repository()
-                    }) {
+                    if !images
+                        .iter()
+                        .any(|(r, d)| d == &image.1 && same_repository(r, &image.0))
+                    {
                         images.push(image);
                     }
                 }
@@ -283,6 +281,11 @@ impl RegistryCache {
     pub(crate) fn target(&self, target: &Reference) -> Option<&RemoteManifest> {
         self.targets.get(&target.to_string())
     }
+}
+
+/// Whether two references name one repository of one registry.
+pub(crate) fn same_repository(a: &Reference, b: &Reference) -> bool {
+    a.resolve_registry() == b.resolve_registry() && a.repository() == b.repository()
 }
 
 /// The key of the app wheel's ELF facts in the record: by its layer's key, since the wheel

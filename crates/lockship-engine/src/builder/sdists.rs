@@ -106,16 +106,9 @@ pub(super) async fn build_missing(
             &format!("{major}.{minor}"),
         ]);
         let pure_entry = bucket.join(format!("{}.json", pure.hex()));
-        if let Some(built) = read_cached::<Built>(&pure_entry) {
-            if session.store.contains(&built.sha256) && select::fits(&built.filename, &tags) {
-                share(session, [pure.hex()], &built);
-                wheels.push((i, built_wheel(package, built, pure.hex())));
-                continue;
-            }
-        }
-        // Another runner built it and shared it through the registry: fetched, not built.
-        if let Some(built) = from_registry(session, pure.hex(), true, package, &tags).await {
-            write_cached(&pure_entry, &built)?;
+        if let Some(built) =
+            cached_or_shared(session, &pure_entry, pure.hex(), true, package, &tags).await?
+        {
             share(session, [pure.hex()], &built);
             wheels.push((i, built_wheel(package, built, pure.hex())));
             continue;
@@ -131,15 +124,9 @@ pub(super) async fn build_missing(
             &target_json,
         ]);
         let entry = bucket.join(format!("{}.json", key.hex()));
-        if let Some(built) = read_cached::<Built>(&entry) {
-            if session.store.contains(&built.sha256) {
-                share(session, [key.hex()], &built);
-                wheels.push((i, built_wheel(package, built, key.hex())));
-                continue;
-            }
-        }
-        if let Some(built) = from_registry(session, key.hex(), false, package, &tags).await {
-            write_cached(&entry, &built)?;
+        if let Some(built) =
+            cached_or_shared(session, &entry, key.hex(), false, package, &tags).await?
+        {
             share(session, [key.hex()], &built);
             wheels.push((i, built_wheel(package, built, key.hex())));
             continue;
@@ -196,6 +183,30 @@ pub(super) async fn build_missing(
     }
     wheels.sort_by_key(|(i, _)| *i);
     Ok(wheels.into_iter().map(|(_, w)| w).collect())
+}
+
+/// The wheel filed under `key` (a `pure` one by the sdist and Python only): this machine's
+/// cache entry at `entry`, else the one another build shared through the registry, fetched
+/// and filed at `entry` (not built).
+async fn cached_or_shared(
+    session: &Session<'_>,
+    entry: &std::path::Path,
+    key: &str,
+    pure: bool,
+    package: &Unsatisfied,
+    tags: &lockship_python::target::Tags,
+) -> Result<Option<Built>, Error> {
+    if let Some(built) = read_cached::<Built>(entry) {
+        // A pure wheel serves every platform whose tags it fits.
+        if session.store.contains(&built.sha256) && (!pure || select::fits(&built.filename, tags)) {
+            return Ok(Some(built));
+        }
+    }
+    let Some(built) = from_registry(session, key, pure, package, tags).await else {
+        return Ok(None);
+    };
+    write_cached(entry, &built)?;
+    Ok(Some(built))
 }
 
 /// Files `built` for sharing through the registry under `keys` (see `shared_wheels`).

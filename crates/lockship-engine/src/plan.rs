@@ -420,6 +420,33 @@ mod tests {
         assert_eq!(equal, [true, true, true, false]);
     }
 
+    /// What writing layers ahead of the sdists relies on (`builder/ahead.rs`): within the
+    /// limit, a package's layer is the same whatever other packages join the plan later.
+    #[test]
+    fn within_the_limit_a_package_layer_does_not_depend_on_the_others() {
+        let target = bookworm();
+        let package_layers = |plan: &Plan| -> Vec<(String, String)> {
+            plan.layers
+                .iter()
+                .filter(|l| matches!(l.content, LayerContent::Wheels { .. }))
+                .map(|l| (l.description.clone(), l.key.clone()))
+                .collect()
+        };
+        let without: Vec<ChosenWheel> = (0..MAX_DEPENDENCY_LAYERS - 1)
+            .map(|i| wheel(&format!("p{i:02}"), i as u64 + 1))
+            .collect();
+        let mut with = without.clone();
+        with.push(wheel("built-from-sdist", 500));
+        let before = package_layers(&plan_layers(inputs(&target), &without, &[]));
+        let after = package_layers(&plan_layers(inputs(&target), &with, &[]));
+        assert_eq!(after.len(), before.len() + 1);
+        assert!(before.iter().all(|layer| after.contains(layer)));
+        // Past the limit it would: the smallest are grouped, so `ahead::exact` refuses it.
+        with.push(wheel("another", 600));
+        let grouped = package_layers(&plan_layers(inputs(&target), &with, &[]));
+        assert!(!before.iter().all(|layer| grouped.contains(layer)));
+    }
+
     #[test]
     fn past_the_layer_limit_the_smallest_packages_share_one_layer() {
         let target = bookworm();

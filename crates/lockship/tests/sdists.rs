@@ -44,7 +44,15 @@ fn sdists_are_built_in_a_debian_builder_cached_and_reproducible() {
     if services_missing() {
         return;
     }
-    let project = fixture("sdist-app", true);
+    let project = fixture("sdist-app", false);
+    // One package with a wheel beside the sdists: its layer is written while they build.
+    let pyproject = project.path("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).unwrap().replace(
+        r#"dependencies = ["markupsafe==2.0.1", "docopt==0.6.2"]"#,
+        r#"dependencies = ["markupsafe==2.0.1", "docopt==0.6.2", "six==1.17.0"]"#,
+    );
+    std::fs::write(&pyproject, text).unwrap();
+    uv_lock(&project.dir);
     let cache = project.tmp.path().join("cache");
     let tar = project.tmp.path().join("image.tar");
     let tag = format!("{}:1", unique("sdist"));
@@ -74,6 +82,17 @@ fn sdists_are_built_in_a_debian_builder_cached_and_reproducible() {
         described.iter().any(|d| d.contains("markupsafe 2.0.1 (MarkupSafe-2.0.1-cp311-cp311-linux_x86_64.whl)")),
         "{described:?}"
     );
+    assert!(
+        stderr.contains("writing 1 layers while the sdists build"),
+        "{stderr}"
+    );
+    let six = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["description"].as_str().unwrap().contains("six 1.17.0"))
+        .unwrap();
+    assert_eq!(six["built"], true, "written ahead by this build: {six}");
     docker_load(&tar);
     assert_eq!(
         docker_run(&tag, None, &[]).trim(),

@@ -9,6 +9,7 @@ use futures::future::LocalBoxFuture;
 
 use crate::cache_dir::Bucket;
 use crate::error::Error;
+use lockship_oci::blob_store::BlobStore;
 use lockship_oci::digest::Digest;
 use lockship_oci::platform::Platform;
 use lockship_oci::unpack::Layer;
@@ -49,6 +50,11 @@ impl<'a> CompilerSlot<'a> {
 
     pub async fn get(&self) -> Result<Arc<Compiler>, Error> {
         self.cell.get_or_try_init(|| (self.make)()).await.cloned()
+    }
+
+    /// The compiler, if it was made.
+    pub fn made(&self) -> Option<Arc<Compiler>> {
+        self.cell.get().cloned()
     }
 }
 
@@ -113,6 +119,7 @@ pub(super) async fn compiler(
         let answer = (interpreter.version, interpreter.cache_tag.clone());
         super::cache::write_cached(&probe, &answer)?;
     }
+    start_packing(session, &base);
     Ok(Arc::new(Compiler {
         interpreter,
         children,
@@ -214,31 +221,81 @@ async fn from_registry(
 /// The largest shared interpreter layer taken (Debian's Python 3.11 is ~21 MiB).
 const MAX_SHARED_INTERPRETER: u64 = 512 << 20;
 
+/// Packs `base`'s interpreter for sharing (see [`shareable_interpreter`]) in the background
+/// when this build will push and has not packed it before: the layer is ready by the time
+/// the image is pushed, instead of being written then. Single-platform builds only, the ones
+/// that share an interpreter.
+fn start_packing(session: &Session<'_>, base: &ResolvedBase) {
+    let pushes = super::written_references(session.opts)
+        .is_ok_and(|(targets, cache_to)| !targets.is_empty() || !cache_to.is_empty());
+    if !pushes
+        || !session.single_platform()
+        || packed(session.opts.cache_dir.as_path(), session.store, base).is_some()
+    {
+        return;
+    }
+    let (cache_dir, store, base) = (
+        session.opts.cache_dir.clone(),
+        session.store.clone(),
+        base.clone(),
+    );
+    let packing =
+        tokio::task::spawn_blocking(move || shareable_interpreter_in(&cache_dir, &store, &base));
+    session.remote.packing_interpreter(packing);
+}
+
+/// The interpreter layer packed for `base` before, if the store still holds it.
+fn packed(cache_dir: &Path, store: &BlobStore, base: &ResolvedBase) -> Option<SharedLayer> {
+    let entry = interpreter_dir(cache_dir, base).with_extension("layer.json");
+    super::cache::read_cached::<SharedLayer>(&entry).filter(|s| store.contains(&s.digest))
+}
+
 /// The interpreter this machine unpacked for `base`, as one layer (gzip level 1: it is written
 /// once per base and only fetched by other builds), for sharing through the registry; the
 /// layer is kept in the store and remembered beside the directory. None when bytecode was not
 /// compiled here for `base` (off, or compiled by the host variant of a foreign-arch base).
-pub(super) fn shareable_interpreter(
+/// Packed in the background as soon as the interpreter was ready, when this build started it.
+pub(super) async fn shareable_interpreter(
     session: &Session<'_>,
     base: &ResolvedBase,
 ) -> Option<(String, SharedLayer)> {
+    if let Some(packing) = session.remote.take_packing() {
+        if let Ok(packed) = packing.await {
+            return packed;
+        }
+    }
+    let (cache_dir, store, base) = (
+        session.opts.cache_dir.clone(),
+        session.store.clone(),
+        base.clone(),
+    );
+    tokio::task::spawn_blocking(move || shareable_interpreter_in(&cache_dir, &store, &base))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// [`shareable_interpreter`] of the cache at `cache_dir`, with its blobs in `store`.
+pub(super) fn shareable_interpreter_in(
+    cache_dir: &Path,
+    store: &BlobStore,
+    base: &ResolvedBase,
+) -> Option<(String, SharedLayer)> {
     let key = interpreter_key(base);
-    let dir = interpreter_dir(&session.opts.cache_dir, base);
+    let dir = interpreter_dir(cache_dir, base);
     if !dir.is_dir() {
         return None;
     }
     let entry = dir.with_extension("layer.json");
-    if let Some(shared) = super::cache::read_cached::<SharedLayer>(&entry) {
-        if session.store.contains(&shared.digest) {
-            return Some((key, shared));
-        }
+    if let Some(shared) = packed(cache_dir, store, base) {
+        return Some((key, shared));
     }
     let mut tree = lockship_oci::tar_tree::TarTree::new();
     for rel in bytecode::worker_files(&dir).ok()? {
         let path = rel.to_string_lossy().into_owned();
         tree.add_host_path_exact(&dir.join(&rel), &path).ok()?;
     }
-    let info = lockship_oci::layer::write_layer_at(&tree, 0, session.store, 1).ok()?;
+    let info = lockship_oci::layer::write_layer_at(&tree, 0, store, 1).ok()?;
     let shared = SharedLayer {
         digest: info.digest,
         size: info.size,

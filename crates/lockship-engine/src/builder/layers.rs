@@ -32,6 +32,32 @@ pub(super) struct LayerContext {
     pub(super) compression: lockship_oci::layer::Compression,
 }
 
+impl LayerContext {
+    /// The context of `project`'s layers for `target`, run as `user` in `workdir` on a base
+    /// with `facts`.
+    pub(super) fn new(
+        session: &super::Session<'_>,
+        project: &crate::project::Project,
+        target: &PythonTarget,
+        user: &User,
+        workdir: &str,
+        facts: &BaseFacts,
+    ) -> Result<LayerContext, Error> {
+        let cache_dir = &session.opts.cache_dir;
+        Ok(LayerContext {
+            target: target.clone(),
+            store: session.store.clone(),
+            mtime: session.opts.source_date_epoch,
+            project_dir: project.dir.clone(),
+            user: user.clone(),
+            workdir: workdir.to_string(),
+            facts: facts.clone(),
+            native_dir: crate::cache_dir::Bucket::Native.under(cache_dir),
+            compression: project.compression()?,
+        })
+    }
+}
+
 /// Writes `planned`; the app layer installs `app_wheel`, built beforehand (see `app_wheel.rs`),
 /// and a layer with bytecode compiles it with `compiler`.
 pub(super) fn build_layer(

@@ -24,6 +24,7 @@ use lockship_python::index::IndexSources;
 use lockship_python::lock::LockFile;
 use oci_spec::distribution::Reference;
 
+mod ahead;
 mod app_wheel;
 mod assemble;
 mod base;
@@ -345,6 +346,14 @@ pub(super) struct Session<'a> {
     pub pycs: Option<&'a PycMemo>,
     /// What the registry holds from earlier builds, for this platform.
     pub remote: &'a registry_cache::RegistryCache,
+}
+
+impl Session<'_> {
+    /// Whether this is the build of one platform (the pyc memo is for a multi-platform
+    /// build's later platforms).
+    fn single_platform(&self) -> bool {
+        self.pycs.is_none()
+    }
 }
 
 /// The four stages of a build from a base `source`: prepare (base, packages, plan), produce

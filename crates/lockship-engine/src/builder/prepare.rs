@@ -4,6 +4,7 @@
 //! base and can run alongside everything up to the app layer.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use oci_spec::distribution::Reference;
 
@@ -18,9 +19,11 @@ use lockship_python::select;
 use lockship_python::target::PythonTarget;
 use lockship_python::{app, app_patch};
 
+use super::ahead::{self, write_ahead, Ahead, AheadInputs};
 use super::app_wheel::{self, AppWheel, PatchInputs};
 use super::base::{python_target, BaseSource, ResolvedBase};
 use super::index_files::{default_index, resolve_index_files};
+use super::layers::LayerContext;
 use super::local_packages::build_local_packages;
 use super::sdists::{build_missing, BuildContext};
 use super::{Session, SmokeMode, Timer};
@@ -48,6 +51,8 @@ pub(super) struct Prepared {
     pub sources: Vec<PathBuf>,
     /// Packages locked without hashes, let in by `allow-unhashed` (`name==version`).
     pub unhashed: Vec<String>,
+    /// The layers written while sdists were built.
+    pub ahead: Ahead,
 }
 
 impl Prepared {
@@ -198,22 +203,6 @@ pub(super) async fn prepare(
     let tags = target.tags()?;
     let (mut chosen, missing) = select::partition(&packages, &tags);
     let (mut target_chosen, target_missing) = select::partition(&target_packages, &tags);
-    if !missing.is_empty() || !target_missing.is_empty() {
-        let ctx = BuildContext {
-            project: &project,
-            target: &target,
-            source,
-            index_url: default_index(&lock, &project, opts)
-                .ok()
-                .map(|url| http.add_credentials(&url)),
-        };
-        chosen.extend(build_missing(session, &ctx, missing).await?);
-        target_chosen.extend(build_missing(session, &ctx, target_missing).await?);
-    }
-    for wheel in chosen.iter().chain(&target_chosen) {
-        lockship_python::fetch::check_local(&project.dir, wheel)?;
-    }
-    timer.lap("lock");
 
     let user = user::resolve(project.config.user.as_deref(), &base.facts)?;
     let target_files = if target_cfg.include.is_empty() {
@@ -231,20 +220,82 @@ pub(super) async fn prepare(
         base.facts.group.as_deref().unwrap_or(""),
     ]);
     let runtime_key = format!("{user:?}\n{workdir}\n{accounts}");
-    let plan = plan::plan_layers(
-        PlanInputs {
+    let compression = project.compression()?;
+    let plan_inputs = |app: AppPlan| PlanInputs {
+        target: &target,
+        runtime_key: runtime_key.clone(),
+        app_key: app_key.clone(),
+        app,
+        target_files: target_files.clone(),
+        mtime: opts.source_date_epoch,
+        bytecode: !opts.no_bytecode && project.config.bytecode.unwrap_or(true),
+        compression,
+    };
+    let commands = project.smoke_commands(&target_cfg);
+    let must_test = match opts.smoke {
+        SmokeMode::Always => true,
+        SmokeMode::BeforePush => !push_refs.is_empty() && !commands.is_empty(),
+        SmokeMode::Skip => false,
+    };
+    // `--cache-to` references get what push targets get, but do not make the smoke tests run.
+    push_refs.extend(cache_to);
+
+    let mut ahead = Ahead::default();
+    if !missing.is_empty() || !target_missing.is_empty() {
+        let ctx = BuildContext {
+            project: &project,
             target: &target,
-            runtime_key,
-            app_key: app_key.clone(),
-            app: app_plan,
-            target_files,
-            mtime: opts.source_date_epoch,
-            bytecode: !opts.no_bytecode && project.config.bytecode.unwrap_or(true),
-            compression: project.compression()?,
-        },
-        &chosen,
-        &target_chosen,
-    );
+            source,
+            index_url: default_index(&lock, &project, opts)
+                .ok()
+                .map(|url| http.add_credentials(&url)),
+        };
+        let exact = ahead::exact(
+            chosen.len() + missing.len(),
+            target_chosen.len() + target_missing.len(),
+        );
+        let sdists = async {
+            let built = build_missing(session, &ctx, missing).await?;
+            let target_built = build_missing(session, &ctx, target_missing).await?;
+            Ok::<_, Error>((built, target_built))
+        };
+        // Layers go to the registries as they are written, unless smoke tests must pass first.
+        let early_push: &[Reference] = if must_test { &[] } else { &push_refs };
+        let write = async {
+            if opts.dry_run || !exact {
+                return Ok(Ahead::default());
+            }
+            let planned = plan::plan_layers(plan_inputs(AppPlan::Wheel), &chosen, &target_chosen);
+            let inputs = AheadInputs {
+                target: &target,
+                base: &base,
+                source,
+                ctx: Arc::new(LayerContext::new(
+                    session,
+                    &project,
+                    &target,
+                    &user,
+                    &workdir,
+                    &base.facts,
+                )?),
+                early_push,
+            };
+            write_ahead(session, inputs, planned.layers).await
+        };
+        // Both run to their end (a builder container is never left behind); an sdist's
+        // failure is the one reported.
+        let (sdists, written) = futures::future::join(sdists, write).await;
+        let (built, target_built) = sdists?;
+        ahead = written?;
+        chosen.extend(built);
+        target_chosen.extend(target_built);
+    }
+    for wheel in chosen.iter().chain(&target_chosen) {
+        lockship_python::fetch::check_local(&project.dir, wheel)?;
+    }
+    timer.lap("lock");
+
+    let plan = plan::plan_layers(plan_inputs(app_plan), &chosen, &target_chosen);
     timer.lap("plan");
     if wants_app && app_wheel.is_none() {
         let in_registry = plan.layers.iter().any(|l| {
@@ -263,14 +314,6 @@ pub(super) async fn prepare(
         }
     }
 
-    let commands = project.smoke_commands(&target_cfg);
-    let must_test = match opts.smoke {
-        SmokeMode::Always => true,
-        SmokeMode::BeforePush => !push_refs.is_empty() && !commands.is_empty(),
-        SmokeMode::Skip => false,
-    };
-    // `--cache-to` references get what push targets get, but do not make the smoke tests run.
-    push_refs.extend(cache_to);
     Ok(Prepared {
         project,
         lock,
@@ -286,6 +329,7 @@ pub(super) async fn prepare(
         app_wheel,
         unhashed,
         sources,
+        ahead,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Stage two: the plan's layers, taken from the cache where it has them (checked first when
 //! outputs or smoke tests will read them) and produced by the pipeline where it does not.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cache_dir::Bucket;
@@ -63,7 +63,7 @@ pub(super) async fn produce_layers(
     let cache_entries: Vec<PathBuf> = plan
         .layers
         .iter()
-        .map(|l| layer_cache.join(format!("{}.json", l.key)))
+        .map(|l| cache_entry(&layer_cache, l))
         .collect();
     let native_dir = Bucket::Native.under(&opts.cache_dir);
     let mut cached: Vec<Option<LayerInfo>> = Vec::new();
@@ -75,14 +75,9 @@ pub(super) async fn produce_layers(
             cached.push(None);
             continue;
         }
-        let info = match read_cached::<LayerInfo>(entry) {
-            Some(info) if check => store
-                .verify(&info.digest, &layer.description)?
-                .then_some(info),
-            Some(info) => store.contains(&info.digest).then_some(info),
-            None => None,
-        };
-        cached.push(info);
+        // Written ahead by this build: checked as it was written.
+        let check = check && !prepared.ahead.written.contains(&layer.key);
+        cached.push(from_local_cache(store, entry, layer, check)?);
     }
     // The local cache first, the registry second.
     let mut origins = vec![BlobOrigin::Local; cached.len()];
@@ -112,21 +107,25 @@ pub(super) async fn produce_layers(
     }
     // The interpreter is unpacked while the first wheels download.
     let (target, base) = (&prepared.target, &prepared.base);
+    let ready = prepared.ahead.compiler.clone();
     let compiler = to_build
         .iter()
         .any(|(_, l)| l.content.has_bytecode())
-        .then(|| CompilerSlot::new(move || Box::pin(compiler(session, target, base, source))));
-    let ctx = Arc::new(LayerContext {
-        target: prepared.target.clone(),
-        store: store.clone(),
-        mtime: opts.source_date_epoch,
-        project_dir: prepared.project.dir.clone(),
-        user: prepared.user.clone(),
-        workdir: prepared.workdir.clone(),
-        facts: prepared.base.facts.clone(),
-        native_dir,
-        compression: prepared.project.compression()?,
-    });
+        .then(|| {
+            CompilerSlot::new(move || match ready.clone() {
+                // Started for the layers written ahead.
+                Some(made) => Box::pin(async move { Ok(made) }),
+                None => Box::pin(compiler(session, target, base, source)),
+            })
+        });
+    let ctx = Arc::new(LayerContext::new(
+        session,
+        &prepared.project,
+        &prepared.target,
+        &prepared.user,
+        &prepared.workdir,
+        &prepared.base.facts,
+    )?);
     // Layers go to the registries as they are written, unless smoke tests must pass first.
     let early_push: &[_] = if prepared.must_test {
         &[]
@@ -150,10 +149,21 @@ pub(super) async fn produce_layers(
         reporter,
     )
     .await?;
-    let mut fresh = vec![false; cached.len()];
+    let mut fresh: Vec<bool> = plan
+        .layers
+        .iter()
+        .map(|l| prepared.ahead.written.contains(&l.key))
+        .collect();
     for (i, info) in built.layers {
         cached[i] = Some(info);
         fresh[i] = true;
+    }
+    let mut early = built.pushed;
+    for (target, layers) in &prepared.ahead.pushed {
+        early
+            .entry(target.clone())
+            .or_default()
+            .extend(layers.iter().map(|(d, p)| (d.clone(), *p)));
     }
     Ok(Produced {
         layers: cached
@@ -162,7 +172,29 @@ pub(super) async fn produce_layers(
             .collect(),
         fresh,
         origins,
-        early: built.pushed,
+        early,
         app_facts: built.app_facts,
+    })
+}
+
+/// Where the local cache files `layer`'s info.
+pub(super) fn cache_entry(layer_cache: &Path, layer: &PlannedLayer) -> PathBuf {
+    layer_cache.join(format!("{}.json", layer.key))
+}
+
+/// `layer` as the local cache holds it at `entry`, its blob in the store (read through and
+/// checked against its digest with `check`); None when it is not all there.
+pub(super) fn from_local_cache(
+    store: &lockship_oci::blob_store::BlobStore,
+    entry: &Path,
+    layer: &PlannedLayer,
+    check: bool,
+) -> Result<Option<LayerInfo>, Error> {
+    Ok(match read_cached::<LayerInfo>(entry) {
+        Some(info) if check => store
+            .verify(&info.digest, &layer.description)?
+            .then_some(info),
+        Some(info) => store.contains(&info.digest).then_some(info),
+        None => None,
     })
 }

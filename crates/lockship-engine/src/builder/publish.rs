@@ -281,7 +281,10 @@ pub(super) async fn share_wheels(
         return;
     }
     let app = super::app_wheel::last_for_sharing(session, &session.opts.project_dir);
-    let interpreter = base.and_then(|b| super::bytecode::shareable_interpreter(session, b));
+    let interpreter = match base {
+        Some(base) => super::bytecode::shareable_interpreter(session, base).await,
+        None => None,
+    };
     let share = super::shared_wheels::ToShare::gather(remotes, app, interpreter);
     super::shared_wheels::share(session, artifact, &moved, share).await;
 }

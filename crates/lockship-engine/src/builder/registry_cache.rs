@@ -67,7 +67,14 @@ pub(crate) struct RegistryCache {
     shared: tokio::sync::OnceCell<Found>,
     /// The wheels this build made from sdists (or found made), to share with its targets.
     made: std::sync::Mutex<Vec<SharedWheel>>,
+    /// The interpreter layer being packed to share with them, started once it was ready.
+    packing: std::sync::Mutex<Option<InterpreterPacking>>,
 }
+
+/// The background packing of the interpreter's layer (its key and the layer; None when it
+/// could not be packed).
+pub(super) type InterpreterPacking =
+    tokio::task::JoinHandle<Option<(String, super::bytecode::SharedLayer)>>;
 
 /// How a reference is read.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -270,6 +277,19 @@ impl RegistryCache {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(wheel);
+    }
+
+    /// Files the background packing of the interpreter's layer, for sharing.
+    pub(super) fn packing_interpreter(&self, packing: InterpreterPacking) {
+        *self.packing.lock().unwrap_or_else(|e| e.into_inner()) = Some(packing);
+    }
+
+    /// The interpreter's layer being packed, if it was started (once).
+    pub(super) fn take_packing(&self) -> Option<InterpreterPacking> {
+        self.packing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// The wheels this build made from sdists, in the order made.

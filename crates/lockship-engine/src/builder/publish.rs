@@ -56,18 +56,29 @@ pub(super) async fn publish(
     source: &dyn BaseSource,
     timer: &mut Timer,
 ) -> Result<Published, Error> {
-    let sent = test_and_send(session, prepared, image, produced, source, timer).await?;
     let artifact = Artifact::Image(image);
     let moved = moving(session, artifact, &prepared.push_refs);
     // The wheels artifact names the image as its subject, which need not exist first (OCI
-    // 1.1): it goes out beside the manifests. If they fail, it refers to nothing, harmlessly.
+    // 1.1): it goes out beside the image's blobs and manifests, once smoke tests that gate
+    // the push have passed. If the image fails to go out, it refers to nothing, harmlessly.
     let remotes = [session.remote];
     let share = share_wheels(session, &remotes, artifact, &moved, Some(&prepared.base));
-    let (pushed, ()) = futures::join!(
-        push_manifests(session, artifact, &prepared.push_refs, sent.blobs),
-        share
-    );
-    let pushed = pushed?;
+    let manifests_after = |sent: Sent| async move {
+        let pushed = push_manifests(session, artifact, &prepared.push_refs, sent.blobs).await?;
+        Ok::<_, Error>((sent.smoke, sent.smoke_remembered, pushed))
+    };
+    let (smoke, smoke_remembered, pushed) = if prepared.must_test {
+        let sent = test_and_send(session, prepared, image, produced, source, timer).await?;
+        let (pushed, ()) = futures::join!(manifests_after(sent), share);
+        pushed?
+    } else {
+        let send = async {
+            let sent = test_and_send(session, prepared, image, produced, source, timer).await?;
+            manifests_after(sent).await
+        };
+        let (pushed, ()) = futures::join!(send, share);
+        pushed?
+    };
     write_local(
         session,
         Artifact::Image(image),
@@ -76,8 +87,8 @@ pub(super) async fn publish(
     timer.lap("output");
     Ok(Published {
         pushed,
-        smoke: sent.smoke,
-        smoke_remembered: sent.smoke_remembered,
+        smoke,
+        smoke_remembered,
     })
 }
 

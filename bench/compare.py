@@ -47,7 +47,7 @@ DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit without buildx
 CUTOFF = "2025-06-01"
 ADDED = "six>=1.16"
 WORK = tempfile.mkdtemp(prefix="lockship-bench-")
-PHASES = {}  # (fixture, scenario index) → lockship's --format json timings, one per round
+PHASES = {}  # (fixture, tool, the tag's second part) → lockship's --format json timings, one per build
 TOOLS = ["lockship", "lockship-no-bytecode", "lockship-poetry", "uv-pattern", "uv-bytecode-pattern", "wheel-pattern"]
 LABELS = {
     "lockship": "lockship",

@@ -357,4 +357,50 @@ fn pylock_path_wheels_come_from_inside_the_project_only() {
             "{path}: {stderr}"
         );
     }
+
+    // Beside a package published only as an sdist, whose build lets the layers of the others
+    // be written meanwhile: a real build is refused all the same, before anything is read or
+    // built (the builder named here does not exist; asking for it would be the error).
+    let sdist_only = "\n[[packages]]\nname = \"docopt\"\nversion = \"0.6.2\"\nsdist = { url = \"https://files.pythonhosted.org/packages/a2/55/8f8cab2afd404cf578136ef2cc5dfb50baa1761b68c9da1fb1e4eed343c9/docopt-0.6.2.tar.gz\", hashes = { sha256 = \"49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491\" } }\n";
+    std::fs::write(
+        project.path("pyproject.toml"),
+        format!(
+            "{}\n[tool.lockship.builder]\nimage = \"{}/tests/no-such-builder:1\"\n",
+            std::fs::read_to_string(project.path("pyproject.toml"))
+                .unwrap()
+                .replace(
+                    r#"dependencies = ["six==1.16.0"]"#,
+                    r#"dependencies = ["six==1.16.0", "docopt==0.6.2"]"#,
+                ),
+            env.registry
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        project.path("pylock.toml"),
+        lock(&format!("../elsewhere/{name}")).replace(
+            "wheels = [{ path",
+            &format!("wheels = [{{ name = \"{name}\", path"),
+        ) + sdist_only,
+    )
+    .unwrap();
+    let cache = project.tmp.path().join("cache3");
+    let out = lockship(&cache)
+        .arg("build")
+        .arg(&project.dir)
+        .args(["--base", &env.base, "--no-test", "--output"])
+        .arg(format!(
+            "oci:{}",
+            project.tmp.path().join("refused.oci").display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the lock takes six 1.16.0 from") && stderr.contains("outside the project"),
+        "{stderr}"
+    );
+    assert!(!cache.join("layers").exists(), "no layer written");
+    assert!(!project.tmp.path().join("refused.oci").exists());
 }

@@ -115,3 +115,16 @@ pub(super) fn exact(packages: usize, target_packages: usize) -> bool {
     packages <= crate::plan::MAX_DEPENDENCY_LAYERS
         && target_packages <= crate::plan::MAX_TARGET_LAYERS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::exact;
+    use crate::plan::{MAX_DEPENDENCY_LAYERS, MAX_TARGET_LAYERS};
+
+    #[test]
+    fn exact_up_to_each_layer_limit_and_no_further() {
+        assert!(exact(MAX_DEPENDENCY_LAYERS, MAX_TARGET_LAYERS));
+        assert!(!exact(MAX_DEPENDENCY_LAYERS + 1, 0));
+        assert!(!exact(0, MAX_TARGET_LAYERS + 1));
+    }
+}

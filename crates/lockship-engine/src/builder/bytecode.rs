@@ -119,7 +119,10 @@ pub(super) async fn compiler(
         let answer = (interpreter.version, interpreter.cache_tag.clone());
         super::cache::write_cached(&probe, &answer)?;
     }
-    start_packing(session, &base);
+    // Shared only when it compiled the target's own base (not its host variant).
+    if target.architecture == host.architecture {
+        start_packing(session, &base);
+    }
     Ok(Arc::new(Compiler {
         interpreter,
         children,
@@ -229,7 +232,7 @@ fn start_packing(session: &Session<'_>, base: &ResolvedBase) {
     let pushes = super::written_references(session.opts)
         .is_ok_and(|(targets, cache_to)| !targets.is_empty() || !cache_to.is_empty());
     if !pushes
-        || !session.single_platform()
+        || !session.single_platform
         || packed(session.opts.cache_dir.as_path(), session.store, base).is_some()
     {
         return;
@@ -239,9 +242,10 @@ fn start_packing(session: &Session<'_>, base: &ResolvedBase) {
         session.store.clone(),
         base.clone(),
     );
+    let key = interpreter_key(&base);
     let packing =
         tokio::task::spawn_blocking(move || shareable_interpreter_in(&cache_dir, &store, &base));
-    session.remote.packing_interpreter(packing);
+    session.remote.packing_interpreter(key, packing);
 }
 
 /// The interpreter layer packed for `base` before, if the store still holds it.
@@ -259,7 +263,7 @@ pub(super) async fn shareable_interpreter(
     session: &Session<'_>,
     base: &ResolvedBase,
 ) -> Option<(String, SharedLayer)> {
-    if let Some(packing) = session.remote.take_packing() {
+    if let Some(packing) = session.remote.take_packing(&interpreter_key(base)) {
         if let Ok(packed) = packing.await {
             return packed;
         }

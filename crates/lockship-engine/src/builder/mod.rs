@@ -270,6 +270,7 @@ async fn build_once(
         store,
         reporter,
         pycs: None,
+        single_platform: true,
         remote: &remote,
     };
     build_from(&session, project, lock, source.as_ref()).await
@@ -346,14 +347,9 @@ pub(super) struct Session<'a> {
     pub pycs: Option<&'a PycMemo>,
     /// What the registry holds from earlier builds, for this platform.
     pub remote: &'a registry_cache::RegistryCache,
-}
-
-impl Session<'_> {
-    /// Whether this is the build of one platform (the pyc memo is for a multi-platform
-    /// build's later platforms).
-    fn single_platform(&self) -> bool {
-        self.pycs.is_none()
-    }
+    /// Whether the build is of one platform: only then are layers written ahead of the plan
+    /// and the interpreter shared.
+    pub single_platform: bool,
 }
 
 /// The four stages of a build from a base `source`: prepare (base, packages, plan), produce

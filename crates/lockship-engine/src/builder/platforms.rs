@@ -86,6 +86,7 @@ pub(super) async fn build_platforms(
             store,
             reporter,
             pycs: Some(&pycs),
+            single_platform: false,
             remote,
         })
         .collect();
@@ -131,6 +132,7 @@ pub(super) async fn build_platforms(
         store,
         reporter,
         pycs: None,
+        single_platform: false,
         remote: &remotes[0],
     };
     let all: Vec<_> = remotes.iter().collect();

@@ -240,6 +240,11 @@ pub(super) async fn prepare(
     // `--cache-to` references get what push targets get, but do not make the smoke tests run.
     push_refs.extend(cache_to);
 
+    // Wheels named by a path are refused outside the project before anything reads them
+    // (the layers written ahead below would).
+    for wheel in chosen.iter().chain(&target_chosen) {
+        lockship_python::fetch::check_local(&project.dir, wheel)?;
+    }
     let mut ahead = Ahead::default();
     if !missing.is_empty() || !target_missing.is_empty() {
         let ctx = BuildContext {
@@ -262,7 +267,9 @@ pub(super) async fn prepare(
         // Layers go to the registries as they are written, unless smoke tests must pass first.
         let early_push: &[Reference] = if must_test { &[] } else { &push_refs };
         let write = async {
-            if opts.dry_run || !exact {
+            // A multi-platform build writes one platform's layers at a time, so that what
+            // platforms share is written once (see `platforms`).
+            if opts.dry_run || !exact || !session.single_platform {
                 return Ok(Ahead::default());
             }
             let planned = plan::plan_layers(plan_inputs(AppPlan::Wheel), &chosen, &target_chosen);
@@ -282,16 +289,17 @@ pub(super) async fn prepare(
             };
             write_ahead(session, inputs, planned.layers).await
         };
-        // Both run to their end (a builder container is never left behind); an sdist's
-        // failure is the one reported.
-        let (sdists, written) = futures::future::join(sdists, write).await;
-        let (built, target_built) = sdists?;
+        // An sdist's failure stops the writing at once (what it committed is whole: blobs and
+        // cache entries are renamed into place) and is the one reported; a failure to write
+        // lets the sdists finish (a builder container is never left behind).
+        let written = async { Ok::<_, Error>(write.await) };
+        let ((built, target_built), written) = futures::future::try_join(sdists, written).await?;
         ahead = written?;
+        for wheel in built.iter().chain(&target_built) {
+            lockship_python::fetch::check_local(&project.dir, wheel)?;
+        }
         chosen.extend(built);
         target_chosen.extend(target_built);
-    }
-    for wheel in chosen.iter().chain(&target_chosen) {
-        lockship_python::fetch::check_local(&project.dir, wheel)?;
     }
     timer.lap("lock");
 

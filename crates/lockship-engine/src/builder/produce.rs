@@ -75,8 +75,6 @@ pub(super) async fn produce_layers(
             cached.push(None);
             continue;
         }
-        // Written ahead by this build: checked as it was written.
-        let check = check && !prepared.ahead.written.contains(&layer.key);
         cached.push(from_local_cache(store, entry, layer, check)?);
     }
     // The local cache first, the registry second.

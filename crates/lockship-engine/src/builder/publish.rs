@@ -76,8 +76,12 @@ pub(super) async fn publish(
             let sent = test_and_send(session, prepared, image, produced, source, timer).await?;
             manifests_after(sent).await
         };
-        let (pushed, ()) = futures::join!(send, share);
-        pushed?
+        // A failed send stops the sharing: nothing more goes out for an image that did not.
+        let share = async {
+            share.await;
+            Ok(())
+        };
+        futures::future::try_join(send, share).await?.0
     };
     write_local(
         session,

@@ -68,7 +68,7 @@ pub(crate) struct RegistryCache {
     /// The wheels this build made from sdists (or found made), to share with its targets.
     made: std::sync::Mutex<Vec<SharedWheel>>,
     /// The interpreter layer being packed to share with them, started once it was ready.
-    packing: std::sync::Mutex<Option<InterpreterPacking>>,
+    packing: std::sync::Mutex<Option<(String, InterpreterPacking)>>,
 }
 
 /// The background packing of the interpreter's layer (its key and the layer; None when it
@@ -279,17 +279,21 @@ impl RegistryCache {
             .push(wheel);
     }
 
-    /// Files the background packing of the interpreter's layer, for sharing.
-    pub(super) fn packing_interpreter(&self, packing: InterpreterPacking) {
-        *self.packing.lock().unwrap_or_else(|e| e.into_inner()) = Some(packing);
+    /// Files the background packing of the layer of the interpreter with `key`, for sharing.
+    pub(super) fn packing_interpreter(&self, key: String, packing: InterpreterPacking) {
+        *self.packing.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, packing));
     }
 
-    /// The interpreter's layer being packed, if it was started (once).
-    pub(super) fn take_packing(&self) -> Option<InterpreterPacking> {
-        self.packing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+    /// The layer of the interpreter with `key` being packed, if that was started (once).
+    pub(super) fn take_packing(&self, key: &str) -> Option<InterpreterPacking> {
+        let mut packing = self.packing.lock().unwrap_or_else(|e| e.into_inner());
+        match packing.take() {
+            Some((started, handle)) if started == key => Some(handle),
+            other => {
+                *packing = other;
+                None
+            }
+        }
     }
 
     /// The wheels this build made from sdists, in the order made.

@@ -152,6 +152,7 @@ impl Setup {
             store: &self.store,
             reporter: &Silent,
             pycs: None,
+            single_platform: true,
             remote: &self.remote,
         }
     }

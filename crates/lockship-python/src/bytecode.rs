@@ -264,45 +264,42 @@ impl Interpreter {
             home: root.join(".lockship-workers"),
             idle: Mutex::new(Vec::new()),
         };
-        if let Some((version, cache_tag)) = known {
+        let (version, cache_tag) = match known {
             // What this interpreter answered before (its files have not changed since): no
-            // process started to ask again.
-            interp.version = version;
-            interp.cache_tag = cache_tag;
-            if interp.cache_tag.is_empty() || interp.cache_tag.contains('/') {
-                return Err(unrunnable(format!("it answered {:?}", interp.cache_tag)));
+            // process started to ask again; checked as an answer is.
+            Some((version, cache_tag)) => {
+                if cache_tag.is_empty() || cache_tag.contains('/') {
+                    return Err(unrunnable(format!("it answered {cache_tag:?}")));
+                }
+                (version, cache_tag)
             }
-            if (version.0, version.1) != expected {
-                return Err(BytecodeError::WrongVersion {
-                    interpreter: interp.name,
-                    found: format!("{}.{}.{}", version.0, version.1, version.2),
-                    expected: format!("{}.{}", expected.0, expected.1),
-                });
+            None => {
+                let out = children
+                    .output(interp.command(root).arg("-c").arg(PROBE))
+                    .map_err(|e| unrunnable(e.to_string()))?;
+                if !out.status.success() {
+                    return Err(unrunnable(last_line(&out.stderr)));
+                }
+                let text = String::from_utf8_lossy(&out.stdout);
+                let mut lines = text.lines();
+                let version = lines.next().unwrap_or("").trim();
+                let cache_tag = lines.next().unwrap_or("").trim().to_string();
+                let parts: Vec<u8> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+                if parts.len() != 3 || cache_tag.is_empty() || cache_tag.contains('/') {
+                    return Err(unrunnable(format!("it answered {text:?}")));
+                }
+                ((parts[0], parts[1], parts[2]), cache_tag)
             }
-            return Ok(interp);
-        }
-        let out = children
-            .output(interp.command(root).arg("-c").arg(PROBE))
-            .map_err(|e| unrunnable(e.to_string()))?;
-        if !out.status.success() {
-            return Err(unrunnable(last_line(&out.stderr)));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut lines = text.lines();
-        let version = lines.next().unwrap_or("").trim().to_string();
-        interp.cache_tag = lines.next().unwrap_or("").trim().to_string();
-        let parts: Vec<u8> = version.split('.').filter_map(|p| p.parse().ok()).collect();
-        if parts.len() != 3 || interp.cache_tag.is_empty() || interp.cache_tag.contains('/') {
-            return Err(unrunnable(format!("it answered {text:?}")));
-        }
-        interp.version = (parts[0], parts[1], parts[2]);
-        if (parts[0], parts[1]) != expected {
+        };
+        if (version.0, version.1) != expected {
             return Err(BytecodeError::WrongVersion {
                 interpreter: interp.name,
-                found: version,
+                found: format!("{}.{}.{}", version.0, version.1, version.2),
                 expected: format!("{}.{}", expected.0, expected.1),
             });
         }
+        interp.version = version;
+        interp.cache_tag = cache_tag;
         Ok(interp)
     }
 

@@ -52,7 +52,7 @@ pub(super) async fn write_ahead(
     planned: Vec<PlannedLayer>,
 ) -> Result<Ahead, Error> {
     let layer_cache = crate::cache_dir::Bucket::Layers.under(&session.opts.cache_dir);
-    let mut to_build = Vec::new();
+    let (mut to_build, mut cache_entries) = (Vec::new(), Vec::new());
     for layer in planned {
         if !matches!(layer.content, LayerContent::Wheels { .. }) {
             continue;
@@ -61,6 +61,7 @@ pub(super) async fn write_ahead(
         let cached = from_local_cache(session.store, &entry, &layer, false)?.is_some();
         if !cached && session.remote.planned(&layer).is_none() {
             to_build.push(layer);
+            cache_entries.push(entry);
         }
     }
     if to_build.is_empty() {
@@ -83,10 +84,6 @@ pub(super) async fn write_ahead(
         .iter()
         .any(|l| l.content.has_bytecode())
         .then(|| CompilerSlot::new(move || Box::pin(compiler(session, target, base, source))));
-    let cache_entries = to_build
-        .iter()
-        .map(|l| cache_entry(&layer_cache, l))
-        .collect();
     let written = to_build.iter().map(|l| l.key.clone()).collect();
     let built = pipeline::run(
         pipeline::Jobs {

@@ -20,6 +20,7 @@ use lockship_sys::scratch::ScratchDir;
 
 use super::base::{BaseSource, ResolvedBase};
 use super::cache::io_err;
+use super::registry_cache::InterpreterPacking;
 use super::Session;
 
 /// What the layer writers need to compile a layer's sources.
@@ -237,15 +238,19 @@ fn start_packing(session: &Session<'_>, base: &ResolvedBase) {
     {
         return;
     }
+    session
+        .remote
+        .packing_interpreter(interpreter_key(base), spawn_packing(session, base));
+}
+
+/// [`shareable_interpreter_in`] for `base`, on a blocking thread.
+fn spawn_packing(session: &Session<'_>, base: &ResolvedBase) -> InterpreterPacking {
     let (cache_dir, store, base) = (
         session.opts.cache_dir.clone(),
         session.store.clone(),
         base.clone(),
     );
-    let key = interpreter_key(&base);
-    let packing =
-        tokio::task::spawn_blocking(move || shareable_interpreter_in(&cache_dir, &store, &base));
-    session.remote.packing_interpreter(key, packing);
+    tokio::task::spawn_blocking(move || shareable_interpreter_in(&cache_dir, &store, &base))
 }
 
 /// The interpreter layer packed for `base` before, if the store still holds it.
@@ -268,15 +273,7 @@ pub(super) async fn shareable_interpreter(
             return packed;
         }
     }
-    let (cache_dir, store, base) = (
-        session.opts.cache_dir.clone(),
-        session.store.clone(),
-        base.clone(),
-    );
-    tokio::task::spawn_blocking(move || shareable_interpreter_in(&cache_dir, &store, &base))
-        .await
-        .ok()
-        .flatten()
+    spawn_packing(session, base).await.ok().flatten()
 }
 
 /// [`shareable_interpreter`] of the cache at `cache_dir`, with its blobs in `store`.

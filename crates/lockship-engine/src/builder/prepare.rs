@@ -242,9 +242,13 @@ pub(super) async fn prepare(
 
     // Wheels named by a path are refused outside the project before anything reads them
     // (the layers written ahead below would).
-    for wheel in chosen.iter().chain(&target_chosen) {
-        lockship_python::fetch::check_local(&project.dir, wheel)?;
-    }
+    let inside = |wheels: &[select::ChosenWheel]| {
+        wheels
+            .iter()
+            .try_for_each(|w| lockship_python::fetch::check_local(&project.dir, w))
+    };
+    inside(&chosen)?;
+    inside(&target_chosen)?;
     let mut ahead = Ahead::default();
     if !missing.is_empty() || !target_missing.is_empty() {
         let ctx = BuildContext {
@@ -295,9 +299,8 @@ pub(super) async fn prepare(
         let written = async { Ok::<_, Error>(write.await) };
         let ((built, target_built), written) = futures::future::try_join(sdists, written).await?;
         ahead = written?;
-        for wheel in built.iter().chain(&target_built) {
-            lockship_python::fetch::check_local(&project.dir, wheel)?;
-        }
+        inside(&built)?;
+        inside(&target_built)?;
         chosen.extend(built);
         target_chosen.extend(target_built);
     }

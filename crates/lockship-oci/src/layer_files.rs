@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::Path;
 
-use crate::media_types;
-
 /// One tar entry of a layer.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LayerEntry {
@@ -53,14 +51,7 @@ pub enum LayerFilesError {
 
 /// The layer blob at `path`, decompressed as `media_type` says (gzip, zstd or plain).
 fn decompressed(path: &Path, media_type: &str) -> io::Result<Box<dyn Read>> {
-    let file = io::BufReader::new(std::fs::File::open(path)?);
-    Ok(if media_types::is_gzip_layer(media_type) {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else if media_type.ends_with("+zstd") {
-        Box::new(zstd::stream::read::Decoder::with_buffer(file)?)
-    } else {
-        Box::new(file)
-    })
+    crate::layer_stream::open(path, crate::layer_stream::Encoding::of(media_type))
 }
 
 /// The diff id of the layer blob at `path`: the sha256 of its tar, decompressed as
@@ -142,6 +133,7 @@ pub fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media_types;
     use crate::tar_tree::TarTree;
 
     #[test]

@@ -20,8 +20,3 @@ pub fn to_oci_layer(media_type: &str) -> &str {
         other => other,
     }
 }
-
-/// Whether a layer of this media type is gzip-compressed (as opposed to plain or zstd tar).
-pub fn is_gzip_layer(media_type: &str) -> bool {
-    media_type == OCI_LAYER_GZIP || media_type == DOCKER_LAYER_GZIP
-}

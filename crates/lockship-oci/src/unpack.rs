@@ -5,15 +5,16 @@
 //! on the host (bytecode), where a hostile base must not be able to write outside `dest`.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::layer_stream::{self, Encoding};
 use crate::tar_tree::check_path;
 
 /// A layer blob to read, base first.
 pub struct Layer {
     pub path: PathBuf,
-    pub gzip: bool,
+    pub encoding: Encoding,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,12 +107,7 @@ fn merge(
             path: layer.path.clone(),
             source,
         };
-        let file = std::fs::File::open(&layer.path).map_err(rerr)?;
-        let reader: Box<dyn Read> = if layer.gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file)))
-        } else {
-            Box::new(io::BufReader::new(file))
-        };
+        let reader = layer_stream::open(&layer.path, layer.encoding).map_err(rerr)?;
         let mut archive = tar::Archive::new(reader);
         for entry in archive.entries().map_err(rerr)? {
             let mut entry = entry.map_err(rerr)?;
@@ -364,7 +360,10 @@ mod tests {
             }
         }
         builder.finish().unwrap();
-        Layer { path, gzip: false }
+        Layer {
+            path,
+            encoding: Encoding::Plain,
+        }
     }
 
     fn read(dest: &Path, p: &str) -> Option<String> {

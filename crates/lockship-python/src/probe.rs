@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use lockship_oci::layer_stream::{self, Encoding};
 use serde::{Deserialize, Serialize};
 
 use super::target::Libc;
@@ -39,10 +40,10 @@ pub enum ProbeError {
     NoLibc { base: String },
 }
 
-/// A layer to scan: its blob on disk and whether it is gzip-compressed.
+/// A layer to scan: its blob on disk and how it is compressed.
 pub struct LayerFile<'a> {
     pub path: &'a Path,
-    pub gzip: bool,
+    pub encoding: Encoding,
 }
 
 #[derive(Default)]
@@ -73,15 +74,13 @@ pub fn probe(
 ) -> Result<BaseFacts, ProbeError> {
     let mut readers = Vec::new();
     for layer in layers {
-        let file = std::fs::File::open(layer.path).map_err(|source| ProbeError::Read {
-            path: layer.path.to_path_buf(),
-            source,
-        })?;
-        readers.push((
-            layer.path.to_path_buf(),
-            layer.gzip,
-            std::io::BufReader::new(file),
-        ));
+        // Decompressed on its own thread, overlapping the tar's parsing: plain bytes here.
+        let reader =
+            layer_stream::open(layer.path, layer.encoding).map_err(|source| ProbeError::Read {
+                path: layer.path.to_path_buf(),
+                source,
+            })?;
+        readers.push((layer.path.to_path_buf(), false, reader));
     }
     probe_readers(base, readers, env)
 }
@@ -295,18 +294,22 @@ mod tests {
         assert_eq!(python_minor("python3.12-config"), None);
     }
 
-    /// A gzip layer holding `files` (path, contents; empty contents for markers like binaries).
+    /// A gzip layer holding `files` (path, contents; empty contents for markers like binaries),
+    /// or a zstd one when `name` ends in `.zst`.
     fn layer(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
         let mut tree = lockship_oci::tar_tree::TarTree::new();
         for (path, text) in files {
             tree.bytes(path, text.as_bytes().to_vec(), 0o755);
         }
         let path = dir.join(name);
-        let gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(&path).unwrap(),
-            flate2::Compression::fast(),
-        );
-        tree.write_tar(gz, 0).unwrap().finish().unwrap();
+        let file = std::fs::File::create(&path).unwrap();
+        if name.ends_with(".zst") {
+            let zst = zstd::stream::write::Encoder::new(file, 3).unwrap();
+            tree.write_tar(zst, 0).unwrap().finish().unwrap();
+        } else {
+            let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+            tree.write_tar(gz, 0).unwrap().finish().unwrap();
+        }
         path
     }
 
@@ -326,10 +329,11 @@ mod tests {
                 ("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"),
             ],
         );
-        // A later layer removes the Debian python and adds /usr/local's, as python:3.12-slim does.
+        // A later layer removes the Debian python and adds /usr/local's, as python:3.12-slim does
+        // (zstd-compressed, as some builders push them).
         let python = layer(
             dir.path(),
-            "2.tgz",
+            "2.tar.zst",
             &[
                 ("usr/local/bin/python3.12", ""),
                 ("usr/bin/.wh.python3.11", ""),
@@ -338,11 +342,11 @@ mod tests {
         let files = [
             LayerFile {
                 path: &debian,
-                gzip: true,
+                encoding: Encoding::Gzip,
             },
             LayerFile {
                 path: &python,
-                gzip: true,
+                encoding: Encoding::Zstd,
             },
         ];
         let facts = probe(

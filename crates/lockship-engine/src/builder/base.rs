@@ -14,8 +14,8 @@ use lockship_oci::blob_store::BlobStore;
 use lockship_oci::digest::Digest;
 use lockship_oci::image::{BlobOrigin, ImageLayer};
 use lockship_oci::layer::LayerInfo;
+use lockship_oci::layer_stream::Encoding;
 use lockship_oci::layout_image;
-use lockship_oci::media_types;
 use lockship_oci::platform::Platform;
 use lockship_oci::registry::{self, Registry, RemoteImage, RemoteLayer};
 use lockship_python::probe::{self, BaseFacts};
@@ -52,7 +52,7 @@ impl ResolvedBase {
             .iter()
             .map(|l| lockship_oci::unpack::Layer {
                 path: store.path(&l.info.digest),
-                gzip: media_types::is_gzip_layer(&l.info.media_type),
+                encoding: Encoding::of(&l.info.media_type),
             })
             .collect()
     }
@@ -768,22 +768,17 @@ async fn probe_stored(
                 .collect()
         })
         .unwrap_or_default();
-    let paths: Vec<(PathBuf, bool)> = layers
+    let paths: Vec<(PathBuf, Encoding)> = layers
         .iter()
-        .map(|l| {
-            (
-                store.path(&l.digest),
-                media_types::is_gzip_layer(&l.media_type),
-            )
-        })
+        .map(|l| (store.path(&l.digest), Encoding::of(&l.media_type)))
         .collect();
     let name = name.to_string();
     let facts = tokio::task::spawn_blocking(move || {
         let files: Vec<probe::LayerFile<'_>> = paths
             .iter()
-            .map(|(p, gzip)| probe::LayerFile {
+            .map(|(p, encoding)| probe::LayerFile {
                 path: p,
-                gzip: *gzip,
+                encoding: *encoding,
             })
             .collect();
         probe::probe(&name, &files, &env)

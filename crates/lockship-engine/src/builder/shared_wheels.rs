@@ -34,7 +34,10 @@ const WHEEL_TYPE: &str = "application/vnd.dev.lockship.wheel.v1+zip";
 /// The app's shared wheel and what its build was made from ([`AppShared`], JSON).
 const APP_TYPE: &str = "application/vnd.dev.lockship.app-wheel.v1+json";
 /// The base's interpreter as one layer, filed under its key (`builder/bytecode`).
-const INTERPRETER_TYPE: &str = "application/vnd.dev.lockship.interpreter.v1.tar+gzip";
+pub(super) const INTERPRETER_TYPE: &str = "application/vnd.dev.lockship.interpreter.v2.tar+zstd";
+/// The same, as lockship packed it before zstd: still read, and shared on as it came.
+pub(super) const INTERPRETER_TYPE_GZIP: &str =
+    "application/vnd.dev.lockship.interpreter.v1.tar+gzip";
 /// A wheel blob's file name.
 const TITLE: &str = "org.opencontainers.image.title";
 /// The cache keys a wheel blob is filed under, comma-separated.
@@ -151,7 +154,7 @@ async fn read_one(
                             .or_insert_with(|| (repository.clone(), wheel.clone()));
                     }
                 }
-                INTERPRETER_TYPE => {
+                INTERPRETER_TYPE | INTERPRETER_TYPE_GZIP => {
                     for key in keys_of(blob) {
                         found
                             .interpreters
@@ -287,7 +290,7 @@ pub(crate) async fn share(
     }
     if let Some((key, info)) = &share.interpreter {
         blobs.push(ArtifactBlob {
-            media_type: INTERPRETER_TYPE.to_string(),
+            media_type: info.media_type.clone(),
             digest: info.digest.clone(),
             size: info.size,
             annotations: [(KEYS.to_string(), key.clone())].into(),

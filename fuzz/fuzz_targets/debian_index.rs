@@ -17,6 +17,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let entries = control::parse_packages(text, "amd64");
     let names: Vec<String> = entries.iter().take(4).map(|e| e.name.clone()).collect();
+    // The fifth package excluded from their closure: the exclusion checks are reached too.
+    let exclude: Vec<String> = entries.iter().skip(4).take(1).map(|e| e.name.clone()).collect();
     let universe = Universe::new(entries, "bookworm", "amd64");
-    let _ = universe.resolve(&names);
+    let _ = universe.resolve(&names, &exclude);
 });

@@ -140,7 +140,6 @@ pub fn inspect(
         let mut dirs = TopDirs::default();
         let contents = layer_files::read(
             &path,
-            &layer.info.media_type,
             &|p| p.ends_with(".dist-info/METADATA") || is_dpkg_status(p),
             &mut |e| {
                 if e.kind != EntryKind::File {

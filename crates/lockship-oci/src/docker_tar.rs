@@ -303,21 +303,17 @@ fn legacy_image(
     let mut layers = Vec::new();
     for name in &entry.layers {
         let digest = blob(name)?;
-        let mut magic = [0u8; 2];
-        let gzip = std::fs::File::open(store.path(&digest))
-            .and_then(|mut f| f.read_exact(&mut magic))
-            .is_ok()
-            && magic == [0x1f, 0x8b];
+        // Labelled as its bytes say (`docker save` writes plain tars; others compress them).
+        let mut magic = [0u8; 4];
+        let head = std::fs::File::open(store.path(&digest))
+            .and_then(|mut f| f.read(&mut magic))
+            .unwrap_or(0);
+        let encoding = crate::layer_stream::Encoding::sniff(&magic[..head]);
         let size = std::fs::metadata(store.path(&digest))
             .map_err(|e| e.to_string())?
             .len();
         layers.push(crate::registry::RemoteLayer {
-            media_type: if gzip {
-                super::media_types::OCI_LAYER_GZIP
-            } else {
-                super::media_types::OCI_LAYER_TAR
-            }
-            .to_string(),
+            media_type: encoding.oci_media_type().to_string(),
             digest,
             size,
             annotations: Default::default(),

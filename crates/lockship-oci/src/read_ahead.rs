@@ -10,52 +10,66 @@ const CHUNK: usize = 256 << 10;
 /// Chunks read ahead of the consumer: what the reader may hold in memory at most.
 const AHEAD: usize = 4;
 
+/// What the thread hands over: a chunk, the error that ended the stream, or its clean end.
+/// A thread gone without saying `End` (it panicked) is an error, never a short stream.
+enum Message {
+    Chunk(Vec<u8>),
+    Failed(io::Error),
+    End,
+}
+
 /// Reads `inner` on a new thread, ahead of the returned reader's caller. An error of `inner`
 /// reaches the caller where it happened in the stream; dropping the returned reader stops the
-/// thread at its next chunk.
-pub fn read_ahead<R: Read + Send + 'static>(mut inner: R) -> ReadAhead {
-    let (send, receive) = sync_channel::<io::Result<Vec<u8>>>(AHEAD);
-    std::thread::spawn(move || loop {
-        let mut chunk = vec![0u8; CHUNK];
-        let mut filled = 0;
-        // Fill the chunk (inflate hands out a few KB per call) or reach the end.
-        let result = loop {
-            match inner.read(&mut chunk[filled..]) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    filled += n;
-                    if filled == CHUNK {
-                        break Ok(());
+/// thread at its next chunk. Fails only when no thread can be started.
+pub fn read_ahead<R: Read + Send + 'static>(mut inner: R) -> io::Result<ReadAhead> {
+    let (send, receive) = sync_channel::<Message>(AHEAD);
+    std::thread::Builder::new()
+        .name("read-ahead".into())
+        .spawn(move || loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let mut filled = 0;
+            // Fill the chunk (inflate hands out a few KB per call) or reach the end.
+            let result = loop {
+                match inner.read(&mut chunk[filled..]) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        filled += n;
+                        if filled == CHUNK {
+                            break Ok(());
+                        }
                     }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
+            };
+            chunk.truncate(filled);
+            let last = filled < CHUNK;
+            if filled > 0 && send.send(Message::Chunk(chunk)).is_err() {
+                return;
             }
-        };
-        chunk.truncate(filled);
-        let last = filled < CHUNK;
-        if filled > 0 && send.send(Ok(chunk)).is_err() {
-            return;
-        }
-        if let Err(e) = result {
-            let _ = send.send(Err(e));
-            return;
-        }
-        if last {
-            return;
-        }
-    });
-    ReadAhead {
+            match result {
+                Err(e) => {
+                    let _ = send.send(Message::Failed(e));
+                    return;
+                }
+                Ok(()) if last => {
+                    let _ = send.send(Message::End);
+                    return;
+                }
+                Ok(()) => {}
+            }
+        })?;
+    Ok(ReadAhead {
         receive,
         chunk: Vec::new(),
         at: 0,
         done: false,
-    }
+    })
 }
 
 /// The consuming end of [`read_ahead`].
 pub struct ReadAhead {
-    receive: Receiver<io::Result<Vec<u8>>>,
+    receive: Receiver<Message>,
     chunk: Vec<u8>,
     at: usize,
     done: bool,
@@ -68,16 +82,21 @@ impl Read for ReadAhead {
                 return Ok(0);
             }
             match self.receive.recv() {
-                Ok(Ok(chunk)) => {
+                Ok(Message::Chunk(chunk)) => {
                     self.chunk = chunk;
                     self.at = 0;
                 }
-                Ok(Err(e)) => {
+                Ok(Message::End) => self.done = true,
+                Ok(Message::Failed(e)) => {
                     self.done = true;
                     return Err(e);
                 }
-                // The thread finished: everything was handed over.
-                Err(_) => self.done = true,
+                Err(_) => {
+                    self.done = true;
+                    return Err(io::Error::other(
+                        "the thread reading ahead stopped before the end of the stream",
+                    ));
+                }
             }
         }
         let n = buf.len().min(self.chunk.len() - self.at);
@@ -131,6 +150,7 @@ mod tests {
                 at: 0,
                 fail: false,
             })
+            .unwrap()
             .read_to_end(&mut got)
             .unwrap();
             assert_eq!(got, expected, "length {len}");
@@ -144,7 +164,8 @@ mod tests {
             data: expected.clone(),
             at: 0,
             fail: true,
-        });
+        })
+        .unwrap();
         let mut got = vec![0u8; expected.len()];
         reader.read_exact(&mut got).unwrap();
         assert_eq!(got, expected);
@@ -165,7 +186,7 @@ mod tests {
             }
         }
         let alive = std::sync::Arc::new(());
-        let mut reader = read_ahead(Endless(alive.clone()));
+        let mut reader = read_ahead(Endless(alive.clone())).unwrap();
         let mut first = [0u8; 10];
         reader.read_exact(&mut first).unwrap();
         assert_eq!(first, [1u8; 10]);
@@ -178,5 +199,28 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn a_reader_that_panics_is_an_error_not_an_end() {
+        struct Panics(usize);
+        impl Read for Panics {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    panic!("inflate bug");
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(2);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let mut got = Vec::new();
+        let err = read_ahead(Panics(CHUNK))
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap_err();
+        assert!(err.to_string().contains("stopped before the end"), "{err}");
+        assert_eq!(got.len(), CHUNK);
     }
 }

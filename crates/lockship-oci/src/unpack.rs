@@ -8,13 +8,12 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::layer_stream::{self, Encoding};
+use crate::layer_stream;
 use crate::tar_tree::check_path;
 
-/// A layer blob to read, base first.
+/// A layer blob to read, base first (gzip, zstd or plain: told by its first bytes).
 pub struct Layer {
     pub path: PathBuf,
-    pub encoding: Encoding,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +30,13 @@ pub enum UnpackError {
         #[source]
         source: io::Error,
     },
+    #[error("base layer {path}: the files chosen from it pass 4 GiB")]
+    TooLarge { path: PathBuf },
 }
+
+/// What one unpack may write in all: an interpreter with its libraries is ~100 MB; a hostile
+/// base must not fill the disk. (`UnpackError::TooLarge` says 4 GiB.)
+pub const MAX_WRITTEN: u64 = 4 << 30;
 
 /// What the merged tree holds at a path.
 #[derive(Clone, Debug)]
@@ -102,12 +107,13 @@ fn merge(
     select: &dyn Fn(&str) -> bool,
 ) -> Result<BTreeMap<String, Node>, UnpackError> {
     let mut tree: BTreeMap<String, Node> = BTreeMap::new();
+    let mut total = 0u64;
     for layer in layers {
         let rerr = |source| UnpackError::Read {
             path: layer.path.clone(),
             source,
         };
-        let reader = layer_stream::open(&layer.path, layer.encoding).map_err(rerr)?;
+        let reader = layer_stream::open(&layer.path).map_err(rerr)?;
         let mut archive = tar::Archive::new(reader);
         for entry in archive.entries().map_err(rerr)? {
             let mut entry = entry.map_err(rerr)?;
@@ -164,6 +170,13 @@ fn merge(
                         path: out.clone(),
                         source,
                     };
+                    let size = entry.header().size().map_err(rerr)?;
+                    total = total.saturating_add(size);
+                    if total > MAX_WRITTEN {
+                        return Err(UnpackError::TooLarge {
+                            path: layer.path.clone(),
+                        });
+                    }
                     let mut file = std::fs::File::create(&out).map_err(werr)?;
                     io::copy(&mut entry, &mut file).map_err(rerr)?;
                     let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
@@ -360,10 +373,7 @@ mod tests {
             }
         }
         builder.finish().unwrap();
-        Layer {
-            path,
-            encoding: Encoding::Plain,
-        }
+        Layer { path }
     }
 
     fn read(dest: &Path, p: &str) -> Option<String> {

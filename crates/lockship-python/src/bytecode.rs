@@ -86,9 +86,10 @@ const STDLIB_UNUSED: [&str; 29] = [
 ];
 
 /// Extension modules of `lib-dynload` that only those packages (or networking, compression
-/// and terminals, which the worker has no use for) load: left out, they no longer pull
-/// libssl, libsqlite3, libtk and the like into the shared interpreter.
-const DYNLOAD_UNUSED: [&str; 27] = [
+/// and terminals, which the worker has no use for) load, besides CPython's own test modules:
+/// left out, they no longer pull libssl, libsqlite3, libtk and the like into the shared
+/// interpreter. (`_bz2` backs only the `bz2_codec` bytes codec, which no source is written in.)
+const DYNLOAD_UNUSED: [&str; 21] = [
     "_ssl",
     "_hashlib",
     "_sqlite3",
@@ -110,12 +111,6 @@ const DYNLOAD_UNUSED: [&str; 27] = [
     "_multiprocessing",
     "_posixshmem",
     "_zoneinfo",
-    "_testcapi",
-    "_testbuffer",
-    "_testinternalcapi",
-    "_testmultiphase",
-    "_xxtestfuzz",
-    "xxlimited",
 ];
 
 /// Whether `path` (in the image) is needed to run the interpreter at `interpreter` (e.g.
@@ -137,11 +132,11 @@ pub fn needed_to_run(interpreter: &str, minor: u8) -> impl Fn(&str) -> bool {
             let (top, below) = rest.split_once('/').unwrap_or((rest, ""));
             if top == "lib-dynload" {
                 let module = below.split('.').next().unwrap_or("");
-                return !DYNLOAD_UNUSED.contains(&module);
+                // CPython's test modules (_testcapi, _testclinic…) and examples (xxlimited…).
+                let test = ["_test", "xx", "_xx"].iter().any(|p| module.starts_with(p));
+                return !(test || DYNLOAD_UNUSED.contains(&module));
             }
-            // A directory, or a top-level module of that name (below is empty).
-            return below.is_empty()
-                || !(STDLIB_UNUSED.contains(&top) || top.starts_with("config-"));
+            return !(STDLIB_UNUSED.contains(&top) || top.starts_with("config-"));
         }
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         is_library_dir(dir) && (name.contains(".so") || name.starts_with("ld-"))
@@ -815,6 +810,8 @@ mod tests {
             "usr/lib/python3.11/encodings/cp1252.py",
             "usr/lib/python3.11/lib-dynload/_codecs_jp.cpython-311-x86_64-linux-gnu.so",
             "usr/lib/python3.11/lib-dynload/_struct.cpython-311-x86_64-linux-gnu.so",
+            "usr/lib/python3.11/lib-dynload/unicodedata.cpython-311-x86_64-linux-gnu.so",
+            "usr/lib/python3.11/lib-dynload/_multibytecodec.cpython-311-x86_64-linux-gnu.so",
             "usr/lib/python3.11/lib-dynload/_json.cpython-311-x86_64-linux-gnu.so",
             "usr/lib/x86_64-linux-gnu/libz.so.1",
             "usr/lib64/ld-linux-x86-64.so.2",
@@ -831,6 +828,9 @@ mod tests {
             "usr/lib/python3.11/config-3.11-x86_64-linux-gnu/libpython3.11.a",
             "usr/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so",
             "usr/lib/python3.11/lib-dynload/_sqlite3.cpython-311-x86_64-linux-gnu.so",
+            "usr/lib/python3.11/lib-dynload/_testclinic.cpython-311-x86_64-linux-gnu.so",
+            "usr/lib/python3.11/lib-dynload/xxlimited_35.cpython-311-x86_64-linux-gnu.so",
+            "usr/lib/python3.11/site-packages",
             "usr/lib/x86_64-linux-gnu/perl/5.36/x.so",
             "usr/share/doc/libz/copyright",
             "etc/ld.so.cache",

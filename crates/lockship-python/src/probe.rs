@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use lockship_oci::layer_stream::{self, Encoding};
+use lockship_oci::layer_stream;
 use serde::{Deserialize, Serialize};
 
 use super::target::Libc;
@@ -40,10 +40,9 @@ pub enum ProbeError {
     NoLibc { base: String },
 }
 
-/// A layer to scan: its blob on disk and how it is compressed.
+/// A layer to scan: its blob on disk (gzip, zstd or plain: told by its first bytes).
 pub struct LayerFile<'a> {
     pub path: &'a Path,
-    pub encoding: Encoding,
 }
 
 #[derive(Default)]
@@ -72,29 +71,28 @@ pub fn probe(
     layers: &[LayerFile<'_>],
     env: &[String],
 ) -> Result<BaseFacts, ProbeError> {
-    let mut readers = Vec::new();
-    for layer in layers {
-        // Decompressed on its own thread, overlapping the tar's parsing: plain bytes here.
-        let reader =
-            layer_stream::open(layer.path, layer.encoding).map_err(|source| ProbeError::Read {
-                path: layer.path.to_path_buf(),
-                source,
-            })?;
-        readers.push((layer.path.to_path_buf(), false, reader));
-    }
+    // Each opened when the scan reaches it, decompressed on its own thread.
+    let readers = layers
+        .iter()
+        .map(|l| (l.path.to_path_buf(), layer_stream::open(l.path)));
     probe_readers(base, readers, env)
 }
 
-/// [`probe`] over layers given as readers (path for messages, gzip or not, the bytes): what
-/// the fuzz target of the base-layer tar reader calls.
+/// [`probe`] over layers given as tar streams (a path for messages, and the stream or why it
+/// could not be opened), taken one at a time: what the fuzz target of the base-layer tar
+/// reader calls.
 pub fn probe_readers<R: Read>(
     base: &str,
-    layers: impl IntoIterator<Item = (PathBuf, bool, R)>,
+    layers: impl IntoIterator<Item = (PathBuf, std::io::Result<R>)>,
     env: &[String],
 ) -> Result<BaseFacts, ProbeError> {
     let mut scan = Scan::default();
-    for (path, gzip, reader) in layers {
-        scan_layer(&path, gzip, reader, &mut scan)?;
+    for (path, reader) in layers {
+        let reader = reader.map_err(|source| ProbeError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        scan_layer(&path, reader, &mut scan)?;
     }
     let (dir, minor) = ["usr/local/bin", "usr/bin"]
         .iter()
@@ -146,17 +144,12 @@ pub fn probe_readers<R: Read>(
     })
 }
 
-fn scan_layer(path: &Path, gzip: bool, file: impl Read, scan: &mut Scan) -> Result<(), ProbeError> {
+fn scan_layer(path: &Path, tar: impl Read, scan: &mut Scan) -> Result<(), ProbeError> {
     let err = |source| ProbeError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let reader: Box<dyn Read + '_> = if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(tar);
     for entry in archive.entries().map_err(err)? {
         let mut entry = entry.map_err(err)?;
         let path = entry.path().map_err(err)?.to_string_lossy().into_owned();
@@ -339,16 +332,7 @@ mod tests {
                 ("usr/bin/.wh.python3.11", ""),
             ],
         );
-        let files = [
-            LayerFile {
-                path: &debian,
-                encoding: Encoding::Gzip,
-            },
-            LayerFile {
-                path: &python,
-                encoding: Encoding::Zstd,
-            },
-        ];
+        let files = [LayerFile { path: &debian }, LayerFile { path: &python }];
         let facts = probe(
             "python:3.12-slim",
             &files,

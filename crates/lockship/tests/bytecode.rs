@@ -41,6 +41,33 @@ fn bytecode_is_reproducible_unchecked_and_used_by_the_image() {
         return;
     }
     let project = fixture("hello-cli", true);
+    // Sources whose compiling needs the standard library's codecs (coding cookies, CJK ones
+    // in extension modules) and unicodedata (`\N{}`): the unpacked interpreter must have them.
+    let package = project.dir.join("src/hello_cli");
+    for (name, source) in [
+        (
+            "coded_euc_jp.py",
+            &b"# -*- coding: euc-jp -*-\nGREETING = '\xa4\xb3\xa4\xf3\xa4\xcb\xa4\xc1\xa4\xcf'\n"[..],
+        ),
+        (
+            "coded_cp932.py",
+            &b"# coding: cp932\nGREETING = '\x82\xb1\x82\xf1\x82\xc9\x82\xbf\x82\xcd'\n"[..],
+        ),
+        (
+            "coded_gb18030.py",
+            &b"# coding: gb18030\nGREETING = '\xc4\xe3\xba\xc3'\n"[..],
+        ),
+        (
+            "coded_latin1.py",
+            &b"# coding: latin-1\nNAME = 'caf\xe9'\n"[..],
+        ),
+        (
+            "named_escape.py",
+            &b"ALPHA = '\\N{GREEK SMALL LETTER ALPHA}'\n"[..],
+        ),
+    ] {
+        std::fs::write(package.join(name), source).unwrap();
+    }
     let out = project.tmp.path();
     // Two cold caches: nothing is shared between the builds but the inputs.
     let (cache1, cache2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -75,6 +102,22 @@ fn bytecode_is_reproducible_unchecked_and_used_by_the_image() {
         }
     }
     assert!(compiled > 100, "only {compiled} modules compiled");
+    let app_pycs: BTreeSet<&str> = layers
+        .iter()
+        .flatten()
+        .map(|(p, _)| p.as_str())
+        .filter(|p| p.contains("hello_cli/__pycache__/"))
+        .collect();
+    for module in [
+        "coded_euc_jp",
+        "coded_cp932",
+        "coded_gb18030",
+        "coded_latin1",
+        "named_escape",
+    ] {
+        let pyc = format!("{site}hello_cli/__pycache__/{module}.cpython-311.pyc");
+        assert!(app_pycs.contains(pyc.as_str()), "no {pyc} in {app_pycs:?}");
+    }
 
     // The image's Python loads the pycs and compiles nothing at import (as the non-root user,
     // who could not write a pyc anyway).

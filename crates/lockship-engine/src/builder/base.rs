@@ -14,7 +14,6 @@ use lockship_oci::blob_store::BlobStore;
 use lockship_oci::digest::Digest;
 use lockship_oci::image::{BlobOrigin, ImageLayer};
 use lockship_oci::layer::LayerInfo;
-use lockship_oci::layer_stream::Encoding;
 use lockship_oci::layout_image;
 use lockship_oci::platform::Platform;
 use lockship_oci::registry::{self, Registry, RemoteImage, RemoteLayer};
@@ -52,7 +51,6 @@ impl ResolvedBase {
             .iter()
             .map(|l| lockship_oci::unpack::Layer {
                 path: store.path(&l.info.digest),
-                encoding: Encoding::of(&l.info.media_type),
             })
             .collect()
     }
@@ -768,19 +766,11 @@ async fn probe_stored(
                 .collect()
         })
         .unwrap_or_default();
-    let paths: Vec<(PathBuf, Encoding)> = layers
-        .iter()
-        .map(|l| (store.path(&l.digest), Encoding::of(&l.media_type)))
-        .collect();
+    let paths: Vec<PathBuf> = layers.iter().map(|l| store.path(&l.digest)).collect();
     let name = name.to_string();
     let facts = tokio::task::spawn_blocking(move || {
-        let files: Vec<probe::LayerFile<'_>> = paths
-            .iter()
-            .map(|(p, encoding)| probe::LayerFile {
-                path: p,
-                encoding: *encoding,
-            })
-            .collect();
+        let files: Vec<probe::LayerFile<'_>> =
+            paths.iter().map(|p| probe::LayerFile { path: p }).collect();
         probe::probe(&name, &files, &env)
     })
     .await

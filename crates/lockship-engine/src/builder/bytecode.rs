@@ -12,7 +12,6 @@ use crate::error::Error;
 use lockship_oci::blob_store::BlobStore;
 use lockship_oci::digest::Digest;
 use lockship_oci::layer::Compression;
-use lockship_oci::layer_stream::Encoding;
 use lockship_oci::platform::Platform;
 use lockship_oci::unpack::Layer;
 use lockship_python::bytecode::{self, Interpreter, PycMemo};
@@ -140,7 +139,8 @@ pub(super) async fn compiler(
 /// The key of `base`'s interpreter: its directory here, and its layer shared with the registry.
 fn interpreter_key(base: &ResolvedBase) -> String {
     Digest::of_parts([
-        "lockship-interpreter-v2",
+        // v3: without the standard library a compile worker never imports; shared with zstd.
+        "lockship-interpreter-v3",
         &base.pinned,
         &base.facts.interpreter,
     ])
@@ -200,9 +200,9 @@ async fn from_registry(
         ));
         return false;
     }
+    // Unpacked as its bytes say (gzip or zstd), whatever its label.
     let layers = vec![Layer {
         path: session.store.path(&blob.digest),
-        encoding: Encoding::of(&blob.media_type),
     }];
     let (interpreter, dest) = (base.facts.interpreter.clone(), dir.to_path_buf());
     let unpacked =
@@ -226,7 +226,7 @@ async fn from_registry(
     true
 }
 
-/// The largest shared interpreter layer taken (Debian's Python 3.11 is ~21 MiB).
+/// The largest shared interpreter layer taken (Debian's Python 3.11 is ~9 MiB).
 const MAX_SHARED_INTERPRETER: u64 = 512 << 20;
 
 /// Packs `base`'s interpreter for sharing (see [`shareable_interpreter`]) in the background
@@ -257,10 +257,14 @@ fn spawn_packing(session: &Session<'_>, base: &ResolvedBase) -> InterpreterPacki
     tokio::task::spawn_blocking(move || shareable_interpreter_in(&cache_dir, &store, &base))
 }
 
-/// The interpreter layer packed for `base` before, if the store still holds it.
+/// The interpreter layer packed for `base` before (or fetched as shared), if the store still
+/// holds it and it is labelled as lockship labels them.
 fn packed(cache_dir: &Path, store: &BlobStore, base: &ResolvedBase) -> Option<SharedLayer> {
     let entry = interpreter_dir(cache_dir, base).with_extension("layer.json");
-    super::cache::read_cached::<SharedLayer>(&entry).filter(|s| store.contains(&s.digest))
+    super::cache::read_cached::<SharedLayer>(&entry).filter(|s| {
+        [INTERPRETER_TYPE, INTERPRETER_TYPE_GZIP].contains(&s.media_type.as_str())
+            && store.contains(&s.digest)
+    })
 }
 
 /// The interpreter this machine unpacked for `base`, as one layer (zstd: it is written once per
@@ -368,7 +372,5 @@ mod tests {
         let old: SharedLayer =
             serde_json::from_str(&format!(r#"{{"digest":"{digest}","size":5}}"#)).unwrap();
         assert_eq!(old.media_type, INTERPRETER_TYPE_GZIP);
-        assert_eq!(Encoding::of(&old.media_type), Encoding::Gzip);
-        assert_eq!(Encoding::of(INTERPRETER_TYPE), Encoding::Zstd);
     }
 }

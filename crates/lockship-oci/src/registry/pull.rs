@@ -371,23 +371,19 @@ impl Registry {
                 let actual = match checked.get(&layer.info.digest) {
                     Some(actual) => actual.clone(),
                     None => {
-                        let (path, media_type) = (
-                            store.path(&layer.info.digest),
-                            layer.info.media_type.clone(),
-                        );
-                        let actual = tokio::task::spawn_blocking(move || {
-                            crate::layer_files::diff_id(&path, &media_type)
-                        })
-                        .await
-                        .map_err(std::io::Error::other)
-                        .and_then(|r| r)
-                        .map_err(|e| {
-                            error(RegistryError::Protocol {
-                                registry: from.resolve_registry().to_string(),
-                                action: format!("pulling {what} ({})", layer.info.digest),
-                                message: format!("it does not unpack: {e}"),
-                            })
-                        })?;
+                        let path = store.path(&layer.info.digest);
+                        let actual =
+                            tokio::task::spawn_blocking(move || crate::layer_files::diff_id(&path))
+                                .await
+                                .map_err(std::io::Error::other)
+                                .and_then(|r| r)
+                                .map_err(|e| {
+                                    error(RegistryError::Protocol {
+                                        registry: from.resolve_registry().to_string(),
+                                        action: format!("pulling {what} ({})", layer.info.digest),
+                                        message: format!("it does not unpack: {e}"),
+                                    })
+                                })?;
                         checked.insert(layer.info.digest.clone(), actual.clone());
                         actual
                     }

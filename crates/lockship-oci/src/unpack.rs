@@ -11,11 +11,6 @@ use std::path::{Path, PathBuf};
 use crate::layer_stream;
 use crate::tar_tree::check_path;
 
-/// A layer blob to read, base first (gzip, zstd or plain: told by its first bytes).
-pub struct Layer {
-    pub path: PathBuf,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     #[error("cannot read base layer {path}: {source}")]
@@ -54,12 +49,13 @@ enum Node {
 /// Symlinks followed while resolving one path before giving up (the kernel's limit).
 const MAX_LINKS: usize = 40;
 
-/// Unpacks the regular files of `layers` whose path in the image (symlinks in their parent
-/// directories resolved inside the image) `select` accepts into `dest`, which must be empty.
+/// Unpacks the regular files of `layers` (blobs, base first; gzip, zstd or plain, told by
+/// their first bytes) whose path in the image (symlinks in their parent directories resolved
+/// inside the image) `select` accepts into `dest`, which must be empty.
 /// A selected symlink or hard link whose target is a written file becomes a hard link to it,
 /// so a library found by its soname (`libz.so.1` → `libz.so.1.2.13`) is there under both.
 pub fn unpack_selected(
-    layers: &[Layer],
+    layers: &[PathBuf],
     dest: &Path,
     select: &dyn Fn(&str) -> bool,
 ) -> Result<(), UnpackError> {
@@ -90,7 +86,7 @@ pub fn unpack_selected(
 /// The paths of the files and links (not directories) the merged `layers` hold that `select`
 /// accepts, read without writing anything.
 pub fn merged_paths(
-    layers: &[Layer],
+    layers: &[PathBuf],
     select: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<String>, UnpackError> {
     Ok(merge(layers, None, &|_| false)?
@@ -102,7 +98,7 @@ pub fn merged_paths(
 
 /// Merges `layers` into a tree, writing the regular files `select` accepts under `dest`.
 fn merge(
-    layers: &[Layer],
+    layers: &[PathBuf],
     dest: Option<&Path>,
     select: &dyn Fn(&str) -> bool,
 ) -> Result<BTreeMap<String, Node>, UnpackError> {
@@ -110,10 +106,10 @@ fn merge(
     let mut total = 0u64;
     for layer in layers {
         let rerr = |source| UnpackError::Read {
-            path: layer.path.clone(),
+            path: layer.clone(),
             source,
         };
-        let reader = layer_stream::open(&layer.path).map_err(rerr)?;
+        let reader = layer_stream::open(layer).map_err(rerr)?;
         let mut archive = tar::Archive::new(reader);
         for entry in archive.entries().map_err(rerr)? {
             let mut entry = entry.map_err(rerr)?;
@@ -174,7 +170,7 @@ fn merge(
                     total = total.saturating_add(size);
                     if total > MAX_WRITTEN {
                         return Err(UnpackError::TooLarge {
-                            path: layer.path.clone(),
+                            path: layer.clone(),
                         });
                     }
                     let mut file = std::fs::File::create(&out).map_err(werr)?;
@@ -344,7 +340,7 @@ mod tests {
         Link(&'a str, &'a str),
     }
 
-    fn layer(dir: &Path, name: &str, entries: &[E<'_>]) -> Layer {
+    fn layer(dir: &Path, name: &str, entries: &[E<'_>]) -> PathBuf {
         let path = dir.join(name);
         let mut builder = tar::Builder::new(std::fs::File::create(&path).unwrap());
         for e in entries {
@@ -373,7 +369,7 @@ mod tests {
             }
         }
         builder.finish().unwrap();
-        Layer { path }
+        path
     }
 
     fn read(dest: &Path, p: &str) -> Option<String> {

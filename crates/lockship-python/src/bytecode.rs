@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use lockship_oci::digest::ContentCheck;
 use lockship_oci::tar_tree::{EntryData, TarTree, ZipSource};
-use lockship_oci::unpack::{self, Layer};
+use lockship_oci::unpack;
 use lockship_sys::interrupt::{Children, Running};
 use zip::ZipArchive;
 
@@ -198,7 +198,7 @@ fn needed(path: &Path) -> Vec<String> {
 
 /// Unpacks what running `interpreter` needs from the base's `layers` into `dest` (empty).
 pub fn unpack_interpreter(
-    layers: &[Layer],
+    layers: &[PathBuf],
     interpreter: &str,
     minor: u8,
     dest: &Path,

@@ -40,11 +40,6 @@ pub enum ProbeError {
     NoLibc { base: String },
 }
 
-/// A layer to scan: its blob on disk (gzip, zstd or plain: told by its first bytes).
-pub struct LayerFile<'a> {
-    pub path: &'a Path,
-}
-
 #[derive(Default)]
 struct Scan {
     /// (dir, minor) → present
@@ -64,17 +59,12 @@ const CAPTURED: [&str; 4] = [
     "lib/apk/db/installed",
 ];
 
-/// Scans `layers` (base first) and works out the facts; `env` is the base config's Env, which
-/// official Python images use to state the exact version (PYTHON_VERSION).
-pub fn probe(
-    base: &str,
-    layers: &[LayerFile<'_>],
-    env: &[String],
-) -> Result<BaseFacts, ProbeError> {
+/// Scans `layers` (blobs, base first; gzip, zstd or plain, told by their first bytes) and
+/// works out the facts; `env` is the base config's Env, which official Python images use to
+/// state the exact version (PYTHON_VERSION).
+pub fn probe(base: &str, layers: &[PathBuf], env: &[String]) -> Result<BaseFacts, ProbeError> {
     // Each opened when the scan reaches it, decompressed on its own thread.
-    let readers = layers
-        .iter()
-        .map(|l| (l.path.to_path_buf(), layer_stream::open(l.path)));
+    let readers = layers.iter().map(|l| (l.clone(), layer_stream::open(l)));
     probe_readers(base, readers, env)
 }
 
@@ -332,7 +322,7 @@ mod tests {
                 ("usr/bin/.wh.python3.11", ""),
             ],
         );
-        let files = [LayerFile { path: &debian }, LayerFile { path: &python }];
+        let files = [debian, python];
         let facts = probe(
             "python:3.12-slim",
             &files,

@@ -46,12 +46,10 @@ pub(crate) struct ResolvedBase {
 
 impl ResolvedBase {
     /// The base's layer blobs in `store` (fetched beforehand), for reading their files.
-    pub(super) fn layer_files(&self, store: &BlobStore) -> Vec<lockship_oci::unpack::Layer> {
+    pub(super) fn layer_files(&self, store: &BlobStore) -> Vec<PathBuf> {
         self.layers
             .iter()
-            .map(|l| lockship_oci::unpack::Layer {
-                path: store.path(&l.info.digest),
-            })
+            .map(|l| store.path(&l.info.digest))
             .collect()
     }
 }
@@ -768,13 +766,9 @@ async fn probe_stored(
         .unwrap_or_default();
     let paths: Vec<PathBuf> = layers.iter().map(|l| store.path(&l.digest)).collect();
     let name = name.to_string();
-    let facts = tokio::task::spawn_blocking(move || {
-        let files: Vec<probe::LayerFile<'_>> =
-            paths.iter().map(|p| probe::LayerFile { path: p }).collect();
-        probe::probe(&name, &files, &env)
-    })
-    .await
-    .map_err(|e| Error::Usage(format!("base probe crashed: {e}")))??;
+    let facts = tokio::task::spawn_blocking(move || probe::probe(&name, &paths, &env))
+        .await
+        .map_err(|e| Error::Usage(format!("base probe crashed: {e}")))??;
     write_cached(entry, &facts)?;
     Ok(facts)
 }

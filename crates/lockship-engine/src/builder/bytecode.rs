@@ -13,7 +13,6 @@ use lockship_oci::blob_store::BlobStore;
 use lockship_oci::digest::Digest;
 use lockship_oci::layer::Compression;
 use lockship_oci::platform::Platform;
-use lockship_oci::unpack::Layer;
 use lockship_python::bytecode::{self, Interpreter, PycMemo};
 use lockship_python::target::PythonTarget;
 use lockship_sys::interrupt::Children;
@@ -201,9 +200,7 @@ async fn from_registry(
         return false;
     }
     // Unpacked as its bytes say (gzip or zstd), whatever its label.
-    let layers = vec![Layer {
-        path: session.store.path(&blob.digest),
-    }];
+    let layers = vec![session.store.path(&blob.digest)];
     let (interpreter, dest) = (base.facts.interpreter.clone(), dir.to_path_buf());
     let unpacked =
         tokio::task::spawn_blocking(move || unpack(&layers, &interpreter, version, &dest, true))
@@ -337,7 +334,7 @@ fn gzip_interpreter() -> String {
 /// With `started`, the interpreter is run once where it was unpacked, at that version, and
 /// one that does not run is never kept.
 fn unpack(
-    layers: &[Layer],
+    layers: &[PathBuf],
     interpreter: &str,
     (major, minor): (u8, u8),
     dest: &Path,

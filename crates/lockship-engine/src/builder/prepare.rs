@@ -56,6 +56,11 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
+    /// The push targets that receive layers as they are written (see [`early_push`]).
+    pub fn early_push(&self) -> &[Reference] {
+        early_push(self.must_test, &self.push_refs)
+    }
+
     /// The lock file as the user knows it: relative to the project.
     pub fn lock_shown(&self) -> String {
         self.lock
@@ -64,6 +69,15 @@ impl Prepared {
             .unwrap_or(&self.lock.path)
             .display()
             .to_string()
+    }
+}
+
+/// Layers go to `push_refs` as they are written, unless smoke tests must pass first.
+fn early_push(must_test: bool, push_refs: &[Reference]) -> &[Reference] {
+    if must_test {
+        &[]
+    } else {
+        push_refs
     }
 }
 
@@ -268,8 +282,7 @@ pub(super) async fn prepare(
             let target_built = build_missing(session, &ctx, target_missing).await?;
             Ok::<_, Error>((built, target_built))
         };
-        // Layers go to the registries as they are written, unless smoke tests must pass first.
-        let early_push: &[Reference] = if must_test { &[] } else { &push_refs };
+        let early_push = early_push(must_test, &push_refs);
         let write = async {
             // A multi-platform build writes one platform's layers at a time, so that what
             // platforms share is written once (see `platforms`).

@@ -124,12 +124,7 @@ pub(super) async fn produce_layers(
         &prepared.workdir,
         &prepared.base.facts,
     )?);
-    // Layers go to the registries as they are written, unless smoke tests must pass first.
-    let early_push: &[_] = if prepared.must_test {
-        &[]
-    } else {
-        &prepared.push_refs
-    };
+    let early_push = prepared.early_push();
     let built = pipeline::run(
         pipeline::Jobs {
             to_build,

@@ -16,9 +16,11 @@ without bytecode, and with UV_COMPILE_BYTECODE=1 as uv's Docker guide recommends
 After the rounds, each tool's cold image starts STARTS times (`python -c 'import …'` of the
 fixture's heaviest packages, a fresh container each time, network off): what bytecode buys.
 
-"Base image present" means for BuildKit that the daemon holds the base; for lockship, that its
-cache holds what pulling the base leaves there (its config, layers and the facts read from
-them), primed with `lockship build --dry-run`. Every other cache is emptied: build caches and
+"Base image present" means for BuildKit that the daemon holds the base (pulled and unpacked);
+for lockship, that its cache holds what pulling the base leaves there (its config, layers, the
+facts read from them and, when the build compiles bytecode, the base's interpreter, unpacked in
+the same pass over the layers, as a pull unpacks them for the daemon), primed with
+`lockship build --dry-run`. Every other cache is emptied: build caches and
 cache mounts for BuildKit; for lockship its whole cache dir, including the uv cache its app
 wheel build uses (UV_CACHE_DIR points inside it).
 """

@@ -59,28 +59,9 @@ pub fn unpack_selected(
     dest: &Path,
     select: &dyn Fn(&str) -> bool,
 ) -> Result<(), UnpackError> {
-    let tree = merge(layers, Some(dest), select)?;
-    // Links last, once every file they may name is on disk.
-    let links: Vec<String> = tree
-        .iter()
-        .filter(|(p, n)| matches!(n, Node::Symlink(_) | Node::Link(_)) && select(p))
-        .map(|(p, _)| p.clone())
-        .collect();
-    for path in links {
-        let target = match &tree[&path] {
-            Node::Link(target) => resolve(&tree, target, true),
-            _ => resolve(&tree, &path, true),
-        };
-        if let Some(target) = target {
-            if matches!(tree.get(&target), Some(Node::File { written: true })) {
-                make_parents(dest, &path)?;
-                let out = dest.join(&path);
-                std::fs::hard_link(dest.join(&target), &out)
-                    .map_err(|source| UnpackError::Write { path: out, source })?;
-            }
-        }
-    }
-    Ok(())
+    let mut merge = Merge::new(Some(dest), select);
+    merge.add_layers(layers)?;
+    merge.finish(select)
 }
 
 /// The paths of the files and links (not directories) the merged `layers` hold that `select`
@@ -89,111 +70,183 @@ pub fn merged_paths(
     layers: &[PathBuf],
     select: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<String>, UnpackError> {
-    Ok(merge(layers, None, &|_| false)?
+    let mut merge = Merge::new(None, &|_| false);
+    merge.add_layers(layers)?;
+    Ok(merge
+        .tree
         .into_iter()
         .filter(|(p, n)| !matches!(n, Node::Dir) && select(p))
         .map(|(p, _)| p)
         .collect())
 }
 
-/// Merges `layers` into a tree, writing the regular files `select` accepts under `dest`.
-fn merge(
-    layers: &[PathBuf],
-    dest: Option<&Path>,
-    select: &dyn Fn(&str) -> bool,
-) -> Result<BTreeMap<String, Node>, UnpackError> {
-    let mut tree: BTreeMap<String, Node> = BTreeMap::new();
-    let mut total = 0u64;
-    for layer in layers {
-        let rerr = |source| UnpackError::Read {
-            path: layer.clone(),
-            source,
-        };
-        let reader = layer_stream::open(layer).map_err(rerr)?;
-        let mut archive = tar::Archive::new(reader);
-        for entry in archive.entries().map_err(rerr)? {
-            let mut entry = entry.map_err(rerr)?;
-            let raw = entry.path().map_err(rerr)?.to_string_lossy().into_owned();
-            let Some(literal) = normalise(&raw) else {
-                continue;
-            };
-            let (dir, name) = split(&literal);
-            let dir = if dir.is_empty() {
-                String::new()
-            } else {
-                match resolve(&tree, dir, true) {
-                    Some(d) => d,
-                    None => continue,
-                }
-            };
-            let path = join(&dir, name);
-            if name == ".wh..wh..opq" {
-                remove_under(&mut tree, dest, &dir, false)?;
-                continue;
-            }
-            if let Some(deleted) = name.strip_prefix(".wh.") {
-                remove_under(&mut tree, dest, &join(&dir, deleted), true)?;
-                continue;
-            }
-            // Whatever the path held before (a file, a link, a directory of the lower layer
-            // replaced by a file) goes; a directory over a directory merges.
-            let kind = entry.header().entry_type();
-            if !(kind.is_dir() && matches!(tree.get(&path), Some(Node::Dir))) {
-                remove_under(&mut tree, dest, &path, true)?;
-            }
-            let node = if kind.is_dir() {
-                Node::Dir
-            } else if kind.is_symlink() {
-                match entry.link_name().map_err(rerr)? {
-                    Some(target) => Node::Symlink(target.to_string_lossy().into_owned()),
-                    None => continue,
-                }
-            } else if kind.is_hard_link() {
-                match entry
-                    .link_name()
-                    .map_err(rerr)?
-                    .and_then(|t| normalise(&t.to_string_lossy()))
-                {
-                    Some(target) => Node::Link(target),
-                    None => continue,
-                }
-            } else if kind.is_file() {
-                let written = dest.is_some() && select(&path);
-                if let (true, Some(dest)) = (written, dest) {
-                    let out = dest.join(&path);
-                    make_parents(dest, &path)?;
-                    let werr = |source| UnpackError::Write {
-                        path: out.clone(),
-                        source,
-                    };
-                    let size = entry.header().size().map_err(rerr)?;
-                    total = total.saturating_add(size);
-                    if total > MAX_WRITTEN {
-                        return Err(UnpackError::TooLarge {
-                            path: layer.clone(),
-                        });
-                    }
-                    let mut file = std::fs::File::create(&out).map_err(werr)?;
-                    io::copy(&mut entry, &mut file).map_err(rerr)?;
-                    let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
-                    use std::os::unix::fs::PermissionsExt;
-                    file.set_permissions(std::fs::Permissions::from_mode(mode | 0o600))
-                        .map_err(werr)?;
-                    // The image's times: timestamp pycs beside a source stay valid.
-                    if let Ok(secs) = entry.header().mtime() {
-                        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-                        file.set_modified(when).map_err(werr)?;
-                    }
-                }
-                Node::File { written }
-            } else {
-                // Devices, fifos: nothing a program run from here needs.
-                continue;
-            };
-            tree.insert(path, node);
+/// Layers merged into a tree one tar entry at a time, the regular files `select` accepts
+/// written under `dest` as they come: what [`unpack_selected`] does, for a reader that walks
+/// the layers itself (the base probe unpacks the interpreter in the pass that inspects the
+/// base, rather than decompressing the base a second time).
+pub struct Merge<'a> {
+    tree: BTreeMap<String, Node>,
+    dest: Option<&'a Path>,
+    select: &'a dyn Fn(&str) -> bool,
+    /// Bytes written so far (see [`MAX_WRITTEN`]).
+    total: u64,
+}
+
+impl<'a> Merge<'a> {
+    pub fn new(dest: Option<&'a Path>, select: &'a dyn Fn(&str) -> bool) -> Self {
+        Merge {
+            tree: BTreeMap::new(),
+            dest,
+            select,
+            total: 0,
         }
     }
-    Ok(tree)
+
+    /// Reads whole `layers` (blobs, base first) into the merge.
+    fn add_layers(&mut self, layers: &[PathBuf]) -> Result<(), UnpackError> {
+        for layer in layers {
+            let rerr = |source| UnpackError::Read {
+                path: layer.clone(),
+                source,
+            };
+            let reader = layer_stream::open(layer).map_err(rerr)?;
+            let mut archive = tar::Archive::new(reader);
+            for entry in archive.entries().map_err(rerr)? {
+                self.add(layer, &mut entry.map_err(rerr)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the next entry of `layer` (named in errors), layers in order, base first; reads
+    /// its contents only when it is a file to write.
+    pub fn add<R: io::Read>(
+        &mut self,
+        layer: &Path,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), UnpackError> {
+        let rerr = |source| UnpackError::Read {
+            path: layer.to_path_buf(),
+            source,
+        };
+        let raw = entry.path().map_err(rerr)?.to_string_lossy().into_owned();
+        let Some(literal) = normalise(&raw) else {
+            return Ok(());
+        };
+        let (dir, name) = split(&literal);
+        let dir = if dir.is_empty() {
+            String::new()
+        } else {
+            match resolve(&self.tree, dir, true) {
+                Some(d) => d,
+                None => return Ok(()),
+            }
+        };
+        let path = join(&dir, name);
+        let (tree, dest) = (&mut self.tree, self.dest);
+        if name == ".wh..wh..opq" {
+            return remove_under(tree, dest, &dir, false);
+        }
+        if let Some(deleted) = name.strip_prefix(".wh.") {
+            return remove_under(tree, dest, &join(&dir, deleted), true);
+        }
+        // Whatever the path held before (a file, a link, a directory of the lower layer
+        // replaced by a file) goes; a directory over a directory merges.
+        let kind = entry.header().entry_type();
+        if !(kind.is_dir() && matches!(tree.get(&path), Some(Node::Dir))) {
+            remove_under(tree, dest, &path, true)?;
+        }
+        let node = if kind.is_dir() {
+            Node::Dir
+        } else if kind.is_symlink() {
+            match entry.link_name().map_err(rerr)? {
+                Some(target) => Node::Symlink(target.to_string_lossy().into_owned()),
+                None => return Ok(()),
+            }
+        } else if kind.is_hard_link() {
+            match entry
+                .link_name()
+                .map_err(rerr)?
+                .and_then(|t| normalise(&t.to_string_lossy()))
+            {
+                Some(target) => Node::Link(target),
+                None => return Ok(()),
+            }
+        } else if kind.is_file() {
+            let written = dest.is_some() && (self.select)(&path);
+            if let (true, Some(dest)) = (written, dest) {
+                let out = dest.join(&path);
+                make_parents(dest, &path)?;
+                let werr = |source| UnpackError::Write {
+                    path: out.clone(),
+                    source,
+                };
+                let size = entry.header().size().map_err(rerr)?;
+                self.total = self.total.saturating_add(size);
+                if self.total > MAX_WRITTEN {
+                    return Err(UnpackError::TooLarge {
+                        path: layer.to_path_buf(),
+                    });
+                }
+                let mut file = std::fs::File::create(&out).map_err(werr)?;
+                io::copy(entry, &mut file).map_err(rerr)?;
+                let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(mode | 0o600))
+                    .map_err(werr)?;
+                // The image's times: timestamp pycs beside a source stay valid.
+                if let Ok(secs) = entry.header().mtime() {
+                    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+                    file.set_modified(when).map_err(werr)?;
+                }
+            }
+            Node::File { written }
+        } else {
+            // Devices, fifos: nothing a program run from here needs.
+            return Ok(());
+        };
+        tree.insert(path, node);
+        Ok(())
+    }
+
+    /// Ends the merge: written files that `keep` rejects are removed again (`keep` may be
+    /// narrower than the `select` they were written by, when which ones are needed is known
+    /// only once every layer was read), and the links `keep` accepts whose target is a written
+    /// file become hard links to it, once every file they may name is on disk.
+    pub fn finish(mut self, keep: &dyn Fn(&str) -> bool) -> Result<(), UnpackError> {
+        let Some(dest) = self.dest else {
+            return Ok(());
+        };
+        for (path, node) in self.tree.iter_mut() {
+            if matches!(node, Node::File { written: true }) && !keep(path) {
+                let out = dest.join(path);
+                std::fs::remove_file(&out)
+                    .map_err(|source| UnpackError::Write { path: out, source })?;
+                *node = Node::File { written: false };
+            }
+        }
+        let tree = &self.tree;
+        let links: Vec<&String> = tree
+            .iter()
+            .filter(|(p, n)| matches!(n, Node::Symlink(_) | Node::Link(_)) && keep(p))
+            .map(|(p, _)| p)
+            .collect();
+        for path in links {
+            let target = match &tree[path] {
+                Node::Link(target) => resolve(tree, target, true),
+                _ => resolve(tree, path, true),
+            };
+            if let Some(target) = target {
+                if matches!(tree.get(&target), Some(Node::File { written: true })) {
+                    make_parents(dest, path)?;
+                    let out = dest.join(path);
+                    std::fs::hard_link(dest.join(&target), &out)
+                        .map_err(|source| UnpackError::Write { path: out, source })?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A tar path as a relative image path, or None for one that is empty or climbs out.
@@ -431,6 +484,38 @@ mod tests {
         assert!(!dest.join("usr/lib/old/a.so").exists());
         assert!(!dest.join("usr/share").exists());
         assert!(!dest.join("lib").exists());
+    }
+
+    #[test]
+    fn a_merge_fed_entry_by_entry_keeps_only_what_it_finishes_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("root");
+        std::fs::create_dir(&dest).unwrap();
+        let one = layer(
+            dir.path(),
+            "1",
+            &[
+                E::File("a/keep.so.1.0", "k"),
+                E::Symlink("a/keep.so.1", "keep.so.1.0"),
+                E::File("b/drop.so", "d"),
+                E::Symlink("b/drop-link.so", "/a/keep.so.1.0"),
+            ],
+        );
+        let mut merge = Merge::new(Some(&dest), &|p| p.ends_with(".so") || p.contains(".so."));
+        let mut archive = tar::Archive::new(std::fs::File::open(&one).unwrap());
+        for entry in archive.entries().unwrap() {
+            merge.add(&one, &mut entry.unwrap()).unwrap();
+        }
+        assert_eq!(
+            read(&dest, "b/drop.so").as_deref(),
+            Some("d"),
+            "written as read"
+        );
+        merge.finish(&|p| p.starts_with("a/")).unwrap();
+        assert_eq!(read(&dest, "a/keep.so.1.0").as_deref(), Some("k"));
+        assert_eq!(read(&dest, "a/keep.so.1").as_deref(), Some("k"));
+        assert!(!dest.join("b/drop.so").exists());
+        assert!(!dest.join("b/drop-link.so").exists());
     }
 
     #[test]

@@ -138,9 +138,33 @@ pub fn needed_to_run(interpreter: &str, minor: u8) -> impl Fn(&str) -> bool {
             }
             return !(STDLIB_UNUSED.contains(&top) || top.starts_with("config-"));
         }
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        is_library_dir(dir) && (name.contains(".so") || name.starts_with("ld-"))
+        is_shared_library(path)
     }
+}
+
+/// Whether `path` is a shared library or the dynamic loader, directly in a library directory.
+fn is_shared_library(path: &str) -> bool {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    is_library_dir(dir) && (name.contains(".so") || name.starts_with("ld-"))
+}
+
+/// Whether `path` is [`needed_to_run`] some interpreter a base's probe may pick
+/// (`/usr/local/bin/python3.X` or `/usr/bin/python3.X`): what is unpacked while the probe
+/// reads the layers, before it knows which one it is.
+pub fn needed_to_run_any(path: &str) -> bool {
+    for prefix in ["usr/local/", "usr/"] {
+        let Some(rest) = path.strip_prefix(prefix) else {
+            continue;
+        };
+        let minor = rest.strip_prefix("bin/python3.").or_else(|| {
+            rest.strip_prefix("lib/python3.")
+                .and_then(|r| r.split_once('/').map(|(m, _)| m))
+        });
+        if let Some(minor) = minor.and_then(|m| m.parse::<u8>().ok()) {
+            return needed_to_run(&format!("/{prefix}bin/python3.{minor}"), minor)(path);
+        }
+    }
+    is_shared_library(path)
 }
 
 /// Of an interpreter unpacked in `dir` (by [`unpack_interpreter`]), the files (relative paths)

@@ -6,8 +6,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use lockship_oci::layer_stream;
+use lockship_oci::unpack::{Merge, UnpackError};
 use serde::{Deserialize, Serialize};
 
+use super::bytecode;
 use super::target::Libc;
 
 /// What lockship learned about a base image; cached by the base's manifest digest.
@@ -38,6 +40,9 @@ pub enum ProbeError {
     NoPython { base: String },
     #[error("cannot tell which C library base image {base} uses (no libc.so.6 or ld-musl found)")]
     NoLibc { base: String },
+    /// Unpacking the interpreter in the same pass failed.
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
 }
 
 #[derive(Default)]
@@ -63,9 +68,31 @@ const CAPTURED: [&str; 4] = [
 /// works out the facts; `env` is the base config's Env, which official Python images use to
 /// state the exact version (PYTHON_VERSION).
 pub fn probe(base: &str, layers: &[PathBuf], env: &[String]) -> Result<BaseFacts, ProbeError> {
+    probe_unpacking(base, layers, env, None)
+}
+
+/// [`probe`], and, with `interpreter_dest` (an empty directory), in the same pass over the
+/// layers, unpacks there what running the base's interpreter on the host needs to compile
+/// bytecode (see [`bytecode::unpack_interpreter`]): a base's layers are decompressed once, not
+/// once to inspect them and again to unpack the interpreter. Files are written for every
+/// interpreter the base may hold, and those of the ones not picked removed at the end.
+pub fn probe_unpacking(
+    base: &str,
+    layers: &[PathBuf],
+    env: &[String],
+    interpreter_dest: Option<&Path>,
+) -> Result<BaseFacts, ProbeError> {
     // Each opened when the scan reaches it, decompressed on its own thread.
     let readers = layers.iter().map(|l| (l.clone(), layer_stream::open(l)));
-    probe_readers(base, readers, env)
+    let any = bytecode::needed_to_run_any;
+    let mut merge = interpreter_dest.map(|dest| Merge::new(Some(dest), &any));
+    let scan = scan_readers(readers, merge.as_mut())?;
+    let facts = facts(base, scan, env)?;
+    if let Some(merge) = merge {
+        let minor = facts.python_version.1;
+        merge.finish(&bytecode::needed_to_run(&facts.interpreter, minor))?;
+    }
+    Ok(facts)
 }
 
 /// [`probe`] over layers given as tar streams (a path for messages, and the stream or why it
@@ -76,14 +103,26 @@ pub fn probe_readers<R: Read>(
     layers: impl IntoIterator<Item = (PathBuf, std::io::Result<R>)>,
     env: &[String],
 ) -> Result<BaseFacts, ProbeError> {
+    facts(base, scan_readers(layers, None)?, env)
+}
+
+fn scan_readers<R: Read>(
+    layers: impl IntoIterator<Item = (PathBuf, std::io::Result<R>)>,
+    mut merge: Option<&mut Merge<'_>>,
+) -> Result<Scan, ProbeError> {
     let mut scan = Scan::default();
     for (path, reader) in layers {
         let reader = reader.map_err(|source| ProbeError::Read {
             path: path.clone(),
             source,
         })?;
-        scan_layer(&path, reader, &mut scan)?;
+        scan_layer(&path, reader, &mut scan, merge.as_deref_mut())?;
     }
+    Ok(scan)
+}
+
+/// The facts of a base, from what the scan of all its layers found.
+fn facts(base: &str, scan: Scan, env: &[String]) -> Result<BaseFacts, ProbeError> {
     let (dir, minor) = ["usr/local/bin", "usr/bin"]
         .iter()
         .find_map(|dir| {
@@ -134,7 +173,13 @@ pub fn probe_readers<R: Read>(
     })
 }
 
-fn scan_layer(path: &Path, tar: impl Read, scan: &mut Scan) -> Result<(), ProbeError> {
+/// Scans one layer's entries, each also given to `merge` when there is one.
+fn scan_layer(
+    path: &Path,
+    tar: impl Read,
+    scan: &mut Scan,
+    mut merge: Option<&mut Merge<'_>>,
+) -> Result<(), ProbeError> {
     let err = |source| ProbeError::Read {
         path: path.to_path_buf(),
         source,
@@ -142,6 +187,11 @@ fn scan_layer(path: &Path, tar: impl Read, scan: &mut Scan) -> Result<(), ProbeE
     let mut archive = tar::Archive::new(tar);
     for entry in archive.entries().map_err(err)? {
         let mut entry = entry.map_err(err)?;
+        // The merge reads the contents of what it writes (interpreter files and libraries),
+        // the scan those of a few files of /etc and /var: never the same entry.
+        if let Some(merge) = merge.as_deref_mut() {
+            merge.add(path, &mut entry)?;
+        }
         let path = entry.path().map_err(err)?.to_string_lossy().into_owned();
         let path = path
             .trim_start_matches("./")
@@ -348,6 +398,86 @@ mod tests {
             err.to_string()
                 .starts_with("base image scratch has no Python interpreter"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_probe_unpacks_the_interpreter_it_picks_in_the_same_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = layer(
+            dir.path(),
+            "1.tgz",
+            &[
+                ("usr/bin/python3.11", "debian's"),
+                ("usr/lib/python3.11/os.py", "debian's os"),
+                ("usr/lib/x86_64-linux-gnu/libc.so.6", "libc"),
+                ("usr/share/doc/libc6/copyright", "doc"),
+                ("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"),
+                (
+                    "var/lib/dpkg/status",
+                    "Package: libc6\nVersion: 2.36-9+deb12u4\n",
+                ),
+            ],
+        );
+        let two = layer(
+            dir.path(),
+            "2.tar.zst",
+            &[
+                ("usr/local/bin/python3.12", "python"),
+                ("usr/local/lib/python3.12/os.py", "os"),
+                ("usr/local/lib/python3.12/encodings/euc_jp.py", "codec"),
+                ("usr/local/lib/python3.12/test/test_os.py", "a test"),
+                (
+                    "usr/local/lib/python3.12/lib-dynload/math.cpython-312-x86_64-linux-gnu.so",
+                    "math",
+                ),
+                (
+                    "usr/local/lib/python3.12/lib-dynload/_ssl.cpython-312-x86_64-linux-gnu.so",
+                    "ssl",
+                ),
+            ],
+        );
+        let files = [one, two];
+        let dest = dir.path().join("interpreter");
+        std::fs::create_dir(&dest).unwrap();
+        let env = ["PYTHON_VERSION=3.12.7".to_string()];
+        let facts = probe_unpacking("python:3.12", &files, &env, Some(&dest)).unwrap();
+        assert_eq!(facts, probe("python:3.12", &files, &env).unwrap());
+        assert_eq!(facts.interpreter, "/usr/local/bin/python3.12");
+        let files_in = |root: &Path| -> BTreeSet<String> {
+            walkdir::WalkDir::new(root)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+                .map(|e| {
+                    let rel = e.path().strip_prefix(root).unwrap();
+                    rel.to_string_lossy().into_owned()
+                })
+                .collect()
+        };
+        let unpacked = files_in(&dest);
+        // Exactly what unpacking it on its own writes: Debian's Python, written while it could
+        // still have been the one, is gone again.
+        assert_eq!(
+            unpacked,
+            [
+                "usr/lib/x86_64-linux-gnu/libc.so.6",
+                "usr/local/bin/python3.12",
+                "usr/local/lib/python3.12/encodings/euc_jp.py",
+                "usr/local/lib/python3.12/lib-dynload/math.cpython-312-x86_64-linux-gnu.so",
+                "usr/local/lib/python3.12/os.py",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect()
+        );
+        let alone = dir.path().join("alone");
+        std::fs::create_dir(&alone).unwrap();
+        bytecode::unpack_interpreter(&files, &facts.interpreter, 12, &alone).unwrap();
+        assert_eq!(files_in(&alone), unpacked);
+        assert_eq!(
+            std::fs::read_to_string(dest.join("usr/local/lib/python3.12/os.py")).unwrap(),
+            "os"
         );
     }
 

@@ -69,11 +69,27 @@ fn bytecode_is_reproducible_unchecked_and_used_by_the_image() {
         std::fs::write(package.join(name), source).unwrap();
     }
     let out = project.tmp.path();
-    // Two cold caches: nothing is shared between the builds but the inputs.
+    // Two cold caches: nothing is shared between the builds but the inputs. The first build
+    // unpacks the base's interpreter in the pass that probes the base; in the second cache a
+    // dry run without bytecode probed the base, so the interpreter is unpacked on its own.
     let (cache1, cache2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let first = build(&project, cache1.path(), &out.join("a.oci"), &[]);
+    let interpreters = |cache: &std::path::Path| {
+        std::fs::read_dir(cache.join("interpreters"))
+            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0)
+    };
+    run_ok(
+        lockship(cache2.path())
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &env().base, "--dry-run", "--no-bytecode"]),
+    );
+    assert_eq!(interpreters(cache2.path()), 0, "probed without bytecode");
     let second = build(&project, cache2.path(), &out.join("b.oci"), &[]);
     assert_eq!(first["digest"], second["digest"], "clean builds agree");
+    assert_eq!(interpreters(cache1.path()), 1);
+    assert_eq!(interpreters(cache2.path()), 1);
 
     let layers = layout_layers(&out.join("a.oci"));
     let site = "opt/venv/lib/python3.11/site-packages/";

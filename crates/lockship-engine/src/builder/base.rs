@@ -19,9 +19,10 @@ use lockship_oci::platform::Platform;
 use lockship_oci::registry::{self, Registry, RemoteImage, RemoteLayer};
 use lockship_python::probe::{self, BaseFacts};
 use lockship_python::target::{Libc, PythonTarget};
+use lockship_sys::scratch::ScratchDir;
 use oci_spec::distribution::Reference;
 
-use super::cache::{read_cached, write_cached};
+use super::cache::{io_err, read_cached, write_cached};
 use super::registry_cache::RegistryCache;
 use super::{BuildOptions, Reporter, DEFAULT_BASE};
 
@@ -110,6 +111,8 @@ pub(crate) struct RegistryBase<'a> {
     pub text: String,
     pub choice: PlatformChoice,
     pub cache_dir: &'a Path,
+    /// The build compiles bytecode: a probe of the base unpacks its interpreter as it goes.
+    pub interpreter: bool,
 }
 
 impl BaseSource for RegistryBase<'_> {
@@ -133,6 +136,7 @@ impl BaseSource for RegistryBase<'_> {
                 self.cache_dir,
                 reporter,
                 remote,
+                self.interpreter,
             )
             .await
         })
@@ -163,6 +167,7 @@ impl BaseSource for RegistryBase<'_> {
             text: self.text.clone(),
             choice: PlatformChoice::host(),
             cache_dir: self.cache_dir,
+            interpreter: self.interpreter,
         }))
     }
 }
@@ -317,6 +322,8 @@ pub(crate) struct LayoutBase<'a> {
     pub wanted: Option<String>,
     pub choice: PlatformChoice,
     pub cache_dir: &'a Path,
+    /// As for [`RegistryBase`].
+    pub interpreter: bool,
 }
 
 impl BaseSource for LayoutBase<'_> {
@@ -352,7 +359,15 @@ impl BaseSource for LayoutBase<'_> {
             let entry = facts_entry(self.cache_dir, &image.manifest_digest);
             let facts = match read_cached::<BaseFacts>(&entry) {
                 Some(facts) => facts,
-                None => probe_stored(&self.text, &image.layers, &config, store, &entry).await?,
+                None => {
+                    let unpack = interpreter_dest(
+                        self.interpreter,
+                        &config,
+                        self.cache_dir,
+                        &pinned(&self.text, &image.manifest_digest),
+                    );
+                    probe_stored(&self.text, &image.layers, &config, store, &entry, unpack).await?
+                }
             };
             image_base(
                 &self.text,
@@ -372,6 +387,7 @@ impl BaseSource for LayoutBase<'_> {
             wanted: self.wanted.clone(),
             choice: PlatformChoice::host(),
             cache_dir: self.cache_dir,
+            interpreter: self.interpreter,
         }))
     }
 }
@@ -392,13 +408,14 @@ impl BaseSource for StoredBase {
 }
 
 /// The base the project or `--base` asks for (the default image when neither does), as a
-/// source for the build.
+/// source for the build; `interpreter`: the build compiles bytecode (see [`RegistryBase`]).
 pub(crate) fn base_source<'a>(
     project: &Project,
     lock_path: &Path,
     opts: &'a BuildOptions,
     http: &'a Http,
     registry: &'a Registry,
+    interpreter: bool,
 ) -> Result<Box<dyn BaseSource + 'a>, Error> {
     let spec = match &opts.base {
         // A layout path on the command line starts where lockship runs.
@@ -419,6 +436,7 @@ pub(crate) fn base_source<'a>(
             text,
             choice,
             cache_dir: &opts.cache_dir,
+            interpreter,
         }),
         BaseSpec::Layout { text, dir, wanted } => Box::new(LayoutBase {
             text,
@@ -426,6 +444,7 @@ pub(crate) fn base_source<'a>(
             wanted,
             choice,
             cache_dir: &opts.cache_dir,
+            interpreter,
         }),
         BaseSpec::Debian(spec) => Box::new(DebianBase {
             spec,
@@ -478,7 +497,8 @@ pub(crate) async fn open_base(
     reporter: &dyn Reporter,
 ) -> Result<PythonTarget, Error> {
     let registry = Registry::new(http.clone(), opts.registry.clone());
-    let source = base_source(project, lock_path, opts, http, &registry)?;
+    // Locking compiles nothing: no interpreter to unpack.
+    let source = base_source(project, lock_path, opts, http, &registry, false)?;
     let base = source
         .resolve(store, reporter, &RegistryCache::default())
         .await?;
@@ -514,14 +534,21 @@ pub(super) async fn registry_base(
     cache_dir: &Path,
     reporter: &dyn Reporter,
     known: &RegistryCache,
+    interpreter: bool,
 ) -> Result<ResolvedBase, Error> {
     let remote = registry
         .resolve(&reference, &choice.platform, choice.required, store)
         .await?;
     let config = parse_config(text, &remote.config)?;
     let recorded = known.base_facts(&remote.manifest_digest);
+    let unpack = interpreter_dest(
+        interpreter,
+        &config,
+        cache_dir,
+        &pinned(text, &remote.manifest_digest),
+    );
     let facts = base_facts(
-        registry, &remote, &config, store, cache_dir, reporter, recorded,
+        registry, &remote, &config, store, cache_dir, reporter, recorded, unpack,
     )
     .await?;
     let mut base = image_base(
@@ -585,7 +612,7 @@ fn image_base(
         .collect();
     Ok(ResolvedBase {
         name: text.to_string(),
-        pinned: format!("{text}@{manifest_digest}"),
+        pinned: pinned(text, manifest_digest),
         digest_label: (
             "org.opencontainers.image.base.digest".into(),
             manifest_digest.to_string(),
@@ -698,7 +725,9 @@ async fn debian_base(
 }
 
 /// The base's facts: from the local cache, else as an earlier build recorded them in the
-/// registry (`recorded`), else by pulling its layers and probing them.
+/// registry (`recorded`), else by pulling its layers and probing them (unpacking the
+/// interpreter on the way, with `unpack`).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn base_facts(
     registry: &Registry,
     base: &RemoteImage,
@@ -707,6 +736,7 @@ pub(super) async fn base_facts(
     cache_dir: &Path,
     reporter: &dyn Reporter,
     recorded: Option<&BaseFacts>,
+    unpack: Option<InterpreterDest>,
 ) -> Result<BaseFacts, Error> {
     let path = facts_entry(cache_dir, &base.manifest_digest);
     // Facts an older lockship cached lack the library names; probed again, so that what the
@@ -736,8 +766,37 @@ pub(super) async fn base_facts(
         base_config,
         store,
         &path,
+        unpack,
     )
     .await
+}
+
+/// How a base is pinned: as the user wrote it, at its manifest digest.
+fn pinned(text: &str, manifest_digest: &Digest) -> String {
+    format!("{text}@{manifest_digest}")
+}
+
+/// Where a probe unpacks the base's interpreter: the cache, and the base as pinned (which,
+/// with the interpreter the probe finds, names its directory there).
+pub(super) struct InterpreterDest {
+    cache_dir: PathBuf,
+    pinned: String,
+}
+
+/// Where the probe of a base with `config` unpacks its interpreter: nowhere unless the build
+/// compiles bytecode (`wanted`) and the base runs on this machine (a foreign base's bytecode
+/// is compiled by its variant for this machine, probed on its own).
+fn interpreter_dest(
+    wanted: bool,
+    config: &serde_json::Value,
+    cache_dir: &Path,
+    pinned: &str,
+) -> Option<InterpreterDest> {
+    let arch = config.get("architecture").and_then(|a| a.as_str());
+    (wanted && arch == Some(Platform::host().architecture.as_str())).then(|| InterpreterDest {
+        cache_dir: cache_dir.to_path_buf(),
+        pinned: pinned.to_string(),
+    })
 }
 
 /// Where the facts of the image with this manifest digest are cached.
@@ -747,13 +806,16 @@ fn facts_entry(cache_dir: &Path, manifest_digest: &Digest) -> PathBuf {
         .join(format!("{}.json", manifest_digest.hex()))
 }
 
-/// Probes a base whose layers are in the store, and caches what it found at `entry`.
+/// Probes a base whose layers are in the store, and caches what it found at `entry`. With
+/// `unpack`, the base's interpreter is unpacked into the cache in the same pass (where the
+/// bytecode step finds it), so the layers are decompressed once.
 async fn probe_stored(
     name: &str,
     layers: &[RemoteLayer],
     base_config: &serde_json::Value,
     store: &BlobStore,
     entry: &Path,
+    unpack: Option<InterpreterDest>,
 ) -> Result<BaseFacts, Error> {
     let env: Vec<String> = base_config
         .pointer("/config/Env")
@@ -766,9 +828,34 @@ async fn probe_stored(
         .unwrap_or_default();
     let paths: Vec<PathBuf> = layers.iter().map(|l| store.path(&l.digest)).collect();
     let name = name.to_string();
-    let facts = tokio::task::spawn_blocking(move || probe::probe(&name, &paths, &env))
-        .await
-        .map_err(|e| Error::Usage(format!("base probe crashed: {e}")))??;
+    // Unpacked into a scratch directory beside where it belongs, renamed into place once the
+    // probe says which interpreter it is: a killed run leaves nothing half-unpacked.
+    let scratch = match &unpack {
+        Some(dest) => {
+            let parent = Bucket::Interpreters.under(&dest.cache_dir);
+            fs_err::create_dir_all(&parent).map_err(io_err(&parent))?;
+            Some(ScratchDir::new_in(&parent).map_err(io_err(&parent))?)
+        }
+        None => None,
+    };
+    let into = scratch.as_ref().map(|s| s.path().to_path_buf());
+    let facts = tokio::task::spawn_blocking(move || {
+        probe::probe_unpacking(&name, &paths, &env, into.as_deref())
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("base probe crashed: {e}")))??;
+    if let (Some(scratch), Some(dest)) = (scratch, unpack) {
+        let dir =
+            super::bytecode::interpreter_dir_of(&dest.cache_dir, &dest.pinned, &facts.interpreter);
+        // A concurrent build that got there first wins.
+        if !dir.is_dir() {
+            if let Err(e) = scratch.persist(&dir) {
+                if !dir.is_dir() {
+                    return Err(io_err(&dir)(e));
+                }
+            }
+        }
+    }
     write_cached(entry, &facts)?;
     Ok(facts)
 }

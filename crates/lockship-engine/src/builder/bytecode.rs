@@ -137,11 +137,16 @@ pub(super) async fn compiler(
 
 /// The key of `base`'s interpreter: its directory here, and its layer shared with the registry.
 fn interpreter_key(base: &ResolvedBase) -> String {
+    key_of(&base.pinned, &base.facts.interpreter)
+}
+
+/// [`interpreter_key`] of the base pinned as `pinned` whose interpreter is `interpreter`.
+fn key_of(pinned: &str, interpreter: &str) -> String {
     Digest::of_parts([
         // v3: without the standard library a compile worker never imports; shared with zstd.
         "lockship-interpreter-v3",
-        &base.pinned,
-        &base.facts.interpreter,
+        pinned,
+        interpreter,
     ])
     .hex()
     .to_string()
@@ -149,9 +154,15 @@ fn interpreter_key(base: &ResolvedBase) -> String {
 
 /// Where the interpreter of `base` is unpacked: one directory per exact base.
 fn interpreter_dir(cache_dir: &Path, base: &ResolvedBase) -> PathBuf {
+    interpreter_dir_of(cache_dir, &base.pinned, &base.facts.interpreter)
+}
+
+/// [`interpreter_dir`] of the base pinned as `pinned`, for the probe that unpacks it while it
+/// reads the base's layers (see `base::probe_stored`).
+pub(super) fn interpreter_dir_of(cache_dir: &Path, pinned: &str, interpreter: &str) -> PathBuf {
     Bucket::Interpreters
         .under(cache_dir)
-        .join(interpreter_key(base))
+        .join(key_of(pinned, interpreter))
 }
 
 /// The interpreter another build shared through the registry (see `shared_wheels`), unpacked

@@ -260,7 +260,8 @@ async fn build_once(
             .or_else(|| opts.platform.clone()),
         ..opts.clone()
     };
-    let source = base::base_source(&project, &lock.path, opts, http, &registry)?;
+    let bytecode = prepare::compiles_bytecode(&project, opts);
+    let source = base::base_source(&project, &lock.path, opts, http, &registry, bytecode)?;
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let remote = load_registry_cache(opts, &registry, &platform, reporter).await?;
     let session = Session {

@@ -153,7 +153,15 @@ async fn prepare_platform<'s>(
             .map(|p| p.to_string())
             .unwrap_or_default()
     ));
-    let source = base::base_source(project, &lock.path, opts, session.http, session.registry)?;
+    let bytecode = super::prepare::compiles_bytecode(project, opts);
+    let source = base::base_source(
+        project,
+        &lock.path,
+        opts,
+        session.http,
+        session.registry,
+        bytecode,
+    )?;
     let mut timer = Timer::new();
     let prepared = prepare(
         session,

@@ -242,7 +242,7 @@ pub(super) async fn prepare(
         app,
         target_files: target_files.clone(),
         mtime: opts.source_date_epoch,
-        bytecode: !opts.no_bytecode && project.config.bytecode.unwrap_or(true),
+        bytecode: compiles_bytecode(&project, opts),
         compression,
     };
     let commands = project.smoke_commands(&target_cfg);
@@ -375,4 +375,10 @@ fn check_unhashed(
         .into());
     }
     Ok(unhashed)
+}
+
+/// Whether the build puts bytecode in the image: the config's `bytecode` (on unless set
+/// off), unless `--no-bytecode`.
+pub(super) fn compiles_bytecode(project: &Project, opts: &super::BuildOptions) -> bool {
+    !opts.no_bytecode && project.config.bytecode.unwrap_or(true)
 }

@@ -61,7 +61,7 @@ pub fn unpack_selected(
 ) -> Result<(), UnpackError> {
     let mut merge = Merge::new(Some(dest), select);
     merge.add_layers(layers)?;
-    merge.finish(select)
+    merge.finish(select).map(|_| ())
 }
 
 /// The paths of the files and links (not directories) the merged `layers` hold that `select`
@@ -93,6 +93,8 @@ pub struct Merge<'a> {
 }
 
 impl<'a> Merge<'a> {
+    /// A merge writing the files `select` accepts under `dest` (empty); with no `dest`, one
+    /// that only builds the tree (what [`merged_paths`] lists).
     pub fn new(dest: Option<&'a Path>, select: &'a dyn Fn(&str) -> bool) -> Self {
         Merge {
             tree: BTreeMap::new(),
@@ -124,6 +126,18 @@ impl<'a> Merge<'a> {
         &mut self,
         layer: &Path,
         entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), UnpackError> {
+        self.add_after(layer, entry, &[])
+    }
+
+    /// [`Merge::add`] of an entry whose first bytes, `read`, the caller has already read
+    /// from it (the base probe keeps a few files of /etc, whose paths may resolve, through
+    /// the image's symlinks, to one this merge writes).
+    pub fn add_after<R: io::Read>(
+        &mut self,
+        layer: &Path,
+        entry: &mut tar::Entry<'_, R>,
+        read: &[u8],
     ) -> Result<(), UnpackError> {
         let rerr = |source| UnpackError::Read {
             path: layer.to_path_buf(),
@@ -189,7 +203,7 @@ impl<'a> Merge<'a> {
                     });
                 }
                 let mut file = std::fs::File::create(&out).map_err(werr)?;
-                io::copy(entry, &mut file).map_err(rerr)?;
+                io::copy(&mut io::Read::chain(read, &mut *entry), &mut file).map_err(rerr)?;
                 let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
                 use std::os::unix::fs::PermissionsExt;
                 file.set_permissions(std::fs::Permissions::from_mode(mode | 0o600))
@@ -209,20 +223,28 @@ impl<'a> Merge<'a> {
         Ok(())
     }
 
-    /// Ends the merge: written files that `keep` rejects are removed again (`keep` may be
-    /// narrower than the `select` they were written by, when which ones are needed is known
-    /// only once every layer was read), and the links `keep` accepts whose target is a written
-    /// file become hard links to it, once every file they may name is on disk.
-    pub fn finish(mut self, keep: &dyn Fn(&str) -> bool) -> Result<(), UnpackError> {
+    /// Ends the merge: written files that `keep` rejects are removed again, with the
+    /// directories that held only them (`keep` may be narrower than the `select` they were
+    /// written by, when which ones are needed is known only once every layer was read), and
+    /// the links `keep` accepts whose target is a written file become hard links to it, once
+    /// every file they may name is on disk. Says whether every file `keep` accepts was
+    /// written (false: `select` was narrower than `keep`, and `dest` lacks some).
+    pub fn finish(mut self, keep: &dyn Fn(&str) -> bool) -> Result<bool, UnpackError> {
         let Some(dest) = self.dest else {
-            return Ok(());
+            return Ok(true);
         };
+        let mut complete = true;
         for (path, node) in self.tree.iter_mut() {
-            if matches!(node, Node::File { written: true }) && !keep(path) {
-                let out = dest.join(path);
-                std::fs::remove_file(&out)
-                    .map_err(|source| UnpackError::Write { path: out, source })?;
-                *node = Node::File { written: false };
+            match node {
+                Node::File { written: true } if !keep(path) => {
+                    let out = dest.join(path);
+                    std::fs::remove_file(&out)
+                        .map_err(|source| UnpackError::Write { path: out, source })?;
+                    remove_empty_parents(dest, path);
+                    *node = Node::File { written: false };
+                }
+                Node::File { written: false } if keep(path) => complete = false,
+                _ => {}
             }
         }
         let tree = &self.tree;
@@ -245,7 +267,16 @@ impl<'a> Merge<'a> {
                 }
             }
         }
-        Ok(())
+        Ok(complete)
+    }
+}
+
+/// Removes the directories above `path` under `dest` that are left empty, deepest first.
+fn remove_empty_parents(dest: &Path, path: &str) {
+    let mut dir = split(path).0;
+    // remove_dir fails on a directory that still holds something: there it stops.
+    while !dir.is_empty() && std::fs::remove_dir(dest.join(dir)).is_ok() {
+        dir = split(dir).0;
     }
 }
 
@@ -511,11 +542,41 @@ mod tests {
             Some("d"),
             "written as read"
         );
-        merge.finish(&|p| p.starts_with("a/")).unwrap();
+        assert!(merge.finish(&|p| p.starts_with("a/")).unwrap(), "complete");
         assert_eq!(read(&dest, "a/keep.so.1.0").as_deref(), Some("k"));
         assert_eq!(read(&dest, "a/keep.so.1").as_deref(), Some("k"));
-        assert!(!dest.join("b/drop.so").exists());
-        assert!(!dest.join("b/drop-link.so").exists());
+        assert!(!dest.join("b").exists(), "b/ held only what was dropped");
+
+        // A `keep` wider than what was written says so.
+        let dest2 = dir.path().join("root2");
+        std::fs::create_dir(&dest2).unwrap();
+        let mut merge = Merge::new(Some(&dest2), &|p| p.starts_with("a/"));
+        let mut archive = tar::Archive::new(std::fs::File::open(&one).unwrap());
+        for entry in archive.entries().unwrap() {
+            merge.add(&one, &mut entry.unwrap()).unwrap();
+        }
+        assert!(
+            !merge.finish(&|_| true).unwrap(),
+            "b/drop.so was never written"
+        );
+    }
+
+    #[test]
+    fn contents_a_caller_read_first_are_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("root");
+        std::fs::create_dir(&dest).unwrap();
+        let one = layer(dir.path(), "1", &[E::File("lib/x.so", "0123456789")]);
+        let mut merge = Merge::new(Some(&dest), &|_| true);
+        let mut archive = tar::Archive::new(std::fs::File::open(&one).unwrap());
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut head = [0u8; 4];
+            io::Read::read_exact(&mut entry, &mut head).unwrap();
+            merge.add_after(&one, &mut entry, &head).unwrap();
+        }
+        merge.finish(&|_| true).unwrap();
+        assert_eq!(read(&dest, "lib/x.so").as_deref(), Some("0123456789"));
     }
 
     #[test]

@@ -148,11 +148,12 @@ fn is_shared_library(path: &str) -> bool {
     is_library_dir(dir) && (name.contains(".so") || name.starts_with("ld-"))
 }
 
-/// Whether `path` is [`needed_to_run`] some interpreter a base's probe may pick
-/// (`/usr/local/bin/python3.X` or `/usr/bin/python3.X`): what is unpacked while the probe
-/// reads the layers, before it knows which one it is.
+/// Whether `path` is [`needed_to_run`] some interpreter a base's probe may pick (`python3.X`
+/// in one of [`INTERPRETER_DIRS`](super::probe::INTERPRETER_DIRS)): what is unpacked while
+/// the probe reads the layers, before it knows which one it is.
 pub fn needed_to_run_any(path: &str) -> bool {
-    for prefix in ["usr/local/", "usr/"] {
+    for bin in super::probe::INTERPRETER_DIRS {
+        let prefix = bin.strip_suffix("bin").unwrap_or(bin);
         let Some(rest) = path.strip_prefix(prefix) else {
             continue;
         };

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use lockship_oci::layer_stream;
-use lockship_oci::unpack::{Merge, UnpackError};
+use lockship_oci::unpack::Merge;
 use serde::{Deserialize, Serialize};
 
 use super::bytecode;
@@ -40,9 +40,6 @@ pub enum ProbeError {
     NoPython { base: String },
     #[error("cannot tell which C library base image {base} uses (no libc.so.6 or ld-musl found)")]
     NoLibc { base: String },
-    /// Unpacking the interpreter in the same pass failed.
-    #[error(transparent)]
-    Unpack(#[from] UnpackError),
 }
 
 #[derive(Default)]
@@ -68,31 +65,41 @@ const CAPTURED: [&str; 4] = [
 /// works out the facts; `env` is the base config's Env, which official Python images use to
 /// state the exact version (PYTHON_VERSION).
 pub fn probe(base: &str, layers: &[PathBuf], env: &[String]) -> Result<BaseFacts, ProbeError> {
-    probe_unpacking(base, layers, env, None)
+    probe_unpacking(base, layers, env, None).map(|(facts, _)| facts)
 }
+
+/// Where a base's interpreter may be (`/usr/local/bin/python3.X` first, as in the official
+/// images, which may also hold Debian's in `/usr/bin`).
+pub const INTERPRETER_DIRS: [&str; 2] = ["usr/local/bin", "usr/bin"];
 
 /// [`probe`], and, with `interpreter_dest` (an empty directory), in the same pass over the
 /// layers, unpacks there what running the base's interpreter on the host needs to compile
 /// bytecode (see [`bytecode::unpack_interpreter`]): a base's layers are decompressed once, not
 /// once to inspect them and again to unpack the interpreter. Files are written for every
 /// interpreter the base may hold, and those of the ones not picked removed at the end.
+/// Unpacking is only a shortcut: the answer says whether `interpreter_dest` holds the whole
+/// interpreter; when it could not be written (a write failed, the layers hold more than an
+/// unpack may write), the probe goes on and the caller unpacks it on its own, or reports why
+/// not, if it needs it.
 pub fn probe_unpacking(
     base: &str,
     layers: &[PathBuf],
     env: &[String],
     interpreter_dest: Option<&Path>,
-) -> Result<BaseFacts, ProbeError> {
+) -> Result<(BaseFacts, bool), ProbeError> {
     // Each opened when the scan reaches it, decompressed on its own thread.
     let readers = layers.iter().map(|l| (l.clone(), layer_stream::open(l)));
     let any = bytecode::needed_to_run_any;
     let mut merge = interpreter_dest.map(|dest| Merge::new(Some(dest), &any));
-    let scan = scan_readers(readers, merge.as_mut())?;
+    let scan = scan_readers(readers, &mut merge)?;
     let facts = facts(base, scan, env)?;
-    if let Some(merge) = merge {
-        let minor = facts.python_version.1;
-        merge.finish(&bytecode::needed_to_run(&facts.interpreter, minor))?;
-    }
-    Ok(facts)
+    let minor = facts.python_version.1;
+    let unpacked = merge.is_some_and(|merge| {
+        merge
+            .finish(&bytecode::needed_to_run(&facts.interpreter, minor))
+            .unwrap_or(false)
+    });
+    Ok((facts, unpacked))
 }
 
 /// [`probe`] over layers given as tar streams (a path for messages, and the stream or why it
@@ -103,12 +110,12 @@ pub fn probe_readers<R: Read>(
     layers: impl IntoIterator<Item = (PathBuf, std::io::Result<R>)>,
     env: &[String],
 ) -> Result<BaseFacts, ProbeError> {
-    facts(base, scan_readers(layers, None)?, env)
+    facts(base, scan_readers(layers, &mut None)?, env)
 }
 
 fn scan_readers<R: Read>(
     layers: impl IntoIterator<Item = (PathBuf, std::io::Result<R>)>,
-    mut merge: Option<&mut Merge<'_>>,
+    merge: &mut Option<Merge<'_>>,
 ) -> Result<Scan, ProbeError> {
     let mut scan = Scan::default();
     for (path, reader) in layers {
@@ -116,14 +123,14 @@ fn scan_readers<R: Read>(
             path: path.clone(),
             source,
         })?;
-        scan_layer(&path, reader, &mut scan, merge.as_deref_mut())?;
+        scan_layer(&path, reader, &mut scan, merge)?;
     }
     Ok(scan)
 }
 
 /// The facts of a base, from what the scan of all its layers found.
 fn facts(base: &str, scan: Scan, env: &[String]) -> Result<BaseFacts, ProbeError> {
-    let (dir, minor) = ["usr/local/bin", "usr/bin"]
+    let (dir, minor) = INTERPRETER_DIRS
         .iter()
         .find_map(|dir| {
             scan.pythons
@@ -173,30 +180,46 @@ fn facts(base: &str, scan: Scan, env: &[String]) -> Result<BaseFacts, ProbeError
     })
 }
 
-/// Scans one layer's entries, each also given to `merge` when there is one.
+/// Scans one layer's entries, each also given to `merge` while there is one (a merge that
+/// fails is dropped: see [`probe_unpacking`]).
 fn scan_layer(
-    path: &Path,
+    layer: &Path,
     tar: impl Read,
     scan: &mut Scan,
-    mut merge: Option<&mut Merge<'_>>,
+    merge: &mut Option<Merge<'_>>,
 ) -> Result<(), ProbeError> {
     let err = |source| ProbeError::Read {
-        path: path.to_path_buf(),
+        path: layer.to_path_buf(),
         source,
     };
     let mut archive = tar::Archive::new(tar);
     for entry in archive.entries().map_err(err)? {
         let mut entry = entry.map_err(err)?;
-        // The merge reads the contents of what it writes (interpreter files and libraries),
-        // the scan those of a few files of /etc and /var: never the same entry.
-        if let Some(merge) = merge.as_deref_mut() {
-            merge.add(path, &mut entry)?;
-        }
         let path = entry.path().map_err(err)?.to_string_lossy().into_owned();
         let path = path
             .trim_start_matches("./")
             .trim_start_matches('/')
             .to_string();
+        let captured = if CAPTURED.contains(&path.as_str()) && entry.header().entry_type().is_file()
+        {
+            let mut bytes = Vec::new();
+            // Real ones are kilobytes (a dpkg status a few MB); a hostile base gets no more.
+            (&mut entry)
+                .take(32 << 20)
+                .read_to_end(&mut bytes)
+                .map_err(err)?;
+            Some(bytes)
+        } else {
+            None
+        };
+        // The merge resolves the image's symlinks, so a captured path may be one it writes
+        // (an `etc` linked into the standard library): it gets what the scan read first.
+        if let Some(m) = merge.as_mut() {
+            let read = captured.as_deref().unwrap_or_default();
+            if m.add_after(layer, &mut entry, read).is_err() {
+                *merge = None;
+            }
+        }
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
         // Whiteouts delete what lower layers put there.
         if let Some(deleted) = name.strip_prefix(".wh.") {
@@ -216,7 +239,7 @@ fn scan_layer(
             scan.libraries.insert(path.clone());
         }
         if let Some(minor) = python_minor(name) {
-            if dir == "usr/bin" || dir == "usr/local/bin" {
+            if INTERPRETER_DIRS.contains(&dir) {
                 scan.pythons.insert((dir.to_string(), minor), true);
             }
         }
@@ -233,13 +256,9 @@ fn scan_layer(
             scan.glibc = true;
             scan.glibc_file_version = major_minor(v);
         }
-        if CAPTURED.contains(&path.as_str()) && entry.header().entry_type().is_file() {
-            let mut text = String::new();
-            // Real ones are kilobytes (a dpkg status a few MB); a hostile base gets no more.
-            (&mut entry)
-                .take(32 << 20)
-                .read_to_string(&mut text)
-                .map_err(err)?;
+        if let Some(bytes) = captured {
+            let text = String::from_utf8(bytes)
+                .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
             scan.files.insert(path, text);
         }
     }
@@ -441,7 +460,8 @@ mod tests {
         let dest = dir.path().join("interpreter");
         std::fs::create_dir(&dest).unwrap();
         let env = ["PYTHON_VERSION=3.12.7".to_string()];
-        let facts = probe_unpacking("python:3.12", &files, &env, Some(&dest)).unwrap();
+        let (facts, unpacked) = probe_unpacking("python:3.12", &files, &env, Some(&dest)).unwrap();
+        assert!(unpacked);
         assert_eq!(facts, probe("python:3.12", &files, &env).unwrap());
         assert_eq!(facts.interpreter, "/usr/local/bin/python3.12");
         let files_in = |root: &Path| -> BTreeSet<String> {
@@ -478,6 +498,42 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(dest.join("usr/local/lib/python3.12/os.py")).unwrap(),
             "os"
+        );
+    }
+
+    #[test]
+    fn a_file_both_the_probe_and_the_unpack_read_reaches_both_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n";
+        // Written as uncompressed tar by hand: `etc` is a symlink into the standard library.
+        let path = dir.path().join("1.tar");
+        let mut builder = tar::Builder::new(std::fs::File::create(&path).unwrap());
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        builder
+            .append_link(&mut link, "etc", "usr/lib/python3.11")
+            .unwrap();
+        for (name, body) in [
+            ("etc/passwd", passwd),
+            ("usr/bin/python3.11", "python"),
+            ("usr/lib/x86_64-linux-gnu/libc-2.36.so", "libc"),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            builder.append_data(&mut h, name, body.as_bytes()).unwrap();
+        }
+        builder.finish().unwrap();
+        drop(builder);
+        let dest = dir.path().join("interpreter");
+        std::fs::create_dir(&dest).unwrap();
+        let (facts, unpacked) = probe_unpacking("odd", &[path], &[], Some(&dest)).unwrap();
+        assert!(unpacked);
+        assert_eq!(facts.passwd.as_deref(), Some(passwd));
+        assert_eq!(
+            std::fs::read_to_string(dest.join("usr/lib/python3.11/passwd")).unwrap(),
+            passwd
         );
     }
 

@@ -282,7 +282,9 @@ pub struct BuildArgs {
     /// Name of the image in docker and OCI outputs (default: PROJECT:VERSION).
     #[arg(long, value_name = "NAME:TAG")]
     pub tag: Option<String>,
-    /// Print the plan (target, wheels, layers) and stop before fetching or writing anything.
+    /// Print the plan (target, wheels, layers) and stop: no wheel fetched, no layer or image
+    /// written. Only the base is pulled and inspected (and, with bytecode on, its interpreter
+    /// unpacked in that pass), as a build would, since the plan depends on it.
     #[arg(long)]
     pub dry_run: bool,
     /// Re-resolve the Debian-package base (`[tool.lockship.base] debian = …`) against the

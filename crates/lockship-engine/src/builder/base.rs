@@ -19,10 +19,9 @@ use lockship_oci::platform::Platform;
 use lockship_oci::registry::{self, Registry, RemoteImage, RemoteLayer};
 use lockship_python::probe::{self, BaseFacts};
 use lockship_python::target::{Libc, PythonTarget};
-use lockship_sys::scratch::ScratchDir;
 use oci_spec::distribution::Reference;
 
-use super::cache::{io_err, read_cached, write_cached};
+use super::cache::{read_cached, write_cached};
 use super::registry_cache::RegistryCache;
 use super::{BuildOptions, Reporter, DEFAULT_BASE};
 
@@ -112,7 +111,7 @@ pub(crate) struct RegistryBase<'a> {
     pub choice: PlatformChoice,
     pub cache_dir: &'a Path,
     /// The build compiles bytecode: a probe of the base unpacks its interpreter as it goes.
-    pub interpreter: bool,
+    pub unpack_interpreter: bool,
 }
 
 impl BaseSource for RegistryBase<'_> {
@@ -136,7 +135,7 @@ impl BaseSource for RegistryBase<'_> {
                 self.cache_dir,
                 reporter,
                 remote,
-                self.interpreter,
+                self.unpack_interpreter,
             )
             .await
         })
@@ -167,7 +166,7 @@ impl BaseSource for RegistryBase<'_> {
             text: self.text.clone(),
             choice: PlatformChoice::host(),
             cache_dir: self.cache_dir,
-            interpreter: self.interpreter,
+            unpack_interpreter: self.unpack_interpreter,
         }))
     }
 }
@@ -323,7 +322,7 @@ pub(crate) struct LayoutBase<'a> {
     pub choice: PlatformChoice,
     pub cache_dir: &'a Path,
     /// As for [`RegistryBase`].
-    pub interpreter: bool,
+    pub unpack_interpreter: bool,
 }
 
 impl BaseSource for LayoutBase<'_> {
@@ -361,7 +360,7 @@ impl BaseSource for LayoutBase<'_> {
                 Some(facts) => facts,
                 None => {
                     let unpack = interpreter_dest(
-                        self.interpreter,
+                        self.unpack_interpreter,
                         &config,
                         self.cache_dir,
                         &pinned(&self.text, &image.manifest_digest),
@@ -387,7 +386,7 @@ impl BaseSource for LayoutBase<'_> {
             wanted: self.wanted.clone(),
             choice: PlatformChoice::host(),
             cache_dir: self.cache_dir,
-            interpreter: self.interpreter,
+            unpack_interpreter: self.unpack_interpreter,
         }))
     }
 }
@@ -408,14 +407,15 @@ impl BaseSource for StoredBase {
 }
 
 /// The base the project or `--base` asks for (the default image when neither does), as a
-/// source for the build; `interpreter`: the build compiles bytecode (see [`RegistryBase`]).
+/// source for the build; `unpack_interpreter`: the build compiles bytecode (see
+/// [`RegistryBase`]).
 pub(crate) fn base_source<'a>(
     project: &Project,
     lock_path: &Path,
     opts: &'a BuildOptions,
     http: &'a Http,
     registry: &'a Registry,
-    interpreter: bool,
+    unpack_interpreter: bool,
 ) -> Result<Box<dyn BaseSource + 'a>, Error> {
     let spec = match &opts.base {
         // A layout path on the command line starts where lockship runs.
@@ -436,7 +436,7 @@ pub(crate) fn base_source<'a>(
             text,
             choice,
             cache_dir: &opts.cache_dir,
-            interpreter,
+            unpack_interpreter,
         }),
         BaseSpec::Layout { text, dir, wanted } => Box::new(LayoutBase {
             text,
@@ -444,7 +444,7 @@ pub(crate) fn base_source<'a>(
             wanted,
             choice,
             cache_dir: &opts.cache_dir,
-            interpreter,
+            unpack_interpreter,
         }),
         BaseSpec::Debian(spec) => Box::new(DebianBase {
             spec,
@@ -534,7 +534,7 @@ pub(super) async fn registry_base(
     cache_dir: &Path,
     reporter: &dyn Reporter,
     known: &RegistryCache,
-    interpreter: bool,
+    unpack_interpreter: bool,
 ) -> Result<ResolvedBase, Error> {
     let remote = registry
         .resolve(&reference, &choice.platform, choice.required, store)
@@ -542,7 +542,7 @@ pub(super) async fn registry_base(
     let config = parse_config(text, &remote.config)?;
     let recorded = known.base_facts(&remote.manifest_digest);
     let unpack = interpreter_dest(
-        interpreter,
+        unpack_interpreter,
         &config,
         cache_dir,
         &pinned(text, &remote.manifest_digest),
@@ -779,8 +779,8 @@ fn pinned(text: &str, manifest_digest: &Digest) -> String {
 /// Where a probe unpacks the base's interpreter: the cache, and the base as pinned (which,
 /// with the interpreter the probe finds, names its directory there).
 pub(super) struct InterpreterDest {
-    cache_dir: PathBuf,
-    pinned: String,
+    pub cache_dir: PathBuf,
+    pub pinned: String,
 }
 
 /// Where the probe of a base with `config` unpacks its interpreter: nowhere unless the build
@@ -828,34 +828,14 @@ async fn probe_stored(
         .unwrap_or_default();
     let paths: Vec<PathBuf> = layers.iter().map(|l| store.path(&l.digest)).collect();
     let name = name.to_string();
-    // Unpacked into a scratch directory beside where it belongs, renamed into place once the
-    // probe says which interpreter it is: a killed run leaves nothing half-unpacked.
-    let scratch = match &unpack {
+    let facts = tokio::task::spawn_blocking(move || match unpack {
         Some(dest) => {
-            let parent = Bucket::Interpreters.under(&dest.cache_dir);
-            fs_err::create_dir_all(&parent).map_err(io_err(&parent))?;
-            Some(ScratchDir::new_in(&parent).map_err(io_err(&parent))?)
+            super::bytecode::probe_unpacking(&dest.cache_dir, &dest.pinned, &name, &paths, &env)
         }
-        None => None,
-    };
-    let into = scratch.as_ref().map(|s| s.path().to_path_buf());
-    let facts = tokio::task::spawn_blocking(move || {
-        probe::probe_unpacking(&name, &paths, &env, into.as_deref())
+        None => Ok(probe::probe(&name, &paths, &env)?),
     })
     .await
     .map_err(|e| Error::Usage(format!("base probe crashed: {e}")))??;
-    if let (Some(scratch), Some(dest)) = (scratch, unpack) {
-        let dir =
-            super::bytecode::interpreter_dir_of(&dest.cache_dir, &dest.pinned, &facts.interpreter);
-        // A concurrent build that got there first wins.
-        if !dir.is_dir() {
-            if let Err(e) = scratch.persist(&dir) {
-                if !dir.is_dir() {
-                    return Err(io_err(&dir)(e));
-                }
-            }
-        }
-    }
     write_cached(entry, &facts)?;
     Ok(facts)
 }

@@ -157,12 +157,39 @@ fn interpreter_dir(cache_dir: &Path, base: &ResolvedBase) -> PathBuf {
     interpreter_dir_of(cache_dir, &base.pinned, &base.facts.interpreter)
 }
 
-/// [`interpreter_dir`] of the base pinned as `pinned`, for the probe that unpacks it while it
-/// reads the base's layers (see `base::probe_stored`).
-pub(super) fn interpreter_dir_of(cache_dir: &Path, pinned: &str, interpreter: &str) -> PathBuf {
+/// [`interpreter_dir`] of the base pinned as `pinned`.
+fn interpreter_dir_of(cache_dir: &Path, pinned: &str, interpreter: &str) -> PathBuf {
     Bucket::Interpreters
         .under(cache_dir)
         .join(key_of(pinned, interpreter))
+}
+
+/// Probes the base whose layers are `layers` (see `probe::probe_unpacking`), unpacking its
+/// interpreter on the way into the cache at `cache_dir`, where [`compiler`] finds it: into a
+/// scratch directory renamed into place once the probe says which interpreter it is, so a
+/// killed run leaves nothing half-unpacked. An interpreter that could not be unpacked whole
+/// is not kept: the bytecode step unpacks it on its own and says why, if it cannot. Blocking.
+pub(super) fn probe_unpacking(
+    cache_dir: &Path,
+    pinned: &str,
+    name: &str,
+    layers: &[PathBuf],
+    env: &[String],
+) -> Result<lockship_python::probe::BaseFacts, Error> {
+    let parent = Bucket::Interpreters.under(cache_dir);
+    let scratch = fs_err::create_dir_all(&parent)
+        .ok()
+        .and_then(|()| ScratchDir::new_in(&parent).ok());
+    let into = scratch.as_ref().map(|s| s.path());
+    let (facts, unpacked) = lockship_python::probe::probe_unpacking(name, layers, env, into)?;
+    if let (Some(scratch), true) = (scratch, unpacked) {
+        let dir = interpreter_dir_of(cache_dir, pinned, &facts.interpreter);
+        // A concurrent build that got there first wins; a failure only costs unpacking again.
+        if !dir.is_dir() {
+            let _ = scratch.persist(&dir);
+        }
+    }
+    Ok(facts)
 }
 
 /// The interpreter another build shared through the registry (see `shared_wheels`), unpacked

@@ -351,11 +351,33 @@ fn resolve(tree: &BTreeMap<String, Node>, path: &str, last: bool) -> Option<Stri
 }
 
 /// Creates the directories above `path` under `dest`. Nothing under `dest` is ever a symlink
-/// (see the module), so this cannot be led outside it.
+/// (see the module), so this cannot be led outside it. `dest` itself is never created: when a
+/// stop removed it while this thread was still writing, writing fails instead of leaving a
+/// half-unpacked directory behind.
 fn make_parents(dest: &Path, path: &str) -> Result<(), UnpackError> {
-    let (dir, _) = split(path);
+    make_dir(dest, split(path).0)
+}
+
+/// Creates `dir` (relative) under `dest`, and what is missing above it, but not `dest`.
+fn make_dir(dest: &Path, dir: &str) -> Result<(), UnpackError> {
+    if dir.is_empty() {
+        return Ok(());
+    }
     let out = dest.join(dir);
-    std::fs::create_dir_all(&out).map_err(|source| UnpackError::Write { path: out, source })
+    let made = match std::fs::create_dir(&out) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            make_dir(dest, split(dir).0)?;
+            std::fs::create_dir(&out)
+        }
+        other => other,
+    };
+    match made {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(UnpackError::Write {
+            path: out,
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Removes `path` (with `itself`) or only what is below it, from the tree and from `dest`.

@@ -69,7 +69,15 @@ impl Stops {
         for action in actions {
             match action {
                 Undo::Path(path) => {
-                    let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+                    // A thread still writing into a directory can add an entry while it is
+                    // removed (its writes then fail, the directory being gone): try again.
+                    for _ in 0..5 {
+                        let gone =
+                            std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+                        if gone.is_ok() || std::fs::symlink_metadata(&path).is_err() {
+                            break;
+                        }
+                    }
                 }
                 Undo::Command(argv) => {
                     if let Some((program, args)) = argv.split_first() {

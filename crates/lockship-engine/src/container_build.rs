@@ -131,6 +131,14 @@ impl ContainerBuild<'_> {
         for dir in [&input, &output] {
             std::fs::create_dir_all(dir).map_err(|e| setup(&e))?;
         }
+        // The name comes from a lock or an index: checked there, and again here, where it
+        // becomes a path.
+        if !lockship_python::lock::is_plain_file_name(self.sdist_name) {
+            return Err(setup(&format!(
+                "the sdist's name {:?} is not a plain file name",
+                self.sdist_name
+            )));
+        }
         std::fs::copy(self.sdist, input.join(self.sdist_name)).map_err(|e| setup(&e))?;
         let env_file = work.join("env");
         let mut env = std::fs::OpenOptions::new()
@@ -220,8 +228,12 @@ impl ContainerBuild<'_> {
             .flatten()
             .map(|e| e.path())
             .collect();
+        // What the container left is read on the host: only a regular file counts. A symbolic
+        // link would have the host read whatever it points at (a file outside the container).
+        let regular =
+            |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
         match wheels.as_slice() {
-            [one] if one.extension().is_some_and(|e| e == "whl") => Ok(one.clone()),
+            [one] if one.extension().is_some_and(|e| e == "whl") && regular(one) => Ok(one.clone()),
             _ => Err(BuilderError::NoWheel {
                 package: self.package.to_string(),
                 version: self.version.to_string(),
@@ -231,7 +243,14 @@ impl ContainerBuild<'_> {
                 } else {
                     wheels
                         .iter()
-                        .filter_map(|w| w.file_name().map(|n| n.to_string_lossy().into_owned()))
+                        .filter_map(|w| {
+                            let name = w.file_name()?.to_string_lossy().escape_debug().to_string();
+                            Some(if regular(w) {
+                                name
+                            } else {
+                                format!("{name} (not a regular file)")
+                            })
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 },

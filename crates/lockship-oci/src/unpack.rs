@@ -162,6 +162,11 @@ impl<'a> Merge<'a> {
             return remove_under(tree, dest, &dir, false);
         }
         if let Some(deleted) = name.strip_prefix(".wh.") {
+            // `.wh.` and `.wh...` would name the directory itself or its parent: a hostile
+            // layer's way to delete what is beside `dest`. No whiteout means that.
+            if deleted.is_empty() || deleted == "." || deleted == ".." {
+                return Ok(());
+            }
             return remove_under(tree, dest, &join(&dir, deleted), true);
         }
         // Whatever the path held before (a file, a link, a directory of the lower layer
@@ -537,6 +542,30 @@ mod tests {
         assert!(!dest.join("usr/lib/old/a.so").exists());
         assert!(!dest.join("usr/share").exists());
         assert!(!dest.join("lib").exists());
+    }
+
+    #[test]
+    fn a_whiteout_never_names_the_directory_or_its_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("root");
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(dir.path().join("beside"), "kept").unwrap();
+        let layers = [
+            layer(dir.path(), "1", &[E::File("usr/lib/a.so", "a")]),
+            layer(
+                dir.path(),
+                "2",
+                &[
+                    E::File(".wh...", ""),
+                    E::File(".wh..", ""),
+                    E::File("usr/lib/.wh...", ""),
+                    E::File("usr/lib/.wh.", ""),
+                ],
+            ),
+        ];
+        unpack_selected(&layers, &dest, &|_| true).unwrap();
+        assert_eq!(read(&dest, "usr/lib/a.so").as_deref(), Some("a"));
+        assert_eq!(read(dir.path(), "beside").as_deref(), Some("kept"));
     }
 
     #[test]

@@ -220,7 +220,9 @@ pub async fn resolve_files(
             Some(hashes) => hashes.contains(&sha256),
             None => pinned.is_some() && file_version(&file.filename, &package.name) == pinned,
         };
-        if !wanted {
+        // A file the index names with a path in it is never saved under that name: it is not
+        // a file lockship can use.
+        if !wanted || !crate::lock::is_plain_file_name(&file.filename) {
             continue;
         }
         // Relative to the page, after redirects. User info in a page's links is dropped: an

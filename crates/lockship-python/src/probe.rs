@@ -54,6 +54,28 @@ struct Scan {
     libraries: BTreeSet<String>,
 }
 
+impl Scan {
+    /// Forgets what lower entries put at `path` and, when `under`, beneath it: a whiteout, an
+    /// opaque directory, or an entry that replaces them (a file or a link where a directory
+    /// was, a link where `/etc/passwd` was).
+    fn remove(&mut self, path: &str, itself: bool) {
+        let gone = |p: &str| {
+            (itself && p == path)
+                || path.is_empty()
+                || p.strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        self.files.retain(|p, _| !gone(p));
+        self.libraries.retain(|p| !gone(p));
+        for ((dir, minor), present) in self.pythons.iter_mut() {
+            let file = format!("{dir}/python3.{minor}");
+            if gone(&file) {
+                *present = false;
+            }
+        }
+    }
+}
+
 const CAPTURED: [&str; 4] = [
     "etc/passwd",
     "etc/group",
@@ -220,26 +242,35 @@ fn scan_layer(
                 *merge = None;
             }
         }
+        let path = path.trim_end_matches('/').to_string();
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-        // Whiteouts delete what lower layers put there.
+        // Whiteouts delete what lower layers put there (as the merge does: an opaque
+        // directory loses everything beneath it, a `.wh.NAME` the entry and what it held).
+        if name == ".wh..wh..opq" {
+            scan.remove(dir, false);
+            continue;
+        }
         if let Some(deleted) = name.strip_prefix(".wh.") {
-            let gone = if dir.is_empty() {
-                deleted.to_string()
-            } else {
-                format!("{dir}/{deleted}")
-            };
-            scan.files.remove(&gone);
-            scan.libraries.remove(&gone);
-            if let Some(minor) = python_minor(deleted) {
-                scan.pythons.insert((dir.to_string(), minor), false);
+            if !deleted.is_empty() && deleted != "." && deleted != ".." {
+                let gone = if dir.is_empty() {
+                    deleted.to_string()
+                } else {
+                    format!("{dir}/{deleted}")
+                };
+                scan.remove(&gone, true);
             }
             continue;
         }
-        if !entry.header().entry_type().is_dir() && super::native::is_library_dir(dir) {
+        let is_dir = entry.header().entry_type().is_dir();
+        // Anything but a directory replaces what was there, and what was beneath it.
+        if !is_dir {
+            scan.remove(&path, true);
+        }
+        if !is_dir && super::native::is_library_dir(dir) {
             scan.libraries.insert(path.clone());
         }
         if let Some(minor) = python_minor(name) {
-            if INTERPRETER_DIRS.contains(&dir) {
+            if INTERPRETER_DIRS.contains(&dir) && !is_dir {
                 scan.pythons.insert((dir.to_string(), minor), true);
             }
         }
@@ -351,7 +382,11 @@ mod tests {
     fn layer(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
         let mut tree = lockship_oci::tar_tree::TarTree::new();
         for (path, text) in files {
-            tree.bytes(path, text.as_bytes().to_vec(), 0o755);
+            // `-> TARGET`: a symbolic link.
+            match text.strip_prefix("-> ") {
+                Some(target) => tree.symlink(path, target),
+                None => tree.bytes(path, text.as_bytes().to_vec(), 0o755),
+            }
         }
         let path = dir.join(name);
         let file = std::fs::File::create(&path).unwrap();
@@ -417,6 +452,58 @@ mod tests {
             err.to_string()
                 .starts_with("base image scratch has no Python interpreter"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn opaque_directories_and_replacing_entries_hide_what_lower_layers_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let debian = layer(
+            dir.path(),
+            "1.tgz",
+            &[
+                ("usr/bin/python3.11", ""),
+                ("usr/lib/x86_64-linux-gnu/libc.so.6", ""),
+                ("usr/lib/x86_64-linux-gnu/libz.so.1", ""),
+                ("var/lib/dpkg/status", "Package: libc6\nVersion: 2.36-9\n"),
+                ("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"),
+            ],
+        );
+        let n = std::cell::Cell::new(2);
+        let base = |top: &[(&str, &str)]| {
+            n.set(n.get() + 1);
+            let name = format!("{}.tgz", n.get());
+            probe(
+                "hostile",
+                &[debian.clone(), layer(dir.path(), &name, top)],
+                &[],
+            )
+        };
+        // The Python a lower layer had is gone: the base has none.
+        for top in [
+            [("usr/bin/.wh..wh..opq", "")],
+            [("usr/.wh.bin", "")],
+            [(".wh.usr", "")],
+            [("usr/bin", "-> /nowhere")],
+        ] {
+            let err = base(&top).unwrap_err();
+            assert!(matches!(err, ProbeError::NoPython { .. }), "{top:?}: {err}");
+        }
+        // An /etc/passwd replaced by a link is not the lower layer's any more; a whiteout
+        // naming the directory itself or its parent deletes nothing.
+        let facts = base(&[
+            ("etc/passwd", "-> /etc/shadow"),
+            ("usr/lib/x86_64-linux-gnu/.wh.libz.so.1", ""),
+            ("usr/bin/.wh...", ""),
+            ("usr/bin/.wh..", ""),
+            (".wh.", ""),
+        ])
+        .unwrap();
+        assert_eq!(facts.interpreter, "/usr/bin/python3.11");
+        assert_eq!(facts.passwd, None);
+        assert_eq!(
+            facts.libraries.unwrap().into_iter().collect::<Vec<_>>(),
+            ["libc.so.6"]
         );
     }
 

@@ -1,6 +1,6 @@
 //! Whether a path from an input (a lock's wheel path, a path dependency) stays inside the
 //! directory it may come from, after every link is followed: a lock from elsewhere does not get
-//! to read the host's files.
+//! to read the host's files; and reading what another party wrote without following its links.
 
 use std::path::Path;
 
@@ -8,6 +8,24 @@ use std::path::Path;
 /// cannot be resolved (a missing file, a dangling link).
 pub fn resolves_inside(path: &Path, root: &Path) -> std::io::Result<bool> {
     Ok(std::fs::canonicalize(path)?.starts_with(std::fs::canonicalize(root)?))
+}
+
+/// The bytes of the regular file at `path`, refusing a symbolic link as its last component:
+/// for files another party wrote (a builder container's output), which must not get the host
+/// to read a file of its choosing.
+pub fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -28,5 +46,23 @@ mod tests {
         assert!(!resolves_inside(&root.join("wheels/b.whl"), &root).unwrap());
         assert!(!resolves_inside(&root.join("../outside.whl"), &root).unwrap());
         assert!(resolves_inside(&root.join("missing.whl"), &root).is_err());
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (file, link, fifo) = (
+            tmp.path().join("a.whl"),
+            tmp.path().join("b.whl"),
+            tmp.path().join("c.whl"),
+        );
+        std::fs::write(&file, b"wheel").unwrap();
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(read_regular_file(&file).unwrap(), b"wheel");
+        assert!(read_regular_file(&link).is_err());
+        assert!(read_regular_file(&fifo).is_err());
+        assert!(read_regular_file(tmp.path()).is_err());
     }
 }

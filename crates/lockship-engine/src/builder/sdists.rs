@@ -410,7 +410,8 @@ async fn build_one(
     })
     .await
     .map_err(|e| Error::Usage(format!("the build of {} crashed: {e}", package.name)))??;
-    let bytes = fs_err::read(&wheel).map_err(|e| Error::Io {
+    // Never through a link the container may have swapped in since it was checked.
+    let bytes = lockship_sys::confine::read_regular_file(&wheel).map_err(|e| Error::Io {
         path: wheel.clone(),
         source: e,
     })?;

@@ -27,6 +27,19 @@ pub struct LockedWheel {
     pub size: Option<u64>,
 }
 
+/// Whether `name`, a file name a lock or an index gives, can be used as one: a single path
+/// component (no `/`, `\\`, `.` or `..`), with no control characters, that a file system
+/// takes. Files are saved and handed to builders under these names, so a name like
+/// `../../etc/x` or `/tmp/x` must never reach a path.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+}
+
 /// Where a package's files are to be found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Artifacts {

@@ -440,7 +440,15 @@ fn locked(
             .unwrap_or_default(),
         artifacts: Artifacts::Listed {
             wheels,
-            sdist: p.sdist.as_ref().and_then(sdist),
+            sdist: match p.sdist.as_ref().and_then(sdist) {
+                Some(s) if !super::is_plain_file_name(&s.filename) => {
+                    return Err(invalid(format!(
+                        "the sdist of {} is named {:?}, which is not a plain file name",
+                        p.name, s.filename
+                    )))
+                }
+                sdist => sdist,
+            },
         },
     }))
 }
@@ -500,6 +508,12 @@ fn wheel(
         }
     };
     let filename = w.name.as_deref().map_or(last, str::to_string);
+    if !super::is_plain_file_name(&filename) {
+        return Err(invalid(format!(
+            "a wheel of {} is named {filename:?}, which is not a plain file name",
+            p.name
+        )));
+    }
     let not_a_wheel = || invalid(format!("{}: `{filename}` is not a wheel filename", p.name));
     // `{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl` (PEP 427): only the name and
     // version matter here; the tags are read when a wheel is chosen for the target.
@@ -911,6 +925,32 @@ wheels = [{ path = "../wheels/six-1.17.0-py2.py3-none-any.whl", hashes = { sha25
     fn uv_with(from: &str, to: &str) -> String {
         assert_eq!(UV.matches(from).count(), 1, "{from}");
         UV.replace(from, to)
+    }
+
+    #[test]
+    fn file_names_with_a_path_in_them_are_refused() {
+        let docopt = "sdist = { url = \"https://files.example/packages/docopt-0.6.2.tar.gz\", ";
+        for name in ["/tmp/victim.txt", "../../victim.txt", "..", "a\\nb.tar.gz"] {
+            let lock = uv_with(docopt, &format!("{}name = \"{name}\", ", docopt));
+            assert_eq!(
+                error(&lock, &Selection::default()),
+                format!(
+                    "/srv/app/pylock.toml: the sdist of docopt is named {:?}, which is not a \
+                     plain file name",
+                    name.replace("\\n", "\n")
+                )
+            );
+        }
+        let click = "{ url = \"https://files.example/packages/click-8.2.1-py3-none-any.whl\", ";
+        let lock = uv_with(
+            click,
+            &format!("{click}name = \"../click-8.2.1-py3-none-any.whl\", "),
+        );
+        assert!(
+            error(&lock, &Selection::default()).contains("is not a plain file name"),
+            "{}",
+            error(&lock, &Selection::default())
+        );
     }
 
     #[test]

@@ -350,6 +350,12 @@ impl UvLock {
                     let last = url.rsplit('/').next().unwrap_or(&url);
                     last.split(['#', '?']).next().unwrap_or(last).to_string()
                 });
+                if !super::is_plain_file_name(&filename) {
+                    return Err(invalid(format!(
+                        "a wheel of {} is named {filename:?}, which is not a plain file name",
+                        p.name
+                    )));
+                }
                 let hash = w
                     .hash
                     .as_deref()
@@ -370,7 +376,15 @@ impl UvLock {
             version: p.version.clone().unwrap_or_default(),
             artifacts: Artifacts::Listed {
                 wheels,
-                sdist: p.sdist.as_ref().and_then(sdist),
+                sdist: match p.sdist.as_ref().and_then(sdist) {
+                    Some(s) if !super::is_plain_file_name(&s.filename) => {
+                        return Err(invalid(format!(
+                            "the sdist of {} is named {:?}, which is not a plain file name",
+                            p.name, s.filename
+                        )))
+                    }
+                    sdist => sdist,
+                },
             },
         }))
     }

@@ -12,9 +12,11 @@ use lockship_python::target::PythonTarget;
 /// v2: a wheel's entries for empty directories make none (as pip).
 const LAYER_FORMAT: &str = "lockship-layer-v2";
 
-/// Added to the key of a package layer that carries bytecode (the interpreter's version is in
-/// the target, also part of the key).
-const BYTECODE: &str = "bytecode-unchecked-hash-v1";
+/// Added to the key of a package layer that carries bytecode, with what identifies the
+/// interpreter that compiles it ([`PlanInputs::bytecode`]). v2: keyed by that interpreter, not
+/// only by the target's Python version: pycs are whatever that interpreter writes, so a layer
+/// compiled by one base's interpreter must never be reused for another's.
+const BYTECODE: &str = "bytecode-unchecked-hash-v2";
 
 /// Past this many dependency layers, the smallest packages share one layer: runtimes limit
 /// layer counts (overlayfs stacks ~128 lower directories) and each layer costs a round trip.
@@ -78,8 +80,9 @@ pub struct PlanInputs<'a> {
     /// A target's own files (name of the target, files, digest of their contents).
     pub target_files: Option<(String, Vec<PathBuf>, String)>,
     pub mtime: u64,
-    /// Whether package layers carry `.pyc` files.
-    pub bytecode: bool,
+    /// When package layers carry `.pyc` files: what identifies the interpreter that compiles
+    /// them (the layers of the base it is unpacked from, and its path there).
+    pub bytecode: Option<String>,
     /// How the layers are compressed.
     pub compression: lockship_oci::layer::Compression,
 }
@@ -125,11 +128,21 @@ pub fn plan_layers(
     }];
 
     // Layers with bytecode have keys of their own; layers without keep the keys they had.
-    let bytecode = inputs.bytecode;
-    let packages: &[&str] = if bytecode {
-        &[LAYER_FORMAT, target_json.as_str(), mtime.as_str(), BYTECODE]
-    } else {
-        &common
+    let compiled_by = inputs.bytecode.as_deref();
+    let bytecode = compiled_by.is_some();
+    let with_bytecode;
+    let packages: &[&str] = match compiled_by {
+        Some(interpreter) => {
+            with_bytecode = [
+                LAYER_FORMAT,
+                target_json.as_str(),
+                mtime.as_str(),
+                BYTECODE,
+                interpreter,
+            ];
+            &with_bytecode
+        }
+        None => &common,
     };
     layers.extend(dependency_layers(
         wheels,
@@ -281,7 +294,7 @@ mod tests {
             app: AppPlan::Wheel,
             target_files: None,
             mtime: 0,
-            bytecode: true,
+            bytecode: Some("python:3.11 layers".into()),
             compression: Default::default(),
         }
     }
@@ -364,12 +377,28 @@ mod tests {
         let with = plan_layers(inputs(&target), &wheels, &[]);
         let without = plan_layers(
             PlanInputs {
-                bytecode: false,
+                bytecode: None,
                 ..inputs(&target)
             },
             &wheels,
             &[],
         );
+        // Another interpreter (another base's) compiles other layers.
+        let other = plan_layers(
+            PlanInputs {
+                bytecode: Some("hostile base layers".into()),
+                ..inputs(&target)
+            },
+            &wheels,
+            &[],
+        );
+        let same_as_other: Vec<bool> = with
+            .layers
+            .iter()
+            .zip(&other.layers)
+            .map(|(a, b)| a.key == b.key)
+            .collect();
+        assert_eq!(same_as_other, [true, false, false, false]);
         let same: Vec<bool> = with
             .layers
             .iter()

@@ -38,6 +38,8 @@ pub(super) struct Ahead {
 pub(super) struct AheadInputs<'a> {
     pub target: &'a PythonTarget,
     pub base: &'a ResolvedBase,
+    /// The base whose interpreter compiles, when it is not `base` (another architecture's).
+    pub host_base: Option<&'a ResolvedBase>,
     pub source: &'a dyn BaseSource,
     pub ctx: Arc<LayerContext>,
     /// Push targets that may receive layers before the image is complete.
@@ -76,14 +78,14 @@ pub(super) async fn write_ahead(
     let AheadInputs {
         target,
         base,
+        host_base,
         source,
         ctx,
         early_push,
     } = inputs;
-    let slot = to_build
-        .iter()
-        .any(|l| l.content.has_bytecode())
-        .then(|| CompilerSlot::new(move || Box::pin(compiler(session, target, base, source))));
+    let slot = to_build.iter().any(|l| l.content.has_bytecode()).then(|| {
+        CompilerSlot::new(move || Box::pin(compiler(session, target, base, host_base, source)))
+    });
     let written = to_build.iter().map(|l| l.key.clone()).collect();
     let built = pipeline::run(
         pipeline::Jobs {

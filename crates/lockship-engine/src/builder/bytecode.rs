@@ -60,11 +60,51 @@ impl<'a> CompilerSlot<'a> {
     }
 }
 
-/// The interpreter for `target`'s bytecode, from `base` (read from `source`).
+/// The base whose interpreter compiles `target`'s bytecode when it is not `base` itself: for
+/// an image of another architecture, the base's variant for this machine (None when the base
+/// has none: [`compiler`] then says so, if anything is left to compile).
+pub(super) async fn host_variant(
+    session: &Session<'_>,
+    target: &PythonTarget,
+    source: &dyn BaseSource,
+) -> Result<Option<ResolvedBase>, Error> {
+    let host = Platform::host();
+    if target.architecture == host.architecture {
+        return Ok(None);
+    }
+    let Some(host_source) = source.for_host() else {
+        return Ok(None);
+    };
+    session.reporter.step(&format!(
+        "resolving the base for {host} to compile bytecode with"
+    ));
+    Ok(Some(
+        host_source
+            .resolve(session.store, session.reporter, session.remote)
+            .await?,
+    ))
+}
+
+/// What identifies the interpreter that compiles bytecode from `base`, for the keys of the
+/// layers it compiles: the base's layers (their diff ids: the files the interpreter and what
+/// it loads are unpacked from, however the base is named or configured) and its path there.
+/// Pycs are whatever that interpreter writes: another base's, however alike, gets other keys.
+pub(super) fn identity(base: &ResolvedBase) -> String {
+    let layers = base.layers.iter().map(|l| l.info.diff_id.to_string());
+    let parts = [
+        "lockship-compiled-by-v1".to_string(),
+        base.facts.interpreter.clone(),
+    ];
+    Digest::of_parts(parts.into_iter().chain(layers)).to_string()
+}
+
+/// The interpreter for `target`'s bytecode, from `base` (read from `source`), or, for an
+/// image of another architecture, from `host_base` (see [`host_variant`]).
 pub(super) async fn compiler(
     session: &Session<'_>,
     target: &PythonTarget,
     base: &ResolvedBase,
+    host_base: Option<&ResolvedBase>,
     source: &dyn BaseSource,
 ) -> Result<Arc<Compiler>, Error> {
     let host = Platform::host();
@@ -72,18 +112,14 @@ pub(super) async fn compiler(
     let (source, base) = if target.architecture == host.architecture {
         (source, base.clone())
     } else {
-        host_source = source.for_host().ok_or_else(|| {
+        let unavailable = || {
             Error::Usage(format!(
                 "bytecode for {} needs the base's variant for this machine's {}, and this base has no other variants to ask for",
                 target.architecture, host.architecture
             ))
-        })?;
-        session.reporter.step(&format!(
-            "resolving the base for {host} to compile bytecode with"
-        ));
-        let host_base = host_source
-            .resolve(session.store, session.reporter, session.remote)
-            .await?;
+        };
+        host_source = source.for_host().ok_or_else(unavailable)?;
+        let host_base = host_base.ok_or_else(unavailable)?.clone();
         (host_source.as_ref(), host_base)
     };
     let (major, minor, _) = target.version;

@@ -37,6 +37,9 @@ pub(super) struct Prepared {
     pub user: User,
     pub target: PythonTarget,
     pub base: ResolvedBase,
+    /// The base whose interpreter compiles the bytecode, when it is not `base` (an image of
+    /// another architecture compiles with the base's variant for this machine).
+    pub host_base: Option<ResolvedBase>,
     pub plan: Plan,
     /// The `--push` references, then the `--cache-to` ones, parsed.
     pub push_refs: Vec<Reference>,
@@ -173,6 +176,14 @@ pub(super) async fn prepare(
 
     let base = source.resolve(store, reporter, session.remote).await?;
     let target = python_target(&project, &base, opts);
+    // The interpreter that compiles is part of the bytecode layers' keys: known before the plan.
+    let host_base = if compiles_bytecode(&project, opts) {
+        super::bytecode::host_variant(session, &target, source).await?
+    } else {
+        None
+    };
+    let compiled_by = compiles_bytecode(&project, opts)
+        .then(|| super::bytecode::identity(host_base.as_ref().unwrap_or(&base)));
     timer.lap("base");
 
     let env = target.marker_env();
@@ -242,7 +253,7 @@ pub(super) async fn prepare(
         app,
         target_files: target_files.clone(),
         mtime: opts.source_date_epoch,
-        bytecode: compiles_bytecode(&project, opts),
+        bytecode: compiled_by.clone(),
         compression,
     };
     let commands = project.smoke_commands(&target_cfg);
@@ -293,6 +304,7 @@ pub(super) async fn prepare(
             let inputs = AheadInputs {
                 target: &target,
                 base: &base,
+                host_base: host_base.as_ref(),
                 source,
                 ctx: Arc::new(LayerContext::new(
                     session,
@@ -346,6 +358,7 @@ pub(super) async fn prepare(
         user,
         target,
         base,
+        host_base,
         plan,
         push_refs,
         commands,

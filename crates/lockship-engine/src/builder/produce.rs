@@ -105,6 +105,7 @@ pub(super) async fn produce_layers(
     }
     // The interpreter is unpacked while the first wheels download.
     let (target, base) = (&prepared.target, &prepared.base);
+    let host_base = prepared.host_base.as_ref();
     let ready = prepared.ahead.compiler.clone();
     let compiler = to_build
         .iter()
@@ -113,7 +114,7 @@ pub(super) async fn produce_layers(
             CompilerSlot::new(move || match ready.clone() {
                 // Started for the layers written ahead.
                 Some(made) => Box::pin(async move { Ok(made) }),
-                None => Box::pin(compiler(session, target, base, source)),
+                None => Box::pin(compiler(session, target, base, host_base, source)),
             })
         });
     let ctx = Arc::new(LayerContext::new(

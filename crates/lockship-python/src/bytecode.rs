@@ -723,6 +723,18 @@ pub fn pyc_path(py: &str, cache_tag: &str) -> String {
 /// into memory as compile jobs: files still in a wheel are read from it, checked against their
 /// RECORD hash; files staged under `root` (the host directory standing for the image's `/`,
 /// from `.data/purelib` and the like) are read from there.
+/// Sources past this size get no pyc (Python compiles them on import, as without bytecode):
+/// CPython's compiler takes ~200 bytes of memory per byte of source (a 120 MB generated module
+/// took 24 GB and the machine's OOM killer). The largest real modules are a few MB.
+const MAX_SOURCE: u64 = 8 << 20;
+
+/// Whether a source of `size` bytes gets its pyc at `pyc`: not when it is too large to compile
+/// safely, nor when the pyc's file name is longer than a file system takes (a module name of
+/// 240 bytes plus `.cpython-311.pyc`; Python itself then runs without the pyc).
+fn gets_pyc(pyc: &str, size: u64) -> bool {
+    size <= MAX_SOURCE && pyc.rsplit('/').next().is_some_and(|name| name.len() <= 255)
+}
+
 pub fn jobs_for_layer(
     tree: &TarTree,
     root: &Path,
@@ -746,6 +758,10 @@ pub fn jobs_for_layer(
         else {
             continue;
         };
+        let pyc = pyc_path(path, cache_tag);
+        if !gets_pyc(&pyc, *size) {
+            continue;
+        }
         let source = read_member(&mut archives, archive, *index, *size, check.as_ref()).map_err(
             |message| BytecodeError::Source {
                 what: format!("{}: {path}", archive.name),
@@ -755,7 +771,7 @@ pub fn jobs_for_layer(
         jobs.push(Job {
             source,
             image_path: format!("/{path}"),
-            pyc: pyc_path(path, cache_tag),
+            pyc,
         });
     }
     let staged = root.join(&site_slash);
@@ -768,7 +784,9 @@ pub fn jobs_for_layer(
             continue;
         };
         let Some(rel) = rel.to_str() else { continue };
-        if !rel.ends_with(".py") {
+        let pyc = pyc_path(rel, cache_tag);
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        if !rel.ends_with(".py") || !gets_pyc(&pyc, size) {
             continue;
         }
         let source = std::fs::read(entry.path()).map_err(|e| BytecodeError::Source {
@@ -778,7 +796,7 @@ pub fn jobs_for_layer(
         jobs.push(Job {
             source,
             image_path: format!("/{rel}"),
-            pyc: pyc_path(rel, cache_tag),
+            pyc,
         });
     }
     Ok(jobs)
@@ -807,6 +825,16 @@ fn read_member(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_sources_and_overlong_pyc_names_get_no_pyc() {
+        assert!(gets_pyc(&pyc_path("a/b.py", "cpython-311"), 1 << 20));
+        assert!(!gets_pyc(&pyc_path("a/b.py", "cpython-311"), 120 << 20));
+        let long = format!("a/{}.py", "m".repeat(240));
+        assert!(!gets_pyc(&pyc_path(&long, "cpython-311"), 10));
+        let fits = format!("a/{}.py", "m".repeat(230));
+        assert!(gets_pyc(&pyc_path(&fits, "cpython-311"), 10));
+    }
 
     #[test]
     fn pyc_paths_follow_pep_3147() {

@@ -98,6 +98,11 @@ pub fn read_entries<R: Read + Seek>(
         // Raw access reads the entry's headers without inflating anything.
         let entry = archive.by_index_raw(index).map_err(|e| e.to_string())?;
         let shown = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        // The zip crate reads `/etc/x` as `etc/x`; a wheel that names an absolute path means
+        // one outside it, as `../` does.
+        if shown.starts_with(['/', '\\']) {
+            return Err(format!("entry {shown:?} points outside the wheel"));
+        }
         let rel = entry
             .enclosed_name()
             .ok_or_else(|| format!("entry {shown:?} points outside the wheel"))?;
@@ -350,7 +355,10 @@ fn attach_record<R: Read + Seek>(
             continue;
         }
         let Some(line) = record.get(&entry.path) else {
-            return Err(format!("{} is not listed in RECORD", entry.path));
+            return Err(format!(
+                "{} is not listed in RECORD",
+                entry.path.escape_debug()
+            ));
         };
         if let Kind::Symlink(_) = entry.kind {
             continue; // listed is enough: a link has no contents of its own to hash
@@ -581,6 +589,8 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(err, "demo/b.py is not listed in RECORD");
+        let err = read(&wheel(&[("/tmp/demo/a.py", b"1")], None)).unwrap_err();
+        assert_eq!(err, "entry \"/tmp/demo/a.py\" points outside the wheel");
         let err = read(&wheel(
             &[("demo/a.py", b"1"), ("demo/a.py/x.py", b"2")],
             None,

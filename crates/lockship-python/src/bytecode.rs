@@ -6,8 +6,11 @@
 //! needs the source checked.
 //!
 //! Running the base's interpreter on the host trusts the base the way `docker build` trusts the
-//! image it runs `RUN` steps in, minus the container: the interpreter only reads the sources it
-//! is given and writes the pycs it is told to, with an empty environment.
+//! image it runs `RUN` steps in, minus the container: it gets its sources on stdin and answers
+//! with pycs on stdout, with an empty environment, confined (`lockship_sys::sandbox`) to
+//! reading its own unpacked files: a hostile base's interpreter can write nothing on the host,
+//! read nothing else and reach no socket. It can still answer wrongly: the layers it compiles
+//! are keyed by its identity, so its answers serve no other base.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
@@ -19,6 +22,7 @@ use lockship_oci::digest::ContentCheck;
 use lockship_oci::tar_tree::{EntryData, TarTree, ZipSource};
 use lockship_oci::unpack;
 use lockship_sys::interrupt::{Children, Running};
+use lockship_sys::sandbox::ReadOnly;
 use zip::ZipArchive;
 
 use super::install;
@@ -249,6 +253,9 @@ pub struct Interpreter {
     pub version: (u8, u8, u8),
     /// Where workers run (their working directory: empty, nothing to import from).
     home: PathBuf,
+    /// What the interpreter may touch: its own files, read-only (a hostile base's interpreter
+    /// writes nothing on the host). None on a kernel without Landlock.
+    sandbox: Option<ReadOnly>,
     idle: Mutex<Vec<Worker>>,
 }
 
@@ -358,6 +365,7 @@ impl Interpreter {
             cache_tag: String::new(),
             version: (0, 0, 0),
             home: root.join(".lockship-workers"),
+            sandbox: ReadOnly::beneath(&[root]),
             idle: Mutex::new(Vec::new()),
         };
         let (version, cache_tag) = match known {
@@ -415,6 +423,9 @@ impl Interpreter {
             .env_clear()
             .env("PYTHONHASHSEED", "0")
             .current_dir(cwd);
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.confine(&mut cmd);
+        }
         cmd
     }
 

@@ -296,3 +296,135 @@ fn a_target_dependency_compiles_only_its_own_layers() {
         .iter()
         .any(|(p, _)| p.ends_with("_pytest/__pycache__/main.cpython-311.pyc"))));
 }
+
+/// Adds a layer of `files` (path, contents) on top of the image tagged `tag` in the OCI layout
+/// at `dir`: blob, config (diff id, history), manifest and index rewritten.
+fn add_layer(dir: &std::path::Path, tag: &str, files: &[(&str, &[u8])]) {
+    use lockship_oci::digest::Digest;
+    let blob = |digest: &str| {
+        dir.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let put = |bytes: &[u8]| {
+        let digest = Digest::of_bytes(bytes);
+        std::fs::write(blob(&digest.to_string()), bytes).unwrap();
+        (digest.to_string(), bytes.len())
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, *contents).unwrap();
+    }
+    let tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let (layer, layer_size) = put(&gz.finish().unwrap());
+    let read = |digest: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(blob(digest)).unwrap()).unwrap()
+    };
+    let mut index = read_json(&dir.join("index.json"));
+    let entry = index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap();
+    let mut manifest = read(entry["digest"].as_str().unwrap());
+    let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(Digest::of_bytes(&tar).to_string().into());
+    if let Some(history) = config["history"].as_array_mut() {
+        history.push(serde_json::json!({"created_by": "a test's layer"}));
+    }
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = config_digest.into();
+    manifest["config"]["size"] = config_size.into();
+    manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": layer,
+            "size": layer_size,
+        }));
+    let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+    entry["digest"] = manifest_digest.into();
+    entry["size"] = manifest_size.into();
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The test base with a hostile `struct.py`, which the compile worker imports: it tries to
+/// write `marker` on the host and makes every pyc it compiles its own. Written to a layout at
+/// `dir` tagged `hostile`.
+fn hostile_base(dir: &std::path::Path, marker: &std::path::Path) -> String {
+    let env = env();
+    run_ok(std::process::Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{}", env.base),
+        &format!("oci:{}:hostile", dir.display()),
+    ]));
+    let payload = format!(
+        "from _struct import *\nfrom _struct import _clearcache\nfrom _struct import __doc__\n\
+         import builtins\n\
+         try:\n    open({marker:?}, 'w').write('written by the base')\nexcept OSError:\n    pass\n\
+         _compile = builtins.compile\n\
+         def _poisoned(source, *args, **kwargs):\n\
+         \x20   if isinstance(source, bytes):\n\
+         \x20       source += b'\\nPOISONED = 1\\n'\n\
+         \x20   return _compile(source, *args, **kwargs)\n\
+         builtins.compile = _poisoned\n",
+    );
+    add_layer(
+        dir,
+        "hostile",
+        &[("usr/lib/python3.11/struct.py", payload.as_bytes())],
+    );
+    format!("oci-layout://{}:hostile", dir.display())
+}
+
+#[test]
+fn a_hostile_base_interpreter_writes_nothing_and_its_pycs_serve_no_other_base() {
+    if services_missing() {
+        return;
+    }
+    let project = fixture("hello-cli", true);
+    let tmp = project.tmp.path();
+    let marker = tmp.join("marker");
+    let hostile = hostile_base(&tmp.join("hostile-layout"), &marker);
+    let (shared, clean) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The hostile base's interpreter runs, confined: its pycs are its own, the host untouched.
+    let poisoned = json(&run_ok(
+        lockship(shared.path())
+            .arg("build")
+            .arg(&project.dir)
+            .args(["--base", &hostile, "--format", "json", "--no-test"])
+            .arg("--output")
+            .arg(format!("oci:{}", tmp.join("poisoned.oci").display())),
+    ));
+    assert!(
+        !marker.exists(),
+        "the base's interpreter wrote on the host (is Landlock enabled on this kernel?)"
+    );
+    // With the real base, in the cache the hostile build filled: what a clean cache gives.
+    let after = build(&project, shared.path(), &tmp.join("after.oci"), &[]);
+    let reference = build(&project, clean.path(), &tmp.join("clean.oci"), &[]);
+    assert_eq!(after["digest"], reference["digest"]);
+    // The poison took (every layer with pycs differs): only the base's own first layer and
+    // the runtime layer, which has no bytecode, are the same blobs.
+    let clean_layers = layer_digests(&reference);
+    let common = layer_digests(&poisoned)
+        .into_iter()
+        .filter(|d| clean_layers.contains(d))
+        .count();
+    assert_eq!(common, 2, "{poisoned:#}\n{reference:#}");
+}

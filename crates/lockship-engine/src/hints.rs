@@ -72,6 +72,10 @@ pub(crate) fn registry(e: &RegistryError) -> Option<String> {
         RegistryError::NotFound { .. } => {
             Some("check `base` in [tool.lockship] (or --base), and that the tag exists".into())
         }
+        RegistryError::BlobNotFound { .. } => Some(
+            "the image is damaged in that registry (a blob was deleted or garbage-collected): push the image again, or use another tag"
+                .into(),
+        ),
         RegistryError::Unreachable { .. } => Some(
             "check the registry address and that it is up; plain-HTTP registries other than \
              loopback go in LOCKSHIP_INSECURE_REGISTRIES; --http-timeout and --http-retries \

@@ -56,6 +56,14 @@ pub enum NetError {
         seconds: u64,
         attempts: u32,
     },
+    /// A body that keeps arriving, too slowly to ever end (a byte every few seconds).
+    #[error("{url}: the server sent {bytes} bytes in {seconds} s, too slowly to finish{}", after(*attempts))]
+    Trickling {
+        url: Redacted,
+        bytes: u64,
+        seconds: u64,
+        attempts: u32,
+    },
     #[error("{url}: HTTP {status}{}{}", reason(*status), after(*attempts))]
     Status {
         url: Redacted,
@@ -104,9 +112,46 @@ impl NetError {
         match self {
             NetError::Transport { attempts, .. }
             | NetError::Stalled { attempts, .. }
+            | NetError::Trickling { attempts, .. }
             | NetError::Status { attempts, .. } => *attempts = n,
             NetError::RetryTooLate { .. } | NetError::TooLarge { .. } | NetError::Tls { .. } => {}
         }
+    }
+}
+
+/// How fast a body arrives, over windows as long as the stall timeout: a server that sends a
+/// byte now and then never stalls, but must not hold a build forever. Each window must bring at
+/// least [`Pace::MIN_BYTES`] (34 bytes a second at the default 30 s: any real link does).
+#[derive(Debug)]
+pub struct Pace {
+    window_start: std::time::Instant,
+    in_window: u64,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace {
+            window_start: std::time::Instant::now(),
+            in_window: 0,
+        }
+    }
+}
+
+impl Pace {
+    pub const MIN_BYTES: u64 = 1024;
+
+    /// Counts `bytes` received; when a window of `window` ended with fewer than
+    /// [`Pace::MIN_BYTES`], returns what it brought and how long it lasted.
+    pub fn add(&mut self, bytes: u64, window: Duration) -> Option<(u64, u64)> {
+        self.in_window += bytes;
+        let elapsed = self.window_start.elapsed();
+        if elapsed < window {
+            return None;
+        }
+        let slow =
+            (self.in_window < Self::MIN_BYTES).then_some((self.in_window, elapsed.as_secs()));
+        *self = Pace::default();
+        slow
     }
 }
 
@@ -592,17 +637,31 @@ impl Http {
         }
     }
 
-    /// The next chunk of a response body, failing as stalled after the stall timeout.
+    /// The next chunk of a response body, failing as stalled after the stall timeout with
+    /// nothing, and as trickling when `pace` finds the body too slow to ever end.
     pub async fn chunk(
         &self,
         url: &str,
         response: &mut reqwest::Response,
+        pace: &mut Pace,
     ) -> Result<Option<Bytes>, Failure> {
-        match tokio::time::timeout(self.opts.stall_timeout, response.chunk()).await {
-            Ok(Ok(chunk)) => Ok(chunk),
-            Ok(Err(e)) => Err(self.transport_failure(url, &e)),
-            Err(_) => Err(self.stalled(url)),
+        let chunk = match tokio::time::timeout(self.opts.stall_timeout, response.chunk()).await {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(e)) => return Err(self.transport_failure(url, &e)),
+            Err(_) => return Err(self.stalled(url)),
+        };
+        let received = chunk.as_ref().map_or(0, |c| c.len() as u64);
+        if let Some((bytes, seconds)) = pace.add(received, self.opts.stall_timeout) {
+            if chunk.is_some() {
+                return Err(Failure::transient(NetError::Trickling {
+                    url: self.shown(url),
+                    bytes,
+                    seconds,
+                    attempts: 1,
+                }));
+            }
         }
+        Ok(chunk)
     }
 
     /// Reads a whole (small) body, refusing more than `limit` bytes.
@@ -619,7 +678,8 @@ impl Http {
             }));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = self.chunk(url, &mut response).await? {
+        let mut pace = Pace::default();
+        while let Some(chunk) = self.chunk(url, &mut response, &mut pace).await? {
             if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(Failure::fatal(NetError::TooLarge {
                     url: self.shown(url),
@@ -786,6 +846,20 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_that_trickles_is_slow_and_one_that_flows_is_not() {
+        let window = Duration::from_millis(30);
+        let mut trickle = Pace::default();
+        assert_eq!(trickle.add(1, window), None, "the window is not over");
+        std::thread::sleep(window);
+        let (bytes, _) = trickle.add(1, window).expect("a window ended with 2 bytes");
+        assert_eq!(bytes, 2);
+        let mut flow = Pace::default();
+        flow.add(Pace::MIN_BYTES, window);
+        std::thread::sleep(window);
+        assert_eq!(flow.add(1, window), None);
+    }
 
     #[test]
     fn the_ca_store_is_read_at_the_first_https_request_only() {

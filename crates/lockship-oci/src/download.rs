@@ -34,7 +34,12 @@ pub async fn stream_body(
     let mut pending = store.begin().map_err(BodyFailure::Store)?;
     let mut received = 0u64;
     let transfer = http.transfer(url, response.content_length().or(limit), false);
-    while let Some(chunk) = http.chunk(url, response).await.map_err(BodyFailure::Net)? {
+    let mut pace = lockship_net::Pace::default();
+    while let Some(chunk) = http
+        .chunk(url, response, &mut pace)
+        .await
+        .map_err(BodyFailure::Net)?
+    {
         received += chunk.len() as u64;
         transfer.advance(chunk.len() as u64);
         if let Some(limit) = limit.filter(|l| received > *l) {

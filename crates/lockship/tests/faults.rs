@@ -231,6 +231,83 @@ fn a_registry_that_alters_a_blob_is_named_for_it() {
 }
 
 #[test]
+fn a_registry_that_trickles_fails_in_bounded_time() {
+    if services_missing() {
+        return;
+    }
+    let proxy = FaultProxy::start(&env().registry);
+    let project = fixture("hello-cli", true);
+    let base = base_through(&proxy);
+    // A byte every 0.2 s: never silent for the 1 s stall timeout, never done either.
+    proxy.set_rules(vec![Rule::on(
+        "/blobs/sha256:",
+        Fault::Trickle(Duration::from_millis(200)),
+    )
+    .method("GET")]);
+    let cache = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = build(
+        cache.path(),
+        &project.dir,
+        &["--base", &base, "--dry-run"],
+        &[
+            ("LOCKSHIP_HTTP_TIMEOUT", "1"),
+            ("LOCKSHIP_HTTP_RETRIES", "1"),
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let line = err.lines().next().unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "error: cannot reach registry {} while pulling",
+            proxy.addr()
+        )) && line.contains("too slowly to finish (after 2 attempts)"),
+        "{err}"
+    );
+    // Two windows of a second and a backoff; the base's blobs would take hours this way.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    let blobs = std::fs::read_dir(cache.path().join("blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "nothing half-fetched is cached");
+}
+
+#[test]
+fn a_blob_missing_from_the_registry_is_named_not_the_image() {
+    if services_missing() {
+        return;
+    }
+    let proxy = FaultProxy::start(&env().registry);
+    let project = fixture("hello-cli", true);
+    let base = base_through(&proxy);
+    proxy.set_rules(vec![
+        Rule::on("/blobs/sha256:", Fault::Status(404)).method("GET")
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let out = build(
+        cache.path(),
+        &project.dir,
+        &["--base", &base, "--dry-run"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "error: registry {} has no config of {base} (sha256:",
+            proxy.addr()
+        )) && err.contains(&format!("), which the image {base} names (HTTP 404)")),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: the image is damaged in that registry"),
+        "{err}"
+    );
+}
+
+#[test]
 fn transient_index_faults_cost_retries() {
     if services_missing() {
         return;

@@ -19,6 +19,14 @@ pub enum RegistryError {
     Denied { registry: String, action: String },
     #[error("image {reference} not found")]
     NotFound { reference: String },
+    /// A blob the image's manifest names is not there (a registry pruned it, or a proxy sent
+    /// the request elsewhere): the image itself was found.
+    #[error("registry {registry} has no {what}, which the image {reference} names (HTTP 404)")]
+    BlobNotFound {
+        registry: String,
+        reference: String,
+        what: String,
+    },
     #[error("image {reference} has no manifest for {platform} (it has: {available})")]
     NoPlatform {
         reference: String,
@@ -90,12 +98,13 @@ pub(super) fn net_error(registry: &str, action: &str, e: NetError) -> RegistryEr
                 source: e,
             }
         }
-        NetError::Transport { .. } | NetError::Stalled { .. } | NetError::Tls { .. } => {
-            RegistryError::Unreachable {
-                registry,
-                action,
-                source: e,
-            }
-        }
+        NetError::Transport { .. }
+        | NetError::Stalled { .. }
+        | NetError::Trickling { .. }
+        | NetError::Tls { .. } => RegistryError::Unreachable {
+            registry,
+            action,
+            source: e,
+        },
     }
 }

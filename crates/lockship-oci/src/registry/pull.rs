@@ -299,7 +299,21 @@ impl Registry {
                 async move {
                     let make = || self.http.bare_request(Method::GET, url);
                     let response = self.attempt(scope, action, url, &make, None).await?;
-                    let mut response = self.expect_success(response, reference, action).await?;
+                    let mut response = match self.expect_success(response, reference, action).await
+                    {
+                        Ok(response) => response,
+                        Err(Failure {
+                            error: RegistryError::NotFound { .. },
+                            ..
+                        }) => {
+                            return Err(Failure::fatal(RegistryError::BlobNotFound {
+                                registry: registry.to_string(),
+                                reference: reference.to_string(),
+                                what: format!("{what} ({digest})"),
+                            }))
+                        }
+                        Err(other) => return Err(other),
+                    };
                     let pending =
                         match stream_body(&self.http, url, &mut response, store, size).await {
                             Ok(pending) => pending,

@@ -117,6 +117,9 @@ pub enum Fault {
     Drop(usize),
     /// Forward, send this many bytes of the body, then go silent for this long.
     Stall(usize, Duration),
+    /// Forward, sending the body one byte at a time, this long apart: never silent for long,
+    /// never done.
+    Trickle(Duration),
     /// Forward, with the body's byte at this offset flipped.
     Flip(usize),
     /// Forward, then answer this status instead of the upstream's: the request took effect,
@@ -400,6 +403,25 @@ async fn proxy(
                     "connection dropped by the fault proxy",
                 )),
             ]);
+            response
+                .header("content-length", len)
+                .body(BodyExt::boxed(StreamBody::new(frames)))
+                .unwrap()
+        }
+        Some(Fault::Trickle(pause)) if !is_head => {
+            let bytes = Bytes::from(bytes.to_vec());
+            let frames = futures::stream::unfold(0usize, move |at| {
+                let bytes = bytes.clone();
+                async move {
+                    if at >= bytes.len() {
+                        return None;
+                    }
+                    if at > 0 {
+                        tokio::time::sleep(pause).await;
+                    }
+                    Some((Ok(Frame::data(bytes.slice(at..at + 1))), at + 1))
+                }
+            });
             response
                 .header("content-length", len)
                 .body(BodyExt::boxed(StreamBody::new(frames)))

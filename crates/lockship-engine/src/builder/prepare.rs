@@ -246,10 +246,20 @@ pub(super) async fn prepare(
     ]);
     let runtime_key = format!("{user:?}\n{workdir}\n{accounts}");
     let compression = project.compression()?;
+    // An app with extension modules is built in the builder (its key cannot know whether it
+    // has any before it is built): the builder as configured is part of the app layer's key, as
+    // it is of a wheel built from an sdist.
+    let app_layer_key = match app_mode {
+        AppMode::Wheel => format!(
+            "{app_key}\nbuilder: {}",
+            builder_identity(&project, &base, source)
+        ),
+        AppMode::Copy => app_key.clone(),
+    };
     let plan_inputs = |app: AppPlan| PlanInputs {
         target: &target,
         runtime_key: runtime_key.clone(),
-        app_key: app_key.clone(),
+        app_key: app_layer_key.clone(),
         app,
         target_files: target_files.clone(),
         mtime: opts.source_date_epoch,
@@ -388,6 +398,20 @@ fn check_unhashed(
         .into());
     }
     Ok(unhashed)
+}
+
+/// What builds an app with extension modules, as configured: the `[tool.lockship.builder]`
+/// image, else the builder assembled from a Debian base (its lock and extra packages), else
+/// none (such an app then fails to build).
+fn builder_identity(project: &Project, base: &ResolvedBase, source: &dyn BaseSource) -> String {
+    let config = project.config.builder.clone().unwrap_or_default();
+    match config.image {
+        Some(image) => format!("image {image}"),
+        None if source.builder(&config.packages).is_some() => {
+            format!("assembled from {} with {:?}", base.pinned, config.packages)
+        }
+        None => "none".to_string(),
+    }
 }
 
 /// Whether the build puts bytecode in the image: the config's `bytecode` (on unless set

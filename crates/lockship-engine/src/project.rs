@@ -21,7 +21,7 @@ pub enum AppMode {
 
 /// A list of strings, also accepted as one whitespace-separated string.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a command is a string or a list of strings")]
 pub enum Command {
     List(Vec<String>),
     Line(String),
@@ -195,15 +195,42 @@ impl ProjectError {
     }
 }
 
-fn read_toml(path: &Path) -> Result<toml::Value, ProjectError> {
-    let text = fs_err::read_to_string(path).map_err(|e| ProjectError::Unreadable {
+fn read_text(path: &Path) -> Result<String, ProjectError> {
+    fs_err::read_to_string(path).map_err(|e| ProjectError::Unreadable {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })?;
-    toml::from_str(&text).map_err(|e| ProjectError::Invalid {
+    })
+}
+
+fn parse_toml(path: &Path, text: &str) -> Result<toml::Value, ProjectError> {
+    toml::from_str(text).map_err(|e| ProjectError::Invalid {
         path: path.to_path_buf(),
         message: format!("invalid TOML: {}", e.message()),
     })
+}
+
+/// The config table of `text` (the file at `path`): `[tool.lockship]`, or in a standalone
+/// lockship.toml also the bare top level. Its errors name the key (`[tool.lockship.builder]
+/// imag: unknown field …`), and the Debian base table's are found here, not at first use.
+fn read_config(path: &Path, text: &str) -> Result<Config, ProjectError> {
+    let invalid = |message: String| ProjectError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let doc = crate::config_keys::Document::parse(text).map_err(&invalid)?;
+    let standalone = path.file_name().is_some_and(|n| n == "lockship.toml");
+    let nested: &[&str] = &["tool", "lockship"];
+    let table = if !standalone || doc.get(nested).is_some() {
+        nested
+    } else {
+        &[]
+    };
+    let config: Config = doc.read(table).map_err(&invalid)?.unwrap_or_default();
+    if let Some(toml::Value::Table(_)) = &config.base {
+        let base: Vec<&str> = table.iter().copied().chain(["base"]).collect();
+        doc.read::<DebianBaseTable>(&base).map_err(&invalid)?;
+    }
+    Ok(config)
 }
 
 impl Project {
@@ -216,35 +243,23 @@ impl Project {
                 dir: dir.to_path_buf(),
             });
         }
-        let pyproject = if pyproject_path.is_file() {
-            Some(read_toml(&pyproject_path)?)
+        let pyproject_text = if pyproject_path.is_file() {
+            Some(read_text(&pyproject_path)?)
         } else {
             None
         };
-        let (config_path, table) = if standalone.is_file() {
-            let v = read_toml(&standalone)?;
-            // Accept both a bare table and one nested under [tool.lockship].
-            let t = v
-                .get("tool")
-                .and_then(|t| t.get("lockship"))
-                .cloned()
-                .unwrap_or(v);
-            (standalone, Some(t))
+        let pyproject = match &pyproject_text {
+            Some(text) => Some(parse_toml(&pyproject_path, text)?),
+            None => None,
+        };
+        let (config_path, text) = if standalone.is_file() {
+            let text = read_text(&standalone)?;
+            parse_toml(&standalone, &text)?;
+            (standalone, text)
         } else {
-            let t = pyproject
-                .as_ref()
-                .and_then(|p| p.get("tool")?.get("lockship").cloned());
-            (pyproject_path.clone(), t)
+            (pyproject_path.clone(), pyproject_text.unwrap_or_default())
         };
-        let config: Config = match table {
-            Some(t) => t
-                .try_into()
-                .map_err(|e: toml::de::Error| ProjectError::Invalid {
-                    path: config_path.clone(),
-                    message: format!("[tool.lockship]: {}", e.message()),
-                })?,
-            None => Config::default(),
-        };
+        let config = read_config(&config_path, &text)?;
         let project = pyproject.as_ref().and_then(|p| p.get("project"));
         let name = project
             .and_then(|p| p.get("name"))
@@ -682,7 +697,15 @@ mod tests {
         std::fs::write(dir.path().join("lockship.toml"), "entrypont = [\"x\"]\n").unwrap();
         let err = Project::load(dir.path()).unwrap_err().to_string();
         assert!(
-            err.contains("lockship.toml: [tool.lockship]: unknown field `entrypont`"),
+            err.contains(
+                "lockship.toml: entrypont: unknown field (expected one of base, entrypoint, "
+            ),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("lockship.toml"), "[builder]\nimage = 3\n").unwrap();
+        let err = Project::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("lockship.toml: [builder] image: expected a string, found integer `3`"),
             "{err}"
         );
 
@@ -692,6 +715,34 @@ mod tests {
             err.ends_with("app = \"zip\": expected \"wheel\" or \"copy\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn config_errors_name_the_key_and_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |body: &str| {
+            std::fs::write(
+                dir.path().join("pyproject.toml"),
+                format!("[project]\nname = \"x\"\n\n[tool.lockship]\n{body}\n"),
+            )
+            .unwrap();
+            Project::load(dir.path()).map(|_| ()).map_err(|e| {
+                let hint = e.hint();
+                let text = e.to_string();
+                (text[text.find(": ").unwrap() + 2..].to_string(), hint)
+            })
+        };
+        for (body, want) in [
+            ("bytecode = \"no\"", "[tool.lockship] bytecode: expected a boolean, found string \"no\""),
+            ("platforms = \"linux/amd64\"", "[tool.lockship] platforms: expected a sequence, found string \"linux/amd64\""),
+            ("compression = 5", "[tool.lockship] compression: expected a string, found integer `5`"),
+            ("[tool.lockship.builder]\nimage = 3", "[tool.lockship.builder] image: expected a string, found integer `3`"),
+            ("[tool.lockship.builder]\nimag = \"x\"", "[tool.lockship.builder] imag: unknown field (expected image or packages)"),
+            ("[tool.lockship.base]\ndebian = \"bookworm\"\npackages = [\"python3\"]\nmirorr = \"x\"", "[tool.lockship.base] mirorr: unknown field (expected one of debian, packages, mirror, security-mirror, exclude, keyring)"),
+            ("[tool.lockship.targets.dev]\nsmoke = [\"a\", 1]", "[tool.lockship.targets.dev] smoke: a command is a string or a list of strings"),
+        ] {
+            assert_eq!(load(body).unwrap_err().0, want, "{body}");
+        }
     }
 
     #[test]

@@ -169,6 +169,14 @@ pub enum ProjectError {
     Unreadable { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{path}: [{table}] {key} = {value:?}: {why}")]
+    BadMirror {
+        path: PathBuf,
+        table: String,
+        key: String,
+        value: String,
+        why: String,
+    },
     #[error("{path} has no target `{name}` (it has: {known})")]
     UnknownTarget {
         path: PathBuf,
@@ -189,6 +197,9 @@ impl ProjectError {
             ),
             ProjectError::BadPath { .. } => Some(
                 "paths in the image are absolute (venv = \"/opt/venv\"); paths in the project are relative to it and stay inside it".into(),
+            ),
+            ProjectError::BadMirror { .. } => Some(
+                "a mirror is the http:// or https:// URL of a Debian archive's root, the directory that holds dists/ and pool/".into(),
             ),
             _ => None,
         }
@@ -228,9 +239,21 @@ fn read_config(path: &Path, text: &str) -> Result<Config, ProjectError> {
     let config: Config = doc.read(table).map_err(&invalid)?.unwrap_or_default();
     if let Some(toml::Value::Table(_)) = &config.base {
         let base: Vec<&str> = table.iter().copied().chain(["base"]).collect();
-        doc.read::<DebianBaseTable>(&base).map_err(&invalid)?;
+        if let Some(base) = doc.read::<DebianBaseTable>(&base).map_err(&invalid)? {
+            base.check_mirrors(path, &base_table_name(table))?;
+        }
     }
     Ok(config)
+}
+
+/// How messages name the Debian base table of a config read at `table`.
+fn base_table_name(table: &[&str]) -> String {
+    table
+        .iter()
+        .copied()
+        .chain(["base"])
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 impl Project {
@@ -586,6 +609,38 @@ struct DebianBaseTable {
     keyring: Option<PathBuf>,
 }
 
+impl DebianBaseTable {
+    /// `mirror` and `security-mirror`, when set, are http(s) URLs: checked when the config is
+    /// read, so that the error names the key rather than a URL lockship made from it.
+    fn check_mirrors(&self, path: &Path, table: &str) -> Result<(), ProjectError> {
+        for (key, value) in [
+            ("mirror", &self.mirror),
+            ("security-mirror", &self.security_mirror),
+        ] {
+            let Some(value) = value else { continue };
+            let why = match url::Url::parse(value) {
+                Err(e) => format!("not a URL ({e})"),
+                Ok(url) if !matches!(url.scheme(), "http" | "https") => format!(
+                    "lockship reads an archive over http or https, not {}",
+                    url.scheme()
+                ),
+                Ok(url) if url.host_str().is_none_or(str::is_empty) => {
+                    "the URL names no host".into()
+                }
+                Ok(_) => continue,
+            };
+            return Err(ProjectError::BadMirror {
+                path: path.to_path_buf(),
+                table: table.to_string(),
+                key: key.to_string(),
+                value: value.clone(),
+                why,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Parses platforms as users write them (`linux/arm64`, `linux/arm/v7`); a repeated one is an
 /// error, since it would put two entries for one platform in the index.
 pub fn parse_platforms<'a>(
@@ -743,6 +798,18 @@ mod tests {
         ] {
             assert_eq!(load(body).unwrap_err().0, want, "{body}");
         }
+        let base = |key: &str, url: &str| {
+            load(&format!("[tool.lockship.base]\ndebian = \"bookworm\"\npackages = [\"python3\"]\n{key} = \"{url}\""))
+        };
+        let (err, hint) = base("mirror", "mirror.example/debian").unwrap_err();
+        assert!(
+            err.starts_with("[tool.lockship.base] mirror = \"mirror.example/debian\": not a URL"),
+            "{err}"
+        );
+        assert!(hint.unwrap().contains("http:// or https://"));
+        let (err, _) = base("security-mirror", "ftp://mirror.example/debian").unwrap_err();
+        assert_eq!(err, "[tool.lockship.base] security-mirror = \"ftp://mirror.example/debian\": lockship reads an archive over http or https, not ftp");
+        base("mirror", "https://user:pw@mirror.example/debian/").unwrap();
     }
 
     #[test]

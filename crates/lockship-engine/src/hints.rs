@@ -234,10 +234,12 @@ pub(crate) fn debian(e: &DebianError) -> Option<String> {
             | ResolveError::ExclusionBreaks { .. },
         ) => Some("remove it from `exclude` in [tool.lockship.base]".into()),
         DebianError::Resolve(_) => Some("check `packages` in [tool.lockship.base] against the suite".into()),
-        DebianError::Gone { archive, .. } => Some(format!(
-            "run `lockship build --upgrade-base` to move to the versions the suite has now, or set `{}` in [tool.lockship.base] to a snapshot archive that still has it (https://snapshot.debian.org)",
-            if archive.ends_with("-security") { "security-mirror" } else { "mirror" }
-        )),
+        DebianError::Gone { archive, .. } => {
+            let key = if archive.ends_with("-security") { "security-mirror" } else { "mirror" };
+            Some(format!(
+                "run `lockship build --upgrade-base` to move to the versions the suite has now, or set `{key}` in [tool.lockship.base] to a snapshot archive that still has it (https://snapshot.debian.org)"
+            ))
+        }
         DebianError::NoArchive { .. } => Some(
             "set `mirror` or `security-mirror` in [tool.lockship.base] (or add the archive to the host's apt sources), or run `lockship build --upgrade-base` to resolve against the archives configured here".into(),
         ),

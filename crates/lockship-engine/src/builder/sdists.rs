@@ -12,7 +12,7 @@ use crate::cache_dir::Bucket;
 use crate::container_build::{self, BuilderError, ContainerBuild};
 use crate::error::Error;
 use crate::project::Project;
-use crate::smoke::Runtime;
+use crate::smoke::{Runtime, SmokeError};
 use lockship_oci::digest::Digest;
 use lockship_oci::image::{self, ConfigSpec};
 use lockship_oci::platform::Platform;
@@ -134,7 +134,7 @@ pub(super) async fn build_missing(
         todo.push((i, package, sdist, entry, pure_entry, key, pure));
     }
     if let (Some(builder), false) = (&builder_slot, todo.is_empty()) {
-        let runtime = Runtime::detect(session.opts.runtime).map_err(|_| BuilderError::NoRuntime)?;
+        let runtime = build_runtime(session)?;
         load_builder(session, builder, runtime).await?;
         // Side by side, one per core: a build is mostly one compiler or pip waiting on the
         // index, and each has its own container.
@@ -326,6 +326,26 @@ async fn builder(
         identity: base.pinned.clone(),
         assembled: Some(base),
     })
+}
+
+/// The container runtime the builds run in (`--runtime`, else Docker, else Podman), with a
+/// warning when Podman stands in for a Docker that does not answer.
+fn build_runtime(session: &Session<'_>) -> Result<Runtime, BuilderError> {
+    match Runtime::detect(session.opts.runtime) {
+        Ok(detected) => {
+            if let Some(note) = detected.fallback_note() {
+                session.reporter.warn(&note);
+            }
+            Ok(detected.runtime)
+        }
+        Err(SmokeError::RuntimeDown { runtime, message }) => {
+            Err(BuilderError::RuntimeDown { runtime, message })
+        }
+        Err(SmokeError::NoRuntime { tried }) => Err(BuilderError::NoRuntime { tried }),
+        Err(other) => Err(BuilderError::NoRuntime {
+            tried: other.to_string(),
+        }),
+    }
 }
 
 /// Loads an assembled builder into the runtime unless it has it already.

@@ -73,8 +73,20 @@ pub(super) async fn build_missing(
         }
         .into());
     }
-    // A dry run assembles no builder (that downloads and writes it): sdists are planned as is.
+    // A dry run assembles no builder (that downloads and writes it): sdists are planned as is,
+    // once it is clear there would be a builder to build them (the config, or a base that
+    // can assemble one), so that a dry run fails where the build would.
     if session.opts.dry_run {
+        // A pure wheel this machine built before needs no builder, as in the build.
+        let bucket = Bucket::BuiltWheels.under(&session.opts.cache_dir);
+        let needs_building = buildable.iter().find(|u| {
+            let sdist = u.sdist.as_ref().expect("partitioned on sdist");
+            let entry = bucket.join(format!("{}.json", pure_key(sdist, ctx.target).hex()));
+            !read_cached::<Built>(&entry).is_some_and(|b| session.store.contains(&b.sha256))
+        });
+        if let Some(missing) = needs_building.and_then(|first| missing_builder(ctx, first)) {
+            return Err(missing.into());
+        }
         return Ok(buildable
             .into_iter()
             .map(|u| ChosenWheel {
@@ -86,7 +98,6 @@ pub(super) async fn build_missing(
     }
     let target_json = serde_json::to_string(ctx.target).expect("target serializes");
     let tags = ctx.target.tags()?;
-    let (major, minor, _) = ctx.target.version;
     let bucket = Bucket::BuiltWheels.under(&session.opts.cache_dir);
     // Assembled (and loaded) only when something has to be built.
     let mut builder_slot: Option<Builder> = None;
@@ -100,11 +111,7 @@ pub(super) async fn build_missing(
         // A pure-Python wheel built from this sdist for this Python, on any platform, serves
         // every platform: a multi-platform build builds it once, and the other platforms
         // need no builder of their own (nor emulation).
-        let pure = Digest::of_parts([
-            "lockship-sdist-pure-wheel-v1",
-            sdist.sha256.as_str(),
-            &format!("{major}.{minor}"),
-        ]);
+        let pure = pure_key(sdist, ctx.target);
         let pure_entry = bucket.join(format!("{}.json", pure.hex()));
         if let Some(built) =
             cached_or_shared(session, &pure_entry, pure.hex(), true, package, &tags).await?
@@ -284,6 +291,59 @@ fn built_wheel(package: &Unsatisfied, built: Built, key: &str) -> ChosenWheel {
     }
 }
 
+/// The key of a pure-Python wheel built from `sdist`: the sdist and the Python version only,
+/// so that it serves every platform.
+fn pure_key(sdist: &LockedWheel, target: &PythonTarget) -> Digest {
+    let (major, minor, _) = target.version;
+    Digest::of_parts([
+        "lockship-sdist-pure-wheel-v1",
+        sdist.sha256.as_str(),
+        &format!("{major}.{minor}"),
+    ])
+}
+
+/// The packages of a builder assembled from a Debian base: compilers, the target's Python
+/// headers, pip, and `[tool.lockship.builder] packages`.
+fn builder_packages(ctx: &BuildContext<'_>) -> Vec<String> {
+    let (major, minor, _) = ctx.target.version;
+    let mut packages = vec![
+        "build-essential".to_string(),
+        format!("python{major}.{minor}-dev"),
+        "python3-pip".to_string(),
+    ];
+    packages.extend(
+        ctx.project
+            .config
+            .builder
+            .iter()
+            .flat_map(|b| b.packages.iter().cloned()),
+    );
+    packages
+}
+
+/// The error when nothing can build `first`'s sdist: no `[tool.lockship.builder] image`, and
+/// a base that cannot assemble a builder (a registry or layout base). Decided from the config
+/// and the base's kind alone: nothing is resolved or downloaded.
+fn missing_builder(ctx: &BuildContext<'_>, first: &Unsatisfied) -> Option<BuilderError> {
+    let configured = ctx
+        .project
+        .config
+        .builder
+        .as_ref()
+        .is_some_and(|b| b.image.is_some());
+    (!configured && ctx.source.builder(&builder_packages(ctx)).is_none())
+        .then(|| no_image(ctx, first))
+}
+
+fn no_image(ctx: &BuildContext<'_>, first: &Unsatisfied) -> BuilderError {
+    BuilderError::NoImage {
+        package: first.name.clone(),
+        version: first.version.clone(),
+        target: ctx.target.describe(),
+        config: ctx.project.config_path.clone(),
+    }
+}
+
 /// The builder: `[tool.lockship.builder] image`, else one assembled from a Debian base.
 async fn builder(
     session: &Session<'_>,
@@ -298,21 +358,8 @@ async fn builder(
             assembled: None,
         });
     }
-    let (major, minor, _) = ctx.target.version;
-    let mut packages = vec![
-        "build-essential".to_string(),
-        format!("python{major}.{minor}-dev"),
-        "python3-pip".to_string(),
-    ];
-    packages.extend(config.packages);
-    let Some(source) = ctx.source.builder(&packages) else {
-        return Err(BuilderError::NoImage {
-            package: first.name.clone(),
-            version: first.version.clone(),
-            target: ctx.target.describe(),
-            config: ctx.project.config_path.clone(),
-        }
-        .into());
+    let Some(source) = ctx.source.builder(&builder_packages(ctx)) else {
+        return Err(no_image(ctx, first).into());
     };
     session
         .reporter

@@ -344,6 +344,24 @@ fn no_image(ctx: &BuildContext<'_>, first: &Unsatisfied) -> BuilderError {
     }
 }
 
+/// Refuses a build for another architecture that this machine cannot run (no binfmt
+/// emulator), naming `package`, the first that needs building.
+fn check_emulation(ctx: &BuildContext<'_>, package: &Unsatisfied) -> Result<(), BuilderError> {
+    let host = Platform::host();
+    if ctx.target.architecture == host.architecture
+        || container_build::can_run(ctx.target.machine())
+    {
+        return Ok(());
+    }
+    Err(BuilderError::NoEmulation {
+        package: package.name.clone(),
+        version: package.version.clone(),
+        platform: format!("linux/{}", ctx.target.architecture),
+        host: host.architecture,
+        machine: ctx.target.machine().to_string(),
+    })
+}
+
 /// The builder: `[tool.lockship.builder] image`, else one assembled from a Debian base.
 async fn builder(
     session: &Session<'_>,
@@ -361,6 +379,10 @@ async fn builder(
     let Some(source) = ctx.source.builder(&builder_packages(ctx)) else {
         return Err(no_image(ctx, first).into());
     };
+    // Before assembling it: a foreign builder is a hundred-odd .debs downloaded and written
+    // for nothing when this machine cannot run it. (A wheel that builder made before is then
+    // not looked up: its key needs the assembled builder.)
+    check_emulation(ctx, first)?;
     session
         .reporter
         .step("assembling the builder from Debian packages");
@@ -433,19 +455,9 @@ async fn build_one(
     package: &Unsatisfied,
     sdist: &LockedWheel,
 ) -> Result<Built, Error> {
-    let host = Platform::host();
-    let platform = (ctx.target.architecture != host.architecture)
+    let platform = (ctx.target.architecture != Platform::host().architecture)
         .then(|| format!("linux/{}", ctx.target.architecture));
-    if platform.is_some() && !container_build::can_run(ctx.target.machine()) {
-        return Err(BuilderError::NoEmulation {
-            package: package.name.clone(),
-            version: package.version.clone(),
-            platform: format!("linux/{}", ctx.target.architecture),
-            host: host.architecture,
-            machine: ctx.target.machine().to_string(),
-        }
-        .into());
-    }
+    check_emulation(ctx, package)?;
     let (major, minor, _) = ctx.target.version;
     let tmp = session.store.tmp_dir();
     let scratch = ScratchDir::new_in(&tmp).map_err(io_err(&tmp))?;

@@ -169,10 +169,10 @@ pub enum ProjectError {
     Unreadable { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("{path}: [{table}] {key} = {value:?}: {why}")]
+    #[error("{path}: {key} = {value:?}: {why}")]
     BadMirror {
         path: PathBuf,
-        table: String,
+        /// `[tool.lockship.base] mirror`: the table and the key.
         key: String,
         value: String,
         why: String,
@@ -631,8 +631,7 @@ impl DebianBaseTable {
             };
             return Err(ProjectError::BadMirror {
                 path: path.to_path_buf(),
-                table: table.to_string(),
-                key: key.to_string(),
+                key: format!("[{table}] {key}"),
                 value: value.clone(),
                 why,
             });

@@ -82,6 +82,10 @@ pub enum BuilderError {
         host: String,
         machine: String,
     },
+    /// The builder's packages (the base's, compilers, `[tool.lockship.builder] packages`) do
+    /// not resolve; the base's own did, so the builder's list is the one to check.
+    #[error("cannot assemble the builder from Debian packages: {0}")]
+    Packages(#[source] lockship_debian::resolve::ResolveError),
     #[error("cannot prepare the build of {package} {version}: {message}")]
     Setup {
         package: String,
@@ -124,6 +128,9 @@ impl BuilderError {
             BuilderError::CannotStart { runtime, image, .. } => Some(format!(
                 "check the image's name and tag ([tool.lockship.builder] image), that `{runtime} pull {image}` works (log in if its registry needs it), and that {runtime} can run containers"
             )),
+            BuilderError::Packages(_) => Some(
+                "check `packages` in [tool.lockship.builder] against the suite (Debian package names, e.g. libpq-dev)".into(),
+            ),
             BuilderError::NoPython { python, .. } => Some(format!(
                 "the builder needs the base's Python as {python} on its PATH: use the full image of the base's Python version (python:3.12 beside python:3.12-slim)"
             )),

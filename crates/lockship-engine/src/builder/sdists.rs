@@ -344,6 +344,20 @@ fn no_image(ctx: &BuildContext<'_>, first: &Unsatisfied) -> BuilderError {
     }
 }
 
+/// A Debian resolution failure while assembling the builder is the builder's packages' (the
+/// base's own resolved already): said so, for a hint that names their table.
+fn builder_packages_error(e: Error) -> Error {
+    match e {
+        Error::Debian(debian) => match *debian {
+            lockship_debian::DebianError::Resolve(resolve) => {
+                BuilderError::Packages(resolve).into()
+            }
+            other => Error::Debian(Box::new(other)),
+        },
+        other => other,
+    }
+}
+
 /// Refuses a build for another architecture that this machine cannot run (no binfmt
 /// emulator), naming `package`, the first that needs building.
 fn check_emulation(ctx: &BuildContext<'_>, package: &Unsatisfied) -> Result<(), BuilderError> {
@@ -388,7 +402,8 @@ async fn builder(
         .step("assembling the builder from Debian packages");
     let base = source
         .resolve(session.store, session.reporter, session.remote)
-        .await?;
+        .await
+        .map_err(builder_packages_error)?;
     let tag_digest = Digest::of_parts(["lockship-builder", &base.pinned]);
     Ok(Builder {
         image: format!("lockship-builder:{}", &tag_digest.hex()[..16]),
@@ -528,4 +543,25 @@ fn check_built(
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockship_debian::resolve::ResolveError;
+
+    #[test]
+    fn a_builder_package_that_does_not_resolve_is_named_in_the_builders_table() {
+        let unknown = || ResolveError::Unknown {
+            name: "libpq-devv".into(),
+            suite: "bookworm".into(),
+            arch: "amd64".into(),
+        };
+        let e = builder_packages_error(lockship_debian::DebianError::Resolve(unknown()).into());
+        assert!(e.to_string().contains("`libpq-devv` does not exist"), "{e}");
+        assert!(e.hint().unwrap().contains("[tool.lockship.builder]"));
+        // Other Debian failures (a mirror, a download) stay as they are.
+        let other = builder_packages_error(lockship_debian::DebianError::NoMirror.into());
+        assert!(matches!(other, Error::Debian(_)));
+    }
 }

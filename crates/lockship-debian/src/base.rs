@@ -599,9 +599,15 @@ pub fn facts(lock: &BaseLock) -> Result<DebianFacts, DebianError> {
 }
 
 /// The base's image config: a plain Debian environment with the CA bundle named for OpenSSL.
-pub fn config(lock: &BaseLock, layer: &LayerInfo, created_by: &str) -> serde_json::Value {
-    json!({
-        "architecture": lock.architecture,
+/// Its platform is the OCI one the build asked for (`arm` + `v5`), never dpkg's name for it
+/// (`armel`), which no runtime or wheel tag knows.
+pub fn config(
+    layer: &LayerInfo,
+    created_by: &str,
+    platform: &lockship_oci::platform::Platform,
+) -> serde_json::Value {
+    let mut config = json!({
+        "architecture": platform.architecture,
         "os": "linux",
         "config": {
             "Env": [
@@ -612,7 +618,11 @@ pub fn config(lock: &BaseLock, layer: &LayerInfo, created_by: &str) -> serde_jso
         },
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
         "history": [{"created_by": created_by, "comment": "lockship"}],
-    })
+    });
+    if let Some(variant) = &platform.variant {
+        config["variant"] = json!(variant);
+    }
+    config
 }
 
 /// Which packages of the suite ship each of `libraries` (file names, `libpq.so.5`) in a
@@ -681,6 +691,24 @@ fn contents_entry(line: &[u8], libraries: &BTreeSet<String>) -> Option<(String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_names_the_oci_platform_not_dpkgs() {
+        let digest = lockship_oci::digest::Digest::of_bytes(b"layer");
+        let layer = LayerInfo {
+            media_type: String::new(),
+            digest: digest.clone(),
+            size: 0,
+            diff_id: digest,
+            uncompressed_size: 0,
+        };
+        let platform = lockship_oci::platform::Platform::parse("linux/arm/v5").unwrap();
+        let arm = config(&layer, "test", &platform);
+        assert_eq!(arm["architecture"], "arm");
+        assert_eq!(arm["variant"], "v5");
+        let amd64 = lockship_oci::platform::Platform::parse("linux/amd64").unwrap();
+        assert!(config(&layer, "test", &amd64).get("variant").is_none());
+    }
 
     #[test]
     fn a_builder_is_held_to_the_base_locks_versions() {

@@ -79,14 +79,20 @@ pub enum DebianError {
     },
 }
 
-/// Debian's name (dpkg's) for an OCI architecture: they differ only where Debian kept older
-/// names (32-bit ARM is hard-float `armhf`).
-pub fn dpkg_arch(oci_arch: &str) -> String {
-    match oci_arch {
-        "arm" => "armhf",
-        "386" => "i386",
-        "ppc64le" => "ppc64el",
-        other => other,
+/// Debian's name (dpkg's) for an OCI architecture and variant: they differ where Debian kept
+/// older names. 32-bit ARM is two ports: `armel` (soft-float, ARMv5TE baseline) for `arm/v5`,
+/// and hard-float `armhf` (ARMv7 baseline) for `arm/v7` and a bare `arm`. Debian has no ARMv6
+/// port; `arm/v6` maps to `armel`, whose ARMv5TE code runs on an ARMv6 CPU, where armhf's
+/// ARMv7 code would not.
+pub fn dpkg_arch(oci_arch: &str, variant: Option<&str>) -> String {
+    match (oci_arch, variant) {
+        ("arm", Some("v5" | "v6")) => "armel",
+        ("arm", _) => "armhf",
+        ("386", _) => "i386",
+        ("ppc64le", _) => "ppc64el",
+        ("mips64le", _) => "mips64el",
+        ("mipsle", _) => "mipsel",
+        (other, _) => other,
     }
     .to_string()
 }
@@ -104,4 +110,35 @@ pub fn oci_platform(dpkg_arch: &str) -> String {
         other => other,
     };
     format!("linux/{arch}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_arch_by_architecture_and_variant() {
+        for (arch, variant, dpkg) in [
+            ("amd64", None, "amd64"),
+            ("arm64", Some("v8"), "arm64"),
+            ("arm", None, "armhf"),
+            ("arm", Some("v7"), "armhf"),
+            ("arm", Some("v6"), "armel"),
+            ("arm", Some("v5"), "armel"),
+            ("386", None, "i386"),
+            ("ppc64le", None, "ppc64el"),
+            ("mips64le", None, "mips64el"),
+            ("mipsle", None, "mipsel"),
+            ("s390x", None, "s390x"),
+        ] {
+            assert_eq!(dpkg_arch(arch, variant), dpkg, "{arch} {variant:?}");
+        }
+        // The messages' inverse lands on a platform that maps back to the same port.
+        for dpkg in ["armhf", "armel", "i386", "ppc64el", "mips64el", "mipsel"] {
+            let platform = oci_platform(dpkg);
+            let mut parts = platform.split('/').skip(1);
+            let (arch, variant) = (parts.next().unwrap(), parts.next());
+            assert_eq!(dpkg_arch(arch, variant), dpkg);
+        }
+    }
 }

@@ -182,13 +182,28 @@ impl Universe {
                 queue.push_back(c);
             }
         }
+        // The closure without any exclusion, made on first need: whether an exclusion does
+        // anything is judged against it, not against what the other exclusions left (`tar`
+        // beside `dpkg`, which alone pulls it in, is no typo).
+        let mut unexcluded: Option<Option<Vec<PackageEntry>>> = None;
         for name in exclude {
             let mut edges: Vec<&(usize, String, bool)> =
                 cut.iter().filter(|(_, n, _)| n == name).collect();
             // A Pre-Depends is the strongest reason to name.
             edges.sort_by_key(|(_, _, pre)| !pre);
             if edges.is_empty() {
-                return Err(ResolveError::ExcludedUnused { name: name.clone() });
+                let full = unexcluded.get_or_insert_with(|| self.resolve(requested, &[]).ok());
+                // Without exclusions it may not resolve at all (an exclusion avoids what
+                // cannot be satisfied): then it is not a no-op either.
+                let pulled_in = full.as_ref().is_none_or(|entries| {
+                    entries.iter().any(|e| {
+                        e.name == *name || e.depends.iter().flatten().any(|d| d.name == *name)
+                    })
+                });
+                if !pulled_in {
+                    return Err(ResolveError::ExcludedUnused { name: name.clone() });
+                }
+                continue;
             }
             let library = self
                 .candidate(&Dep {
@@ -341,6 +356,11 @@ SHA256: 08
         let slim = u.resolve(&["python3".into()], &["dpkg".into()]).unwrap();
         assert!(!slim.iter().any(|p| p.name == "dpkg" || p.name == "tar"));
         assert_eq!(slim.len(), all.len() - 2);
+        // Naming what only an excluded package pulls in too is no typo (the README's example).
+        let both = u
+            .resolve(&["python3".into()], &["dpkg".into(), "tar".into()])
+            .unwrap();
+        assert_eq!(both.len(), slim.len());
 
         let err = |exclude: &str| {
             u.resolve(&["python3".into()], &[exclude.into()])

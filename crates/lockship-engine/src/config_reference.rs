@@ -139,14 +139,14 @@ mod tests {
             Ok(p) => p.base().err().map(|e| e.to_string()).unwrap_or_default(),
             Err(e) => e.to_string(),
         };
-        // "expected `a`", "expected `a` or `b`", "expected one of `a`, `b`, …".
+        // "(expected a)", "(expected a or b)", "(expected one of a, b, …)".
         let list = message
-            .split_once("expected ")
-            .unwrap_or_else(|| panic!("{header}: serde did not list the keys: {message}"))
-            .1;
-        list.split('`')
-            .skip(1)
-            .step_by(2)
+            .split_once("(expected ")
+            .and_then(|(_, rest)| rest.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("{header}: the message did not list the keys: {message}"));
+        let list = list.strip_prefix("one of ").unwrap_or(list);
+        list.split(", ")
+            .flat_map(|keys| keys.split(" or "))
             .map(String::from)
             .collect()
     }

@@ -16,6 +16,14 @@ use lockship_sys::interrupt::{self, Children};
 /// Lines of the build's output shown when it fails.
 const LOG_TAIL: usize = 25;
 
+/// The exit codes `docker run` and `podman run` give for their own failures, as distinct from
+/// the command's: the run itself failed (no such image, a pull refused, the container not
+/// created), the command cannot be executed, the command was not found. pip's exit codes
+/// never reach these.
+const RUNTIME_FAILED: i32 = 125;
+const CANNOT_EXECUTE: i32 = 126;
+const NOT_FOUND: i32 = 127;
+
 /// Run by the builder's Python: unpacks the sdist (argv[1]) at a fixed path and builds it there
 /// with `pip wheel`, so the paths compilers record (debug info, `__FILE__`) are the same in
 /// every build rather than pip's random temporary directory. Unpacking happens in the container,
@@ -42,8 +50,30 @@ pub enum BuilderError {
         target: String,
         config: PathBuf,
     },
-    #[error("building sdists needs a container runtime, and neither docker nor podman answers")]
-    NoRuntime,
+    #[error("building sdists needs a container runtime, and neither docker nor podman answers ({tried})")]
+    NoRuntime { tried: String },
+    #[error("building sdists needs {runtime} (--runtime), which does not answer: {message}")]
+    RuntimeDown {
+        runtime: &'static str,
+        message: String,
+    },
+    /// The runtime's own `run` failed (exit 125 in Docker and Podman alike): the image could
+    /// not be pulled or the container not created, before anything ran in it.
+    #[error("{runtime} cannot start the builder image {image}: {message}")]
+    CannotStart {
+        runtime: &'static str,
+        image: String,
+        message: String,
+    },
+    /// The container started, but its entrypoint, the target's Python, could not be run
+    /// (exit 126 or 127, as Docker and Podman report it).
+    #[error("the builder image {image} cannot run {python} (exit {code}): {message}")]
+    NoPython {
+        image: String,
+        python: String,
+        code: i32,
+        message: String,
+    },
     #[error("building {package} {version} for {platform} needs a builder for {platform}, which cannot run on this {host} machine without emulation (binfmt has no {machine} interpreter registered)")]
     NoEmulation {
         package: String,
@@ -52,6 +82,10 @@ pub enum BuilderError {
         host: String,
         machine: String,
     },
+    /// The builder's packages (the base's, compilers, `[tool.lockship.builder] packages`) do
+    /// not resolve; the base's own did, so the builder's list is the one to check.
+    #[error("cannot assemble the builder from Debian packages: {0}")]
+    Packages(#[source] lockship_debian::resolve::ResolveError),
     #[error("cannot prepare the build of {package} {version}: {message}")]
     Setup {
         package: String,
@@ -85,9 +119,21 @@ impl BuilderError {
             BuilderError::NoImage { .. } => Some(
                 "name an image with compilers and the base's Python, e.g. [tool.lockship.builder] image = \"python:3.12\" beside base = \"python:3.12-slim\"; or pin a version of the package that ships wheels".into(),
             ),
-            BuilderError::NoRuntime => Some(
+            BuilderError::NoRuntime { .. } => Some(
                 "install Docker or Podman (only the builds of sdists need one), or pin versions that ship wheels for the target".into(),
             ),
+            BuilderError::RuntimeDown { runtime, .. } => Some(format!(
+                "start {runtime} (or check that this user may use it), or choose the other runtime with --runtime"
+            )),
+            BuilderError::CannotStart { runtime, image, .. } => Some(format!(
+                "check the image's name and tag ([tool.lockship.builder] image), that `{runtime} pull {image}` works (log in if its registry needs it), and that {runtime} can run containers"
+            )),
+            BuilderError::Packages(_) => Some(
+                "check `packages` in [tool.lockship.builder] against the suite (Debian package names, e.g. libpq-dev)".into(),
+            ),
+            BuilderError::NoPython { python, .. } => Some(format!(
+                "the builder needs the base's Python as {python} on its PATH: use the full image of the base's Python version (python:3.12 beside python:3.12-slim)"
+            )),
             BuilderError::NoEmulation { .. } => Some(
                 "register QEMU with binfmt (Debian: apt-get install qemu-user-static binfmt-support), build on a machine of that architecture, or pin a version that ships a wheel for it (an sdist that builds to a pure-Python wheel for this machine's platform is reused for the others)".into(),
             ),
@@ -209,6 +255,12 @@ impl ContainerBuild<'_> {
             let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
             log.push_str(&String::from_utf8_lossy(&out.stderr));
             let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+            let code = out.status.code().unwrap_or(-1);
+            // The runtime's own failures (pull, create, exec) are not the build's: the
+            // "-dev packages" advice would send the user the wrong way.
+            if let Some(e) = self.runtime_failure(code, &String::from_utf8_lossy(&out.stderr)) {
+                return Err(e);
+            }
             let tail = lines[lines.len().saturating_sub(LOG_TAIL)..]
                 .iter()
                 .map(|l| format!("  {l}"))
@@ -219,7 +271,7 @@ impl ContainerBuild<'_> {
                 version: self.version.to_string(),
                 sdist: self.sdist_name.to_string(),
                 image: self.image.to_string(),
-                code: out.status.code().unwrap_or(-1),
+                code,
                 log: lockship_net::url::redact_text(&tail),
             });
         }
@@ -259,6 +311,50 @@ impl ContainerBuild<'_> {
     }
 }
 
+impl ContainerBuild<'_> {
+    /// The error for a `run` that failed with `code` before the build ran (see
+    /// [`RUNTIME_FAILED`]), with the runtime's message from `stderr`; None for the build's own
+    /// failure.
+    fn runtime_failure(&self, code: i32, stderr: &str) -> Option<BuilderError> {
+        let message = || runtime_message(stderr);
+        match code {
+            RUNTIME_FAILED => Some(BuilderError::CannotStart {
+                runtime: self.runtime.program(),
+                image: self.image.to_string(),
+                message: message(),
+            }),
+            CANNOT_EXECUTE | NOT_FOUND => Some(BuilderError::NoPython {
+                image: self.image.to_string(),
+                python: self.python.clone(),
+                code,
+                message: message(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A runtime's error output on one line, credentials redacted, without the lines around the
+/// error that say nothing of it (Docker's "Unable to find image … locally" and "Run 'docker
+/// run --help'…", Podman's "Trying to pull …").
+fn runtime_message(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            let noise = l.is_empty()
+                || l.starts_with("Unable to find image")
+                || l.starts_with("Trying to pull")
+                || (l.starts_with("Run '") && l.ends_with("for more information"));
+            !noise
+        })
+        .collect();
+    if lines.is_empty() {
+        return "(no output)".into();
+    }
+    lockship_net::url::redact_text(&lines.join(" "))
+}
+
 /// Whether the host can run `machine` (uname name: aarch64, x86_64) binaries: natively, or
 /// through an emulator registered with binfmt.
 pub fn can_run(machine: &str) -> bool {
@@ -276,4 +372,57 @@ pub fn has_image(runtime: Runtime, image: &str) -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtimes_own_failures_are_not_the_builds() {
+        let build = ContainerBuild {
+            runtime: Runtime::Podman,
+            image: "registry.example/builder:1",
+            platform: None,
+            python: "python3.11".into(),
+            package: "docopt",
+            version: "0.6.2",
+            sdist: Path::new("docopt-0.6.2.tar.gz"),
+            sdist_name: "docopt-0.6.2.tar.gz",
+            index_url: None,
+            ca_bundle: None,
+            source_date_epoch: 0,
+        };
+        let docker = "Unable to find image 'registry.example/builder:1' locally\ndocker: Error response from daemon: manifest unknown\nRun 'docker run --help' for more information\n";
+        let Some(BuilderError::CannotStart {
+            runtime, message, ..
+        }) = build.runtime_failure(125, docker)
+        else {
+            panic!("125 is the runtime's failure")
+        };
+        assert_eq!(runtime, "podman");
+        assert_eq!(
+            message,
+            "docker: Error response from daemon: manifest unknown"
+        );
+        assert!(matches!(
+            build.runtime_failure(127, "exec: \"python3.11\": executable file not found"),
+            Some(BuilderError::NoPython { code: 127, .. })
+        ));
+        assert!(matches!(
+            build.runtime_failure(126, ""),
+            Some(BuilderError::NoPython { .. })
+        ));
+        // pip's own exit codes are the build's failure.
+        assert!(build
+            .runtime_failure(1, "error: subprocess-exited-with-error")
+            .is_none());
+        assert_eq!(runtime_message("\n"), "(no output)");
+        assert_eq!(
+            runtime_message(
+                "Trying to pull x...\nError: pull https://u:secret@registry.example/v2/ failed\n"
+            ),
+            "Error: pull https://u:****@registry.example/v2/ failed"
+        );
+    }
 }

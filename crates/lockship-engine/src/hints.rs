@@ -222,7 +222,12 @@ pub(crate) fn probe(e: &ProbeError) -> Option<String> {
 pub(crate) fn debian(e: &DebianError) -> Option<String> {
     match e {
         DebianError::NoMirror => Some("set `mirror` in [tool.lockship.base]".into()),
-        DebianError::UnknownSuite { .. } => Some("check `debian` in [tool.lockship.base] (e.g. bookworm, trixie)".into()),
+        // The security archive is its own mirror setting: a suite missing there is that
+        // setting's fault, not `debian`'s.
+        DebianError::UnknownSuite { suite, .. } if suite.ends_with("-security") => Some(format!(
+            "check `security-mirror` in [tool.lockship.base]: it must be the root of an archive with {suite} in its dists/ (the security archive, not the main one)"
+        )),
+        DebianError::UnknownSuite { .. } => Some("check `debian` in [tool.lockship.base] (e.g. bookworm, trixie), and `mirror`".into()),
         DebianError::BadSignature { .. } => Some(
             "the mirror's Release file is not signed by a key in the keyring: check the mirror, or update debian-archive-keyring".into(),
         ),
@@ -233,9 +238,12 @@ pub(crate) fn debian(e: &DebianError) -> Option<String> {
             | ResolveError::ExclusionBreaks { .. },
         ) => Some("remove it from `exclude` in [tool.lockship.base]".into()),
         DebianError::Resolve(_) => Some("check `packages` in [tool.lockship.base] against the suite".into()),
-        DebianError::Gone { .. } => Some(
-            "run `lockship build --upgrade-base` to move to the versions the suite has now, or set `mirror` in [tool.lockship.base] to a snapshot archive that still has it (https://snapshot.debian.org)".into(),
-        ),
+        DebianError::Gone { archive, .. } => {
+            let key = if archive.ends_with("-security") { "security-mirror" } else { "mirror" };
+            Some(format!(
+                "run `lockship build --upgrade-base` to move to the versions the suite has now, or set `{key}` in [tool.lockship.base] to a snapshot archive that still has it (https://snapshot.debian.org)"
+            ))
+        }
         DebianError::NoArchive { .. } => Some(
             "set `mirror` or `security-mirror` in [tool.lockship.base] (or add the archive to the host's apt sources), or run `lockship build --upgrade-base` to resolve against the archives configured here".into(),
         ),
@@ -261,3 +269,33 @@ fn relock_hint(path: &Path) -> String {
 /// For a failure to read or write the cache or an output.
 pub(crate) const CACHE: &str =
     "check free space and permissions of the cache (LOCKSHIP_CACHE_DIR) and output paths";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockship_net::url::redact;
+
+    #[test]
+    fn a_security_archive_problem_names_security_mirror() {
+        let gone = |archive: &str| {
+            debian(&DebianError::Gone {
+                package: "libssl3".into(),
+                archive: archive.into(),
+                mirror: redact("http://mirror.example/debian"),
+            })
+            .unwrap()
+        };
+        assert!(gone("bookworm-security").contains("set `security-mirror` in"));
+        assert!(gone("bookworm-updates").contains("set `mirror` in"));
+        let unknown = |suite: &str| {
+            debian(&DebianError::UnknownSuite {
+                suite: suite.into(),
+                mirror: redact("http://mirror.example/debian"),
+                message: "404".into(),
+            })
+            .unwrap()
+        };
+        assert!(unknown("bookworm-security").starts_with("check `security-mirror`"));
+        assert!(unknown("bookworm").starts_with("check `debian`"));
+    }
+}

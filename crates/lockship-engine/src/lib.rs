@@ -6,6 +6,7 @@
 pub mod builder;
 pub mod cache_command;
 pub mod cache_dir;
+mod config_keys;
 pub mod config_reference;
 pub mod container_build;
 pub mod dockerfile;

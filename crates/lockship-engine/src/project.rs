@@ -21,7 +21,7 @@ pub enum AppMode {
 
 /// A list of strings, also accepted as one whitespace-separated string.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a command is a string or a list of strings")]
 pub enum Command {
     List(Vec<String>),
     Line(String),
@@ -169,6 +169,14 @@ pub enum ProjectError {
     Unreadable { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{path}: {key} = {value:?}: {why}")]
+    BadMirror {
+        path: PathBuf,
+        /// `[tool.lockship.base] mirror`: the table and the key.
+        key: String,
+        value: String,
+        why: String,
+    },
     #[error("{path} has no target `{name}` (it has: {known})")]
     UnknownTarget {
         path: PathBuf,
@@ -190,20 +198,62 @@ impl ProjectError {
             ProjectError::BadPath { .. } => Some(
                 "paths in the image are absolute (venv = \"/opt/venv\"); paths in the project are relative to it and stay inside it".into(),
             ),
+            ProjectError::BadMirror { .. } => Some(
+                "a mirror is the http:// or https:// URL of a Debian archive's root, the directory that holds dists/ and pool/".into(),
+            ),
             _ => None,
         }
     }
 }
 
-fn read_toml(path: &Path) -> Result<toml::Value, ProjectError> {
-    let text = fs_err::read_to_string(path).map_err(|e| ProjectError::Unreadable {
+fn read_text(path: &Path) -> Result<String, ProjectError> {
+    fs_err::read_to_string(path).map_err(|e| ProjectError::Unreadable {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })?;
-    toml::from_str(&text).map_err(|e| ProjectError::Invalid {
+    })
+}
+
+fn parse_toml(path: &Path, text: &str) -> Result<toml::Value, ProjectError> {
+    toml::from_str(text).map_err(|e| ProjectError::Invalid {
         path: path.to_path_buf(),
         message: format!("invalid TOML: {}", e.message()),
     })
+}
+
+/// The config table of `text` (the file at `path`): `[tool.lockship]`, or in a standalone
+/// lockship.toml also the bare top level. Its errors name the key (`[tool.lockship.builder]
+/// imag: unknown field …`), and the Debian base table's are found here, not at first use.
+fn read_config(path: &Path, text: &str) -> Result<Config, ProjectError> {
+    let invalid = |message: String| ProjectError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let doc = crate::config_keys::Document::parse(text).map_err(&invalid)?;
+    let standalone = path.file_name().is_some_and(|n| n == "lockship.toml");
+    let nested: &[&str] = &["tool", "lockship"];
+    let table = if !standalone || doc.get(nested).is_some() {
+        nested
+    } else {
+        &[]
+    };
+    let config: Config = doc.read(table).map_err(&invalid)?.unwrap_or_default();
+    if let Some(toml::Value::Table(_)) = &config.base {
+        let base: Vec<&str> = table.iter().copied().chain(["base"]).collect();
+        if let Some(base) = doc.read::<DebianBaseTable>(&base).map_err(&invalid)? {
+            base.check_mirrors(path, &base_table_name(table))?;
+        }
+    }
+    Ok(config)
+}
+
+/// How messages name the Debian base table of a config read at `table`.
+fn base_table_name(table: &[&str]) -> String {
+    table
+        .iter()
+        .copied()
+        .chain(["base"])
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 impl Project {
@@ -216,35 +266,23 @@ impl Project {
                 dir: dir.to_path_buf(),
             });
         }
-        let pyproject = if pyproject_path.is_file() {
-            Some(read_toml(&pyproject_path)?)
+        let pyproject_text = if pyproject_path.is_file() {
+            Some(read_text(&pyproject_path)?)
         } else {
             None
         };
-        let (config_path, table) = if standalone.is_file() {
-            let v = read_toml(&standalone)?;
-            // Accept both a bare table and one nested under [tool.lockship].
-            let t = v
-                .get("tool")
-                .and_then(|t| t.get("lockship"))
-                .cloned()
-                .unwrap_or(v);
-            (standalone, Some(t))
+        let pyproject = match &pyproject_text {
+            Some(text) => Some(parse_toml(&pyproject_path, text)?),
+            None => None,
+        };
+        let (config_path, text) = if standalone.is_file() {
+            let text = read_text(&standalone)?;
+            parse_toml(&standalone, &text)?;
+            (standalone, text)
         } else {
-            let t = pyproject
-                .as_ref()
-                .and_then(|p| p.get("tool")?.get("lockship").cloned());
-            (pyproject_path.clone(), t)
+            (pyproject_path.clone(), pyproject_text.unwrap_or_default())
         };
-        let config: Config = match table {
-            Some(t) => t
-                .try_into()
-                .map_err(|e: toml::de::Error| ProjectError::Invalid {
-                    path: config_path.clone(),
-                    message: format!("[tool.lockship]: {}", e.message()),
-                })?,
-            None => Config::default(),
-        };
+        let config = read_config(&config_path, &text)?;
         let project = pyproject.as_ref().and_then(|p| p.get("project"));
         let name = project
             .and_then(|p| p.get("name"))
@@ -571,6 +609,37 @@ struct DebianBaseTable {
     keyring: Option<PathBuf>,
 }
 
+impl DebianBaseTable {
+    /// `mirror` and `security-mirror`, when set, are http(s) URLs: checked when the config is
+    /// read, so that the error names the key rather than a URL lockship made from it.
+    fn check_mirrors(&self, path: &Path, table: &str) -> Result<(), ProjectError> {
+        for (key, value) in [
+            ("mirror", &self.mirror),
+            ("security-mirror", &self.security_mirror),
+        ] {
+            let Some(value) = value else { continue };
+            let why = match url::Url::parse(value) {
+                Err(e) => format!("not a URL ({e})"),
+                Ok(url) if !matches!(url.scheme(), "http" | "https") => format!(
+                    "lockship reads an archive over http or https, not {}",
+                    url.scheme()
+                ),
+                Ok(url) if url.host_str().is_none_or(str::is_empty) => {
+                    "the URL names no host".into()
+                }
+                Ok(_) => continue,
+            };
+            return Err(ProjectError::BadMirror {
+                path: path.to_path_buf(),
+                key: format!("[{table}] {key}"),
+                value: value.clone(),
+                why,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Parses platforms as users write them (`linux/arm64`, `linux/arm/v7`); a repeated one is an
 /// error, since it would put two entries for one platform in the index.
 pub fn parse_platforms<'a>(
@@ -682,7 +751,15 @@ mod tests {
         std::fs::write(dir.path().join("lockship.toml"), "entrypont = [\"x\"]\n").unwrap();
         let err = Project::load(dir.path()).unwrap_err().to_string();
         assert!(
-            err.contains("lockship.toml: [tool.lockship]: unknown field `entrypont`"),
+            err.contains(
+                "lockship.toml: entrypont: unknown field (expected one of base, entrypoint, "
+            ),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("lockship.toml"), "[builder]\nimage = 3\n").unwrap();
+        let err = Project::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("lockship.toml: [builder] image: expected a string, found integer `3`"),
             "{err}"
         );
 
@@ -692,6 +769,46 @@ mod tests {
             err.ends_with("app = \"zip\": expected \"wheel\" or \"copy\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn config_errors_name_the_key_and_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |body: &str| {
+            std::fs::write(
+                dir.path().join("pyproject.toml"),
+                format!("[project]\nname = \"x\"\n\n[tool.lockship]\n{body}\n"),
+            )
+            .unwrap();
+            Project::load(dir.path()).map(|_| ()).map_err(|e| {
+                let hint = e.hint();
+                let text = e.to_string();
+                (text[text.find(": ").unwrap() + 2..].to_string(), hint)
+            })
+        };
+        for (body, want) in [
+            ("bytecode = \"no\"", "[tool.lockship] bytecode: expected a boolean, found string \"no\""),
+            ("platforms = \"linux/amd64\"", "[tool.lockship] platforms: expected a sequence, found string \"linux/amd64\""),
+            ("compression = 5", "[tool.lockship] compression: expected a string, found integer `5`"),
+            ("[tool.lockship.builder]\nimage = 3", "[tool.lockship.builder] image: expected a string, found integer `3`"),
+            ("[tool.lockship.builder]\nimag = \"x\"", "[tool.lockship.builder] imag: unknown field (expected image or packages)"),
+            ("[tool.lockship.base]\ndebian = \"bookworm\"\npackages = [\"python3\"]\nmirorr = \"x\"", "[tool.lockship.base] mirorr: unknown field (expected one of debian, packages, mirror, security-mirror, exclude, keyring)"),
+            ("[tool.lockship.targets.dev]\nsmoke = [\"a\", 1]", "[tool.lockship.targets.dev] smoke: a command is a string or a list of strings"),
+        ] {
+            assert_eq!(load(body).unwrap_err().0, want, "{body}");
+        }
+        let base = |key: &str, url: &str| {
+            load(&format!("[tool.lockship.base]\ndebian = \"bookworm\"\npackages = [\"python3\"]\n{key} = \"{url}\""))
+        };
+        let (err, hint) = base("mirror", "mirror.example/debian").unwrap_err();
+        assert!(
+            err.starts_with("[tool.lockship.base] mirror = \"mirror.example/debian\": not a URL"),
+            "{err}"
+        );
+        assert!(hint.unwrap().contains("http:// or https://"));
+        let (err, _) = base("security-mirror", "ftp://mirror.example/debian").unwrap_err();
+        assert_eq!(err, "[tool.lockship.base] security-mirror = \"ftp://mirror.example/debian\": lockship reads an archive over http or https, not ftp");
+        base("mirror", "https://user:pw@mirror.example/debian/").unwrap();
     }
 
     #[test]

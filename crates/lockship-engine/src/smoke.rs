@@ -25,6 +25,11 @@ pub enum Runtime {
 pub enum SmokeError {
     #[error("no container runtime to run the smoke tests in (tried {tried})")]
     NoRuntime { tried: String },
+    #[error("{runtime} (--runtime) does not answer: {message}")]
+    RuntimeDown {
+        runtime: &'static str,
+        message: String,
+    },
     #[error("unknown container runtime `{0}` (expected docker or podman)")]
     UnknownRuntime(String),
     #[error("{runtime} cannot load the image: {message}")]
@@ -49,6 +54,9 @@ impl SmokeError {
             SmokeError::NoRuntime { .. } => Some(
                 "install and start Docker or Podman, or pass --no-test to push without the smoke tests".into(),
             ),
+            SmokeError::RuntimeDown { runtime, .. } => Some(format!(
+                "start {runtime} (or check that this user may use it), or choose the other runtime with --runtime"
+            )),
             SmokeError::Failed { .. } => {
                 Some("nothing was pushed; fix the image or the command, or pass --no-test to push anyway".into())
             }
@@ -61,6 +69,34 @@ impl SmokeError {
             _ => None,
         }
     }
+}
+
+/// The runtime [`Runtime::detect`] chose.
+#[derive(Clone, Debug)]
+pub struct Detected {
+    pub runtime: Runtime,
+    /// Why Docker did not answer, when Podman stands in for it (for a warning).
+    pub passed_over: Option<String>,
+}
+
+impl Detected {
+    /// The warning for a Podman that stands in for Docker: which runtime and why.
+    pub fn fallback_note(&self) -> Option<String> {
+        self.passed_over
+            .as_ref()
+            .map(|why| format!("using podman: docker does not answer ({why})"))
+    }
+}
+
+/// The first few non-empty lines of a runtime's error output, on one line.
+fn first_lines(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(3)
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(" "))
 }
 
 /// What one smoke command did.
@@ -81,16 +117,21 @@ impl Runtime {
         }
     }
 
-    fn answers(self) -> bool {
-        Command::new(self.program())
+    /// Whether the runtime answers (`RUNTIME info` succeeds); if not, why, in its own words
+    /// (`Cannot connect to the Docker daemon at …`), or that it cannot be started at all.
+    fn answers(self) -> Result<(), String> {
+        let out = Command::new(self.program())
             .arg("info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run `{}`: {e}", self.program()))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(first_lines(&String::from_utf8_lossy(&out.stderr))
+            .unwrap_or_else(|| format!("`{} info` failed ({})", self.program(), out.status)))
     }
 
-    /// `choice` if given, else the first of Docker and Podman that answers.
     /// `docker` or `podman`, as `--runtime` names them.
     pub fn from_name(name: &str) -> Result<Runtime, SmokeError> {
         match name {
@@ -100,22 +141,39 @@ impl Runtime {
         }
     }
 
-    pub fn detect(choice: Option<Runtime>) -> Result<Runtime, SmokeError> {
-        let candidates = match choice {
-            None => vec![Runtime::Docker, Runtime::Podman],
-            Some(runtime) => vec![runtime],
+    /// `choice` if given (an error saying why when it does not answer), else the first of
+    /// Docker and Podman that answers, with why Docker did not when it is Podman.
+    pub fn detect(choice: Option<Runtime>) -> Result<Detected, SmokeError> {
+        if let Some(runtime) = choice {
+            return match runtime.answers() {
+                Ok(()) => Ok(Detected {
+                    runtime,
+                    passed_over: None,
+                }),
+                Err(message) => Err(SmokeError::RuntimeDown {
+                    runtime: runtime.program(),
+                    message,
+                }),
+            };
+        }
+        let docker = match Runtime::Docker.answers() {
+            Ok(()) => {
+                return Ok(Detected {
+                    runtime: Runtime::Docker,
+                    passed_over: None,
+                })
+            }
+            Err(why) => why,
         };
-        candidates
-            .iter()
-            .copied()
-            .find(|r| r.answers())
-            .ok_or_else(|| SmokeError::NoRuntime {
-                tried: candidates
-                    .iter()
-                    .map(|r| r.program())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        match Runtime::Podman.answers() {
+            Ok(()) => Ok(Detected {
+                runtime: Runtime::Podman,
+                passed_over: Some(docker),
+            }),
+            Err(podman) => Err(SmokeError::NoRuntime {
+                tried: format!("docker: {docker}; podman: {podman}"),
+            }),
+        }
     }
 
     /// Loads a docker tarball (named `name`) into the runtime.

@@ -9,7 +9,7 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Something to undo if lockship is stopped before it is done.
@@ -102,6 +102,24 @@ pub fn remove_on_stop(path: PathBuf) -> Registration {
 /// Runs `argv` if lockship is stopped (e.g. `docker rm -f NAME`).
 pub fn run_on_stop(argv: Vec<String>) -> Registration {
     GLOBAL.register(Undo::Command(argv))
+}
+
+/// The exit code of a stop under way (128 + the signal's number); 0 while there is none.
+static STOPPING: AtomicI32 = AtomicI32::new(0);
+
+/// Marks lockship as stopping, to exit with `code`: called by the binary when a stop signal
+/// arrives, before anything is undone, so that the failures the undoing causes (a killed
+/// child, a removed file) can be told from real ones and left unreported.
+pub fn begin_stop(code: i32) {
+    STOPPING.store(code, Ordering::SeqCst);
+}
+
+/// The exit code of the stop under way, if one is.
+pub fn stopping() -> Option<i32> {
+    match STOPPING.load(Ordering::SeqCst) {
+        0 => None,
+        code => Some(code),
+    }
 }
 
 /// Undoes everything registered: called once by the binary when a stop signal arrives.
@@ -256,6 +274,14 @@ mod tests {
             .ok()
             .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
             .unwrap_or(false)
+    }
+
+    #[test]
+    fn a_stop_is_known_with_its_exit_code_from_when_it_begins() {
+        // Nothing else in this crate's tests reads the process-wide flag.
+        assert_eq!(stopping(), None);
+        begin_stop(143);
+        assert_eq!(stopping(), Some(143));
     }
 
     #[test]

@@ -85,6 +85,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A stop made the work fail (its children killed, its files removed): the stop's
+        // message is the only one to print, and the signal handler exits with 128 + the
+        // signal once it has cleaned up. Waited for here, so that main does not exit first.
+        Err(_) if lockship_sys::interrupt::stopping().is_some() => wait_for_stop(),
         Err(err) => {
             eprintln!("error: {}", terminal_safe(&err.to_string()));
             if let Some(hint) = err.hint() {
@@ -93,6 +97,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The end of a stop under way: the signal handler's exit, or (should its clean-up hang) the
+/// stop's exit code after a while.
+fn wait_for_stop() -> ExitCode {
+    std::thread::sleep(std::time::Duration::from_secs(30));
+    let code = lockship_sys::interrupt::stopping().unwrap_or(1);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 /// On SIGINT or SIGTERM: remove the temporary files still in use, stop child processes, and
@@ -110,6 +122,7 @@ async fn stop_on_signal() {
         _ = int.recv() => 130,
         _ = term.recv() => 143,
     };
+    lockship_sys::interrupt::begin_stop(code);
     eprintln!("lockship: stopped; removing temporary files and stopping child processes");
     lockship_sys::interrupt::clean_up();
     std::process::exit(code);

@@ -118,6 +118,10 @@ impl Progress {
 
 impl Drawn {
     fn line(&self, text: &str) {
+        // While stopping, what goes wrong is the stop's doing: its message says it all.
+        if lockship_sys::interrupt::stopping().is_some() {
+            return;
+        }
         match &self.multi {
             Some(m) => {
                 let _ = m.println(text);
@@ -195,6 +199,9 @@ impl TransferObserver for Drawn {
 
 impl Reporter for Progress {
     fn step(&self, message: &str) {
+        if lockship_sys::interrupt::stopping().is_some() {
+            return;
+        }
         let message = terminal_safe(message);
         if let Some(spinner) = &self.drawn.spinner {
             spinner.set_message(message);

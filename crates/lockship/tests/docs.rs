@@ -84,6 +84,26 @@ fn string_literal(rest: &str) -> String {
     out.replace("{{", "{").replace("}}", "}")
 }
 
+/// The string literals of some Rust code, in order: each from an opening quote to its closing
+/// one, never from a closing quote to the next opening one.
+fn string_literals(code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = code;
+    while let Some(open) = rest.find('"') {
+        let after = &rest[open + 1..];
+        let mut escaped = false;
+        let close = after.char_indices().find(|&(_, c)| {
+            let closes = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closes
+        });
+        let Some((close, _)) = close else { break };
+        found.push(string_literal(after));
+        rest = &after[close + 1..];
+    }
+    found
+}
+
 /// One error message found in the sources.
 struct Found {
     file: String,
@@ -196,20 +216,38 @@ fn hints_in(files: &[PathBuf]) -> std::collections::BTreeMap<String, String> {
         let mut rest = text.as_str();
         while let Some(arrow) = rest.find("=> ") {
             let (head, tail) = rest.split_at(arrow);
-            // The arm's patterns: back to the previous `,` or `{` that ends a line.
-            let start = [head.rfind(",\n"), head.rfind("{\n")]
+            // The arm's patterns: back to the previous `,`, `{` or `}` (a block arm's end)
+            // that ends a line.
+            let block_end = head
+                .match_indices("}\n")
+                .map(|(i, _)| i)
+                .filter(|&i| {
+                    head[..i]
+                        .rsplit('\n')
+                        .next()
+                        .is_some_and(|l| l.trim().is_empty())
+                })
+                .last();
+            let start = [head.rfind(",\n"), head.rfind("{\n"), block_end]
                 .into_iter()
                 .flatten()
                 .max()
                 .map_or(0, |i| i + 2);
             let patterns = &head[start..];
-            // The arm's body: up to the first line ending in `,` at this depth (good enough).
-            let body_end = tail.find("),\n").or(tail.find(",\n")).unwrap_or(tail.len());
+            // The arm's body: a block arm (`=> {`) up to the `}` at the arm's indent, else up
+            // to the first line ending in `,` at this depth (good enough). A block arm's end is
+            // not that `,`: it would take in the next arm's patterns and strings.
+            let indent = patterns.len() - patterns.trim_start_matches(' ').len();
+            let body_end = if tail.starts_with("=> {\n") {
+                tail.find(&format!("\n{}}}", " ".repeat(indent)))
+            } else {
+                tail.find("),\n").or(tail.find(",\n"))
+            }
+            .unwrap_or(tail.len());
             let body = &tail[..body_end];
             // The longest string of the arm: the hint's sentence, not a word it tests for.
-            let hint = body
-                .match_indices('"')
-                .map(|(i, _)| string_literal(&body[i + 1..]))
+            let hint = string_literals(body)
+                .into_iter()
                 .filter(|h| h.contains(' '))
                 .max_by_key(|h| h.len());
             if let (Some(hint), true) = (hint, body.contains("Some(")) {

@@ -199,7 +199,7 @@ impl BaseSource for DebianBase<'_> {
         // The project's own lock for this machine's architecture (a multi-platform build that
         // includes it wrote one) pins exactly this variant: no index to read.
         let host = Platform::host();
-        let arch = lockship_debian::dpkg_arch(&host.architecture);
+        let arch = lockship_debian::dpkg_arch(&host.architecture, host.variant.as_deref());
         let dir = self.lock_path.parent().unwrap_or(Path::new("."));
         let project_lock = lockship_debian::base_lock::path_for(dir, &arch);
         if project_lock != self.lock_path
@@ -260,7 +260,10 @@ impl BaseSource for DebianBase<'_> {
                 self.spec.suite,
                 libraries.iter().cloned().collect::<Vec<_>>().join(", ")
             ));
-            let arch = lockship_debian::dpkg_arch(&self.platform.architecture);
+            let arch = lockship_debian::dpkg_arch(
+                &self.platform.architecture,
+                self.platform.variant.as_deref(),
+            );
             lockship_debian::base::library_providers(&self.spec, &arch, libraries, self.http, store)
                 .await
                 .unwrap_or_else(|e| {
@@ -450,7 +453,7 @@ pub(crate) fn base_source<'a>(
             spec,
             lock_path: lockship_debian::base_lock::path_for(
                 lock_path.parent().unwrap_or(&project.dir),
-                &lockship_debian::dpkg_arch(&platform.architecture),
+                &lockship_debian::dpkg_arch(&platform.architecture, platform.variant.as_deref()),
             ),
             platform,
             level: 6,
@@ -642,7 +645,7 @@ async fn debian_base(
         ..
     } = source;
     let (http, opts, level) = (*http, *opts, *level);
-    let arch = lockship_debian::dpkg_arch(&platform.architecture);
+    let arch = lockship_debian::dpkg_arch(&platform.architecture, platform.variant.as_deref());
     reporter.step(&format!("Debian {} base for {arch}", spec.suite));
     // The project's directory, or a cache bucket (a builder's or a host variant's lock).
     if let Some(dir) = lock_path.parent() {
@@ -705,7 +708,7 @@ async fn debian_base(
     );
     Ok(ResolvedBase {
         facts: debian_facts(lockship_debian::base::facts(&base_lock)?),
-        config: lockship_debian::base::config(&base_lock, &info, &created_by),
+        config: lockship_debian::base::config(&info, &created_by, platform),
         layers: vec![ImageLayer {
             info,
             created_by,

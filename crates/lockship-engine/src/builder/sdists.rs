@@ -12,7 +12,7 @@ use crate::cache_dir::Bucket;
 use crate::container_build::{self, BuilderError, ContainerBuild};
 use crate::error::Error;
 use crate::project::Project;
-use crate::smoke::Runtime;
+use crate::smoke::{Runtime, SmokeError};
 use lockship_oci::digest::Digest;
 use lockship_oci::image::{self, ConfigSpec};
 use lockship_oci::platform::Platform;
@@ -73,8 +73,20 @@ pub(super) async fn build_missing(
         }
         .into());
     }
-    // A dry run assembles no builder (that downloads and writes it): sdists are planned as is.
+    // A dry run assembles no builder (that downloads and writes it): sdists are planned as is,
+    // once it is clear there would be a builder to build them (the config, or a base that
+    // can assemble one), so that a dry run fails where the build would.
     if session.opts.dry_run {
+        // A pure wheel this machine built before needs no builder, as in the build.
+        let bucket = Bucket::BuiltWheels.under(&session.opts.cache_dir);
+        let needs_building = buildable.iter().find(|u| {
+            let sdist = u.sdist.as_ref().expect("partitioned on sdist");
+            let entry = bucket.join(format!("{}.json", pure_key(sdist, ctx.target).hex()));
+            !read_cached::<Built>(&entry).is_some_and(|b| session.store.contains(&b.sha256))
+        });
+        if let Some(missing) = needs_building.and_then(|first| missing_builder(ctx, first)) {
+            return Err(missing.into());
+        }
         return Ok(buildable
             .into_iter()
             .map(|u| ChosenWheel {
@@ -86,7 +98,6 @@ pub(super) async fn build_missing(
     }
     let target_json = serde_json::to_string(ctx.target).expect("target serializes");
     let tags = ctx.target.tags()?;
-    let (major, minor, _) = ctx.target.version;
     let bucket = Bucket::BuiltWheels.under(&session.opts.cache_dir);
     // Assembled (and loaded) only when something has to be built.
     let mut builder_slot: Option<Builder> = None;
@@ -100,11 +111,7 @@ pub(super) async fn build_missing(
         // A pure-Python wheel built from this sdist for this Python, on any platform, serves
         // every platform: a multi-platform build builds it once, and the other platforms
         // need no builder of their own (nor emulation).
-        let pure = Digest::of_parts([
-            "lockship-sdist-pure-wheel-v1",
-            sdist.sha256.as_str(),
-            &format!("{major}.{minor}"),
-        ]);
+        let pure = pure_key(sdist, ctx.target);
         let pure_entry = bucket.join(format!("{}.json", pure.hex()));
         if let Some(built) =
             cached_or_shared(session, &pure_entry, pure.hex(), true, package, &tags).await?
@@ -134,7 +141,7 @@ pub(super) async fn build_missing(
         todo.push((i, package, sdist, entry, pure_entry, key, pure));
     }
     if let (Some(builder), false) = (&builder_slot, todo.is_empty()) {
-        let runtime = Runtime::detect(session.opts.runtime).map_err(|_| BuilderError::NoRuntime)?;
+        let runtime = build_runtime(session)?;
         load_builder(session, builder, runtime).await?;
         // Side by side, one per core: a build is mostly one compiler or pip waiting on the
         // index, and each has its own container.
@@ -284,6 +291,91 @@ fn built_wheel(package: &Unsatisfied, built: Built, key: &str) -> ChosenWheel {
     }
 }
 
+/// The key of a pure-Python wheel built from `sdist`: the sdist and the Python version only,
+/// so that it serves every platform.
+fn pure_key(sdist: &LockedWheel, target: &PythonTarget) -> Digest {
+    let (major, minor, _) = target.version;
+    Digest::of_parts([
+        "lockship-sdist-pure-wheel-v1",
+        sdist.sha256.as_str(),
+        &format!("{major}.{minor}"),
+    ])
+}
+
+/// The packages of a builder assembled from a Debian base: compilers, the target's Python
+/// headers, pip, and `[tool.lockship.builder] packages`.
+fn builder_packages(ctx: &BuildContext<'_>) -> Vec<String> {
+    let (major, minor, _) = ctx.target.version;
+    let mut packages = vec![
+        "build-essential".to_string(),
+        format!("python{major}.{minor}-dev"),
+        "python3-pip".to_string(),
+    ];
+    packages.extend(
+        ctx.project
+            .config
+            .builder
+            .iter()
+            .flat_map(|b| b.packages.iter().cloned()),
+    );
+    packages
+}
+
+/// The error when nothing can build `first`'s sdist: no `[tool.lockship.builder] image`, and
+/// a base that cannot assemble a builder (a registry or layout base). Decided from the config
+/// and the base's kind alone: nothing is resolved or downloaded.
+fn missing_builder(ctx: &BuildContext<'_>, first: &Unsatisfied) -> Option<BuilderError> {
+    let configured = ctx
+        .project
+        .config
+        .builder
+        .as_ref()
+        .is_some_and(|b| b.image.is_some());
+    (!configured && ctx.source.builder(&builder_packages(ctx)).is_none())
+        .then(|| no_image(ctx, first))
+}
+
+fn no_image(ctx: &BuildContext<'_>, first: &Unsatisfied) -> BuilderError {
+    BuilderError::NoImage {
+        package: first.name.clone(),
+        version: first.version.clone(),
+        target: ctx.target.describe(),
+        config: ctx.project.config_path.clone(),
+    }
+}
+
+/// A Debian resolution failure while assembling the builder is the builder's packages' (the
+/// base's own resolved already): said so, for a hint that names their table.
+fn builder_packages_error(e: Error) -> Error {
+    match e {
+        Error::Debian(debian) => match *debian {
+            lockship_debian::DebianError::Resolve(resolve) => {
+                BuilderError::Packages(resolve).into()
+            }
+            other => Error::Debian(Box::new(other)),
+        },
+        other => other,
+    }
+}
+
+/// Refuses a build for another architecture that this machine cannot run (no binfmt
+/// emulator), naming `package`, the first that needs building.
+fn check_emulation(ctx: &BuildContext<'_>, package: &Unsatisfied) -> Result<(), BuilderError> {
+    let host = Platform::host();
+    if ctx.target.architecture == host.architecture
+        || container_build::can_run(ctx.target.machine())
+    {
+        return Ok(());
+    }
+    Err(BuilderError::NoEmulation {
+        package: package.name.clone(),
+        version: package.version.clone(),
+        platform: format!("linux/{}", ctx.target.architecture),
+        host: host.architecture,
+        machine: ctx.target.machine().to_string(),
+    })
+}
+
 /// The builder: `[tool.lockship.builder] image`, else one assembled from a Debian base.
 async fn builder(
     session: &Session<'_>,
@@ -298,34 +390,46 @@ async fn builder(
             assembled: None,
         });
     }
-    let (major, minor, _) = ctx.target.version;
-    let mut packages = vec![
-        "build-essential".to_string(),
-        format!("python{major}.{minor}-dev"),
-        "python3-pip".to_string(),
-    ];
-    packages.extend(config.packages);
-    let Some(source) = ctx.source.builder(&packages) else {
-        return Err(BuilderError::NoImage {
-            package: first.name.clone(),
-            version: first.version.clone(),
-            target: ctx.target.describe(),
-            config: ctx.project.config_path.clone(),
-        }
-        .into());
+    let Some(source) = ctx.source.builder(&builder_packages(ctx)) else {
+        return Err(no_image(ctx, first).into());
     };
+    // Before assembling it: a foreign builder is a hundred-odd .debs downloaded and written
+    // for nothing when this machine cannot run it. (A wheel that builder made before is then
+    // not looked up: its key needs the assembled builder.)
+    check_emulation(ctx, first)?;
     session
         .reporter
         .step("assembling the builder from Debian packages");
     let base = source
         .resolve(session.store, session.reporter, session.remote)
-        .await?;
+        .await
+        .map_err(builder_packages_error)?;
     let tag_digest = Digest::of_parts(["lockship-builder", &base.pinned]);
     Ok(Builder {
         image: format!("lockship-builder:{}", &tag_digest.hex()[..16]),
         identity: base.pinned.clone(),
         assembled: Some(base),
     })
+}
+
+/// The container runtime the builds run in (`--runtime`, else Docker, else Podman), with a
+/// warning when Podman stands in for a Docker that does not answer.
+fn build_runtime(session: &Session<'_>) -> Result<Runtime, BuilderError> {
+    match Runtime::detect(session.opts.runtime) {
+        Ok(detected) => {
+            if let Some(note) = detected.fallback_note() {
+                session.reporter.warn(&note);
+            }
+            Ok(detected.runtime)
+        }
+        Err(SmokeError::RuntimeDown { runtime, message }) => {
+            Err(BuilderError::RuntimeDown { runtime, message })
+        }
+        Err(SmokeError::NoRuntime { tried }) => Err(BuilderError::NoRuntime { tried }),
+        Err(other) => Err(BuilderError::NoRuntime {
+            tried: other.to_string(),
+        }),
+    }
 }
 
 /// Loads an assembled builder into the runtime unless it has it already.
@@ -366,19 +470,9 @@ async fn build_one(
     package: &Unsatisfied,
     sdist: &LockedWheel,
 ) -> Result<Built, Error> {
-    let host = Platform::host();
-    let platform = (ctx.target.architecture != host.architecture)
+    let platform = (ctx.target.architecture != Platform::host().architecture)
         .then(|| format!("linux/{}", ctx.target.architecture));
-    if platform.is_some() && !container_build::can_run(ctx.target.machine()) {
-        return Err(BuilderError::NoEmulation {
-            package: package.name.clone(),
-            version: package.version.clone(),
-            platform: format!("linux/{}", ctx.target.architecture),
-            host: host.architecture,
-            machine: ctx.target.machine().to_string(),
-        }
-        .into());
-    }
+    check_emulation(ctx, package)?;
     let (major, minor, _) = ctx.target.version;
     let tmp = session.store.tmp_dir();
     let scratch = ScratchDir::new_in(&tmp).map_err(io_err(&tmp))?;
@@ -450,4 +544,25 @@ fn check_built(
         .into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockship_debian::resolve::ResolveError;
+
+    #[test]
+    fn a_builder_package_that_does_not_resolve_is_named_in_the_builders_table() {
+        let unknown = || ResolveError::Unknown {
+            name: "libpq-devv".into(),
+            suite: "bookworm".into(),
+            arch: "amd64".into(),
+        };
+        let e = builder_packages_error(lockship_debian::DebianError::Resolve(unknown()).into());
+        assert!(e.to_string().contains("`libpq-devv` does not exist"), "{e}");
+        assert!(e.hint().unwrap().contains("[tool.lockship.builder]"));
+        // Other Debian failures (a mirror, a download) stay as they are.
+        let other = builder_packages_error(lockship_debian::DebianError::NoMirror.into());
+        assert!(matches!(other, Error::Debian(_)));
+    }
 }

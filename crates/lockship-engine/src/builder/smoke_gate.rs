@@ -20,7 +20,11 @@ pub(crate) fn run_smoke(
     how: SmokeRun,
     reporter: &dyn Reporter,
 ) -> Result<Vec<SmokeResult>, Error> {
-    let runtime = Runtime::detect(how.runtime)?;
+    let detected = Runtime::detect(how.runtime)?;
+    if let Some(note) = detected.fallback_note() {
+        reporter.warn(&note);
+    }
+    let runtime = detected.runtime;
     let repo = name.split(':').next().unwrap_or("app");
     // Unique per invocation: concurrent builds of the same image must not untag each other's.
     let nonce = std::time::SystemTime::now()

@@ -250,3 +250,51 @@ async fn a_second_build_takes_every_layer_from_the_cache_and_repeats_the_digest(
         .collect();
     assert_eq!(changed, [false, false, true]);
 }
+
+#[tokio::test]
+async fn a_dry_run_fails_as_the_build_would_when_no_builder_can_build_an_sdist() {
+    let mut s = setup();
+    s.opts.dry_run = true;
+    let project = Project::load(&s.opts.project_dir).unwrap();
+    let resolved = s.source.0.clone();
+    let target = base::python_target(&project, &resolved, &s.opts);
+    let sdist = lockship_python::lock::LockedWheel {
+        filename: "docopt-0.6.2.tar.gz".into(),
+        url: "https://files.example/docopt-0.6.2.tar.gz".into(),
+        sha256: lockship_oci::digest::Digest::of_bytes(b"docopt sdist"),
+        size: Some(1),
+    };
+    let missing = || {
+        vec![lockship_python::select::Unsatisfied {
+            name: "docopt".into(),
+            version: "0.6.2".into(),
+            wheels: 0,
+            sdist: Some(sdist.clone()),
+        }]
+    };
+    let ctx = |project| sdists::BuildContext {
+        project,
+        target: &target,
+        source: &s.source,
+        index_url: None,
+    };
+    // A registry-like base assembles no builder and none is configured: the real build's error.
+    let err = sdists::build_missing(&s.session(), &ctx(&project), missing())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("building its sdist needs a builder image"),
+        "{err}"
+    );
+    // With a builder image named, the dry run plans the sdist and starts no container.
+    let mut configured = project.clone();
+    configured.config.builder = Some(crate::project::BuilderConfig {
+        image: Some("registry.example/builder:1".into()),
+        packages: Vec::new(),
+    });
+    let planned = sdists::build_missing(&s.session(), &ctx(&configured), missing())
+        .await
+        .unwrap();
+    assert_eq!(planned[0].wheel.filename, "docopt-0.6.2.tar.gz");
+}

@@ -296,6 +296,7 @@ fn combined(reports: &[BuildReport]) -> BuildReport {
             .iter()
             .flat_map(|r| r.base_changes.clone())
             .collect(),
+        base_upgraded: reports.iter().any(|r| r.base_upgraded),
         timings,
         platforms: Vec::new(),
         ..first.clone()

@@ -32,6 +32,10 @@ pub struct BuildReport {
     pub unhashed: Vec<String>,
     /// How the Debian base lock changed in this build (`+ pkg ver`, `- pkg ver`, `pkg a → b`).
     pub base_changes: Vec<String>,
+    /// Whether `--upgrade-base` re-resolved a Debian base's lock (with `base_changes` empty:
+    /// nothing newer in the archives).
+    #[serde(skip)]
+    pub base_upgraded: bool,
     pub target: PythonTarget,
     pub layers: Vec<LayerReport>,
     pub pushed: Vec<PushedReport>,

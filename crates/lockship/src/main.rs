@@ -226,8 +226,8 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
     }
     if !report.base_changes.is_empty() {
         eprintln!(
-            "lockship: base lock updated ({} changes):",
-            report.base_changes.len()
+            "lockship: base lock updated ({}):",
+            builder::counted(report.base_changes.len(), "change", "changes")
         );
         for change in &report.base_changes {
             eprintln!("  {change}");

@@ -85,8 +85,9 @@ fn sdists_are_built_in_a_debian_builder_cached_and_reproducible() {
     // six's layer is written ahead, under the key the plan then asks for: not written again
     // (runtime, markupsafe, docopt and the app are).
     assert!(
-        stderr.contains("writing 1 layers while the sdists build")
-            && stderr.contains("writing 4 layers\n"),
+        stderr.contains(
+            "writing 1 layer ahead, while the sdists' wheels are built or taken from the cache"
+        ) && stderr.contains("writing 4 layers\n"),
         "{stderr}"
     );
     let six = report["layers"]

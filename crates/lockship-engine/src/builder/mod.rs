@@ -56,7 +56,7 @@ use base::BaseSource;
 use prepare::{prepare, Prepared};
 use produce::{produce_layers, Produced};
 use publish::{publish, Published};
-pub use report::{BuildReport, LayerReport, PushedReport};
+pub use report::{counted, BuildReport, LayerReport, PushedReport};
 
 /// The default base image when the project names none.
 pub const DEFAULT_BASE: &str = "python:3.12-slim";

@@ -59,3 +59,20 @@ pub struct PushedReport {
     #[serde(flatten)]
     pub report: PushReport,
 }
+
+/// `1 layer`, `3 layers`: a count with its noun in the number it needs.
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_the_noun_in_their_number() {
+        assert_eq!(counted(1, "layer", "layers"), "1 layer");
+        assert_eq!(counted(0, "layer", "layers"), "0 layers");
+        assert_eq!(counted(2, "change", "changes"), "2 changes");
+    }
+}

@@ -282,8 +282,8 @@ pub fn summary(report: &BuildReport) -> String {
         };
         let _ = writeln!(
             out,
-            "lockship: {platform}{} layers built ({}), {} reused ({}); image {}",
-            built.len(),
+            "lockship: {platform}{} built ({}), {} reused ({}); image {}",
+            lockship_engine::builder::counted(built.len(), "layer", "layers"),
             human_size(bytes(&built)),
             reused.len(),
             human_size(bytes(&reused)),
@@ -295,13 +295,16 @@ pub fn summary(report: &BuildReport) -> String {
             .filter(|(_, secs)| *secs >= 0.005)
             .map(|(phase, secs)| format!("{phase} {secs:.2}s"))
             .collect();
-        if !phases.is_empty() {
+        // Every report with timings gets its line, even when each phase was too quick to
+        // list (a platform whose layers were all cached).
+        if !r.timings.is_empty() {
             let total: f64 = r.timings.iter().map(|t| t.1).sum();
-            let _ = writeln!(
-                out,
-                "lockship: {platform}{total:.2}s: {}",
-                phases.join(", ")
-            );
+            let phases = if phases.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", phases.join(", "))
+            };
+            let _ = writeln!(out, "lockship: {platform}{total:.2}s{phases}");
         }
     }
     for p in &report.pushed {

@@ -219,10 +219,15 @@ async fn run_build(args: BuildArgs) -> Result<(), Error> {
             eprintln!("{}", terminal_safe(line));
         }
     }
+    if report.base_upgraded && report.base_changes.is_empty() {
+        eprintln!(
+            "lockship: base lock unchanged: every package is at the newest version the archives have"
+        );
+    }
     if !report.base_changes.is_empty() {
         eprintln!(
-            "lockship: base lock updated ({} changes):",
-            report.base_changes.len()
+            "lockship: base lock updated ({}):",
+            builder::counted(report.base_changes.len(), "change", "changes")
         );
         for change in &report.base_changes {
             eprintln!("  {change}");

@@ -276,8 +276,8 @@ impl Reporter for Progress {
             bar.finish_and_clear();
         } else if self.drawn.lines {
             self.line(&format!(
-                "lockship: wrote {} layers ({} of wheels) in {:.1}s",
-                l.count,
+                "lockship: wrote {} ({} of wheels) in {:.1}s",
+                lockship_engine::builder::counted(l.count, "layer", "layers"),
                 human_size(l.bytes),
                 l.start.elapsed().as_secs_f64()
             ));

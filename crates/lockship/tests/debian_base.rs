@@ -142,7 +142,7 @@ fn upgrade_base_reresolves_and_shows_what_changed() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("lockship: base lock updated (1 changes):"),
+        stderr.contains("lockship: base lock updated (1 change):"),
         "{stderr}"
     );
     assert!(

@@ -134,6 +134,13 @@ fn sigint_and_sigterm_remove_temporary_files_and_stop_the_backend() {
         }
         let status = wait(&mut child);
         assert_eq!(status.code(), Some(code), "signal {signal}");
+        // The stop's message only: not the failure of the app build the stop killed.
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(
+            stderr.contains("lockship: stopped;") && !stderr.contains("error:"),
+            "{stderr}"
+        );
         assert!(gone_soon(backend), "the build backend outlived lockship");
         assert_eq!(temp_leftovers(&cache), Vec::<PathBuf>::new());
         assert!(!out_dir.join("img.tar").exists());

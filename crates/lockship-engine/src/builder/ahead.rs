@@ -70,9 +70,10 @@ pub(super) async fn write_ahead(
         return Ok(Ahead::default());
     }
     let reporter = session.reporter;
+    // The sdists' wheels may all come from the cache: "build" would promise too much.
     reporter.step(&format!(
-        "writing {} layers while the sdists build",
-        to_build.len()
+        "writing {} ahead, while the sdists' wheels are built or taken from the cache",
+        super::counted(to_build.len(), "layer", "layers")
     ));
     reporter.layers_begin(to_build.len(), to_build.iter().map(pipeline::weight).sum());
     let AheadInputs {

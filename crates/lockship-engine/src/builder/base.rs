@@ -42,6 +42,8 @@ pub(crate) struct ResolvedBase {
     /// Whether this build wrote the base layer (Debian bases only).
     pub(super) built: bool,
     pub(super) changes: Vec<String>,
+    /// Whether `--upgrade-base` re-resolved this (Debian) base's lock against the archives.
+    pub(super) upgraded: bool,
 }
 
 impl ResolvedBase {
@@ -409,6 +411,25 @@ impl BaseSource for StoredBase {
     }
 }
 
+/// The base the project or `--base` asks for, the default image when neither does.
+fn base_spec(project: &Project, opts: &BuildOptions) -> Result<BaseSpec, Error> {
+    Ok(match &opts.base {
+        // A layout path on the command line starts where lockship runs.
+        Some(b) => BaseSpec::from_text(b, Path::new("")),
+        None => project
+            .base()?
+            .unwrap_or_else(|| BaseSpec::Image(DEFAULT_BASE.to_string())),
+    })
+}
+
+/// The base as written, when it is not a Debian-package base (which `--upgrade-base` is for).
+pub(super) fn not_debian(project: &Project, opts: &BuildOptions) -> Result<Option<String>, Error> {
+    Ok(match base_spec(project, opts)? {
+        BaseSpec::Debian(_) => None,
+        BaseSpec::Image(text) | BaseSpec::Layout { text, .. } => Some(text),
+    })
+}
+
 /// The base the project or `--base` asks for (the default image when neither does), as a
 /// source for the build; `unpack_interpreter`: the build compiles bytecode (see
 /// [`RegistryBase`]).
@@ -420,13 +441,7 @@ pub(crate) fn base_source<'a>(
     registry: &'a Registry,
     unpack_interpreter: bool,
 ) -> Result<Box<dyn BaseSource + 'a>, Error> {
-    let spec = match &opts.base {
-        // A layout path on the command line starts where lockship runs.
-        Some(b) => BaseSpec::from_text(b, Path::new("")),
-        None => project
-            .base()?
-            .unwrap_or_else(|| BaseSpec::Image(DEFAULT_BASE.to_string())),
-    };
+    let spec = base_spec(project, opts)?;
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let choice = PlatformChoice {
         platform: platform.clone(),
@@ -626,6 +641,7 @@ fn image_base(
         reference: None,
         built: false,
         changes: Vec::new(),
+        upgraded: false,
     })
 }
 
@@ -724,6 +740,7 @@ async fn debian_base(
         reference: None,
         built,
         changes,
+        upgraded: opts.upgrade_base,
     })
 }
 

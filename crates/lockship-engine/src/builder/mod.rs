@@ -56,7 +56,7 @@ use base::BaseSource;
 use prepare::{prepare, Prepared};
 use produce::{produce_layers, Produced};
 use publish::{publish, Published};
-pub use report::{BuildReport, LayerReport, PushedReport};
+pub use report::{counted, BuildReport, LayerReport, PushedReport};
 
 /// The default base image when the project names none.
 pub const DEFAULT_BASE: &str = "python:3.12-slim";
@@ -240,6 +240,13 @@ async fn build_once(
     reporter: &dyn Reporter,
 ) -> Result<BuildReport, Error> {
     let project = Project::load(&opts.project_dir)?;
+    if opts.upgrade_base {
+        if let Some(base) = base::not_debian(&project, opts)? {
+            reporter.warn(&format!(
+                "--upgrade-base re-resolves a Debian-package base ([tool.lockship.base]) only; the base here is {base}, which it leaves as it is"
+            ));
+        }
+    }
     let lock = LockFile::find(&project.dir, project.config.lock.as_deref())?;
     let registry = Registry::new(http.clone(), opts.registry.clone());
     let platforms = if opts.platforms.is_empty() {
@@ -405,6 +412,7 @@ fn planned(prepared: Prepared, timer: Timer) -> BuildReport {
         lock_format: prepared.lock.kind.name().into(),
         unhashed: prepared.unhashed.clone(),
         base_changes: prepared.base.changes.clone(),
+        base_upgraded: prepared.base.upgraded,
         target: prepared.target,
         layers: Vec::new(),
         pushed: Vec::new(),
@@ -452,6 +460,7 @@ fn report(
         lock_format: prepared.lock.kind.name().into(),
         unhashed: prepared.unhashed.clone(),
         base_changes: base.changes.clone(),
+        base_upgraded: base.upgraded,
         target: prepared.target,
         layers,
         pushed: published.pushed,

@@ -104,18 +104,18 @@ pub(super) async fn build_platforms(
             .map_err(in_context(0))?,
     );
     for i in 0..sessions.len() {
-        let (prepared, source) = next.take().expect("prepared before its turn");
-        let this = build_prepared(&sessions[i], prepared, source.as_ref());
+        let (prepared, source, timer) = next.take().expect("prepared before its turn");
+        let this = build_prepared(&sessions[i], prepared, source.as_ref(), timer);
         let after = async {
             match sessions.get(i + 1) {
                 Some(session) => {
-                    let (prepared, source) = prepare_platform(session, &project, &lock)
+                    let (prepared, source, timer) = prepare_platform(session, &project, &lock)
                         .await
                         .map_err(in_context(i + 1))?;
                     prefetch(session, &prepared)
                         .await
                         .map_err(in_context(i + 1))?;
-                    Ok(Some((prepared, source)))
+                    Ok(Some((prepared, source, timer)))
                 }
                 None => Ok::<_, Error>(None),
             }
@@ -139,12 +139,13 @@ pub(super) async fn build_platforms(
     publish_index(&session, built, &all).await
 }
 
-/// One platform's base source and its prepared build.
+/// One platform's base source and its prepared build, with the timer of its preparation
+/// (base, lock, plan), which its build goes on with: every platform reports the same phases.
 async fn prepare_platform<'s>(
     session: &Session<'s>,
     project: &Project,
     lock: &LockFile,
-) -> Result<(Prepared, Box<dyn BaseSource + 's>), Error> {
+) -> Result<(Prepared, Box<dyn BaseSource + 's>, Timer), Error> {
     let opts = session.opts;
     session.reporter.step(&format!(
         "preparing {}",
@@ -171,7 +172,7 @@ async fn prepare_platform<'s>(
         &mut timer,
     )
     .await?;
-    Ok((prepared, source))
+    Ok((prepared, source, timer))
 }
 
 /// Puts the platform's wheels in the store ahead of its turn (its pipeline then finds them).
@@ -195,9 +196,11 @@ async fn build_prepared(
     session: &Session<'_>,
     mut prepared: Prepared,
     source: &dyn BaseSource,
+    mut timer: Timer,
 ) -> Result<PlatformBuild, Error> {
     let opts = session.opts;
-    let mut timer = Timer::new();
+    // Its build's phases are timed from when its turn comes, after the preparation's.
+    timer.start = std::time::Instant::now();
     if opts.dry_run {
         return Ok(PlatformBuild {
             report: planned(prepared, timer),
@@ -296,6 +299,7 @@ fn combined(reports: &[BuildReport]) -> BuildReport {
             .iter()
             .flat_map(|r| r.base_changes.clone())
             .collect(),
+        base_upgraded: reports.iter().any(|r| r.base_upgraded),
         timings,
         platforms: Vec::new(),
         ..first.clone()

@@ -96,7 +96,10 @@ pub(super) async fn produce_layers(
         .map(|(i, l)| (i, l.clone()))
         .collect();
     if !to_build.is_empty() {
-        reporter.step(&format!("writing {} layers", to_build.len()));
+        reporter.step(&format!(
+            "writing {}",
+            super::counted(to_build.len(), "layer", "layers")
+        ));
         let bytes = to_build
             .iter()
             .map(|(_, l)| super::pipeline::weight(l))

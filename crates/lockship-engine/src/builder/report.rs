@@ -32,6 +32,10 @@ pub struct BuildReport {
     pub unhashed: Vec<String>,
     /// How the Debian base lock changed in this build (`+ pkg ver`, `- pkg ver`, `pkg a → b`).
     pub base_changes: Vec<String>,
+    /// Whether `--upgrade-base` re-resolved a Debian base's lock (with `base_changes` empty:
+    /// nothing newer in the archives).
+    #[serde(skip)]
+    pub base_upgraded: bool,
     pub target: PythonTarget,
     pub layers: Vec<LayerReport>,
     pub pushed: Vec<PushedReport>,
@@ -54,4 +58,21 @@ pub struct PushedReport {
     pub reference: String,
     #[serde(flatten)]
     pub report: PushReport,
+}
+
+/// `1 layer`, `3 layers`: a count with its noun in the number it needs.
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_the_noun_in_their_number() {
+        assert_eq!(counted(1, "layer", "layers"), "1 layer");
+        assert_eq!(counted(0, "layer", "layers"), "0 layers");
+        assert_eq!(counted(2, "change", "changes"), "2 changes");
+    }
 }

@@ -60,6 +60,7 @@ fn stored_base(store: &BlobStore) -> StoredBase {
         reference: None,
         built: false,
         changes: Vec::new(),
+        upgraded: false,
     })
 }
 
@@ -297,4 +298,20 @@ async fn a_dry_run_fails_as_the_build_would_when_no_builder_can_build_an_sdist()
         .await
         .unwrap();
     assert_eq!(planned[0].wheel.filename, "docopt-0.6.2.tar.gz");
+}
+
+#[test]
+fn upgrade_base_concerns_a_debian_base_only() {
+    let s = setup();
+    let project = Project::load(&s.opts.project_dir).unwrap();
+    // No base configured: the default image, which --upgrade-base leaves alone.
+    assert_eq!(
+        base::not_debian(&project, &s.opts).unwrap().as_deref(),
+        Some(DEFAULT_BASE)
+    );
+    let mut debian = project.clone();
+    debian.config.base = Some(toml::Value::Table(
+        toml::from_str("debian = \"bookworm\"\npackages = [\"python3\"]").unwrap(),
+    ));
+    assert_eq!(base::not_debian(&debian, &s.opts).unwrap(), None);
 }

@@ -25,12 +25,22 @@ enum Undo {
 #[derive(Debug, Default)]
 pub struct Stops {
     next: AtomicU64,
-    pending: Mutex<BTreeMap<u64, Undo>>,
+    pending: Mutex<Pending>,
+}
+
+/// The actions registered, and whether they were undone already (a stop under way).
+#[derive(Debug, Default)]
+struct Pending {
+    actions: BTreeMap<u64, Undo>,
+    undone: bool,
 }
 
 static GLOBAL: Stops = Stops {
     next: AtomicU64::new(0),
-    pending: Mutex::new(BTreeMap::new()),
+    pending: Mutex::new(Pending {
+        actions: BTreeMap::new(),
+        undone: false,
+    }),
 };
 
 /// Keeps an undo action registered; dropping it (the work finished) forgets the action.
@@ -42,54 +52,73 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.stops.lock().remove(&self.id);
+        self.stops.lock().actions.remove(&self.id);
     }
 }
 
 impl Stops {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Undo>> {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
         // A panic while holding the lock leaves plain data behind: keep using it.
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Registers `undo`; once a stop has undone what was registered, a thread still working
+    /// (it made a temporary directory, started a child) has it undone at once instead, or it
+    /// would outlive the stop.
     fn register(&'static self, undo: Undo) -> Registration {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(id, undo);
+        let mut pending = self.lock();
+        if pending.undone {
+            drop(pending);
+            undo_all(vec![undo]);
+        } else {
+            pending.actions.insert(id, undo);
+        }
         Registration { stops: self, id }
     }
 
-    /// Undoes everything registered, children first (they may be writing the paths).
+    /// Undoes everything registered, children first (they may be writing the paths), and
+    /// whatever is registered from then on.
     pub fn clean_up(&self) {
-        let actions: Vec<Undo> = std::mem::take(&mut *self.lock()).into_values().collect();
-        for action in &actions {
-            if let Undo::Group(pgid) = action {
-                kill_group(*pgid);
-            }
+        let actions: Vec<Undo> = {
+            let mut pending = self.lock();
+            pending.undone = true;
+            std::mem::take(&mut pending.actions).into_values().collect()
+        };
+        undo_all(actions);
+    }
+}
+
+/// Kills the groups, then removes the paths and runs the commands.
+fn undo_all(actions: Vec<Undo>) {
+    for action in &actions {
+        if let Undo::Group(pgid) = action {
+            kill_group(*pgid);
         }
-        for action in actions {
-            match action {
-                Undo::Path(path) => {
-                    // A thread still writing into a directory can add an entry while it is
-                    // removed (its writes then fail, the directory being gone): try again.
-                    for _ in 0..5 {
-                        let gone =
-                            std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
-                        if gone.is_ok() || std::fs::symlink_metadata(&path).is_err() {
-                            break;
-                        }
+    }
+    for action in actions {
+        match action {
+            Undo::Path(path) => {
+                // A thread still writing into a directory can add an entry while it is
+                // removed (its writes then fail, the directory being gone): try again.
+                for _ in 0..5 {
+                    let gone =
+                        std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+                    if gone.is_ok() || std::fs::symlink_metadata(&path).is_err() {
+                        break;
                     }
                 }
-                Undo::Command(argv) => {
-                    if let Some((program, args)) = argv.split_first() {
-                        let _ = Command::new(program)
-                            .args(args)
-                            .stdout(std::process::Stdio::null())
-                            .stderr(std::process::Stdio::null())
-                            .status();
-                    }
-                }
-                Undo::Group(_) => {}
             }
+            Undo::Command(argv) => {
+                if let Some((program, args)) = argv.split_first() {
+                    let _ = Command::new(program)
+                        .args(args)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
+            }
+            Undo::Group(_) => {}
         }
     }
 }
@@ -340,5 +369,10 @@ mod tests {
         stops.clean_up();
         assert!(kept.exists(), "a finished registration is not undone");
         assert!(!removed.exists());
+        // A thread still at work after the stop: what it registers is undone at once.
+        let late = dir.path().join("late");
+        std::fs::create_dir(&late).unwrap();
+        let _late = stops.register(Undo::Path(late.clone()));
+        assert!(!late.exists(), "registered after the stop, and left behind");
     }
 }

@@ -254,8 +254,8 @@ pub struct Interpreter {
     /// Where workers run (their working directory: empty, nothing to import from).
     home: PathBuf,
     /// What the interpreter may touch: its own files, read-only (a hostile base's interpreter
-    /// writes nothing on the host). None on a kernel without Landlock.
-    sandbox: Option<ReadOnly>,
+    /// writes nothing on the host; see `lockship_sys::sandbox`).
+    sandbox: ReadOnly,
     idle: Mutex<Vec<Worker>>,
 }
 
@@ -308,6 +308,10 @@ while True:
         out.write(b"\1" + struct.pack("<Q", len(pyc)) + pyc)
     out.flush()
 "#;
+
+/// A worker's address space: the largest source compiled ([`MAX_SOURCE`]) needs ~1.6 GB; a
+/// source that needs more gets no pyc (MemoryError) instead of the machine's OOM killer.
+const WORKER_MEMORY: u64 = 4 << 30;
 
 const PROBE: &str =
     "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.implementation.cache_tag)";
@@ -365,7 +369,7 @@ impl Interpreter {
             cache_tag: String::new(),
             version: (0, 0, 0),
             home: root.join(".lockship-workers"),
-            sandbox: ReadOnly::beneath(&[root]),
+            sandbox: ReadOnly::beneath(&[root]).with_memory_limit(WORKER_MEMORY),
             idle: Mutex::new(Vec::new()),
         };
         let (version, cache_tag) = match known {
@@ -423,10 +427,14 @@ impl Interpreter {
             .env_clear()
             .env("PYTHONHASHSEED", "0")
             .current_dir(cwd);
-        if let Some(sandbox) = &self.sandbox {
-            sandbox.confine(&mut cmd);
-        }
+        self.sandbox.confine(&mut cmd);
         cmd
+    }
+
+    /// Whether the interpreter's file system access is confined (Landlock is there): when it
+    /// is not, a hostile base's interpreter could write on the host.
+    pub fn confined(&self) -> bool {
+        self.sandbox.landlocked()
     }
 
     /// Compiles `jobs` in up to `workers` processes, splitting them by size, and returns each

@@ -157,6 +157,13 @@ pub(super) async fn compiler(
         let answer = (interpreter.version, interpreter.cache_tag.clone());
         super::cache::write_cached(&probe, &answer)?;
     }
+    if !interpreter.confined() {
+        session.reporter.warn(
+            "this kernel has no Landlock: the base's interpreter compiles bytecode without its \
+             file system confined (it can write where lockship can); build only with bases you \
+             trust, or with --no-bytecode",
+        );
+    }
     // Shared only when it compiled the target's own base (not its host variant).
     if target.architecture == host.architecture {
         start_packing(session, &base);

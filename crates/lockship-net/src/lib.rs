@@ -120,8 +120,9 @@ impl NetError {
 }
 
 /// How fast a body arrives, over windows as long as the stall timeout: a server that sends a
-/// byte now and then never stalls, but must not hold a build forever. Each window must bring at
-/// least [`Pace::MIN_BYTES`] (34 bytes a second at the default 30 s: any real link does).
+/// byte now and then never stalls, but must not hold a build forever. Each window must bring
+/// [`Pace::MIN_RATE`] bytes a second on average (curl's `--speed-limit` idea; any real link
+/// does, and at 1 KiB/s a large layer would take days anyway).
 #[derive(Debug)]
 pub struct Pace {
     window_start: std::time::Instant,
@@ -138,18 +139,18 @@ impl Default for Pace {
 }
 
 impl Pace {
-    pub const MIN_BYTES: u64 = 1024;
+    pub const MIN_RATE: u64 = 1024;
 
-    /// Counts `bytes` received; when a window of `window` ended with fewer than
-    /// [`Pace::MIN_BYTES`], returns what it brought and how long it lasted.
+    /// Counts `bytes` received; when a window of `window` ended with less than
+    /// [`Pace::MIN_RATE`] a second, returns what it brought and how long it lasted.
     pub fn add(&mut self, bytes: u64, window: Duration) -> Option<(u64, u64)> {
         self.in_window += bytes;
         let elapsed = self.window_start.elapsed();
         if elapsed < window {
             return None;
         }
-        let slow =
-            (self.in_window < Self::MIN_BYTES).then_some((self.in_window, elapsed.as_secs()));
+        let wanted = (Self::MIN_RATE as f64 * elapsed.as_secs_f64()) as u64;
+        let slow = (self.in_window < wanted).then_some((self.in_window, elapsed.as_secs()));
         *self = Pace::default();
         slow
     }
@@ -856,7 +857,7 @@ mod tests {
         let (bytes, _) = trickle.add(1, window).expect("a window ended with 2 bytes");
         assert_eq!(bytes, 2);
         let mut flow = Pace::default();
-        flow.add(Pace::MIN_BYTES, window);
+        flow.add(Pace::MIN_RATE, window);
         std::thread::sleep(window);
         assert_eq!(flow.add(1, window), None);
     }

@@ -13,18 +13,27 @@ pub fn resolves_inside(path: &Path, root: &Path) -> std::io::Result<bool> {
 /// The bytes of the regular file at `path`, refusing a symbolic link as its last component:
 /// for files another party wrote (a builder container's output), which must not get the host
 /// to read a file of its choosing.
-pub fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+/// At most `limit` bytes (a sparse terabyte would not fit in memory).
+pub fn read_regular_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
+    let too_large = || std::io::Error::other(format!("larger than the {limit} bytes allowed"));
+    if meta.len() > limit {
+        return Err(too_large());
+    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
     Ok(bytes)
 }
 
@@ -60,9 +69,10 @@ mod tests {
         std::os::unix::fs::symlink(&file, &link).unwrap();
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert_eq!(read_regular_file(&file).unwrap(), b"wheel");
-        assert!(read_regular_file(&link).is_err());
-        assert!(read_regular_file(&fifo).is_err());
-        assert!(read_regular_file(tmp.path()).is_err());
+        assert_eq!(read_regular_file(&file, 5).unwrap(), b"wheel");
+        assert!(read_regular_file(&file, 4).is_err());
+        assert!(read_regular_file(&link, 5).is_err());
+        assert!(read_regular_file(&fifo, 5).is_err());
+        assert!(read_regular_file(tmp.path(), 5).is_err());
     }
 }

@@ -28,6 +28,10 @@ use super::cache::{io_err, read_cached, write_cached};
 use super::shared_wheels::SharedWheel;
 use super::Session;
 
+/// The largest wheel a builder may leave (it is read into memory to be stored): far past any
+/// real one built from an sdist.
+const MAX_BUILT_WHEEL: u64 = 2 << 30;
+
 /// A wheel built from an sdist, as cached.
 #[derive(Serialize, Deserialize)]
 struct Built {
@@ -81,7 +85,7 @@ pub(super) async fn build_missing(
         let bucket = Bucket::BuiltWheels.under(&session.opts.cache_dir);
         let needs_building = buildable.iter().find(|u| {
             let sdist = u.sdist.as_ref().expect("partitioned on sdist");
-            let entry = bucket.join(format!("{}.json", pure_key(sdist, ctx.target).hex()));
+            let entry = bucket.join(format!("{}.json", pure_key(sdist, ctx).hex()));
             !read_cached::<Built>(&entry).is_some_and(|b| session.store.contains(&b.sha256))
         });
         if let Some(missing) = needs_building.and_then(|first| missing_builder(ctx, first)) {
@@ -111,7 +115,7 @@ pub(super) async fn build_missing(
         // A pure-Python wheel built from this sdist for this Python, on any platform, serves
         // every platform: a multi-platform build builds it once, and the other platforms
         // need no builder of their own (nor emulation).
-        let pure = pure_key(sdist, ctx.target);
+        let pure = pure_key(sdist, ctx);
         let pure_entry = bucket.join(format!("{}.json", pure.hex()));
         if let Some(built) =
             cached_or_shared(session, &pure_entry, pure.hex(), true, package, &tags).await?
@@ -291,14 +295,23 @@ fn built_wheel(package: &Unsatisfied, built: Built, key: &str) -> ChosenWheel {
     }
 }
 
-/// The key of a pure-Python wheel built from `sdist`: the sdist and the Python version only,
-/// so that it serves every platform.
-fn pure_key(sdist: &LockedWheel, target: &PythonTarget) -> Digest {
-    let (major, minor, _) = target.version;
+/// The key of a pure-Python wheel built from `sdist`: the sdist, the Python version and the
+/// builder as configured (an image's name, or the packages a Debian base's builder gets),
+/// not the platform, so that it serves every platform. With the builder in it, a project that
+/// names another builder (one that would write something else into the wheel) never fills
+/// this key for a project that does not.
+fn pure_key(sdist: &LockedWheel, ctx: &BuildContext<'_>) -> Digest {
+    let (major, minor, _) = ctx.target.version;
+    let builder = ctx.project.config.builder.clone().unwrap_or_default();
+    let configured = match builder.image {
+        Some(image) => format!("image {image}"),
+        None => format!("assembled with {:?}", builder.packages),
+    };
     Digest::of_parts([
-        "lockship-sdist-pure-wheel-v1",
+        "lockship-sdist-pure-wheel-v2",
         sdist.sha256.as_str(),
         &format!("{major}.{minor}"),
+        &configured,
     ])
 }
 
@@ -505,9 +518,11 @@ async fn build_one(
     .await
     .map_err(|e| Error::Usage(format!("the build of {} crashed: {e}", package.name)))??;
     // Never through a link the container may have swapped in since it was checked.
-    let bytes = lockship_sys::confine::read_regular_file(&wheel).map_err(|e| Error::Io {
-        path: wheel.clone(),
-        source: e,
+    let bytes = lockship_sys::confine::read_regular_file(&wheel, MAX_BUILT_WHEEL).map_err(|e| {
+        Error::Io {
+            path: wheel.clone(),
+            source: e,
+        }
     })?;
     let sha256 = session.store.put_bytes(&bytes)?;
     Ok(Built {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use lockship_oci::digest::Digest;
 use lockship_python::select::ChosenWheel;
 use lockship_python::target::PythonTarget;
 
@@ -40,6 +41,10 @@ pub enum LayerContent {
     AppWheel { bytecode: bool },
     /// Project files copied into the workdir.
     AppFiles { files: Vec<PathBuf> },
+    /// Pycs of the base's standard library (under `stdlib`), compiled from the sources in the
+    /// base's `layers`: for a base that has none (one lockship assembles from Debian packages,
+    /// whose py3compile runs at install time, which lockship does not run).
+    StdlibBytecode { layers: Vec<Digest>, stdlib: String },
 }
 
 impl LayerContent {
@@ -47,7 +52,9 @@ impl LayerContent {
     pub fn has_bytecode(&self) -> bool {
         matches!(
             self,
-            LayerContent::Wheels { bytecode: true, .. } | LayerContent::AppWheel { bytecode: true }
+            LayerContent::Wheels { bytecode: true, .. }
+                | LayerContent::AppWheel { bytecode: true }
+                | LayerContent::StdlibBytecode { .. }
         )
     }
 }
@@ -85,6 +92,9 @@ pub struct PlanInputs<'a> {
     pub bytecode: Option<String>,
     /// How the layers are compressed.
     pub compression: lockship_oci::layer::Compression,
+    /// With bytecode, a base whose standard library has no pycs: its layers and the standard
+    /// library's directory (`usr/lib/python3.11`).
+    pub stdlib_bytecode: Option<(Vec<Digest>, String)>,
 }
 
 /// How the app goes in.
@@ -129,6 +139,28 @@ pub fn plan_layers(
 
     // Layers with bytecode have keys of their own; layers without keep the keys they had.
     let compiled_by = inputs.bytecode.as_deref();
+    if let (Some(interpreter), Some((base_layers, stdlib))) =
+        (compiled_by, inputs.stdlib_bytecode.as_ref())
+    {
+        let mut parts = vec![
+            LAYER_FORMAT,
+            target_json.as_str(),
+            mtime.as_str(),
+            BYTECODE,
+            interpreter,
+            "stdlib",
+            stdlib.as_str(),
+        ];
+        parts.extend(base_layers.iter().map(Digest::as_str));
+        layers.push(PlannedLayer {
+            description: format!("lockship: bytecode of the base's /{stdlib}"),
+            content: LayerContent::StdlibBytecode {
+                layers: base_layers.clone(),
+                stdlib: stdlib.clone(),
+            },
+            key: key(&parts),
+        });
+    }
     let bytecode = compiled_by.is_some();
     let with_bytecode;
     let packages: &[&str] = match compiled_by {
@@ -268,7 +300,6 @@ fn dependency_layers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lockship_oci::digest::Digest;
     use lockship_python::lock::LockedWheel;
     use lockship_python::target::bookworm;
 
@@ -296,6 +327,7 @@ mod tests {
             mtime: 0,
             bytecode: Some("python:3.11 layers".into()),
             compression: Default::default(),
+            stdlib_bytecode: None,
         }
     }
 

@@ -821,6 +821,75 @@ pub fn jobs_for_layer(
     Ok(jobs)
 }
 
+/// The sources of a base's standard library (the `.py` files under `stdlib`, outside its
+/// site-packages and dist-packages) as compile jobs: read from the base's `layers` (blobs,
+/// base first), later layers and whiteouts winning, leaving out those the base has a pyc of
+/// already.
+pub fn stdlib_jobs(
+    layers: &[PathBuf],
+    stdlib: &str,
+    cache_tag: &str,
+) -> Result<Vec<Job>, BytecodeError> {
+    let prefix = format!("{}/", stdlib.trim_matches('/'));
+    let mut sources: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let mut pycs: std::collections::BTreeSet<String> = Default::default();
+    for layer in layers {
+        let failed = |e: &dyn std::fmt::Display| BytecodeError::Source {
+            what: format!("the base layer {}", layer.display()),
+            message: e.to_string(),
+        };
+        let reader = lockship_oci::layer_stream::open(layer).map_err(|e| failed(&e))?;
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive.entries().map_err(|e| failed(&e))? {
+            let mut entry = entry.map_err(|e| failed(&e))?;
+            let raw = entry.path().map_err(|e| failed(&e))?;
+            let path = raw
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .to_string();
+            let Some(rel) = path.strip_prefix(&prefix) else {
+                continue;
+            };
+            if rel.starts_with("site-packages/") || rel.starts_with("dist-packages/") {
+                continue;
+            }
+            let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
+            if let Some(gone) = name.strip_prefix(".wh.") {
+                let gone = format!("{dir}/{gone}");
+                let under = format!("{gone}/");
+                sources.retain(|p, _| *p != gone && !p.starts_with(&under));
+                continue;
+            }
+            let is_file = entry.header().entry_type().is_file();
+            if path.ends_with(".pyc") {
+                pycs.insert(path);
+            } else if path.ends_with(".py") {
+                let size = entry.header().size().map_err(|e| failed(&e))?;
+                if !is_file || !gets_pyc(&pyc_path(&path, cache_tag), size) {
+                    sources.remove(&path);
+                    continue;
+                }
+                let mut source = Vec::new();
+                (&mut entry)
+                    .take(size)
+                    .read_to_end(&mut source)
+                    .map_err(|e| failed(&e))?;
+                sources.insert(path, source);
+            }
+        }
+    }
+    Ok(sources
+        .into_iter()
+        .map(|(path, source)| Job {
+            source,
+            image_path: format!("/{path}"),
+            pyc: pyc_path(&path, cache_tag),
+        })
+        .filter(|job| !pycs.contains(&job.pyc))
+        .collect())
+}
+
 /// Reads the member at `index` of `archive` (opened once per layer), checked.
 fn read_member(
     archives: &mut HashMap<Arc<ZipSource>, ZipArchive<BufReader<std::fs::File>>>,
@@ -844,6 +913,62 @@ fn read_member(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_standard_library_without_pycs_gets_jobs_for_its_own_sources_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = |name: &str, files: &[(&str, &str)]| {
+            let mut tree = TarTree::new();
+            for (path, text) in files {
+                tree.bytes(path, text.as_bytes().to_vec(), 0o644);
+            }
+            let path = dir.path().join(name);
+            let gz = flate2::write::GzEncoder::new(
+                std::fs::File::create(&path).unwrap(),
+                flate2::Compression::fast(),
+            );
+            tree.write_tar(gz, 0).unwrap().finish().unwrap();
+            path
+        };
+        let layers = [
+            layer(
+                "1",
+                &[
+                    ("usr/lib/python3.11/os.py", "import sys"),
+                    ("usr/lib/python3.11/json/__init__.py", "x = 1"),
+                    ("usr/lib/python3.11/gone.py", "x = 2"),
+                    ("usr/lib/python3.11/compiled.py", "x = 3"),
+                    (
+                        "usr/lib/python3.11/__pycache__/compiled.cpython-311.pyc",
+                        "pyc",
+                    ),
+                    ("usr/lib/python3.11/site-packages/pkg.py", "x = 4"),
+                    ("usr/lib/python3/dist-packages/apt.py", "x = 5"),
+                    ("usr/share/doc/x.py", "x = 6"),
+                ],
+            ),
+            layer("2", &[("usr/lib/python3.11/.wh.gone.py", "")]),
+        ];
+        let jobs = stdlib_jobs(&layers, "usr/lib/python3.11", "cpython-311").unwrap();
+        let got: Vec<(&str, &str)> = jobs
+            .iter()
+            .map(|j| (j.image_path.as_str(), j.pyc.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "/usr/lib/python3.11/json/__init__.py",
+                    "usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc"
+                ),
+                (
+                    "/usr/lib/python3.11/os.py",
+                    "usr/lib/python3.11/__pycache__/os.cpython-311.pyc"
+                ),
+            ]
+        );
+        assert_eq!(jobs[1].source, b"import sys");
+    }
 
     #[test]
     fn huge_sources_and_overlong_pyc_names_get_no_pyc() {

@@ -39,6 +39,10 @@ assert "VERSION_CODENAME=bookworm" in open("/etc/os-release").read()
 assert not os.path.exists("/bin/sh") and not os.path.exists("/usr/bin/apt")
 assert "Package: python3.11" in open("/var/lib/dpkg/status.d/python3.11").read()
 ctypes.CDLL("libc.so.6")
+# The standard library's pycs are in the image (Debian's py3compile never ran; nothing writes
+# them at run time): json was imported from one (os is frozen into the interpreter).
+import json
+assert os.path.exists(json.__cached__), json.__cached__
 print("checks ok", sqlite3.sqlite_version, zlib.ZLIB_VERSION)
 "#;
 

@@ -91,6 +91,13 @@ pub(crate) trait BaseSource: Send + Sync {
         None
     }
 
+    /// Whether the base's standard library comes without pycs, so that an image with bytecode
+    /// gets them in a layer of its own: a base lockship assembles from Debian packages (whose
+    /// install-time py3compile it does not run). Images are taken as they are.
+    fn stdlib_without_bytecode(&self) -> bool {
+        false
+    }
+
     /// Which package of the base's distribution provides each of `libraries` (file names),
     /// for the shared-library check's error; empty when the source cannot tell. Best effort:
     /// a failure to look it up leaves the error as it was.
@@ -188,6 +195,10 @@ pub(crate) struct DebianBase<'a> {
 }
 
 impl BaseSource for DebianBase<'_> {
+    fn stdlib_without_bytecode(&self) -> bool {
+        true
+    }
+
     fn resolve<'a>(
         &'a self,
         store: &'a BlobStore,

@@ -1,4 +1,5 @@
-//! Writes one planned layer: runtime skeleton, installed wheels, the app, or project files.
+//! Writes one planned layer: runtime skeleton, installed wheels, the app, project files, or the
+//! bytecode of a base's standard library.
 
 use std::path::{Path, PathBuf};
 
@@ -104,6 +105,14 @@ pub(super) fn build_layer(
                 compile(ctx, compiler, &mut tree, &root)?;
             }
         }
+        LayerContent::StdlibBytecode { layers, stdlib } => {
+            let compiler = compiler.ok_or_else(|| {
+                Error::Usage("a layer with bytecode was planned without an interpreter".into())
+            })?;
+            let blobs: Vec<PathBuf> = layers.iter().map(|d| ctx.store.path(d)).collect();
+            let jobs = bytecode::stdlib_jobs(&blobs, stdlib, &compiler.interpreter.cache_tag)?;
+            add_pycs(compiler, &jobs, &mut tree)?;
+        }
         LayerContent::AppFiles { files } => {
             for f in files {
                 let dest = format!(
@@ -136,8 +145,13 @@ fn compile(
     })?;
     let site = ctx.target.site_packages();
     let jobs = bytecode::jobs_for_layer(tree, root, &site, &compiler.interpreter.cache_tag)?;
+    add_pycs(compiler, &jobs, tree)
+}
+
+/// Compiles `jobs` and adds their pycs to `tree`.
+fn add_pycs(compiler: &Compiler, jobs: &[bytecode::Job], tree: &mut TarTree) -> Result<(), Error> {
     let pycs = compiler.interpreter.compile(
-        &jobs,
+        jobs,
         compiler.workers,
         &compiler.children,
         compiler.memo.as_ref(),

@@ -256,6 +256,11 @@ pub(super) async fn prepare(
         ),
         AppMode::Copy => app_key.clone(),
     };
+    // A Debian-package base's standard library has no pycs: the image gets them with the rest.
+    let stdlib_bytecode = (compiled_by.is_some() && source.stdlib_without_bytecode()).then(|| {
+        let digests = base.layers.iter().map(|l| l.info.digest.clone()).collect();
+        (digests, stdlib_dir(&base.facts.interpreter, target.version))
+    });
     let plan_inputs = |app: AppPlan| PlanInputs {
         target: &target,
         runtime_key: runtime_key.clone(),
@@ -265,6 +270,7 @@ pub(super) async fn prepare(
         mtime: opts.source_date_epoch,
         bytecode: compiled_by.clone(),
         compression,
+        stdlib_bytecode: stdlib_bytecode.clone(),
     };
     let commands = project.smoke_commands(&target_cfg);
     let must_test = match opts.smoke {
@@ -398,6 +404,22 @@ fn check_unhashed(
         .into());
     }
     Ok(unhashed)
+}
+
+/// The standard library's directory in the image for the interpreter at `interpreter`
+/// (`/usr/bin/python3.11` → `usr/lib/python3.11`: PREFIX/lib/pythonX.Y).
+fn stdlib_dir(interpreter: &str, (major, minor, _): (u8, u8, u8)) -> String {
+    let prefix = std::path::Path::new(interpreter)
+        .parent()
+        .and_then(|bin| bin.parent())
+        .map(|p| p.to_string_lossy().trim_matches('/').to_string())
+        .unwrap_or_default();
+    let lib = format!("lib/python{major}.{minor}");
+    if prefix.is_empty() {
+        lib
+    } else {
+        format!("{prefix}/{lib}")
+    }
 }
 
 /// What builds an app with extension modules, as configured: the `[tool.lockship.builder]`

@@ -195,109 +195,101 @@ fn a_stalled_registry_fails_in_bounded_time_and_a_brief_stall_is_survived() {
     assert!(tar.is_file());
 }
 
-#[test]
-fn a_registry_that_alters_a_blob_is_named_for_it() {
-    if services_missing() {
-        return;
-    }
-    let proxy = FaultProxy::start(&env().registry);
-    let project = fixture("hello-cli", true);
-    let base = base_through(&proxy);
-    proxy.set_rules(vec![
-        Rule::on("/blobs/sha256:", Fault::Flip(10)).method("GET")
-    ]);
-    let cache = tempfile::tempdir().unwrap();
-    let out = build(
-        cache.path(),
-        &project.dir,
-        &["--base", &base, "--dry-run"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    let line = err.lines().next().unwrap();
-    assert!(
-        line.starts_with(&format!(
-            "error: registry {} sent config of {base}",
-            proxy.addr()
-        )) && line.contains("with the wrong content: its digest is sha256:"),
-        "{err}"
-    );
-    assert!(err.contains("hint: nothing was cached"), "{err}");
-    let blobs = std::fs::read_dir(cache.path().join("blobs/sha256"))
-        .unwrap()
-        .count();
-    assert_eq!(blobs, 0);
+/// What a `--dry-run` of hello-cli made of a registry whose blob downloads all meet `fault`.
+struct BlobFault {
+    /// The registry as lockship saw it (the proxy) and the base through it.
+    registry: String,
+    base: String,
+    /// stderr of the run, which must have failed with exit 1.
+    err: String,
+    took: Duration,
+    /// Blobs in the cache afterwards.
+    cached: usize,
 }
 
-#[test]
-fn a_registry_that_trickles_fails_in_bounded_time() {
+fn dry_run_with_blob_fault(fault: Fault, env_vars: &[(&str, &str)]) -> Option<BlobFault> {
     if services_missing() {
-        return;
+        return None;
     }
     let proxy = FaultProxy::start(&env().registry);
     let project = fixture("hello-cli", true);
     let base = base_through(&proxy);
-    // A byte every 0.2 s: never silent for the 1 s stall timeout, never done either.
-    proxy.set_rules(vec![Rule::on(
-        "/blobs/sha256:",
-        Fault::Trickle(Duration::from_millis(200)),
-    )
-    .method("GET")]);
+    proxy.set_rules(vec![Rule::on("/blobs/sha256:", fault).method("GET")]);
     let cache = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let out = build(
         cache.path(),
         &project.dir,
         &["--base", &base, "--dry-run"],
+        env_vars,
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    Some(BlobFault {
+        registry: proxy.addr().to_string(),
+        base,
+        err: stderr(&out),
+        took,
+        cached: std::fs::read_dir(cache.path().join("blobs/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+    })
+}
+
+#[test]
+fn a_registry_that_alters_a_blob_is_named_for_it() {
+    let Some(run) = dry_run_with_blob_fault(Fault::Flip(10), &[]) else {
+        return;
+    };
+    let (err, base) = (&run.err, &run.base);
+    let line = err.lines().next().unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "error: registry {} sent config of {base}",
+            run.registry
+        )) && line.contains("with the wrong content: its digest is sha256:"),
+        "{err}"
+    );
+    assert!(err.contains("hint: nothing was cached"), "{err}");
+    assert_eq!(run.cached, 0);
+}
+
+#[test]
+fn a_registry_that_trickles_fails_in_bounded_time() {
+    // A byte every 0.2 s: never silent for the 1 s stall timeout, never done either.
+    let Some(run) = dry_run_with_blob_fault(
+        Fault::Trickle(Duration::from_millis(200)),
         &[
             ("LOCKSHIP_HTTP_TIMEOUT", "1"),
             ("LOCKSHIP_HTTP_RETRIES", "1"),
         ],
-    );
-    let took = started.elapsed();
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    ) else {
+        return;
+    };
+    let err = &run.err;
     let line = err.lines().next().unwrap();
     assert!(
         line.starts_with(&format!(
             "error: cannot reach registry {} while pulling",
-            proxy.addr()
+            run.registry
         )) && line.contains("too slowly to finish (after 2 attempts)"),
         "{err}"
     );
     // Two windows of a second and a backoff; the base's blobs would take hours this way.
-    assert!(took < Duration::from_secs(30), "took {took:?}");
-    let blobs = std::fs::read_dir(cache.path().join("blobs/sha256"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(blobs, 0, "nothing half-fetched is cached");
+    assert!(run.took < Duration::from_secs(30), "took {:?}", run.took);
+    assert_eq!(run.cached, 0, "nothing half-fetched is cached");
 }
 
 #[test]
 fn a_blob_missing_from_the_registry_is_named_not_the_image() {
-    if services_missing() {
+    let Some(run) = dry_run_with_blob_fault(Fault::Status(404), &[]) else {
         return;
-    }
-    let proxy = FaultProxy::start(&env().registry);
-    let project = fixture("hello-cli", true);
-    let base = base_through(&proxy);
-    proxy.set_rules(vec![
-        Rule::on("/blobs/sha256:", Fault::Status(404)).method("GET")
-    ]);
-    let cache = tempfile::tempdir().unwrap();
-    let out = build(
-        cache.path(),
-        &project.dir,
-        &["--base", &base, "--dry-run"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    };
+    let (err, base) = (&run.err, &run.base);
     assert!(
         err.starts_with(&format!(
             "error: registry {} has no config of {base} (sha256:",
-            proxy.addr()
+            run.registry
         )) && err.contains(&format!("), which the image {base} names (HTTP 404)")),
         "{err}"
     );
@@ -305,6 +297,7 @@ fn a_blob_missing_from_the_registry_is_named_not_the_image() {
         err.contains("hint: the image is damaged in that registry"),
         "{err}"
     );
+    assert_eq!(run.cached, 0);
 }
 
 #[test]

@@ -40,6 +40,21 @@ pub fn is_plain_file_name(name: &str) -> bool {
         && !name.chars().any(char::is_control)
 }
 
+/// `sdist` of `package` when its name is a plain file name (see [`is_plain_file_name`]); else
+/// the message of the lock's error.
+pub(crate) fn plain_sdist(
+    sdist: Option<LockedWheel>,
+    package: &str,
+) -> Result<Option<LockedWheel>, String> {
+    match sdist {
+        Some(s) if !is_plain_file_name(&s.filename) => Err(format!(
+            "the sdist of {package} is named {:?}, which is not a plain file name",
+            s.filename
+        )),
+        sdist => Ok(sdist),
+    }
+}
+
 /// Where a package's files are to be found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Artifacts {

@@ -440,15 +440,8 @@ fn locked(
             .unwrap_or_default(),
         artifacts: Artifacts::Listed {
             wheels,
-            sdist: match p.sdist.as_ref().and_then(sdist) {
-                Some(s) if !super::is_plain_file_name(&s.filename) => {
-                    return Err(invalid(format!(
-                        "the sdist of {} is named {:?}, which is not a plain file name",
-                        p.name, s.filename
-                    )))
-                }
-                sdist => sdist,
-            },
+            sdist: super::plain_sdist(p.sdist.as_ref().and_then(sdist), &p.name)
+                .map_err(invalid)?,
         },
     }))
 }

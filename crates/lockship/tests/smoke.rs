@@ -161,7 +161,27 @@ fn missing_runtime_and_missing_commands_are_clear_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         stderr.lines().next().unwrap(),
-        "error: no container runtime to run the smoke tests in (tried podman)"
+        "error: podman (--runtime) does not answer: cannot run `podman`: No such file or \
+         directory (os error 2)"
+    );
+    assert!(
+        stderr.contains("hint: start podman (or check that this user may use it), or choose the other runtime with --runtime"),
+        "{stderr}"
+    );
+    // With none asked for, none found.
+    let out = run_err(
+        lockship(&shared_cache())
+            .env("PATH", no_tools.path())
+            .arg("test")
+            .arg(&project.dir)
+            .args(["--base", &env.base]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().next().unwrap(),
+        "error: no container runtime to run the smoke tests in (tried docker: cannot run \
+         `docker`: No such file or directory (os error 2); podman: cannot run `podman`: No such \
+         file or directory (os error 2))"
     );
     assert!(
         stderr.contains("hint: install and start Docker or Podman, or pass --no-test"),

@@ -822,72 +822,54 @@ pub fn jobs_for_layer(
 }
 
 /// The sources of a base's standard library (the `.py` files under `stdlib`, outside its
-/// site-packages and dist-packages) as compile jobs: read from the base's `layers` (blobs,
-/// base first), later layers and whiteouts winning, leaving out those the base has a pyc of
-/// already.
+/// site-packages and dist-packages) as compile jobs: the base's `layers` (blobs, base first)
+/// merged as a container sees them (later layers, whiteouts and links as [`unpack`] resolves
+/// them) into `scratch`, an empty directory, leaving out those the base has a pyc of already.
 pub fn stdlib_jobs(
     layers: &[PathBuf],
     stdlib: &str,
     cache_tag: &str,
+    scratch: &Path,
 ) -> Result<Vec<Job>, BytecodeError> {
     let prefix = format!("{}/", stdlib.trim_matches('/'));
-    let mut sources: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
-    let mut pycs: std::collections::BTreeSet<String> = Default::default();
-    for layer in layers {
-        let failed = |e: &dyn std::fmt::Display| BytecodeError::Source {
-            what: format!("the base layer {}", layer.display()),
-            message: e.to_string(),
-        };
-        let reader = lockship_oci::layer_stream::open(layer).map_err(|e| failed(&e))?;
-        let mut archive = tar::Archive::new(reader);
-        for entry in archive.entries().map_err(|e| failed(&e))? {
-            let mut entry = entry.map_err(|e| failed(&e))?;
-            let raw = entry.path().map_err(|e| failed(&e))?;
-            let path = raw
-                .to_string_lossy()
-                .trim_start_matches("./")
-                .trim_start_matches('/')
-                .to_string();
-            let Some(rel) = path.strip_prefix(&prefix) else {
-                continue;
-            };
-            if rel.starts_with("site-packages/") || rel.starts_with("dist-packages/") {
-                continue;
-            }
-            let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
-            if let Some(gone) = name.strip_prefix(".wh.") {
-                let gone = format!("{dir}/{gone}");
-                let under = format!("{gone}/");
-                sources.retain(|p, _| *p != gone && !p.starts_with(&under));
-                continue;
-            }
-            let is_file = entry.header().entry_type().is_file();
-            if path.ends_with(".pyc") {
-                pycs.insert(path);
-            } else if path.ends_with(".py") {
-                let size = entry.header().size().map_err(|e| failed(&e))?;
-                if !is_file || !gets_pyc(&pyc_path(&path, cache_tag), size) {
-                    sources.remove(&path);
-                    continue;
-                }
-                let mut source = Vec::new();
-                (&mut entry)
-                    .take(size)
-                    .read_to_end(&mut source)
-                    .map_err(|e| failed(&e))?;
-                sources.insert(path, source);
-            }
-        }
-    }
-    Ok(sources
-        .into_iter()
-        .map(|(path, source)| Job {
-            source,
-            image_path: format!("/{path}"),
-            pyc: pyc_path(&path, cache_tag),
+    let select = |path: &str| {
+        path.strip_prefix(&prefix).is_some_and(|rel| {
+            !rel.starts_with("site-packages/")
+                && !rel.starts_with("dist-packages/")
+                && (rel.ends_with(".py") || rel.ends_with(".pyc"))
         })
-        .filter(|job| !pycs.contains(&job.pyc))
-        .collect())
+    };
+    unpack::unpack_selected(layers, scratch, &select)?;
+    let mut jobs = Vec::new();
+    for entry in walkdir::WalkDir::new(scratch.join(&prefix)).sort_by_file_name() {
+        let Ok(entry) = entry else { continue };
+        let Some(rel) = entry
+            .path()
+            .strip_prefix(scratch)
+            .ok()
+            .and_then(|p| p.to_str())
+        else {
+            continue;
+        };
+        if !entry.file_type().is_file() || !rel.ends_with(".py") {
+            continue;
+        }
+        let pyc = pyc_path(rel, cache_tag);
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        if !gets_pyc(&pyc, size) || scratch.join(&pyc).exists() {
+            continue;
+        }
+        let source = std::fs::read(entry.path()).map_err(|e| BytecodeError::Source {
+            what: format!("the base's /{rel}"),
+            message: e.to_string(),
+        })?;
+        jobs.push(Job {
+            source,
+            image_path: format!("/{rel}"),
+            pyc,
+        });
+    }
+    Ok(jobs)
 }
 
 /// Reads the member at `index` of `archive` (opened once per layer), checked.
@@ -949,7 +931,9 @@ mod tests {
             ),
             layer("2", &[("usr/lib/python3.11/.wh.gone.py", "")]),
         ];
-        let jobs = stdlib_jobs(&layers, "usr/lib/python3.11", "cpython-311").unwrap();
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir(&scratch).unwrap();
+        let jobs = stdlib_jobs(&layers, "usr/lib/python3.11", "cpython-311", &scratch).unwrap();
         let got: Vec<(&str, &str)> = jobs
             .iter()
             .map(|j| (j.image_path.as_str(), j.pyc.as_str()))

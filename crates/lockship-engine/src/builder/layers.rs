@@ -110,7 +110,8 @@ pub(super) fn build_layer(
                 Error::Usage("a layer with bytecode was planned without an interpreter".into())
             })?;
             let blobs: Vec<PathBuf> = layers.iter().map(|d| ctx.store.path(d)).collect();
-            let jobs = bytecode::stdlib_jobs(&blobs, stdlib, &compiler.interpreter.cache_tag)?;
+            let tag = &compiler.interpreter.cache_tag;
+            let jobs = bytecode::stdlib_jobs(&blobs, stdlib, tag, &root)?;
             add_pycs(compiler, &jobs, &mut tree)?;
         }
         LayerContent::AppFiles { files } => {

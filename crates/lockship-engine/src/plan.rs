@@ -139,28 +139,6 @@ pub fn plan_layers(
 
     // Layers with bytecode have keys of their own; layers without keep the keys they had.
     let compiled_by = inputs.bytecode.as_deref();
-    if let (Some(interpreter), Some((base_layers, stdlib))) =
-        (compiled_by, inputs.stdlib_bytecode.as_ref())
-    {
-        let mut parts = vec![
-            LAYER_FORMAT,
-            target_json.as_str(),
-            mtime.as_str(),
-            BYTECODE,
-            interpreter,
-            "stdlib",
-            stdlib.as_str(),
-        ];
-        parts.extend(base_layers.iter().map(Digest::as_str));
-        layers.push(PlannedLayer {
-            description: format!("lockship: bytecode of the base's /{stdlib}"),
-            content: LayerContent::StdlibBytecode {
-                layers: base_layers.clone(),
-                stdlib: stdlib.clone(),
-            },
-            key: key(&parts),
-        });
-    }
     let bytecode = compiled_by.is_some();
     let with_bytecode;
     let packages: &[&str] = match compiled_by {
@@ -176,6 +154,18 @@ pub fn plan_layers(
         }
         None => &common,
     };
+    if let (true, Some((base_layers, stdlib))) = (bytecode, inputs.stdlib_bytecode.as_ref()) {
+        let mut parts = [packages, &["stdlib", stdlib.as_str()]].concat();
+        parts.extend(base_layers.iter().map(Digest::as_str));
+        layers.push(PlannedLayer {
+            description: format!("lockship: bytecode of the base's /{stdlib}"),
+            content: LayerContent::StdlibBytecode {
+                layers: base_layers.clone(),
+                stdlib: stdlib.clone(),
+            },
+            key: key(&parts),
+        });
+    }
     layers.extend(dependency_layers(
         wheels,
         packages,

@@ -91,6 +91,11 @@ pub(crate) trait BaseSource: Send + Sync {
         None
     }
 
+    /// Whether [`BaseSource::builder`] gives a builder: asked without making one.
+    fn assembles_builder(&self) -> bool {
+        false
+    }
+
     /// Whether the base's standard library comes without pycs, so that an image with bytecode
     /// gets them in a layer of its own: a base lockship assembles from Debian packages (whose
     /// install-time py3compile it does not run). Images are taken as they are.
@@ -196,6 +201,10 @@ pub(crate) struct DebianBase<'a> {
 
 impl BaseSource for DebianBase<'_> {
     fn stdlib_without_bytecode(&self) -> bool {
+        true
+    }
+
+    fn assembles_builder(&self) -> bool {
         true
     }
 

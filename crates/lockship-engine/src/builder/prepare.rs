@@ -177,13 +177,14 @@ pub(super) async fn prepare(
     let base = source.resolve(store, reporter, session.remote).await?;
     let target = python_target(&project, &base, opts);
     // The interpreter that compiles is part of the bytecode layers' keys: known before the plan.
-    let host_base = if compiles_bytecode(&project, opts) {
+    let bytecode = compiles_bytecode(&project, opts);
+    let host_base = if bytecode {
         super::bytecode::host_variant(session, &target, source).await?
     } else {
         None
     };
-    let compiled_by = compiles_bytecode(&project, opts)
-        .then(|| super::bytecode::identity(host_base.as_ref().unwrap_or(&base)));
+    let compiled_by =
+        bytecode.then(|| super::bytecode::identity(host_base.as_ref().unwrap_or(&base)));
     timer.lap("base");
 
     let env = target.marker_env();
@@ -426,13 +427,18 @@ fn stdlib_dir(interpreter: &str, (major, minor, _): (u8, u8, u8)) -> String {
 /// image, else the builder assembled from a Debian base (its lock and extra packages), else
 /// none (such an app then fails to build).
 fn builder_identity(project: &Project, base: &ResolvedBase, source: &dyn BaseSource) -> String {
-    let config = project.config.builder.clone().unwrap_or_default();
-    match config.image {
-        Some(image) => format!("image {image}"),
-        None if source.builder(&config.packages).is_some() => {
-            format!("assembled from {} with {:?}", base.pinned, config.packages)
-        }
-        None => "none".to_string(),
+    let configured = super::sdists::configured_builder(project);
+    let named = project
+        .config
+        .builder
+        .as_ref()
+        .is_some_and(|b| b.image.is_some());
+    if named {
+        configured
+    } else if source.assembles_builder() {
+        format!("{configured} from {}", base.pinned)
+    } else {
+        "none".to_string()
     }
 }
 

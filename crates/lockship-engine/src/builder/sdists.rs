@@ -302,17 +302,22 @@ fn built_wheel(package: &Unsatisfied, built: Built, key: &str) -> ChosenWheel {
 /// this key for a project that does not.
 fn pure_key(sdist: &LockedWheel, ctx: &BuildContext<'_>) -> Digest {
     let (major, minor, _) = ctx.target.version;
-    let builder = ctx.project.config.builder.clone().unwrap_or_default();
-    let configured = match builder.image {
-        Some(image) => format!("image {image}"),
-        None => format!("assembled with {:?}", builder.packages),
-    };
     Digest::of_parts([
         "lockship-sdist-pure-wheel-v2",
         sdist.sha256.as_str(),
         &format!("{major}.{minor}"),
-        &configured,
+        &configured_builder(ctx.project),
     ])
+}
+
+/// The builder as `project` configures it: `[tool.lockship.builder] image`, else the packages
+/// a Debian base's builder gets beyond its own (for the keys of what a builder makes).
+pub(super) fn configured_builder(project: &Project) -> String {
+    let builder = project.config.builder.clone().unwrap_or_default();
+    match builder.image {
+        Some(image) => format!("image {image}"),
+        None => format!("assembled with {:?}", builder.packages),
+    }
 }
 
 /// The packages of a builder assembled from a Debian base: compilers, the target's Python
@@ -344,8 +349,7 @@ fn missing_builder(ctx: &BuildContext<'_>, first: &Unsatisfied) -> Option<Builde
         .builder
         .as_ref()
         .is_some_and(|b| b.image.is_some());
-    (!configured && ctx.source.builder(&builder_packages(ctx)).is_none())
-        .then(|| no_image(ctx, first))
+    (!configured && !ctx.source.assembles_builder()).then(|| no_image(ctx, first))
 }
 
 fn no_image(ctx: &BuildContext<'_>, first: &Unsatisfied) -> BuilderError {

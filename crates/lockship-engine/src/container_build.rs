@@ -334,25 +334,9 @@ impl ContainerBuild<'_> {
     }
 }
 
-/// A runtime's error output on one line, credentials redacted, without the lines around the
-/// error that say nothing of it (Docker's "Unable to find image … locally" and "Run 'docker
-/// run --help'…", Podman's "Trying to pull …").
+/// A runtime's whole error output on one line (see [`crate::smoke::runtime_message`]).
 fn runtime_message(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            let noise = l.is_empty()
-                || l.starts_with("Unable to find image")
-                || l.starts_with("Trying to pull")
-                || (l.starts_with("Run '") && l.ends_with("for more information"));
-            !noise
-        })
-        .collect();
-    if lines.is_empty() {
-        return "(no output)".into();
-    }
-    lockship_net::url::redact_text(&lines.join(" "))
+    crate::smoke::runtime_message(stderr, usize::MAX).unwrap_or_else(|| "(no output)".into())
 }
 
 /// Whether the host can run `machine` (uname name: aarch64, x86_64) binaries: natively, or

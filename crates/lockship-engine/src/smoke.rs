@@ -88,15 +88,24 @@ impl Detected {
     }
 }
 
-/// The first few non-empty lines of a runtime's error output, on one line.
-fn first_lines(text: &str) -> Option<String> {
-    let lines: Vec<&str> = text
+/// At most `max` lines of a runtime's error output, on one line, credentials redacted,
+/// without the lines around the error that say nothing of it (Docker's "Unable to find image …
+/// locally" and "Run 'docker run --help'…", Podman's "Trying to pull …"); None when nothing is
+/// left.
+pub(crate) fn runtime_message(stderr: &str, max: usize) -> Option<String> {
+    let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(3)
+        .filter(|l| {
+            let noise = l.is_empty()
+                || l.starts_with("Unable to find image")
+                || l.starts_with("Trying to pull")
+                || (l.starts_with("Run '") && l.ends_with("for more information"));
+            !noise
+        })
+        .take(max)
         .collect();
-    (!lines.is_empty()).then(|| lines.join(" "))
+    (!lines.is_empty()).then(|| lockship_net::url::redact_text(&lines.join(" ")))
 }
 
 /// What one smoke command did.
@@ -128,7 +137,7 @@ impl Runtime {
         if out.status.success() {
             return Ok(());
         }
-        Err(first_lines(&String::from_utf8_lossy(&out.stderr))
+        Err(runtime_message(&String::from_utf8_lossy(&out.stderr), 3)
             .unwrap_or_else(|| format!("`{} info` failed ({})", self.program(), out.status)))
     }
 

@@ -238,22 +238,12 @@ fn read_config(path: &Path, text: &str) -> Result<Config, ProjectError> {
     };
     let config: Config = doc.read(table).map_err(&invalid)?.unwrap_or_default();
     if let Some(toml::Value::Table(_)) = &config.base {
-        let base: Vec<&str> = table.iter().copied().chain(["base"]).collect();
-        if let Some(base) = doc.read::<DebianBaseTable>(&base).map_err(&invalid)? {
-            base.check_mirrors(path, &base_table_name(table))?;
+        let at: Vec<&str> = table.iter().copied().chain(["base"]).collect();
+        if let Some(base) = doc.read::<DebianBaseTable>(&at).map_err(&invalid)? {
+            base.check_mirrors(path, &at.join("."))?;
         }
     }
     Ok(config)
-}
-
-/// How messages name the Debian base table of a config read at `table`.
-fn base_table_name(table: &[&str]) -> String {
-    table
-        .iter()
-        .copied()
-        .chain(["base"])
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 impl Project {

@@ -27,6 +27,10 @@ pub enum UnpackError {
     },
     #[error("base layer {path}: the files chosen from it pass 4 GiB")]
     TooLarge { path: PathBuf },
+    /// lockship is being stopped: nothing more is written, so that the stop's clean-up can
+    /// remove the destination without a writer filling it again.
+    #[error("stopped")]
+    Stopped,
 }
 
 /// What one unpack may write in all: an interpreter with its libraries is ~100 MB; a hostile
@@ -194,6 +198,9 @@ impl<'a> Merge<'a> {
         } else if kind.is_file() {
             let written = dest.is_some() && (self.select)(&path);
             if let (true, Some(dest)) = (written, dest) {
+                if lockship_sys::interrupt::stopping().is_some() {
+                    return Err(UnpackError::Stopped);
+                }
                 let out = dest.join(&path);
                 make_parents(dest, &path)?;
                 let werr = |source| UnpackError::Write {

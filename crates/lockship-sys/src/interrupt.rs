@@ -100,13 +100,15 @@ fn undo_all(actions: Vec<Undo>) {
         match action {
             Undo::Path(path) => {
                 // A thread still writing into a directory can add an entry while it is
-                // removed (its writes then fail, the directory being gone): try again.
-                for _ in 0..5 {
+                // removed (writers stop at the next file once they see the stop, and their
+                // writes fail once the directory is gone): try again, for up to a second.
+                for _ in 0..100 {
                     let gone =
                         std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
                     if gone.is_ok() || std::fs::symlink_metadata(&path).is_err() {
                         break;
                     }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
             }
             Undo::Command(argv) => {
